@@ -1,0 +1,25 @@
+"""ember: deep learning that trains and serves neural networks natively on Apache Spark.
+
+Example:
+    >>> import ember
+    >>> from ember.layers import Dense
+    >>> model = ember.Sequential([Dense(2, input_shape=(3,))])
+    >>> model.count_params()
+    8
+"""
+from ember.engine import (
+    Tensor,
+    get_default_dtype,
+    no_grad,
+    set_check_numerics,
+    set_default_dtype,
+    set_seed,
+)
+from ember.layers import Input, Model, Sequential, load_model, losses
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Input", "Model", "Sequential", "Tensor", "get_default_dtype", "load_model", "losses", "no_grad",
+    "set_check_numerics", "set_default_dtype", "set_seed", "__version__",
+]

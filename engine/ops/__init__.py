@@ -1,0 +1,1 @@
+"""Differentiable operations, one file per family; each op is a ``Function`` subclass."""

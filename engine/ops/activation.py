@@ -1,0 +1,109 @@
+"""Activations and (log-)softmax, each with its closed-form gradient."""
+import math
+
+from ember.engine.backend import backend_name, get_array_module
+from ember.engine.tensor import Function
+from ember.kernels import get_kernel
+
+
+class ReLU(Function):
+    def forward(self, x, max_value=None, negative_slope=0.0):
+        xp = get_array_module(x)
+        self.x, self.max_value, self.slope = x, max_value, negative_slope
+        y = xp.where(x > 0, x, x * negative_slope) if negative_slope else xp.maximum(x, 0)
+        if max_value is not None:
+            y = xp.minimum(y, max_value)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        d = xp.where(self.x > 0, 1.0, self.slope).astype(g.dtype)
+        if self.max_value is not None:
+            d = d * (self.x < self.max_value)
+        return g * d
+
+
+class ELU(Function):
+    def forward(self, x, alpha=1.0):
+        xp = get_array_module(x)
+        self.x, self.alpha = x, alpha
+        self.em1 = xp.expm1(xp.minimum(x, 0))
+        return xp.where(x > 0, x, alpha * self.em1).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return g * xp.where(self.x > 0, 1.0, self.alpha * (self.em1 + 1)).astype(g.dtype)
+
+
+class GELU(Function):
+    """Exact GELU: x * Phi(x) (Keras ``approximate=False``, torch default)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        self.cdf = 0.5 * (1.0 + get_kernel("erf", backend_name(xp))(x / math.sqrt(2.0)))
+        return x * self.cdf
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        pdf = xp.exp(-0.5 * self.x * self.x) / math.sqrt(2.0 * math.pi)
+        return g * (self.cdf + self.x * pdf)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        # NOTE: split by sign so exp never overflows.
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y * (1 - self.y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+class Softplus(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        return xp.logaddexp(0, x).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        e = xp.exp(-xp.abs(self.x))
+        sig = xp.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
+        return g * sig.astype(g.dtype, copy=False)
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        self.axis = axis
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        self.y = e / e.sum(axis=axis, keepdims=True)
+        return self.y
+
+    def backward(self, g):
+        return self.y * (g - (g * self.y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        self.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.y
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)

@@ -1,0 +1,93 @@
+"""Shape and indexing: reshape, transpose, indexing, concatenate, stack, pad."""
+from ember.engine.backend import get_array_module
+from ember.engine.tensor import Function
+
+
+class Reshape(Function):
+    def forward(self, a, shape=None):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Transpose(Function):
+    def forward(self, a, axes=None):
+        self.axes = tuple(range(a.ndim))[::-1] if axes is None else tuple(axes)
+        return a.transpose(self.axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, ax in enumerate(self.axes):
+            inverse[ax] = i
+        return g.transpose(inverse)
+
+
+class GetItem(Function):
+    """a[index]; advanced (integer-array) indices scatter-add their gradients."""
+
+    def forward(self, a, index=None):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=self.dtype)
+        if xp.__name__ == "numpy":
+            xp.add.at(out, self.index, g)
+        else:  # cupyx.scatter_add equivalent
+            out.scatter_add(self.index, g)
+        return out
+
+
+class Concatenate(Function):
+    def forward(self, *arrays, axis=0):
+        xp = get_array_module(*arrays)
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        out, start = [], 0
+        for size in self.sizes:
+            idx = [slice(None)] * g.ndim
+            idx[self.axis] = slice(start, start + size)
+            out.append(g[tuple(idx)])
+            start += size
+        return tuple(out)
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        xp = get_array_module(*arrays)
+        self.axis, self.n = axis, len(arrays)
+        return xp.stack(arrays, axis=axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` as for ``numpy.pad``."""
+
+    def forward(self, a, pad_width=None, value=0.0):
+        xp = get_array_module(a)
+        self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, a.shape))
+        return xp.pad(a, pad_width, constant_values=value)
+
+    def backward(self, g):
+        return g[self.slices]
+
+
+class BroadcastTo(Function):
+    def forward(self, a, shape=None):
+        xp = get_array_module(a)
+        self.shape = a.shape
+        return xp.broadcast_to(a, shape).copy()
+
+    def backward(self, g):
+        from ember.engine.ops.elementwise import unbroadcast
+
+        return unbroadcast(g, self.shape)

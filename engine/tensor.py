@@ -1,0 +1,228 @@
+"""``Tensor``: an n-d array with reverse-mode automatic differentiation (define-by-run).
+
+Each operation is a ``Function`` subclass with ``forward`` and ``backward`` side by side; calling
+``Function.apply`` runs ``forward`` on raw arrays and, when a gradient is needed, records the node
+on the result. ``Tensor.backward`` walks the recorded graph once in reverse topological order, so
+gradients through shared subgraphs are summed exactly once per path.
+"""
+import numpy as np
+
+from ember.engine import config
+from ember.engine.backend import get_array_module
+
+
+class Tensor:
+    """An array that can record the operations applied to it and differentiate through them.
+
+    Args:
+        data: array-like; Python numbers and float lists take the default dtype.
+        requires_grad: record operations on this tensor so ``.grad`` gets filled by ``backward``.
+        dtype: optional dtype to cast to.
+
+    Example:
+        >>> import ember
+        >>> x = ember.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad.tolist()
+        [2.0, 4.0, 6.0]
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
+
+    def __init__(self, data, requires_grad=False, dtype=None, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        xp = get_array_module(data)
+        if dtype is not None:
+            data = xp.asarray(data, dtype=dtype)
+        elif isinstance(data, xp.ndarray):
+            pass  # arrays keep their dtype
+        else:
+            data = np.asarray(data)
+            if data.dtype.kind == "f":  # Python floats take the engine's default dtype
+                data = data.astype(config.get_default_dtype())
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        if self.requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require gradients, got dtype {data.dtype}")
+        self._ctx = None
+        self.name = name
+
+    # ---- array-like surface ----
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU when needed)."""
+        return self.data if isinstance(self.data, np.ndarray) else self.data.get()
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """A tensor sharing this data but cut from the graph."""
+        return Tensor(self.data, requires_grad=False)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(np.asarray(self.numpy()), precision=4)}, dtype={self.dtype}{grad})"
+
+    # ---- autograd ----
+    def zero_grad(self):
+        if self.grad is not None:
+            self.grad[...] = 0
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
+
+        Args:
+            grad: the gradient flowing into this tensor; defaults to 1 for a scalar.
+            retain_graph: keep the recorded graph so ``backward`` can be called again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no graph was recorded)")
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): gradient shape {grad.shape} != tensor shape {self.shape}")
+
+        order = _topological_order(self)
+        grads = {id(self): grad}
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            ctx = node._ctx
+            if ctx is None:
+                if node.requires_grad:
+                    if node.grad is None:
+                        node.grad = g.copy() if g is grad else g
+                    else:
+                        node.grad += g  # in place: .grad may be a view into a flat buffer
+                continue
+            parent_grads = ctx.backward(g)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
+            for parent, pg in zip(ctx.parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(
+                        f"{type(ctx).__name__}.backward returned shape {pg.shape} for input {parent.shape}"
+                    )
+                key = id(parent)
+                if key in grads:
+                    grads[key] = grads[key] + pg
+                else:
+                    grads[key] = pg
+            if not retain_graph:
+                node._ctx = None
+
+    # ---- operators (implemented in the op modules, bound at import of ember.engine) ----
+
+
+def _topological_order(root):
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for p in node._ctx.parents:
+                if p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+    return order
+
+
+def as_tensor(x, like=None):
+    """Wrap ``x`` as a Tensor; plain numbers take the dtype of ``like`` when given."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, np.number)) and like.dtype.kind == "f":
+        xp = get_array_module(like.data)
+        return Tensor(xp.asarray(x, dtype=like.dtype))
+    return Tensor(x)
+
+
+class Function:
+    """One differentiable operation: ``forward`` on arrays, ``backward`` from output to input grads.
+
+    Subclasses keep on ``self`` only what ``backward`` needs. ``self.needs_input_grad`` tells which
+    inputs want a gradient, so ``backward`` can skip work (return ``None`` for those).
+    """
+
+    parents = ()
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run the op on Tensors (or numbers); returns the output Tensor."""
+        return cls.apply_with_context(*inputs, **kwargs)[0]
+
+    @classmethod
+    def apply_with_context(cls, *inputs, **kwargs):
+        """Like ``apply``, but also returns the op instance (for values its forward computed)."""
+        tensors = []
+        like = next((t for t in inputs if isinstance(t, Tensor)), None)
+        for t in inputs:
+            tensors.append(as_tensor(t, like=like))
+        ctx = cls()
+        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        track = config.is_grad_enabled() and any(ctx.needs_input_grad)
+        out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if not hasattr(out, "__array_interface__") and not hasattr(out, "__cuda_array_interface__"):
+            out = np.asarray(out)
+        elif isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
+            out = np.asarray(out)
+        result = Tensor.__new__(Tensor)
+        result.data = out
+        result.grad = None
+        result.name = None
+        result.requires_grad = track
+        result._ctx = None
+        if track:
+            ctx.parents = tuple(tensors)
+            result._ctx = ctx
+        return result, ctx

@@ -1,0 +1,10 @@
+"""The arithmetic that must be fast: NumPy reference kernels (the spec) and one registry.
+
+Only this package imports Numba or CuPy, and only guarded, so that ``import ember`` works on a
+machine without them.
+"""
+from ember.kernels.registry import cupy_or_none, get_kernel, register
+
+__all__ = ["cupy_or_none", "get_kernel", "register"]
+
+from ember.kernels import reference  # noqa: E402,F401 - registers the NumPy reference kernels

@@ -1,0 +1,26 @@
+"""Activation functions by Keras name."""
+from ember.engine import functional as F
+
+_ACTIVATIONS = {
+    "relu": F.relu, "relu6": F.relu6, "leaky_relu": F.leaky_relu, "elu": F.elu, "gelu": F.gelu,
+    "sigmoid": F.sigmoid, "tanh": F.tanh, "softmax": F.softmax, "log_softmax": F.log_softmax,
+    "softplus": F.softplus, "linear": F.linear,
+}
+
+
+def get(identifier):
+    """The function for an activation name (``None`` means linear); callables pass through."""
+    if identifier is None:
+        return F.linear
+    if callable(identifier):
+        return identifier
+    if identifier not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {identifier!r}; expected one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[identifier]
+
+
+def serialize(fn):
+    for name, f in _ACTIVATIONS.items():
+        if f is fn:
+            return name
+    raise ValueError(f"cannot serialize activation {fn!r}: use a built-in activation name")

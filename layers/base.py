@@ -1,0 +1,308 @@
+"""The ``Layer`` base class, input specs, and the symbolic tensors of the functional API."""
+import re
+
+import numpy as np
+
+from ember.engine import config
+from ember.engine import functional as F
+from ember.engine.tensor import Tensor
+from ember.layers import initializers
+
+LAYER_CLASSES = {}
+_NAME_COUNTS = {}
+
+
+def _snake(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+
+
+def unique_name(prefix):
+    _NAME_COUNTS[prefix] = _NAME_COUNTS.get(prefix, 0) + 1
+    n = _NAME_COUNTS[prefix]
+    return prefix if n == 1 else f"{prefix}_{n - 1}"
+
+
+def to_tuple(value, n, what):
+    """An int or a sequence of n ints as a tuple of n ints (Keras' conv argument convention)."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise ValueError(f"{what} must be an int or {n} ints, got {value}")
+    return value
+
+
+class InputSpec:
+    """What a layer accepts: exact rank (with batch), minimum rank, fixed sizes on some axes."""
+
+    def __init__(self, ndim=None, min_ndim=None, axes=None):
+        self.ndim, self.min_ndim, self.axes = ndim, min_ndim, dict(axes or {})
+
+    def check(self, layer, shape):
+        where = f"Layer '{layer.name}' ({type(layer).__name__})"
+        if self.ndim is not None and len(shape) != self.ndim:
+            raise ValueError(f"{where} expected input of rank {self.ndim} (batch included), got shape {shape}")
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            raise ValueError(f"{where} expected input of rank >= {self.min_ndim}, got shape {shape}")
+        for axis, size in self.axes.items():
+            if shape[axis] is not None and shape[axis] != size:
+                raise ValueError(f"{where} expected axis {axis} of size {size}, got input shape {shape}")
+
+
+class SymbolicTensor:
+    """A placeholder in the functional API: a shape (batch = None) and the layer call that makes it."""
+
+    def __init__(self, shape, dtype, layer, node_index, tensor_index=0):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.history = (layer, node_index, tensor_index)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape={self.shape} from '{self.history[0].name}'>"
+
+
+class Node:
+    """One call of a layer on symbolic inputs (``inputs`` keeps the call's single/list structure)."""
+
+    def __init__(self, layer, inputs, outputs):
+        self.layer, self.inputs, self.outputs = layer, inputs, outputs
+
+    @property
+    def input_list(self):
+        return list(self.inputs) if isinstance(self.inputs, (list, tuple)) else [self.inputs]
+
+
+def _flatten(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _map_structure(fn, x):
+    return [fn(v) for v in x] if isinstance(x, (list, tuple)) else fn(x)
+
+
+class Layer:
+    """Base class of everything with (possibly zero) weights that maps tensors to tensors.
+
+    Subclasses implement ``build(input_shape)`` (create weights with ``add_weight``), ``call(x)``
+    and ``compute_output_shape``; ``get_config`` returns the constructor arguments. A layer called
+    on a ``SymbolicTensor`` records a graph node (functional API); on a ``Tensor`` it computes.
+
+    Args:
+        name: unique name (default: from the class name).
+        trainable: whether the weights receive updates.
+        input_shape: shape without the batch axis, to build eagerly (first layer of a model).
+    """
+
+    input_spec = None
+    _dtype_kind = "f"  # inputs are cast to the layer's floating dtype
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None,
+                 batch_size=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        object.__setattr__(self, "_sublayers", {})
+        self.name = name or unique_name(_snake(type(self).__name__))
+        self.trainable = trainable
+        self.built = False
+        self.training = True
+        self._weights = []  # (Tensor, trainable, initializer) in creation order
+        self._inbound_nodes = []
+        self.dtype = np.dtype(dtype) if dtype is not None else None
+        if batch_input_shape is not None:
+            self._batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._batch_input_shape = (batch_size,) + tuple(input_shape)
+        else:
+            self._batch_input_shape = None
+
+    def __setattr__(self, key, value):
+        if isinstance(value, Layer):
+            self._sublayers[key] = value
+        object.__setattr__(self, key, value)
+        if key == "trainable" and "_weights" in self.__dict__:
+            for tensor, tr, _ in self._weights:
+                tensor.requires_grad = bool(value and tr)
+            for layer in self.layers:
+                layer.trainable = value
+
+    # ---- weights ----
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
+        """Create, initialise and track a weight; returns its Tensor."""
+        init = initializers.get(initializer)
+        dtype = self.dtype or config.get_default_dtype()
+        tensor = Tensor(init(shape, dtype), requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")
+        self._weights.append((tensor, trainable, init))
+        return tensor
+
+    def reset_parameters(self):
+        """Re-draw every weight from its initializer, in place (views stay valid)."""
+        for tensor, _, init in self._weights:
+            tensor.data[...] = init(tensor.shape, tensor.dtype)
+        for layer in self._sublayers.values():
+            layer.reset_parameters()
+
+    @property
+    def layers(self):
+        return list(self._sublayers.values())
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        own = [t for t, tr, _ in self._weights if tr]
+        return _unique(own + [w for layer in self.layers for w in layer.trainable_weights])
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return _unique([t for t, _, _ in self._weights] + [w for layer in self.layers for w in layer.weights])
+        own = [t for t, tr, _ in self._weights if not tr]
+        return _unique(own + [w for layer in self.layers for w in layer.non_trainable_weights])
+
+    @property
+    def weights(self):
+        """All weights, Keras order: trainable first, then non-trainable."""
+        return _unique(self.trainable_weights + self.non_trainable_weights)
+
+    def get_weights(self):
+        """Copies of the weights as NumPy arrays, in ``weights`` order."""
+        return [np.array(w.numpy(), copy=True) for w in self.weights]
+
+    def set_weights(self, arrays):
+        """Copy ``arrays`` into the weights (shapes must match exactly)."""
+        weights = self.weights
+        if len(arrays) != len(weights):
+            raise ValueError(f"{self.name}.set_weights: expected {len(weights)} arrays, got {len(arrays)}")
+        for w, a in zip(weights, arrays):
+            a = np.asarray(a)
+            if a.shape != w.shape:
+                raise ValueError(f"{self.name}.set_weights: weight '{w.name}' has shape {w.shape}, got {a.shape}")
+            w.data[...] = a
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"Layer '{self.name}' is not built yet: call it on an input or give input_shape")
+        return int(sum(w.size for w in self.weights))
+
+    # ---- training mode ----
+    def train(self, mode=True):
+        """Set training mode (Dropout drops, BatchNormalization uses batch statistics)."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        """Set inference mode."""
+        return self.train(False)
+
+    # ---- building and calling ----
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, training=False):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        """Shape of the output for ``input_shape`` (batch axis None). Default: run a dummy batch."""
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        dummies = [Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=config.get_default_dtype()))
+                   for s in shapes]
+        from ember.engine.config import no_grad
+
+        with no_grad():
+            out = self.call(dummies if isinstance(input_shape, list) else dummies[0], training=False)
+        return _map_structure(lambda t: (None,) + tuple(t.shape[1:]), out)
+
+    def _check_input(self, shapes):
+        if self.input_spec is not None:
+            for s in shapes:
+                self.input_spec.check(self, s)
+
+    def _build_once(self, shapes):
+        if not self.built:
+            self._check_input(shapes)
+            self.build(shapes if len(shapes) > 1 or self._takes_list else shapes[0])
+            self.built = True
+
+    _takes_list = False
+
+    def __call__(self, inputs, training=None, **kwargs):
+        flat = _flatten(inputs)
+        if flat and all(isinstance(x, SymbolicTensor) for x in flat):
+            return self._call_symbolic(inputs, **kwargs)
+        if any(isinstance(x, SymbolicTensor) for x in flat):
+            raise TypeError(f"Layer '{self.name}': cannot mix symbolic and concrete inputs")
+        tensors = [self._prepare(x) for x in flat]
+        self._build_once([tuple(t.shape) for t in tensors])
+        self._check_input([tuple(t.shape) for t in tensors])
+        if config.check_numerics_enabled():
+            for t in tensors:
+                if t.dtype.kind == "f" and not np.all(np.isfinite(t.numpy())):
+                    raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) got NaN or infinite input")
+        x = tensors if isinstance(inputs, (list, tuple)) else tensors[0]
+        mode = self.training if training is None else bool(training)
+        return self.call(x, training=mode, **kwargs)
+
+    def _prepare(self, x):
+        t = x if isinstance(x, Tensor) else Tensor(np.asarray(x) if not hasattr(x, "__cuda_array_interface__") else x)
+        kind = t.dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) expects numeric input, got dtype {t.dtype}")
+        if self._dtype_kind == "f":
+            want = self.dtype or config.get_default_dtype()
+            if t.dtype != want:
+                t = F.cast(t, want)
+        return t
+
+    def _call_symbolic(self, inputs, **kwargs):
+        flat = _flatten(inputs)
+        shapes = [x.shape for x in flat]
+        self._build_once(shapes)
+        self._check_input(shapes)
+        out_shape = self.compute_output_shape(shapes if isinstance(inputs, (list, tuple)) else shapes[0])
+        dtype = self.dtype or config.get_default_dtype()
+        index = len(self._inbound_nodes)
+        if isinstance(out_shape, list):
+            outputs = [SymbolicTensor(s, dtype, self, index, i) for i, s in enumerate(out_shape)]
+        else:
+            outputs = SymbolicTensor(out_shape, dtype, self, index, 0)
+        self._inbound_nodes.append(Node(self, inputs, outputs))
+        return outputs
+
+    # ---- config ----
+    def get_config(self):
+        """Constructor arguments as a JSON-serialisable dict."""
+        cfg = {"name": self.name, "trainable": self.trainable}
+        if self._batch_input_shape is not None:
+            cfg["batch_input_shape"] = list(self._batch_input_shape)
+        if self.dtype is not None:
+            cfg["dtype"] = self.dtype.name
+        return cfg
+
+    @classmethod
+    def from_config(cls, config_dict):
+        return cls(**config_dict)
+
+    def __repr__(self):
+        cfg = self.get_config()
+        cfg.pop("trainable", None)
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+        return f"{type(self).__name__}({args})"
+
+
+def _unique(tensors):
+    seen, out = set(), []
+    for t in tensors:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out

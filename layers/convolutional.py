@@ -1,0 +1,378 @@
+"""Convolution, pooling and padding layers (Keras names; ``channels_last`` by default).
+
+Internally every spatial op runs on NHWC arrays; ``channels_first`` inputs are transposed in and
+out, and 1-D inputs get a unit height.
+"""
+from ember.engine import functional as F
+from ember.layers import activations, initializers
+from ember.layers.base import InputSpec, Layer, to_tuple
+from ember.layers.core import _check_format
+
+
+
+def _check_padding(padding, allowed=("valid", "same")):
+    if padding not in allowed:
+        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
+    return padding
+
+
+def _to_nhwc(x, data_format):
+    return F.transpose(x, (0, 2, 3, 1)) if data_format == "channels_first" else x
+
+
+def _from_nhwc(y, data_format):
+    return F.transpose(y, (0, 3, 1, 2)) if data_format == "channels_first" else y
+
+
+def _spatial(shape, data_format):
+    """(H, W, C) of a 4-D shape in either format."""
+    return (shape[2], shape[3], shape[1]) if data_format == "channels_first" else tuple(shape[1:4])
+
+
+def _pack(n, h, w, c, data_format):
+    return (n, c, h, w) if data_format == "channels_first" else (n, h, w, c)
+
+
+def _pads(size, k, stride, dilation, padding):
+    if padding == "same":
+        return F.same_padding(size, k, stride, dilation)
+    if padding == "causal":
+        return ((k - 1) * dilation, 0)
+    return (0, 0)
+
+
+def _out_len(size, k, stride, dilation, padding):
+    if size is None:
+        return None
+    return F.conv_output_size(size, k, stride, dilation, sum(_pads(size, k, stride, dilation, padding)))
+
+
+class Conv2D(Layer):
+    """2-D convolution: ``filters`` kernels of ``kernel_size`` over (H, W).
+
+    Args:
+        filters: number of output channels.
+        kernel_size, strides, dilation_rate: int or pair.
+        padding: ``"valid"`` or ``"same"`` (output = ceil(input / stride)).
+        groups: split input and output channels into this many independent groups.
+        data_format: ``"channels_last"`` (N, H, W, C) or ``"channels_first"`` (N, C, H, W).
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, filters); kernel (KH, KW, C / groups, filters).
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format="channels_last",
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = to_tuple(kernel_size, 2, "kernel_size")
+        self.strides = to_tuple(strides, 2, "strides")
+        self.padding = _check_padding(padding)
+        self.data_format = _check_format(data_format)
+        self.dilation_rate = to_tuple(dilation_rate, 2, "dilation_rate")
+        self.groups = int(groups)
+        if self.filters % self.groups:
+            raise ValueError(f"{type(self).__name__}: filters ({filters}) must be divisible by groups ({groups})")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        c = _spatial(input_shape, self.data_format)[2]
+        if c % self.groups:
+            raise ValueError(f"Layer '{self.name}': input channels ({c}) must be divisible by groups ({self.groups})")
+        self.kernel = self.add_weight("kernel", self.kernel_size + (c // self.groups, self.filters),
+                                      self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        axis = 1 if self.data_format == "channels_first" else -1
+        self.input_spec = InputSpec(ndim=4, axes={axis: c})
+
+    def _conv(self, x, kernel, groups):
+        h, w, _ = x.shape[1:]
+        pads = tuple(_pads(s, k, st, d, self.padding) for s, k, st, d in
+                     zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
+        return F.conv2d(x, kernel, self.strides, self.dilation_rate, pads, groups)
+
+    def call(self, x, training=False):
+        y = self._conv(_to_nhwc(x, self.data_format), self.kernel, self.groups)
+        if self.bias is not None:
+            y = y + self.bias
+        return _from_nhwc(self.activation(y), self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        h, w, _ = _spatial(input_shape, self.data_format)
+        ho, wo = (_out_len(s, k, st, d, self.padding) for s, k, st, d in
+                  zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
+        return _pack(input_shape[0], ho, wo, self.filters, self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Conv1D(Layer):
+    """1-D convolution over (steps, channels); padding ``valid``, ``same`` or ``causal``.
+
+    Shape: (N, L, C) -> (N, Lo, filters); kernel (K, C / groups, filters).
+    """
+
+    input_spec = InputSpec(ndim=3)
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format="channels_last",
+                 dilation_rate=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = to_tuple(kernel_size, 1, "kernel_size")[0]
+        self.strides = to_tuple(strides, 1, "strides")[0]
+        self.padding = _check_padding(padding, ("valid", "same", "causal"))
+        self.data_format = _check_format(data_format)
+        self.dilation_rate = to_tuple(dilation_rate, 1, "dilation_rate")[0]
+        self.groups = int(groups)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        c = input_shape[1] if self.data_format == "channels_first" else input_shape[-1]
+        if c % self.groups or self.filters % self.groups:
+            raise ValueError(f"Layer '{self.name}': channels ({c}) and filters ({self.filters}) "
+                             f"must be divisible by groups ({self.groups})")
+        self.kernel = self.add_weight("kernel", (self.kernel_size, c // self.groups, self.filters),
+                                      self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        self.input_spec = InputSpec(ndim=3, axes={1 if self.data_format == "channels_first" else -1: c})
+
+    def call(self, x, training=False):
+        if self.data_format == "channels_first":
+            x = F.transpose(x, (0, 2, 1))
+        n, length, c = x.shape
+        pads = ((0, 0), _pads(length, self.kernel_size, self.strides, self.dilation_rate, self.padding))
+        kernel = F.reshape(self.kernel, (1,) + self.kernel.shape)
+        y = F.conv2d(F.reshape(x, (n, 1, length, c)), kernel, (1, self.strides), (1, self.dilation_rate),
+                     pads, self.groups)
+        y = F.reshape(y, (n, y.shape[2], self.filters))
+        if self.bias is not None:
+            y = y + self.bias
+        y = self.activation(y)
+        return F.transpose(y, (0, 2, 1)) if self.data_format == "channels_first" else y
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[2] if self.data_format == "channels_first" else input_shape[1]
+        lo = _out_len(length, self.kernel_size, self.strides, self.dilation_rate, self.padding)
+        return (input_shape[0], self.filters, lo) if self.data_format == "channels_first" else (
+            input_shape[0], lo, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": self.dilation_rate, "groups": self.groups,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class DepthwiseConv2D(Conv2D):
+    """Depthwise 2-D convolution: each input channel gets ``depth_multiplier`` kernels of its own.
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, C * depth_multiplier); kernel (KH, KW, C, depth_multiplier).
+    """
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+                 data_format="channels_last", dilation_rate=(1, 1), activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(1, kernel_size, strides, padding, data_format, dilation_rate, 1, activation, use_bias,
+                         depthwise_initializer, bias_initializer, **kwargs)
+        self.depth_multiplier = int(depth_multiplier)
+
+    def build(self, input_shape):
+        c = _spatial(input_shape, self.data_format)[2]
+        self.filters = c * self.depth_multiplier
+        self.depthwise_kernel = self.add_weight("depthwise_kernel", self.kernel_size + (c, self.depth_multiplier),
+                                                self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        axis = 1 if self.data_format == "channels_first" else -1
+        self.input_spec = InputSpec(ndim=4, axes={axis: c})
+
+    def call(self, x, training=False):
+        c = self.depthwise_kernel.shape[2]
+        kernel = F.reshape(self.depthwise_kernel, self.kernel_size + (1, c * self.depth_multiplier))
+        y = self._conv(_to_nhwc(x, self.data_format), kernel, c)
+        if self.bias is not None:
+            y = y + self.bias
+        return _from_nhwc(self.activation(y), self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        c = _spatial(input_shape, self.data_format)[2]
+        self.filters = c * self.depth_multiplier
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        for key in ("filters", "groups"):
+            cfg.pop(key)
+        cfg["depthwise_initializer"] = cfg.pop("kernel_initializer")
+        return {**cfg, "depth_multiplier": self.depth_multiplier}
+
+
+class Conv2DTranspose(Conv2D):
+    """Transposed 2-D convolution (the adjoint of Conv2D), e.g. for upsampling decoders.
+
+    Output size per axis: ``same``: in * stride; ``valid``: in * stride + max(k - stride, 0);
+    with ``output_padding``: (in - 1) * stride + k - 2 * pad + output_padding (Keras' rule).
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, filters); kernel (KH, KW, filters, C).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format="channels_last", dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, 1, activation,
+                         use_bias, kernel_initializer, bias_initializer, **kwargs)
+        self.output_padding = None if output_padding is None else to_tuple(output_padding, 2, "output_padding")
+
+    def build(self, input_shape):
+        c = _spatial(input_shape, self.data_format)[2]
+        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, c), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        self.input_spec = InputSpec(ndim=4, axes={1 if self.data_format == "channels_first" else -1: c})
+
+    def _out_len(self, size, i):
+        if size is None:
+            return None
+        k = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
+        s = self.strides[i]
+        if self.output_padding is None:
+            return size * s if self.padding == "same" else size * s + max(k - s, 0)
+        pad = k // 2 if self.padding == "same" else 0
+        return (size - 1) * s + k - 2 * pad + self.output_padding[i]
+
+    def call(self, x, training=False):
+        x = _to_nhwc(x, self.data_format)
+        out_hw = tuple(self._out_len(x.shape[1 + i], i) for i in range(2))
+        pads = tuple(_pads(out_hw[i], self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding)
+                     for i in range(2))
+        y = F.conv2d_transpose(x, self.kernel, out_hw, self.strides, self.dilation_rate, pads)
+        if self.bias is not None:
+            y = y + self.bias
+        return _from_nhwc(self.activation(y), self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        h, w, _ = _spatial(input_shape, self.data_format)
+        return _pack(input_shape[0], self._out_len(h, 0), self._out_len(w, 1), self.filters, self.data_format)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.pop("groups")
+        return {**cfg, "output_padding": list(self.output_padding) if self.output_padding else None}
+
+
+class _Pooling2D(Layer):
+    input_spec = InputSpec(ndim=4)
+    _op = None
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = to_tuple(pool_size, 2, "pool_size")
+        self.strides = self.pool_size if strides is None else to_tuple(strides, 2, "strides")
+        self.padding = _check_padding(padding)
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        x = _to_nhwc(x, self.data_format)
+        pads = tuple(_pads(s, k, st, 1, self.padding) for s, k, st in zip(x.shape[1:3], self.pool_size, self.strides))
+        return _from_nhwc(type(self)._op(x, self.pool_size, self.strides, pads), self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _spatial(input_shape, self.data_format)
+        ho, wo = (_out_len(s, k, st, 1, self.padding) for s, k, st in zip((h, w), self.pool_size, self.strides))
+        return _pack(input_shape[0], ho, wo, c, self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max over ``pool_size`` windows (padding ``same`` pads with -inf)."""
+
+    _op = staticmethod(F.max_pool2d)
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over ``pool_size`` windows; with ``same`` padding only real elements are averaged."""
+
+    _op = staticmethod(F.avg_pool2d)
+
+
+class _GlobalPooling2D(Layer):
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, data_format="channels_last", keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _check_format(data_format)
+        self.keepdims = bool(keepdims)
+
+    def _axes(self):
+        return (2, 3) if self.data_format == "channels_first" else (1, 2)
+
+    def compute_output_shape(self, input_shape):
+        _, _, c = _spatial(input_shape, self.data_format)
+        if self.keepdims:
+            return _pack(input_shape[0], 1, 1, c, self.data_format)
+        return (input_shape[0], c)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over H and W: (N, H, W, C) -> (N, C)."""
+
+    def call(self, x, training=False):
+        return F.mean(x, axis=self._axes(), keepdims=self.keepdims)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Max over H and W: (N, H, W, C) -> (N, C)."""
+
+    def call(self, x, training=False):
+        return F.max(x, axis=self._axes(), keepdims=self.keepdims)
+
+
+class ZeroPadding2D(Layer):
+    """Pads H and W with zeros: ``padding`` int, (h, w), or ((top, bottom), (left, right))."""
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, padding=(1, 1), data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, int) for p in padding):
+            padding = ((padding[0], padding[0]), (padding[1], padding[1]))
+        self.padding = tuple(to_tuple(p, 2, "padding") for p in padding)
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        (t, b), (le, r) = self.padding
+        if self.data_format == "channels_first":
+            return F.pad(x, ((0, 0), (0, 0), (t, b), (le, r)))
+        return F.pad(x, ((0, 0), (t, b), (le, r), (0, 0)))
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _spatial(input_shape, self.data_format)
+        (t, b), (le, r) = self.padding
+        return _pack(input_shape[0], None if h is None else h + t + b, None if w is None else w + le + r, c,
+                     self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}

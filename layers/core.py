@@ -1,0 +1,254 @@
+"""Core layers: Input, Dense, Activation, Dropout, Flatten, Reshape, Permute, Lambda."""
+import math
+
+from ember.engine import config
+from ember.engine import functional as F
+from ember.layers import activations, initializers
+from ember.layers.base import InputSpec, Layer, SymbolicTensor
+
+
+class InputLayer(Layer):
+    """The source of a functional graph; ``Input(...)`` returns its symbolic output."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_input_shape=None, **kwargs):
+        if batch_input_shape is None:
+            if shape is None:
+                raise ValueError("Input: give shape (without the batch axis), e.g. Input(shape=(28, 28, 1))")
+            batch_input_shape = (batch_size,) + tuple(shape)
+        super().__init__(name=name, batch_input_shape=batch_input_shape, dtype=dtype, **kwargs)
+        self.built = True
+        dt = self.dtype or config.get_default_dtype()
+        out = SymbolicTensor(self._batch_input_shape, dt, self, 0, 0)
+        from ember.layers.base import Node
+
+        self._inbound_nodes.append(Node(self, [], out))
+        self.output = out
+
+    def call(self, inputs, training=False):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None):  # noqa: N802 - Keras' name
+    """A symbolic input for the functional API.
+
+    Example:
+        >>> from ember.layers import Input, Dense, Model
+        >>> inp = Input(shape=(4,))
+        >>> model = Model(inp, Dense(2)(inp))
+        >>> model.count_params()
+        10
+    """
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias) on the last axis.
+
+    Args:
+        units: output size.
+        activation: name or function (default linear).
+        use_bias: add a bias.
+
+    Shape: (batch, ..., in) -> (batch, ..., units)
+    """
+
+    input_spec = InputSpec(min_ndim=2)
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if int(units) <= 0:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        in_dim = input_shape[-1]
+        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
+
+    def call(self, x, training=False):
+        y = F.matmul(x, self.kernel)
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Activation(Layer):
+    """Applies an activation by name: relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softmax, ..."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, x, training=False):
+        return self.activation(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of inputs in training and scales the rest by 1/(1-rate)."""
+
+    def __init__(self, rate, noise_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        shape = x.shape if self.noise_shape is None else tuple(
+            s if n is None else n for s, n in zip(x.shape, self.noise_shape))
+        keep = config.rng().random(shape) >= self.rate
+        mask = keep.astype(x.dtype) / (1.0 - self.rate)
+        return x * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate,
+                "noise_shape": list(self.noise_shape) if self.noise_shape else None}
+
+
+class Flatten(Layer):
+    """(batch, ...) -> (batch, prod(...)); ``channels_first`` input is flattened in channels-last order."""
+
+    input_spec = InputSpec(min_ndim=1)
+
+    def __init__(self, data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        if self.data_format == "channels_first" and x.ndim > 2:
+            x = F.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
+        return F.reshape(x, (x.shape[0], -1))
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class Reshape(Layer):
+    """Reshape everything but the batch axis to ``target_shape`` (one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(s) for s in target_shape)
+
+    def _resolve(self, shape):
+        size = math.prod(shape[1:])
+        target = list(self.target_shape)
+        known = math.prod(s for s in target if s != -1)
+        if target.count(-1) > 1:
+            raise ValueError(f"Layer '{self.name}' (Reshape): at most one -1 in target_shape {self.target_shape}")
+        if -1 in target:
+            if size % known:
+                raise ValueError(f"Layer '{self.name}' (Reshape): cannot reshape input {shape} to {self.target_shape}")
+            target[target.index(-1)] = size // known
+        elif known != size:
+            raise ValueError(f"Layer '{self.name}' (Reshape): input {shape} has {size} values per sample, "
+                             f"target_shape {self.target_shape} needs {known}")
+        return tuple(target)
+
+    def call(self, x, training=False):
+        return F.reshape(x, (x.shape[0],) + self._resolve(x.shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._resolve(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Permute(Layer):
+    """Permute the non-batch axes; ``dims`` is 1-based as in Keras, e.g. (2, 1)."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = tuple(int(d) for d in dims)
+        if sorted(self.dims) != list(range(1, len(self.dims) + 1)):
+            raise ValueError(f"Permute: dims must be a permutation of 1..{len(self.dims)}, got {self.dims}")
+        self.input_spec = InputSpec(ndim=len(self.dims) + 1)
+
+    def call(self, x, training=False):
+        return F.transpose(x, (0,) + self.dims)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
+
+
+class Lambda(Layer):
+    """Wraps a Python function of Tensors (``ember.engine.functional`` ops or Tensor methods).
+
+    Custom layers are plain Python: the function is differentiated through automatically.
+    To save a model with a Lambda, the function must be importable by name, and
+    ``load_model(..., custom_objects={name: fn})`` must be given it (no code is unpickled).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Lambda
+        >>> Lambda(lambda t: t * 2)(np.ones((1, 2))).numpy().tolist()
+        [[2.0, 2.0]]
+    """
+
+    def __init__(self, function, output_shape=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda: function must be callable, got {function!r}")
+        self.function = function
+        self.output_shape = tuple(output_shape) if output_shape is not None else None
+        self.arguments = dict(arguments or {})
+
+    def call(self, x, training=False):
+        return self.function(x, **self.arguments)
+
+    def compute_output_shape(self, input_shape):
+        if self.output_shape is not None:
+            return (None,) + self.output_shape
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self):
+        name = getattr(self.function, "__name__", None)
+        if name is None or name == "<lambda>":
+            raise ValueError(f"Layer '{self.name}' (Lambda): an anonymous lambda cannot be saved; "
+                             "use a named function and pass it to load_model(custom_objects=...)")
+        return {**super().get_config(), "function": name,
+                "output_shape": list(self.output_shape) if self.output_shape else None,
+                "arguments": self.arguments}
+
+
+def _check_format(data_format):
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+    return data_format

@@ -1,0 +1,42 @@
+"""Embedding: integer ids -> dense vectors."""
+import numpy as np
+
+from ember.engine import functional as F
+from ember.layers import initializers
+from ember.layers.base import Layer
+
+
+class Embedding(Layer):
+    """Looks up row ``i`` of an (input_dim, output_dim) table for every id ``i`` in the input.
+
+    Shape: (batch, ...) integer ids in [0, input_dim) -> (batch, ..., output_dim).
+    """
+
+    _dtype_kind = "i"
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+
+    def call(self, x, training=False):
+        ids = x.data
+        if ids.dtype.kind == "f":
+            if not np.all(np.asarray(ids == np.floor(ids))):
+                raise TypeError(f"Layer '{self.name}' (Embedding) expects integer ids, got non-integral floats")
+            ids = ids.astype(np.int64)
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
+            raise ValueError(f"Layer '{self.name}' (Embedding) expects ids in [0, {self.input_dim}), "
+                             f"got values in [{int(ids.min())}, {int(ids.max())}]")
+        return F.getitem(self.embeddings, ids)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer)}

@@ -1,0 +1,163 @@
+"""BatchNormalization, LayerNormalization and LocalResponseNormalization."""
+from ember.engine import functional as F
+from ember.engine.tensor import Tensor
+from ember.engine.ops.normalization import BatchNormTrain
+from ember.layers import initializers
+from ember.layers.base import InputSpec, Layer
+
+
+class BatchNormalization(Layer):
+    """Normalises each channel by the batch's statistics in training, by running ones in inference.
+
+    running = momentum * running + (1 - momentum) * batch (biased batch variance, as Keras).
+
+    Args:
+        axis: the channel axis (-1 for channels_last, 1 for channels_first).
+        momentum, epsilon: as in Keras (0.99, 1e-3).
+        center, scale: learn beta / gamma.
+    """
+
+    input_spec = InputSpec(min_ndim=2)
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.center, self.scale = center, scale
+        self.inits = {k: initializers.get(v) for k, v in (
+            ("beta_initializer", beta_initializer), ("gamma_initializer", gamma_initializer),
+            ("moving_mean_initializer", moving_mean_initializer),
+            ("moving_variance_initializer", moving_variance_initializer))}
+
+    def build(self, input_shape):
+        axis = self.axis % len(input_shape)
+        c = input_shape[axis]
+        self.gamma = self.add_weight("gamma", (c,), self.inits["gamma_initializer"]) if self.scale else None
+        self.beta = self.add_weight("beta", (c,), self.inits["beta_initializer"]) if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", (c,), self.inits["moving_mean_initializer"], False)
+        self.moving_variance = self.add_weight("moving_variance", (c,), self.inits["moving_variance_initializer"],
+                                               False)
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: c})
+
+    def call(self, x, training=False):
+        axis = self.axis % x.ndim
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        gamma = F.reshape(self.gamma, shape) if self.gamma is not None else Tensor(_ones(x, shape))
+        beta = F.reshape(self.beta, shape) if self.beta is not None else Tensor(_zeros(x, shape))
+        if training:
+            axes = tuple(i for i in range(x.ndim) if i != axis)
+            y, op = BatchNormTrain.apply_with_context(x, gamma, beta, axes=axes, eps=self.epsilon)
+            m = self.momentum
+            self.moving_mean.data[...] = m * self.moving_mean.data + (1 - m) * op.mean.reshape(-1)
+            self.moving_variance.data[...] = m * self.moving_variance.data + (1 - m) * op.var.reshape(-1)
+            return y
+        mean = F.reshape(self.moving_mean.detach(), shape)
+        inv = 1.0 / (self.moving_variance.data.reshape(shape) + self.epsilon) ** 0.5
+        return (x - mean) * Tensor(inv) * gamma + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                **{k: initializers.serialize(v) for k, v in self.inits.items()}}
+
+
+def _ones(x, shape):
+    return _full(x, shape, 1)
+
+
+def _zeros(x, shape):
+    return _full(x, shape, 0)
+
+
+def _full(x, shape, value):
+    from ember.engine.backend import get_array_module
+
+    return get_array_module(x.data).full(shape, value, dtype=x.dtype)
+
+
+class LayerNormalization(Layer):
+    """Normalises each sample over ``axis`` (default the last), then scales and shifts."""
+
+    input_spec = InputSpec(min_ndim=2)
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        self.axis = tuple(axis) if isinstance(axis, (list, tuple)) else (int(axis),)
+        self.epsilon, self.center, self.scale = float(epsilon), center, scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        axes = sorted(a % ndim for a in self.axis)
+        shape = tuple(input_shape[a] for a in axes)
+        self.gamma = self.add_weight("gamma", shape, self.gamma_initializer) if self.scale else None
+        self.beta = self.add_weight("beta", shape, self.beta_initializer) if self.center else None
+        self.input_spec = InputSpec(ndim=ndim, axes={a: input_shape[a] for a in axes})
+
+    def call(self, x, training=False):
+        axes = tuple(sorted(a % x.ndim for a in self.axis))
+        mean = F.mean(x, axis=axes, keepdims=True)
+        centered = x - mean
+        var = F.mean(centered * centered, axis=axes, keepdims=True)
+        y = centered / F.sqrt(var + self.epsilon)
+        shape = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, shape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, shape)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "axis": list(self.axis), "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer)}
+
+
+class LocalResponseNormalization(Layer):
+    """Cross-channel LRN (AlexNet / Inception-v1; Caffe and torch ``LocalResponseNorm`` convention).
+
+    y_c = x_c / (k + alpha / size * sum_{c' in window(c)} x_{c'}^2) ** beta, window of ``size``
+    channels centred on c (zero beyond the edges).
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+        from ember.layers.core import _check_format
+
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        axis = 1 if self.data_format == "channels_first" else 3
+        c = x.shape[axis]
+        sq = x * x
+        before, after = (self.size - 1) // 2, self.size // 2
+        widths = [(0, 0)] * 4
+        widths[axis] = (before, after)
+        padded = F.pad(sq, widths)
+        total = None
+        for i in range(self.size):
+            index = [slice(None)] * 4
+            index[axis] = slice(i, i + c)
+            part = padded[tuple(index)]
+            total = part if total is None else total + part
+        return x / (total * (self.alpha / self.size) + self.k) ** self.beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k,
+                "data_format": self.data_format}

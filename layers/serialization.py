@@ -1,0 +1,134 @@
+"""Saving and loading models: JSON architecture + NumPy weights in one zip file, no pickle.
+
+File layout (a zip archive, conventionally ``*.ember``):
+    ``model.json``  {"format": "ember-model", "format_version": 1, "ember_version": ...,
+                    "model": {"class_name": ..., "config": ...}, "weights": [weight names, in order]}
+    ``weights.npz`` arrays ``w0000``, ``w0001``, ... in ``model.weights`` order (Keras order).
+Writing goes to a temporary file in the same folder, then an atomic rename.
+"""
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ember.layers.base import LAYER_CLASSES
+
+FORMAT, FORMAT_VERSION = "ember-model", 1
+
+
+def serialize_layer(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize_layer(spec, custom_objects=None):
+    """Rebuild a layer from ``{"class_name", "config"}``; only known (or given) classes are allowed."""
+    custom_objects = custom_objects or {}
+    name, config = spec["class_name"], dict(spec["config"])
+    cls = custom_objects.get(name) or LAYER_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown layer class {name!r}: pass it in custom_objects={{'{name}': cls}}")
+    if name == "Lambda":
+        fn_name = config["function"]
+        if fn_name not in custom_objects:
+            raise ValueError(f"Lambda layer '{config.get('name')}' uses function {fn_name!r}: pass it as "
+                             f"load_model(..., custom_objects={{'{fn_name}': fn}})")
+        config["function"] = custom_objects[fn_name]
+    from ember.layers.containers import Model
+
+    if issubclass(cls, Model):
+        return cls.from_config(config, custom_objects)
+    return cls.from_config(config)
+
+
+def graph_config(model):
+    """Config of a functional Model: its layers and its nodes in topological order."""
+    layer_specs, node_specs, node_count, keys = [], [], {}, {}
+    for sym in model.inputs:
+        layer = sym.history[0]
+        layer_specs.append(serialize_layer(layer))
+        keys[id(sym)] = [layer.name, 0, 0]
+    listed = {id(sym.history[0]) for sym in model.inputs}
+    for node in model._nodes:
+        layer = node.layer
+        if id(layer) not in listed:
+            listed.add(id(layer))
+            layer_specs.append(serialize_layer(layer))
+        k = node_count.get(layer.name, 0)
+        node_count[layer.name] = k + 1
+        for i, sym in enumerate(node.outputs if isinstance(node.outputs, list) else [node.outputs]):
+            keys[id(sym)] = [layer.name, k, i]
+        inputs = [keys[id(s)] for s in node.input_list]
+        node_specs.append({"layer": layer.name, "inputs": inputs, "is_list": isinstance(node.inputs, (list, tuple))})
+    return {"name": model.name, "layers": layer_specs, "nodes": node_specs,
+            "input_layers": [keys[id(s)] for s in model.inputs], "output_layers": [keys[id(s)] for s in model.outputs],
+            "inputs_are_list": model._inputs_are_list, "outputs_are_list": model._outputs_are_list}
+
+
+def graph_from_config(config, custom_objects=None):
+    layers = {}
+    for spec in config["layers"]:
+        layer = deserialize_layer(spec, custom_objects)
+        layers[layer.name] = layer
+    tensors, node_count = {}, {}
+    for name, layer in layers.items():
+        if type(layer).__name__ == "InputLayer":
+            tensors[(name, 0, 0)] = layer.output
+    for node in config["nodes"]:
+        args = [tensors[tuple(key)] for key in node["inputs"]]
+        out = layers[node["layer"]](args if node["is_list"] else args[0])
+        k = node_count.get(node["layer"], 0)
+        node_count[node["layer"]] = k + 1
+        for i, sym in enumerate(out if isinstance(out, list) else [out]):
+            tensors[(node["layer"], k, i)] = sym
+    inputs = [tensors[tuple(k)] for k in config["input_layers"]]
+    outputs = [tensors[tuple(k)] for k in config["output_layers"]]
+    return (inputs if config["inputs_are_list"] else inputs[0],
+            outputs if config["outputs_are_list"] else outputs[0], config["name"])
+
+
+def save_model(model, path):
+    """Write ``model`` (architecture + weights) to ``path`` atomically."""
+    from ember import __version__
+
+    model._require_built()
+    weights = model.weights
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "ember_version": __version__,
+            "model": serialize_layer(model), "weights": [w.name for w in weights]}
+    arrays = io.BytesIO()
+    np.savez(arrays, **{f"w{i:04d}": np.asarray(w.numpy()) for i, w in enumerate(weights)})
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ember-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("model.json", json.dumps(meta, indent=1))
+            zf.writestr("weights.npz", arrays.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_model(path, custom_objects=None):
+    """Load a model written by ``Model.save``; ``custom_objects`` maps names to your layers/functions."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"load_model: {path!r} is not an ember model file ({e})") from e
+    with zf:
+        names = set(zf.namelist())
+        if not {"model.json", "weights.npz"} <= names:
+            raise ValueError(f"load_model: {path!r} lacks model.json/weights.npz; not an ember model file")
+        meta = json.loads(zf.read("model.json"))
+        if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"load_model: {path!r} has format {meta.get('format')!r} version "
+                             f"{meta.get('format_version')!r}; this ember reads {FORMAT!r} <= {FORMAT_VERSION}")
+        with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
+            arrays = [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
+    model = deserialize_layer(meta["model"], custom_objects)
+    model.set_weights(arrays)
+    return model
