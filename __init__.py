@@ -17,7 +17,7 @@ from ember.engine import (
 )
 from ember.layers import Input, Model, Sequential, load_model, losses
 
-__version__ = "0.1.0"
+from ember._version import __version__  # noqa: E402
 
 __all__ = [
     "Input", "Model", "Sequential", "Tensor", "get_default_dtype", "load_model", "losses", "no_grad",

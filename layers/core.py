@@ -239,11 +239,7 @@ class Lambda(Layer):
         return super().compute_output_shape(input_shape)
 
     def get_config(self):
-        name = getattr(self.function, "__name__", None)
-        if name is None or name == "<lambda>":
-            raise ValueError(f"Layer '{self.name}' (Lambda): an anonymous lambda cannot be saved; "
-                             "use a named function and pass it to load_model(custom_objects=...)")
-        return {**super().get_config(), "function": name,
+        return {**super().get_config(), "function": getattr(self.function, "__name__", repr(self.function)),
                 "output_shape": list(self.output_shape) if self.output_shape else None,
                 "arguments": self.arguments}
 

@@ -20,7 +20,11 @@ FORMAT, FORMAT_VERSION = "ember-model", 1
 
 
 def serialize_layer(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    config = layer.get_config()
+    if type(layer).__name__ == "Lambda" and not config["function"].isidentifier():
+        raise ValueError(f"Layer '{layer.name}' (Lambda): an anonymous function cannot be saved; use a named "
+                         "function and pass it to load_model(custom_objects={name: fn})")
+    return {"class_name": type(layer).__name__, "config": config}
 
 
 def deserialize_layer(spec, custom_objects=None):
@@ -91,7 +95,7 @@ def graph_from_config(config, custom_objects=None):
 
 def save_model(model, path):
     """Write ``model`` (architecture + weights) to ``path`` atomically."""
-    from ember import __version__
+    from ember._version import __version__
 
     model._require_built()
     weights = model.weights

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+from layer_testing import numeric_gradient, relative_error
+
+import ember
+from ember.engine import Tensor, no_grad
+from ember.engine import functional as F
+
+
+def check_op(fn, *shapes, positive=False, seed=0):
+    """Gradient of sum(fn(*xs) * r) for every input against central differences (float64)."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.uniform(0.5, 2.0, s) if positive else rng.standard_normal(s) for s in shapes]
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    r = rng.standard_normal(out.shape)
+    (out * Tensor(r)).sum().backward()
+    for t, a in zip(tensors, arrays):
+        num = numeric_gradient(lambda: float((fn(*[Tensor(b) for b in arrays]).numpy() * r).sum()), a)
+        assert relative_error(t.grad, num) < 1e-6
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda a, b: a + b, [(3, 4), (4,)]),
+    (lambda a, b: a - b, [(3, 1), (1, 4)]),
+    (lambda a, b: a * b, [(2, 3, 4), (3, 1)]),
+    (lambda a, b: a / b, [(3, 4), (3, 4)]),
+    (lambda a, b: a @ b, [(3, 4), (4, 5)]),
+    (lambda a, b: a @ b, [(2, 3, 4), (4, 5)]),
+    (lambda a, b: a @ b, [(4,), (4, 5)]),
+    (lambda a, b: a @ b, [(3, 4), (4,)]),
+    (lambda a, b: F.maximum(a, b), [(3, 4), (3, 4)]),
+    (lambda a, b: F.concatenate([a, b], axis=1), [(2, 3), (2, 5)]),
+    (lambda a, b: F.stack([a, b], axis=1), [(2, 3), (2, 3)]),
+])
+def test_binary_op_gradients(float64, fn, shapes):
+    check_op(fn, *shapes)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a: a.exp(), lambda a: a.sum(axis=1), lambda a: a.mean(axis=(0, 2), keepdims=True),
+    lambda a: a.max(axis=-1), lambda a: a.min(axis=0), lambda a: a.reshape(6, 4), lambda a: a.transpose(2, 0, 1),
+    lambda a: a[1:, ::2], lambda a: a[np.array([0, 1, 0])], lambda a: -a, lambda a: a ** 3, lambda a: a.tanh(),
+    lambda a: a.sigmoid(), lambda a: F.softmax(a, axis=1), lambda a: F.log_softmax(a), lambda a: F.gelu(a),
+    lambda a: F.elu(a), lambda a: F.leaky_relu(a), lambda a: F.softplus(a), lambda a: F.pad(a, ((1, 0), (0, 2), (1, 1))),
+    lambda a: F.var(a, axis=1), lambda a: F.abs(a), lambda a: F.broadcast_to(a[:, :1], (2, 3, 4)),
+])
+def test_unary_op_gradients(float64, fn):
+    check_op(fn, (2, 3, 4))
+
+
+@pytest.mark.parametrize("fn", [lambda a: a.log(), lambda a: a.sqrt(), lambda a: a ** 0.5])
+def test_positive_domain_gradients(float64, fn):
+    check_op(fn, (3, 4), positive=True)
+
+
+def test_shared_subgraph_gradients_accumulate():
+    x = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    y = x * x          # used twice below
+    z = (y + y * x).sum()   # d/dx (x^2 + x^3) = 2x + 3x^2
+    z.backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 3 * x.data ** 2)
+
+
+def test_leaf_grad_accumulates_across_backward_calls():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0, 6.0])
+
+
+def test_no_grad_records_nothing():
+    x = Tensor([1.0], requires_grad=True)
+    with no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.is_leaf
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+
+
+def test_backward_needs_scalar_or_gradient():
+    x = Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="scalar"):
+        (x * 2).backward()
+    (x * 2).backward(np.ones((2, 2)))
+    np.testing.assert_allclose(x.grad, 2.0)
+
+
+def test_default_dtype_and_switch():
+    assert Tensor([1.0]).dtype == np.float32
+    assert Tensor(np.zeros(2)).dtype == np.float64  # arrays keep their dtype
+    assert (Tensor(np.ones(2, np.float32)) * 2.5).dtype == np.float32  # Python scalars do not upcast
+    ember.set_default_dtype("float64")
+    assert Tensor([1.0]).dtype == np.float64
+    ember.set_default_dtype("float32")
+    with pytest.raises(ValueError, match="float32"):
+        ember.set_default_dtype("int8")
+
+
+def test_set_seed_makes_initialisation_reproducible():
+    from ember.layers import Dense
+
+    def weights():
+        ember.set_seed(42)
+        layer = Dense(5)
+        layer(np.ones((1, 3)))
+        return layer.get_weights()[0]
+
+    np.testing.assert_array_equal(weights(), weights())
+    ember.set_seed(43)
+    other = Dense(5)
+    other(np.ones((1, 3)))
+    assert not np.array_equal(weights(), other.get_weights()[0])
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating"):
+        Tensor(np.array([1, 2]), requires_grad=True)
+
+
+def test_gpu_request_without_cuda_is_clear():
+    from ember.engine.backend import to_device
+    from ember.kernels import cupy_or_none
+
+    if cupy_or_none() is not None:
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        to_device(np.zeros(2), "gpu")
