@@ -131,8 +131,11 @@ def load_model(path, custom_objects=None):
         if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(f"load_model: {path!r} has format {meta.get('format')!r} version "
                              f"{meta.get('format_version')!r}; this ember reads {FORMAT!r} <= {FORMAT_VERSION}")
-        with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
-            arrays = [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
-    model = deserialize_layer(meta["model"], custom_objects)
+        model = deserialize_layer(meta["model"], custom_objects)
+        try:
+            with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
+                arrays = [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"load_model: the weights in {path!r} are unreadable ({e})") from e
     model.set_weights(arrays)
     return model
