@@ -7,6 +7,7 @@ Example:
     >>> model.count_params()
     8
 """
+from ember._version import __version__  # noqa: E402
 from ember.engine import (
     Tensor,
     get_default_dtype,
@@ -16,8 +17,6 @@ from ember.engine import (
     set_seed,
 )
 from ember.layers import Input, Model, Sequential, load_model, losses
-
-from ember._version import __version__  # noqa: E402
 
 __all__ = [
     "Input", "Model", "Sequential", "Tensor", "get_default_dtype", "load_model", "losses", "no_grad",

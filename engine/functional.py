@@ -203,6 +203,11 @@ def same_padding(size, k, stride, dilation=1):
 
 
 # ---- Tensor operator methods ----
+def _varargs(args):
+    """``t.reshape(2, 3)`` and ``t.reshape((2, 3))`` mean the same (NumPy's convention)."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+
+
 def _bind():
     T = Tensor
     T.__add__ = lambda a, b: add(a, as_tensor(b, like=a))
@@ -233,8 +238,8 @@ def _bind():
     T.softmax = softmax
     T.log_softmax = log_softmax
     T.matmul = matmul
-    T.reshape = lambda a, *shape: reshape(a, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-    T.transpose = lambda a, *axes: transpose(a, (axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes) or None)
+    T.reshape = lambda a, *shape: reshape(a, _varargs(shape))
+    T.transpose = lambda a, *axes: transpose(a, _varargs(axes) or None)
     T.flatten = lambda a: reshape(a, (a.shape[0], -1)) if a.ndim > 1 else a
     T.clip = clip
 

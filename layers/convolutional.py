@@ -9,7 +9,6 @@ from ember.layers.base import InputSpec, Layer, to_tuple
 from ember.layers.core import _check_format
 
 
-
 def _check_padding(padding, allowed=("valid", "same")):
     if padding not in allowed:
         raise ValueError(f"padding must be one of {allowed}, got {padding!r}")

@@ -1,7 +1,7 @@
 """BatchNormalization, LayerNormalization and LocalResponseNormalization."""
 from ember.engine import functional as F
-from ember.engine.tensor import Tensor
 from ember.engine.ops.normalization import BatchNormTrain
+from ember.engine.tensor import Tensor
 from ember.layers import initializers
 from ember.layers.base import InputSpec, Layer
 

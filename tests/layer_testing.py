@@ -47,7 +47,8 @@ def run_layer_test(factory, inputs, expected_shape=None, training=False, seed=7,
 
     out = forward([Tensor(a) for a in arrays])
     assert layer.built
-    want = layer.compute_output_shape([(None,) + a.shape[1:] for a in arrays] if is_list else (None,) + arrays[0].shape[1:])
+    shapes = [(None,) + a.shape[1:] for a in arrays]
+    want = layer.compute_output_shape(shapes if is_list else shapes[0])
     assert tuple(want)[1:] == out.shape[1:], f"compute_output_shape {want} vs actual {out.shape}"
     if expected_shape is not None:
         assert out.shape == tuple(expected_shape)

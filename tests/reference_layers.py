@@ -16,7 +16,8 @@ def conv2d_nhwc(x, w, stride, pads, dilation=(1, 1), groups=1):
                 for b in range(kw):
                     pix = xp[:, i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1], :]
                     for g in range(groups):
-                        out[:, i, j, g * fg:(g + 1) * fg] += pix[:, g * cg:(g + 1) * cg] @ w[a, b, :, g * fg:(g + 1) * fg]
+                        outs, ins = slice(g * fg, (g + 1) * fg), slice(g * cg, (g + 1) * cg)
+                        out[:, i, j, outs] += pix[:, ins] @ w[a, b, :, outs]
     return out
 
 
@@ -30,7 +31,8 @@ def conv2d_transpose_nhwc(x, w, stride, out_hw, pads, dilation=(1, 1)):
         for j in range(wd):
             for a in range(kh):
                 for b in range(kw):
-                    canvas[:, i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1], :] += x[:, i, j, :] @ w[a, b].T
+                    r, c = i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]
+                    canvas[:, r, c, :] += x[:, i, j, :] @ w[a, b].T
     return canvas[:, pads[0][0]:pads[0][0] + out_hw[0], pads[1][0]:pads[1][0] + out_hw[1], :]
 
 

@@ -42,7 +42,8 @@ def test_binary_op_gradients(float64, fn, shapes):
     lambda a: a.max(axis=-1), lambda a: a.min(axis=0), lambda a: a.reshape(6, 4), lambda a: a.transpose(2, 0, 1),
     lambda a: a[1:, ::2], lambda a: a[np.array([0, 1, 0])], lambda a: -a, lambda a: a ** 3, lambda a: a.tanh(),
     lambda a: a.sigmoid(), lambda a: F.softmax(a, axis=1), lambda a: F.log_softmax(a), lambda a: F.gelu(a),
-    lambda a: F.elu(a), lambda a: F.leaky_relu(a), lambda a: F.softplus(a), lambda a: F.pad(a, ((1, 0), (0, 2), (1, 1))),
+    lambda a: F.elu(a), lambda a: F.leaky_relu(a), lambda a: F.softplus(a),
+    lambda a: F.pad(a, ((1, 0), (0, 2), (1, 1))),
     lambda a: F.var(a, axis=1), lambda a: F.abs(a), lambda a: F.broadcast_to(a[:, :1], (2, 3, 4)),
 ])
 def test_unary_op_gradients(float64, fn):

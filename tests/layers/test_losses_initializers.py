@@ -25,7 +25,8 @@ REG_P = R.standard_normal((5, 3)) * 2
 CASES = [
     ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy(from_logits=True), LABELS, LOGITS,
      -np.log(PROBS[np.arange(5), LABELS]).mean()),
-    ("sparse_probs", losses.SparseCategoricalCrossentropy(), LABELS, PROBS, -np.log(PROBS[np.arange(5), LABELS]).mean()),
+    ("sparse_probs", losses.SparseCategoricalCrossentropy(), LABELS, PROBS,
+     -np.log(PROBS[np.arange(5), LABELS]).mean()),
     ("categorical_crossentropy", losses.CategoricalCrossentropy(from_logits=True), ONEHOT, LOGITS,
      -(ONEHOT * np.log(PROBS)).sum(1).mean()),
     ("categorical_probs", losses.CategoricalCrossentropy(), ONEHOT, PROBS, -(ONEHOT * np.log(PROBS)).sum(1).mean()),
