@@ -1,0 +1,232 @@
+"""Optimization methods: a pure in-place update function per rule, and a small stateful class.
+
+The pure functions work on any 1-D slice of the flat parameter buffer, so the local loop, the
+Spark tasks (each owning one block) and the tests share one implementation. Each class keeps its
+state (momentum, moments, step count) as arrays aligned with the slice it updates; ``state_dict``
+and ``load_state_dict`` save and restore it exactly. Conventions follow PyTorch (which BigDL's
+``optim`` mirrors): weight decay is added to the gradient (L2), except in AdamW.
+"""
+import numpy as np
+
+from ember.engine.backend import get_array_module
+
+
+def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    """SGD with optional momentum, dampening, Nesterov and L2 weight decay, in place.
+
+        g <- grad + weight_decay * param
+        v <- g on the first step, else momentum * v + (1 - dampening) * g
+        d <- g + momentum * v (Nesterov) or v (momentum) or g (plain)
+        param <- param - lr * d
+    """
+    g = grad + weight_decay * param if weight_decay else grad
+    if momentum:
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = g.copy()
+        else:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += (1 - dampening) * g
+        buf = state["momentum_buffer"]
+        g = g + momentum * buf if nesterov else buf
+    param -= lr * g
+
+
+def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                decoupled=False):
+    """Adam (and AdamW when ``decoupled``), in place; t counts steps from 1.
+
+        AdamW: param <- param * (1 - lr * weight_decay); Adam: g <- grad + weight_decay * param
+        m <- beta_1 m + (1 - beta_1) g;   v <- beta_2 v + (1 - beta_2) g^2
+        param <- param - lr * (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)
+    """
+    xp = get_array_module(param)
+    t = state["step"] = state.get("step", 0) + 1
+    if weight_decay and decoupled:
+        param *= 1 - lr * weight_decay
+        g = grad
+    else:
+        g = grad + weight_decay * param if weight_decay else grad
+    m = state.setdefault("m", xp.zeros_like(param))
+    v = state.setdefault("v", xp.zeros_like(param))
+    m *= beta_1
+    m += (1 - beta_1) * g
+    v *= beta_2
+    v += (1 - beta_2) * g * g
+    denom = xp.sqrt(v / (1 - beta_2 ** t)) + epsilon
+    param -= (lr / (1 - beta_1 ** t)) * m / denom
+
+
+def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+    """Adamax, in place: m <- beta_1 m + (1 - beta_1) g; u <- max(beta_2 u, |g| + epsilon);
+    param <- param - lr / (1 - beta_1^t) * m / u."""
+    xp = get_array_module(param)
+    t = state["step"] = state.get("step", 0) + 1
+    g = grad + weight_decay * param if weight_decay else grad
+    m = state.setdefault("m", xp.zeros_like(param))
+    u = state.setdefault("u", xp.zeros_like(param))
+    m *= beta_1
+    m += (1 - beta_1) * g
+    xp.maximum(u * beta_2, xp.abs(g) + epsilon, out=u)
+    param -= (lr / (1 - beta_1 ** t)) * m / u
+
+
+def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, weight_decay=0.0):
+    """RMSprop, in place: v <- rho v + (1 - rho) g^2; with ``centered``, a <- rho a + (1 - rho) g and
+    the denominator uses v - a^2; d = g / (sqrt(.) + epsilon); with momentum b <- momentum b + d,
+    param <- param - lr * b, else param <- param - lr * d."""
+    xp = get_array_module(param)
+    g = grad + weight_decay * param if weight_decay else grad
+    v = state.setdefault("v", xp.zeros_like(param))
+    v *= rho
+    v += (1 - rho) * g * g
+    if centered:
+        a = state.setdefault("a", xp.zeros_like(param))
+        a *= rho
+        a += (1 - rho) * g
+        d = g / (xp.sqrt(v - a * a) + epsilon)
+    else:
+        d = g / (xp.sqrt(v) + epsilon)
+    if momentum:
+        b = state.setdefault("b", xp.zeros_like(param))
+        b *= momentum
+        b += d
+        d = b
+    param -= lr * d
+
+
+def adagrad_update(param, grad, state, lr, lr_decay=0.0, initial_accumulator_value=0.0, epsilon=1e-10,
+                   weight_decay=0.0):
+    """Adagrad, in place: s <- s + g^2; param <- param - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + epsilon)."""
+    xp = get_array_module(param)
+    t = state["step"] = state.get("step", 0) + 1
+    g = grad + weight_decay * param if weight_decay else grad
+    if "sum" not in state:
+        state["sum"] = xp.full_like(param, initial_accumulator_value)
+    s = state["sum"]
+    s += g * g
+    param -= (lr / (1 + (t - 1) * lr_decay)) * g / (xp.sqrt(s) + epsilon)
+
+
+def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0):
+    """Adadelta, in place: v <- rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
+    u <- rho u + (1 - rho) d^2; param <- param - lr * d."""
+    xp = get_array_module(param)
+    g = grad + weight_decay * param if weight_decay else grad
+    v = state.setdefault("v", xp.zeros_like(param))
+    u = state.setdefault("u", xp.zeros_like(param))
+    v *= rho
+    v += (1 - rho) * g * g
+    d = xp.sqrt(u + epsilon) / xp.sqrt(v + epsilon) * g
+    u *= rho
+    u += (1 - rho) * d * d
+    param -= lr * d
+
+
+class OptimMethod:
+    """Base class: ``update(param, grad)`` applies the rule in place to (a slice of) the flat buffer.
+
+    ``learning_rate`` may be changed between steps (schedules do); hyper-parameters are in
+    ``hyper``; per-element state lives in ``state``.
+    """
+
+    _rule = None
+
+    def __init__(self, learning_rate, **hyper):
+        if learning_rate <= 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.hyper = hyper
+        self.state = {}
+
+    def update(self, param, grad):
+        if param.shape != grad.shape:
+            raise ValueError(f"{type(self).__name__}.update: param shape {param.shape} != grad shape {grad.shape}")
+        type(self)._rule(param, grad, self.state, self.learning_rate, **self.hyper)
+
+    def state_dict(self):
+        """Everything needed to continue exactly: learning rate, hyper-parameters, state arrays (copies)."""
+        return {"class_name": type(self).__name__, "learning_rate": self.learning_rate, "hyper": dict(self.hyper),
+                "state": {k: (v.copy() if hasattr(v, "copy") else v) for k, v in self.state.items()}}
+
+    def load_state_dict(self, saved):
+        if saved.get("class_name") != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: state is for {saved.get('class_name')!r}")
+        self.learning_rate = float(saved["learning_rate"])
+        self.hyper = dict(saved["hyper"])
+        self.state = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+                      for k, v in saved["state"].items()}
+
+    def __repr__(self):
+        args = ", ".join([f"learning_rate={self.learning_rate}"] + [f"{k}={v!r}" for k, v in self.hyper.items()])
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(OptimMethod):
+    """Stochastic gradient descent; see ``sgd_update`` for the rule."""
+
+    _rule = staticmethod(sgd_update)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+        super().__init__(learning_rate, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay)
+
+
+class Adam(OptimMethod):
+    """Adam; see ``adam_update``."""
+
+    _rule = staticmethod(adam_update)
+
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
+
+
+class AdamW(OptimMethod):
+    """Adam with decoupled weight decay; see ``adam_update``."""
+
+    _rule = staticmethod(adam_update)
+
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
+                         decoupled=True)
+
+
+class Adamax(OptimMethod):
+    """Adamax (Adam with the infinity norm); see ``adamax_update``."""
+
+    _rule = staticmethod(adamax_update)
+
+    def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
+
+
+class RMSprop(OptimMethod):
+    """RMSprop; see ``rmsprop_update``."""
+
+    _rule = staticmethod(rmsprop_update)
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, weight_decay=0.0):
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered,
+                         weight_decay=weight_decay)
+
+
+class Adagrad(OptimMethod):
+    """Adagrad; see ``adagrad_update``."""
+
+    _rule = staticmethod(adagrad_update)
+
+    def __init__(self, learning_rate=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, epsilon=1e-10,
+                 weight_decay=0.0):
+        super().__init__(learning_rate, lr_decay=lr_decay, initial_accumulator_value=initial_accumulator_value,
+                         epsilon=epsilon, weight_decay=weight_decay)
+
+
+class Adadelta(OptimMethod):
+    """Adadelta; see ``adadelta_update``."""
+
+    _rule = staticmethod(adadelta_update)
+
+    def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0):
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon, weight_decay=weight_decay)
