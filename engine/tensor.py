@@ -127,7 +127,8 @@ class Tensor:
             if ctx is None:
                 if node.requires_grad:
                     if node.grad is None:
-                        node.grad = g.copy() if g is grad else g
+                        # NOTE: always a copy: one op may hand the same array to several inputs.
+                        node.grad = g.copy()
                     else:
                         node.grad += g  # in place: .grad may be a view into a flat buffer
                 continue

@@ -48,7 +48,7 @@ class Max(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.axes, self.keepdims = _normalize_axis(axis, a.ndim), keepdims
         y = a.max(axis=self.axes, keepdims=True)
-        mask = a == y
+        mask = (a == y).astype(a.dtype)
         self.mask = mask / mask.sum(axis=self.axes, keepdims=True)
         return y if keepdims else y.squeeze(axis=self.axes)
 
@@ -60,7 +60,7 @@ class Min(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.axes, self.keepdims = _normalize_axis(axis, a.ndim), keepdims
         y = a.min(axis=self.axes, keepdims=True)
-        mask = a == y
+        mask = (a == y).astype(a.dtype)
         self.mask = mask / mask.sum(axis=self.axes, keepdims=True)
         return y if keepdims else y.squeeze(axis=self.axes)
 

@@ -70,6 +70,21 @@ def test_leaf_grad_accumulates_across_backward_calls():
     np.testing.assert_allclose(x.grad, [6.0, 6.0])
 
 
+def test_leaf_grads_never_share_memory():
+    x, y = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    (x + y).sum().backward()  # Add hands one array to both inputs
+    (x + y).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(y.grad, [2.0, 2.0])
+
+
+def test_reductions_keep_float32_gradients():
+    x = Tensor(np.array([[1.0, 3.0], [2.0, 2.0]], np.float32), requires_grad=True)
+    x.max(axis=1).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [0.5, 0.5]])
+
+
 def test_no_grad_records_nothing():
     x = Tensor([1.0], requires_grad=True)
     with no_grad():
