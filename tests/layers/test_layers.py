@@ -283,3 +283,35 @@ def test_set_seed_reproduces_dropout():
     ember.set_seed(5)
     b = L.Dropout(0.5)(np.ones((4, 4)), training=True).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_simple_spatial_layers_forward(float64, data_format):
+    x = rand(2, 4, 3, 5)  # NHWC
+    inp = nchw(x) if data_format == "channels_first" else x
+    back = nhwc if data_format == "channels_first" else (lambda a: a)
+    np.testing.assert_allclose(L.GlobalAveragePooling2D(data_format)(inp).numpy(), x.mean(axis=(1, 2)))
+    np.testing.assert_allclose(L.GlobalMaxPooling2D(data_format)(inp).numpy(), x.max(axis=(1, 2)))
+    padded = back(L.ZeroPadding2D(((1, 2), (0, 1)), data_format)(inp).numpy())
+    np.testing.assert_array_equal(padded, np.pad(x, ((0, 0), (1, 2), (0, 1), (0, 0))))
+    np.testing.assert_array_equal(L.Flatten(data_format)(inp).numpy(), x.reshape(2, -1))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_conv1d_forward_matches_reference(float64, data_format, padding):
+    x = rand(2, 9, 3)
+    layer = L.Conv1D(4, 3, strides=2 if padding != "causal" else 1, padding=padding, data_format=data_format,
+                     dilation_rate=2 if padding == "causal" else 1)
+    y = layer(np.transpose(x, (0, 2, 1)) if data_format == "channels_first" else x).numpy()
+    y = np.transpose(y, (0, 2, 1)) if data_format == "channels_first" else y
+    k, b = layer.get_weights()
+    pad = {"valid": (0, 0), "same": F.same_padding(9, 3, 2), "causal": (4, 0)}[padding]
+    expected = ref.conv2d_nhwc(x[:, None], k[None], (1, layer.strides), ((0, 0), pad), (1, layer.dilation_rate))
+    np.testing.assert_allclose(y, expected[:, 0] + b, rtol=1e-10, atol=1e-12)
+
+
+def test_reshape_and_permute_values():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(L.Reshape((4, 3))(x).numpy(), x.reshape(2, 4, 3))
+    np.testing.assert_array_equal(L.Permute((2, 1))(x).numpy(), x.transpose(0, 2, 1))
