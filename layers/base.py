@@ -216,9 +216,7 @@ class Layer:
         shapes = input_shape if isinstance(input_shape, list) else [input_shape]
         dummies = [Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=config.get_default_dtype()))
                    for s in shapes]
-        from ember.engine.config import no_grad
-
-        with no_grad():
+        with config.no_grad():
             out = self.call(dummies if isinstance(input_shape, list) else dummies[0], training=False)
         return _map_structure(lambda t: (None,) + tuple(t.shape[1:]), out)
 

@@ -1,9 +1,11 @@
 """BatchNormalization, LayerNormalization and LocalResponseNormalization."""
 from ember.engine import functional as F
+from ember.engine.backend import get_array_module
 from ember.engine.ops.normalization import BatchNormTrain
 from ember.engine.tensor import Tensor
 from ember.layers import initializers
 from ember.layers.base import InputSpec, Layer
+from ember.layers.core import _check_format
 
 
 class BatchNormalization(Layer):
@@ -44,8 +46,8 @@ class BatchNormalization(Layer):
         axis = self.axis % x.ndim
         shape = [1] * x.ndim
         shape[axis] = x.shape[axis]
-        gamma = F.reshape(self.gamma, shape) if self.gamma is not None else Tensor(_ones(x, shape))
-        beta = F.reshape(self.beta, shape) if self.beta is not None else Tensor(_zeros(x, shape))
+        gamma = F.reshape(self.gamma, shape) if self.gamma is not None else _constant(x, shape, 1)
+        beta = F.reshape(self.beta, shape) if self.beta is not None else _constant(x, shape, 0)
         if training:
             axes = tuple(i for i in range(x.ndim) if i != axis)
             y, op = BatchNormTrain.apply_with_context(x, gamma, beta, axes=axes, eps=self.epsilon)
@@ -66,18 +68,9 @@ class BatchNormalization(Layer):
                 **{k: initializers.serialize(v) for k, v in self.inits.items()}}
 
 
-def _ones(x, shape):
-    return _full(x, shape, 1)
-
-
-def _zeros(x, shape):
-    return _full(x, shape, 0)
-
-
-def _full(x, shape, value):
-    from ember.engine.backend import get_array_module
-
-    return get_array_module(x.data).full(shape, value, dtype=x.dtype)
+def _constant(x, shape, value):
+    """A constant tensor on ``x``'s device and dtype (gamma/beta when scale/center are off)."""
+    return Tensor(get_array_module(x.data).full(shape, value, dtype=x.dtype))
 
 
 class LayerNormalization(Layer):
@@ -135,8 +128,6 @@ class LocalResponseNormalization(Layer):
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
-        from ember.layers.core import _check_format
-
         self.data_format = _check_format(data_format)
 
     def call(self, x, training=False):
