@@ -16,7 +16,8 @@ from ember.engine import (
     set_default_dtype,
     set_seed,
 )
-from ember.layers import Input, Model, Sequential, load_model, losses
+from ember.layers import Input, losses
+from ember.zoo.keras import Model, Sequential, load_model
 
 __all__ = [
     "Input", "Model", "Sequential", "Tensor", "get_default_dtype", "load_model", "losses", "no_grad",

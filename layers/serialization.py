@@ -93,28 +93,56 @@ def graph_from_config(config, custom_objects=None):
             outputs if config["outputs_are_list"] else outputs[0], config["name"])
 
 
-def save_model(model, path):
-    """Write ``model`` (architecture + weights) to ``path`` atomically."""
+def model_archive_entries(model):
+    """The ``model.json`` and ``weights.npz`` members of a model file, as bytes."""
     from ember._version import __version__
 
     model._require_built()
     weights = model.weights
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "ember_version": __version__,
             "model": serialize_layer(model), "weights": [w.name for w in weights]}
-    arrays = io.BytesIO()
-    np.savez(arrays, **{f"w{i:04d}": np.asarray(w.numpy()) for i, w in enumerate(weights)})
+    return {"model.json": json.dumps(meta, indent=1).encode(),
+            "weights.npz": npz_bytes({f"w{i:04d}": np.asarray(w.numpy()) for i, w in enumerate(weights)})}
+
+
+def npz_bytes(arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def write_zip_atomic(path, entries):
+    """Write a zip of ``entries`` (name -> bytes) to a temporary file beside ``path``, then rename it
+    over ``path``: a crash leaves either the old file or the new one, never a partial one."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ember-", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.json", json.dumps(meta, indent=1))
-            zf.writestr("weights.npz", arrays.getvalue())
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name, data in entries.items():
+                    zf.writestr(name, data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_model(model, path):
+    """Write ``model`` (architecture + weights) to ``path`` atomically."""
+    write_zip_atomic(path, model_archive_entries(model))
+
+
+def read_weights(zf, meta, path):
+    """The weight arrays of an open model (or checkpoint) archive, in ``model.weights`` order."""
+    try:
+        with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
+            return [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"the weights in {path!r} are unreadable ({e})") from e
 
 
 def load_model(path, custom_objects=None):
@@ -132,10 +160,6 @@ def load_model(path, custom_objects=None):
             raise ValueError(f"load_model: {path!r} has format {meta.get('format')!r} version "
                              f"{meta.get('format_version')!r}; this ember reads {FORMAT!r} <= {FORMAT_VERSION}")
         model = deserialize_layer(meta["model"], custom_objects)
-        try:
-            with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
-                arrays = [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"load_model: the weights in {path!r} are unreadable ({e})") from e
+        arrays = read_weights(zf, meta, path)
     model.set_weights(arrays)
     return model

@@ -1,5 +1,10 @@
-"""Optimization methods (update rules over the flat parameter buffer); training loops come next."""
+"""Optimization: update rules, learning-rate schedules, triggers, validation methods, checkpoints,
+summaries and the training loop (BigDL names)."""
+from ember.optim.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ember.optim.clipping import clip_by_global_norm, clip_by_value
+from ember.optim.dataset import ArrayDataset
 from ember.optim.methods import (
+    LBFGS,
     SGD,
     Adadelta,
     Adagrad,
@@ -12,11 +17,44 @@ from ember.optim.methods import (
     adagrad_update,
     adam_update,
     adamax_update,
+    lbfgs_optimize,
     rmsprop_update,
     sgd_update,
 )
+from ember.optim.optimizer import LocalOptimizer, Optimizer, TrainingDivergedError, predict_arrays
+from ember.optim.schedules import (
+    Cosine,
+    Default,
+    Exponential,
+    LearningRateSchedule,
+    MultiStep,
+    Plateau,
+    Poly,
+    SequentialSchedule,
+    Step,
+    Warmup,
+)
+from ember.optim.summary import TrainSummary, ValidationSummary
+from ember.optim.triggers import (
+    EveryEpoch,
+    MaxEpoch,
+    MaxIteration,
+    MaxScore,
+    MinLoss,
+    SeveralIteration,
+    Trigger,
+    TriggerAnd,
+    TriggerOr,
+)
+from ember.optim.validation import AUC, MAE, MSE, Loss, Top1Accuracy, Top5Accuracy, ValidationMethod
 
 __all__ = [
-    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "OptimMethod", "RMSprop", "adadelta_update",
-    "adagrad_update", "adam_update", "adamax_update", "rmsprop_update", "sgd_update",
+    "AUC", "LBFGS", "MAE", "MSE", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "ArrayDataset", "Cosine",
+    "Default", "EveryEpoch", "Exponential", "LearningRateSchedule", "LocalOptimizer", "Loss", "MaxEpoch",
+    "MaxIteration", "MaxScore", "MinLoss", "MultiStep", "OptimMethod", "Optimizer", "Plateau", "Poly",
+    "RMSprop", "SequentialSchedule", "SeveralIteration", "Step", "Top1Accuracy", "Top5Accuracy", "TrainSummary",
+    "TrainingDivergedError", "Trigger", "TriggerAnd", "TriggerOr", "ValidationMethod", "ValidationSummary",
+    "Warmup", "adadelta_update", "adagrad_update", "adam_update", "adamax_update", "clip_by_global_norm",
+    "clip_by_value", "latest_checkpoint", "lbfgs_optimize", "load_checkpoint", "predict_arrays", "rmsprop_update",
+    "save_checkpoint", "sgd_update",
 ]

@@ -123,6 +123,80 @@ def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_de
     param -= lr * d
 
 
+def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7,
+                   tolerance_change=1e-9, history_size=100):
+    """L-BFGS without line search (PyTorch's and BigDL's default), in place; returns the first loss.
+
+    ``feval()`` returns the loss at ``param`` and writes the gradient into ``grad``. Each call runs up
+    to ``max_iter`` inner iterations: the direction d = -H g comes from the two-loop recursion over
+    the last ``history_size`` pairs (s = t d, y = g_new - g_old, kept only when y.s > 1e-10), with
+    H0 = (y.s)/(y.y); the step is t = min(1, 1/|g|_1) * lr on the very first iteration, lr after;
+    it stops early when max|g| <= tolerance_grad, the directional derivative g.d > -tolerance_change,
+    max|t d| <= tolerance_change or the loss changes by less than tolerance_change.
+    """
+    xp = get_array_module(param)
+    max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
+    loss = orig_loss = float(feval())
+    flat_grad = grad.copy()
+    evals = 1
+    state["func_evals"] = state.get("func_evals", 0) + 1
+    if float(xp.abs(flat_grad).max()) <= tolerance_grad:
+        return orig_loss
+    d, t = state.get("d"), state.get("t")
+    old_dirs, old_stps, ro = state.setdefault("old_dirs", []), state.setdefault("old_stps", []), state.setdefault("ro", [])
+    h_diag = state.get("H_diag", 1.0)
+    prev_flat_grad = state.get("prev_flat_grad")
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        state["n_iter"] = state.get("n_iter", 0) + 1
+        if state["n_iter"] == 1:
+            d = -flat_grad
+            old_dirs.clear(), old_stps.clear(), ro.clear()
+            h_diag = 1.0
+        else:
+            y = flat_grad - prev_flat_grad
+            s = d * t
+            ys = float(y @ s)
+            if ys > 1e-10:
+                if len(old_dirs) == history_size:
+                    old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
+                h_diag = ys / float(y @ y)
+            alphas = [0.0] * len(old_dirs)
+            q = -flat_grad
+            for i in range(len(old_dirs) - 1, -1, -1):
+                alphas[i] = float(old_stps[i] @ q) * ro[i]
+                q -= alphas[i] * old_dirs[i]
+            d = r = q * h_diag
+            for i in range(len(old_dirs)):
+                beta = float(old_dirs[i] @ r) * ro[i]
+                r += (alphas[i] - beta) * old_stps[i]
+        prev_flat_grad = flat_grad.copy()
+        prev_loss = loss
+        t = min(1.0, 1.0 / float(xp.abs(flat_grad).sum())) * lr if state["n_iter"] == 1 else lr
+        if float(flat_grad @ d) > -tolerance_change:
+            break
+        param += t * d
+        if n_iter != max_iter:
+            loss = float(feval())
+            flat_grad = grad.copy()
+            evals += 1
+            state["func_evals"] += 1
+        if n_iter == max_iter or evals >= max_eval or float(xp.abs(flat_grad).max()) <= tolerance_grad:
+            break
+        if float(xp.abs(d * t).max()) <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
+            break
+    state.update(d=d, t=t, H_diag=h_diag, prev_flat_grad=prev_flat_grad)
+    return orig_loss
+
+
+def _copy_state_value(value):
+    if isinstance(value, list):
+        return [_copy_state_value(v) for v in value]
+    return value.copy() if hasattr(value, "copy") else value
+
+
 class OptimMethod:
     """Base class: ``update(param, grad)`` applies the rule in place to (a slice of) the flat buffer.
 
@@ -139,23 +213,30 @@ class OptimMethod:
         self.hyper = hyper
         self.state = {}
 
-    def update(self, param, grad):
+    def optimize(self, feval, param, grad, lr=None):
+        """One step, BigDL style: ``feval()`` computes the loss and fills ``grad`` (in place); the rule
+        then updates ``param`` in place. Returns the loss. LBFGS overrides this to evaluate repeatedly.
+        ``lr`` (e.g. from a schedule) replaces ``learning_rate`` for this step."""
+        loss = feval()
+        self.update(param, grad, lr)
+        return loss
+
+    def update(self, param, grad, lr=None):
         if param.shape != grad.shape:
             raise ValueError(f"{type(self).__name__}.update: param shape {param.shape} != grad shape {grad.shape}")
-        type(self)._rule(param, grad, self.state, self.learning_rate, **self.hyper)
+        type(self)._rule(param, grad, self.state, self.learning_rate if lr is None else lr, **self.hyper)
 
     def state_dict(self):
         """Everything needed to continue exactly: learning rate, hyper-parameters, state arrays (copies)."""
         return {"class_name": type(self).__name__, "learning_rate": self.learning_rate, "hyper": dict(self.hyper),
-                "state": {k: (v.copy() if hasattr(v, "copy") else v) for k, v in self.state.items()}}
+                "state": {k: _copy_state_value(v) for k, v in self.state.items()}}
 
     def load_state_dict(self, saved):
         if saved.get("class_name") != type(self).__name__:
             raise ValueError(f"{type(self).__name__}.load_state_dict: state is for {saved.get('class_name')!r}")
         self.learning_rate = float(saved["learning_rate"])
         self.hyper = dict(saved["hyper"])
-        self.state = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
-                      for k, v in saved["state"].items()}
+        self.state = {k: _copy_state_value(v) for k, v in saved["state"].items()}
 
     def __repr__(self):
         args = ", ".join([f"learning_rate={self.learning_rate}"] + [f"{k}={v!r}" for k, v in self.hyper.items()])
@@ -230,3 +311,24 @@ class Adadelta(OptimMethod):
 
     def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0):
         super().__init__(learning_rate, rho=rho, epsilon=epsilon, weight_decay=weight_decay)
+
+
+class LBFGS(OptimMethod):
+    """Limited-memory BFGS (full-batch or large-batch training); see ``lbfgs_optimize``.
+
+    It evaluates the loss several times per step, so it runs in the local optimizer only; the
+    distributed optimizer rejects it.
+    """
+
+    def __init__(self, learning_rate=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+                 history_size=100):
+        super().__init__(learning_rate, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
+                         tolerance_change=tolerance_change, history_size=history_size)
+
+    def optimize(self, feval, param, grad, lr=None):
+        if param.shape != grad.shape:
+            raise ValueError(f"LBFGS.optimize: param shape {param.shape} != grad shape {grad.shape}")
+        return lbfgs_optimize(feval, param, grad, self.state, self.learning_rate if lr is None else lr, **self.hyper)
+
+    def update(self, param, grad, lr=None):
+        raise TypeError("LBFGS re-evaluates the loss during a step; call optimize(feval, param, grad) instead")

@@ -1,0 +1,1 @@
+"""What users reach for: the Keras-like API and data sets."""

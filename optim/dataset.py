@@ -1,0 +1,87 @@
+"""In-memory training sets: arrays (several inputs allowed) cut into mini-batches, reshuffled each epoch."""
+import numpy as np
+
+
+def _as_list(x, what):
+    if isinstance(x, (list, tuple)):
+        arrays = [np.asarray(a) for a in x]
+    else:
+        arrays = [np.asarray(x)]
+    for a in arrays:
+        if a.ndim == 0:
+            raise ValueError(f"{what}: expected arrays with a leading sample axis, got a scalar")
+        if a.dtype == object:
+            raise TypeError(f"{what}: expected numeric arrays, got dtype object")
+    return arrays
+
+
+class ArrayDataset:
+    """Samples held as NumPy arrays: ``x`` (an array or a list of arrays, one per model input) and
+    ``y`` (the same, or None for prediction). Shuffling uses its own generator, whose state is
+    saved in checkpoints so that a resumed run sees the same order.
+
+    Example:
+        >>> import numpy as np
+        >>> ds = ArrayDataset(np.zeros((10, 3)), np.arange(10))
+        >>> len(ds), [len(i) for i in ds.batches(ds.order(shuffle=False), 4)]
+        (10, [4, 4, 2])
+    """
+
+    def __init__(self, x, y=None):
+        self.x = _as_list(x, "training inputs")
+        self.y = None if y is None else _as_list(y, "training targets")
+        self.x_is_list = isinstance(x, (list, tuple))
+        self.y_is_list = isinstance(y, (list, tuple))
+        sizes = {len(a) for a in self.x + (self.y or [])}
+        if len(sizes) != 1:
+            raise ValueError(f"inputs and targets must have the same number of samples, got sizes "
+                             f"{[len(a) for a in self.x]} and {[len(a) for a in self.y or []]}")
+        self.size = sizes.pop()
+        if self.size == 0:
+            raise ValueError("the training set is empty")
+
+    def __len__(self):
+        return self.size
+
+    def order(self, shuffle=True, generator=None):
+        """The sample order of one epoch."""
+        if not shuffle:
+            return np.arange(self.size)
+        return generator.permutation(self.size)
+
+    @staticmethod
+    def batches(order, batch_size):
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def take(self, index):
+        """The inputs and targets of the samples at ``index``, shaped for the model."""
+        xs = [a[index] for a in self.x]
+        x = xs if self.x_is_list else xs[0]
+        if self.y is None:
+            return x, None
+        ys = [a[index] for a in self.y]
+        return x, (ys if self.y_is_list else ys[0])
+
+    def split(self, fraction):
+        """(first, last) datasets with the last ``fraction`` of the samples held out (Keras' validation_split)."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
+        cut = int(self.size * (1 - fraction))
+        if cut == 0 or cut == self.size:
+            raise ValueError(f"validation_split={fraction} leaves an empty part of {self.size} samples")
+        head, tail = np.arange(cut), np.arange(cut, self.size)
+        return (ArrayDataset(*self._subset(head)), ArrayDataset(*self._subset(tail)))
+
+    def _subset(self, index):
+        x = [a[index] for a in self.x]
+        y = None if self.y is None else [a[index] for a in self.y]
+        return (x if self.x_is_list else x[0]), (None if y is None else (y if self.y_is_list else y[0]))
+
+
+def to_dataset(data, what="training set"):
+    """An ``ArrayDataset`` from an ``ArrayDataset`` or a tuple ``(x, y)``."""
+    if isinstance(data, ArrayDataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return ArrayDataset(*data)
+    raise TypeError(f"{what}: expected (x, y) NumPy arrays or an ArrayDataset, got {type(data).__name__}")

@@ -1,0 +1,195 @@
+"""Validation methods (BigDL names): score a model's outputs against targets, batch by batch.
+
+``method(output, target)`` returns a ``ValidationResult``; results of several batches (or of several
+Spark partitions) add up with ``+`` and give the final ``(value, count)`` by ``result()``. Class
+labels are 0-based.
+"""
+import numpy as np
+from scipy.stats import rankdata
+
+from ember.layers import losses as losses_module
+
+
+def _numpy(a):
+    data = getattr(a, "data", a)
+    if hasattr(data, "get"):  # CuPy
+        data = data.get()
+    return np.asarray(data)
+
+
+class ValidationResult:
+    """A sum and a count; ``value = total / count``."""
+
+    def __init__(self, total, count, name):
+        self.total, self.count, self.name = float(total), int(count), name
+
+    def result(self):
+        return (self.total / self.count if self.count else float("nan")), self.count
+
+    def __add__(self, other):
+        if other is None or other == 0:
+            return self
+        return ValidationResult(self.total + other.total, self.count + other.count, self.name)
+
+    __radd__ = __add__
+
+    def __repr__(self):
+        value, count = self.result()
+        return f"{self.name}: {value:.6g} (count {count})"
+
+
+class AUCResult(ValidationResult):
+    """Keeps every score and label; the AUC of the union is exact (ranks, ties averaged)."""
+
+    def __init__(self, scores, labels, name="AUC"):
+        self.scores, self.labels, self.name = scores, labels, name
+        self.count = len(scores)
+
+    def result(self):
+        positives = int(self.labels.sum())
+        negatives = self.count - positives
+        if positives == 0 or negatives == 0:
+            return float("nan"), self.count
+        ranks = rankdata(self.scores)
+        auc = (ranks[self.labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+        return float(auc), self.count
+
+    def __add__(self, other):
+        if other is None or other == 0:
+            return self
+        return AUCResult(np.concatenate([self.scores, other.scores]), np.concatenate([self.labels, other.labels]))
+
+    __radd__ = __add__
+
+
+class ValidationMethod:
+    name = "ValidationMethod"
+
+    def __call__(self, output, target):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def _class_targets(name, target, n):
+    t = _numpy(target)
+    if t.ndim == 2 and t.shape[1] > 1:  # one-hot
+        t = t.argmax(axis=1)
+    t = t.reshape(-1)
+    if t.shape[0] != n:
+        raise ValueError(f"{name}: {n} outputs but {t.shape[0]} targets")
+    return t.astype(np.int64)
+
+
+class Top1Accuracy(ValidationMethod):
+    """Fraction of samples whose highest-scoring class is the target (targets: class ids or one-hot).
+    A single output column is read as a probability thresholded at 0.5."""
+
+    name = "Top1Accuracy"
+
+    def __call__(self, output, target):
+        out = _numpy(output)
+        if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+            pred = (out.reshape(-1) > 0.5).astype(np.int64)
+        elif out.ndim == 2:
+            pred = out.argmax(axis=1)
+        else:
+            raise ValueError(f"{self.name}: expected outputs of shape (batch, classes), got {out.shape}")
+        t = _class_targets(self.name, target, pred.shape[0])
+        return ValidationResult((pred == t).sum(), pred.shape[0], self.name)
+
+
+class Top5Accuracy(ValidationMethod):
+    """Fraction of samples whose target is among the five highest-scoring classes."""
+
+    name = "Top5Accuracy"
+
+    def __call__(self, output, target):
+        out = _numpy(output)
+        if out.ndim != 2:
+            raise ValueError(f"{self.name}: expected outputs of shape (batch, classes), got {out.shape}")
+        t = _class_targets(self.name, target, out.shape[0])
+        k = min(5, out.shape[1])
+        top = np.argpartition(-out, k - 1, axis=1)[:, :k]
+        return ValidationResult((top == t[:, None]).any(axis=1).sum(), out.shape[0], self.name)
+
+
+class Loss(ValidationMethod):
+    """Mean of a loss over the samples (default: sparse categorical cross-entropy on probabilities)."""
+
+    name = "Loss"
+
+    def __init__(self, criterion="sparse_categorical_crossentropy"):
+        self.criterion = losses_module.get(criterion)
+
+    def __call__(self, output, target):
+        from ember.engine import Tensor, no_grad
+
+        out = output if isinstance(output, Tensor) else Tensor(_numpy(output))
+        with no_grad():
+            value = float(_numpy(self.criterion(target, out)))
+        n = out.shape[0]
+        return ValidationResult(value * n, n, self.name)
+
+    def __repr__(self):
+        return f"Loss({self.criterion!r})"
+
+
+class MAE(ValidationMethod):
+    """Mean absolute error over all elements."""
+
+    name = "MAE"
+
+    def __call__(self, output, target):
+        out, t = _numpy(output), _numpy(target)
+        t = t.reshape(out.shape) if t.size == out.size else t
+        if t.shape != out.shape:
+            raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
+        return ValidationResult(np.abs(out - t).sum(), out.size, self.name)
+
+
+class MSE(ValidationMethod):
+    """Mean squared error over all elements."""
+
+    name = "MSE"
+
+    def __call__(self, output, target):
+        out, t = _numpy(output), _numpy(target)
+        t = t.reshape(out.shape) if t.size == out.size else t
+        if t.shape != out.shape:
+            raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
+        return ValidationResult(((out - t) ** 2).sum(), out.size, self.name)
+
+
+class AUC(ValidationMethod):
+    """Area under the ROC curve for binary targets (0/1); outputs are scores of class 1, shape (batch,)
+    or (batch, 1), or two-column probabilities (column 1 is used)."""
+
+    name = "AUC"
+
+    def __call__(self, output, target):
+        out = _numpy(output)
+        if out.ndim == 2 and out.shape[1] == 2:
+            out = out[:, 1]
+        out = out.reshape(-1)
+        t = _numpy(target).reshape(-1)
+        if t.shape[0] != out.shape[0]:
+            raise ValueError(f"{self.name}: {out.shape[0]} scores but {t.shape[0]} targets")
+        if not np.isin(t, (0, 1)).all():
+            raise ValueError(f"{self.name}: targets must be 0 or 1")
+        return AUCResult(out.astype(np.float64), t.astype(np.int64))
+
+
+_BY_NAME = {"accuracy": Top1Accuracy, "acc": Top1Accuracy, "top1": Top1Accuracy, "top1accuracy": Top1Accuracy,
+            "top5": Top5Accuracy, "top5accuracy": Top5Accuracy, "top_k_categorical_accuracy": Top5Accuracy,
+            "loss": Loss, "mae": MAE, "mean_absolute_error": MAE, "mse": MSE, "mean_squared_error": MSE, "auc": AUC}
+
+
+def get(identifier):
+    """A validation method from an instance or a name ("accuracy", "top5", "mae", "mse", "auc", "loss")."""
+    if isinstance(identifier, ValidationMethod):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"unknown metric {identifier!r}: expected one of {sorted(_BY_NAME)} or a ValidationMethod")

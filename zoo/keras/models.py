@@ -1,0 +1,272 @@
+"""Keras-like models: ``Sequential`` and functional ``Model`` with ``compile``, ``fit``, ``evaluate``,
+``predict``, ``predict_classes``, and BigDL's ``set_tensorboard``, ``set_checkpoint`` and gradient
+clipping setters. The training itself is ``ember.optim``'s optimizer; this layer only translates.
+"""
+import numpy as np
+
+from ember.layers import containers
+from ember.layers import losses as losses_module
+from ember.layers import serialization
+from ember.optim import methods as methods_module
+from ember.optim import validation as validation_module
+from ember.optim.dataset import ArrayDataset
+from ember.optim.optimizer import LocalOptimizer, evaluate_dataset, predict_arrays
+from ember.optim.summary import TrainSummary, ValidationSummary
+from ember.optim.triggers import EveryEpoch, MaxEpoch
+from ember.zoo.keras.callbacks import Callback, History
+
+_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": methods_module.AdamW,
+               "adamax": methods_module.Adamax, "rmsprop": methods_module.RMSprop,
+               "adagrad": methods_module.Adagrad, "adadelta": methods_module.Adadelta,
+               "lbfgs": methods_module.LBFGS}
+
+
+def get_optimizer(identifier):
+    """An optimization method from an instance or a name ("sgd", "adam", "rmsprop", ...)."""
+    if isinstance(identifier, methods_module.OptimMethod):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
+        return _OPTIMIZERS[identifier.lower()]()
+    raise ValueError(f"unknown optimizer {identifier!r}: expected one of {sorted(_OPTIMIZERS)} or an "
+                     "ember.optim method such as SGD(learning_rate=0.01, momentum=0.9)")
+
+
+def _named_metric(identifier):
+    method = validation_module.get(identifier)
+    if isinstance(identifier, str):
+        method = type(method)() if not isinstance(method, validation_module.Loss) else method
+        method.name = identifier
+    return method
+
+
+class _CallbackBridge:
+    """Forwards the optimizer's events to Keras callbacks (epochs from 0) and their stop requests back."""
+
+    def __init__(self, model, callbacks):
+        self.model, self.callbacks = model, callbacks
+        self.batch = 0
+
+    def _check_stop(self, optimizer):
+        if getattr(self.model, "stop_training", False):
+            optimizer.stop_training = True
+
+    def on_train_begin(self, optimizer):
+        for c in self.callbacks:
+            c.on_train_begin({})
+
+    def on_epoch_begin(self, optimizer, epoch):
+        self.batch = 0
+        for c in self.callbacks:
+            c.on_epoch_begin(epoch - 1, {})
+
+    def on_iteration_end(self, optimizer, state):
+        logs = {"loss": state["loss"], "size": None}
+        for c in self.callbacks:
+            c.on_batch_end(self.batch, logs)
+        self.batch += 1
+        self._check_stop(optimizer)
+
+    def on_epoch_end(self, optimizer, epoch, logs):
+        logs = {k: v for k, v in logs.items() if k != "throughput"}
+        for c in self.callbacks:
+            c.on_epoch_end(epoch - 1, logs)
+        self._check_stop(optimizer)
+
+    def on_train_end(self, optimizer):
+        for c in self.callbacks:
+            c.on_train_end({})
+
+
+class KerasTraining:
+    """The training methods shared by ``Sequential`` and ``Model``."""
+
+    optimizer = None
+    loss = None
+    metrics = None
+
+    def compile(self, optimizer="sgd", loss=None, metrics=None):
+        """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
+        per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods)."""
+        if loss is None:
+            raise ValueError("compile: give a loss, e.g. loss='sparse_categorical_crossentropy'")
+        self.optimizer = get_optimizer(optimizer)
+        self.loss = ([losses_module.get(x) for x in loss] if isinstance(loss, (list, tuple))
+                     else losses_module.get(loss))
+        self.metrics = [_named_metric(m) for m in (metrics or [])]
+        self._clip = {}
+        self._tensorboard = self._checkpoint = None
+        self.stop_training = False
+        return self
+
+    def _require_compiled(self, what):
+        if self.optimizer is None:
+            raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
+
+    # ---- BigDL-style settings ----
+    def set_tensorboard(self, log_dir, app_name):
+        """Write TensorBoard summaries of the next ``fit`` calls to ``log_dir/app_name/{train,validation}``."""
+        self._require_compiled("set_tensorboard")
+        self._tensorboard = (TrainSummary(log_dir, app_name), ValidationSummary(log_dir, app_name))
+
+    def get_train_summary(self, tag):
+        """The (step, value, wall_time) triples of a training scalar ("Loss", "Throughput", "LearningRate")."""
+        if self._tensorboard is None:
+            raise ValueError("get_train_summary: call set_tensorboard(log_dir, app_name) before fit")
+        return self._tensorboard[0].read_scalar(tag)
+
+    def get_validation_summary(self, tag):
+        if self._tensorboard is None:
+            raise ValueError("get_validation_summary: call set_tensorboard(log_dir, app_name) before fit")
+        return self._tensorboard[1].read_scalar(tag)
+
+    def set_checkpoint(self, path, over_write=True):
+        """Write a checkpoint (model + optimizer state + counters) to folder ``path`` after every epoch."""
+        self._require_compiled("set_checkpoint")
+        self._checkpoint = (path, over_write)
+
+    def set_gradient_clipping_by_l2_norm(self, clip_norm):
+        self._require_compiled("set_gradient_clipping_by_l2_norm")
+        self._clip["l2"] = float(clip_norm)
+
+    def set_constant_gradient_clipping(self, min_value, max_value):
+        self._require_compiled("set_constant_gradient_clipping")
+        self._clip["const"] = (float(min_value), float(max_value))
+
+    def clear_gradient_clipping(self):
+        self._clip = {}
+
+    # ---- fit / evaluate / predict ----
+    def _dataset(self, x, y, what):
+        if _is_spark(x):
+            raise TypeError(f"{what}: Spark DataFrames and RDDs train with the distributed optimizer, which "
+                            "this version of ember does not include yet; pass NumPy arrays")
+        if y is None:
+            raise ValueError(f"{what}: give targets y")
+        return ArrayDataset(x, y)
+
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, nb_epoch=None):
+        """Train for ``epochs`` (BigDL alias ``nb_epoch``) epochs; returns a History.
+
+        Args:
+            x, y: NumPy arrays (lists of arrays for several inputs / outputs).
+            validation_data: ``(x_val, y_val)``, scored after every epoch.
+            validation_split: the fraction of (x, y) held out for validation (the last samples).
+            callbacks: Callback instances.
+            verbose: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch.
+        """
+        self._require_compiled("fit")
+        if nb_epoch is not None:
+            epochs = nb_epoch
+        data = self._dataset(x, y, "fit")
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+            val = ArrayDataset(*validation_data)
+        elif validation_split:
+            data, val = data.split(validation_split)
+        optimizer = LocalOptimizer(self, data, self.loss, self.optimizer, MaxEpoch(epochs), batch_size)
+        optimizer.set_shuffle(shuffle)
+        optimizer.set_train_metrics(self.metrics)
+        if verbose == 0:
+            optimizer.set_progress(0, quiet=True)
+        else:
+            optimizer.set_progress(0, bar=(verbose == 1))
+        if val is not None:
+            loss = self.loss[0] if isinstance(self.loss, list) else self.loss
+            methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
+            optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
+        if self._tensorboard is not None:
+            optimizer.set_train_summary(self._tensorboard[0]).set_val_summary(self._tensorboard[1])
+        if self._checkpoint is not None:
+            optimizer.set_checkpoint(self._checkpoint[0], EveryEpoch(), overwrite=self._checkpoint[1])
+        if "const" in self._clip:
+            optimizer.set_gradclip_const(*self._clip["const"])
+        if "l2" in self._clip:
+            optimizer.set_gradclip_l2norm(self._clip["l2"])
+        history = History()
+        callbacks = list(callbacks or [])
+        for c in callbacks:
+            if not isinstance(c, Callback):
+                raise TypeError(f"fit: callbacks must be ember.zoo.keras.callbacks.Callback instances, got {c!r}")
+        callbacks.append(history)
+        for c in callbacks:
+            c.set_model(self)
+            c.set_params({"epochs": epochs, "batch_size": batch_size, "samples": len(data), "verbose": verbose})
+        self.stop_training = False
+        optimizer.add_listener(_CallbackBridge(self, callbacks))
+        optimizer.optimize()
+        self.history = history
+        return history
+
+    def evaluate(self, x, y=None, batch_size=32, verbose=0):
+        """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
+        ``[loss, metric, ...]`` when metrics were compiled."""
+        self._require_compiled("evaluate")
+        data = self._dataset(x, y, "evaluate")
+        loss = self.loss[0] if isinstance(self.loss, list) else self.loss
+        methods = [validation_module.Loss(loss)] + list(self.metrics)
+        was_training = self.training
+        self.eval()
+        try:
+            results = evaluate_dataset(self, data, batch_size, methods)
+        finally:
+            self.train(was_training)
+        values = [r.result()[0] for r in results]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for ``x`` in inference mode (a list of arrays for several outputs)."""
+        if _is_spark(x):
+            raise TypeError("predict: Spark DataFrames and RDDs are not supported by this version yet; pass "
+                            "NumPy arrays")
+        was_training = self.training
+        self.eval()
+        try:
+            return predict_arrays(self, x, batch_size)
+        finally:
+            self.train(was_training)
+
+    def predict_classes(self, x, batch_size=32, verbose=0):
+        """0-based class ids: the argmax of each row, or output > 0.5 for a single output column."""
+        out = self.predict(x, batch_size)
+        out = out[0] if isinstance(out, list) else out
+        if out.ndim == 1 or out.shape[-1] == 1:
+            return (out.reshape(len(out), -1)[:, 0] > 0.5).astype(np.int64)
+        return out.argmax(axis=-1)
+
+
+def _renamed(method, name):
+    method.name = name
+    return method
+
+
+def _is_spark(x):
+    module = type(x).__module__ or ""
+    return module.startswith("pyspark")
+
+
+class Model(KerasTraining, containers.Model):
+    """The functional model with Keras' training methods (see ``ember.layers.Model`` for the graph)."""
+
+
+class Sequential(KerasTraining, containers.Sequential):
+    """A linear stack of layers with Keras' training methods.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> model = ember.Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2, activation="softmax")])
+        >>> _ = model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0).astype(int)
+        >>> sorted(model.fit(x, y, batch_size=8, epochs=2, verbose=0).history)
+        ['accuracy', 'loss']
+    """
+
+
+def load_model(path, custom_objects=None):
+    """Load a model (or a checkpoint's model) saved by ``save``, as a Keras-API model."""
+    objects = {"Model": Model, "Sequential": Sequential}
+    objects.update(custom_objects or {})
+    return serialization.load_model(path, objects)
