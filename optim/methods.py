@@ -6,7 +6,6 @@ state (momentum, moments, step count) as arrays aligned with the slice it update
 and ``load_state_dict`` save and restore it exactly. Conventions follow PyTorch (which BigDL's
 ``optim`` mirrors): weight decay is added to the gradient (L2), except in AdamW.
 """
-import numpy as np
 
 from ember.engine.backend import get_array_module
 
@@ -143,7 +142,9 @@ def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None
     if float(xp.abs(flat_grad).max()) <= tolerance_grad:
         return orig_loss
     d, t = state.get("d"), state.get("t")
-    old_dirs, old_stps, ro = state.setdefault("old_dirs", []), state.setdefault("old_stps", []), state.setdefault("ro", [])
+    old_dirs = state.setdefault("old_dirs", [])
+    old_stps = state.setdefault("old_stps", [])
+    ro = state.setdefault("ro", [])
     h_diag = state.get("H_diag", 1.0)
     prev_flat_grad = state.get("prev_flat_grad")
     n_iter = 0

@@ -286,7 +286,8 @@ class LocalOptimizer(BaseOptimizer):
         if self.state["position"] > 0 and (self._order is None or len(self._order) != len(self.dataset)):
             raise ValueError(f"resume: {path!r} stopped mid-epoch on a training set of another size")
         self.last_checkpoint = path
-        logger.log(self.log_level, "resumed from %s at epoch %d, iteration %d", path, self.state["epoch"], self.state["iteration"])
+        logger.log(self.log_level, "resumed from %s at epoch %d, iteration %d", path, self.state["epoch"],
+                   self.state["iteration"])
         return self
 
     # ---- the loop ----
@@ -340,8 +341,8 @@ class LocalOptimizer(BaseOptimizer):
         if self.val_summary is not None:
             for name, value in values.items():
                 self.val_summary.add_scalar(name, value, self.state["iteration"])
-        logger.log(self.log_level, "[Epoch %d][Iteration %d] validation: %s", self._epoch_of_last_step(), self.state["iteration"],
-                    ", ".join(f"{k} is {val:.6g}" for k, val in values.items()))
+        logger.log(self.log_level, "[Epoch %d][Iteration %d] validation: %s", self._epoch_of_last_step(),
+                   self.state["iteration"], ", ".join(f"{k} is {val:.6g}" for k, val in values.items()))
         return values
 
     def _epoch_of_last_step(self):
@@ -372,7 +373,7 @@ class LocalOptimizer(BaseOptimizer):
                     if self.progress_bar:
                         from tqdm import tqdm
 
-                        bar = tqdm(total=n, desc=f"Epoch {st['epoch']}", unit="rec", leave=True)
+                        bar = tqdm(total=n, desc=f"Epoch {st['epoch']}", unit="rec", leave=True, mininterval=0.5)
                 index = self._order[st["position"]:st["position"] + bs]
                 x, y = self.dataset.take(index)
                 lr = self.schedule.get_learning_rate(self.optim_method.learning_rate, st["iteration"], st["epoch"])
@@ -406,7 +407,8 @@ class LocalOptimizer(BaseOptimizer):
                 if self.train_summary is not None:
                     self._write_train_summary(loss, throughput, lr)
                 if self.log_every and st["iteration"] % self.log_every == 0 and bar is None:
-                    logger.log(self.log_level, "[Epoch %d %d/%d][Iteration %d][Wall Clock %.1fs] Trained %d records in %.4f seconds. "
+                    logger.log(self.log_level, "[Epoch %d %d/%d][Iteration %d][Wall Clock %.1fs] Trained %d records "
+                               "in %.4f seconds. "
                                 "Throughput is %.1f records/second. Loss is %.6g.", st["epoch"], st["position"], n,
                                 st["iteration"], time.perf_counter() - start_time, k, dt, throughput, loss)
                 if st["position"] >= n:

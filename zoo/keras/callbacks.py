@@ -92,7 +92,7 @@ class EarlyStopping(Callback):
                 self.best_weights = [np.array(w) for w in self.model.get_weights()]
             return
         self.wait += 1
-        if self.wait > self.patience or (self.patience == 0 and self.wait >= 1):
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 

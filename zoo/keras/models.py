@@ -4,9 +4,8 @@ clipping setters. The training itself is ``ember.optim``'s optimizer; this layer
 """
 import numpy as np
 
-from ember.layers import containers
+from ember.layers import containers, serialization
 from ember.layers import losses as losses_module
-from ember.layers import serialization
 from ember.optim import methods as methods_module
 from ember.optim import validation as validation_module
 from ember.optim.dataset import ArrayDataset
