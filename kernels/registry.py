@@ -1,9 +1,14 @@
-"""One registry of kernels: ``get_kernel(name, xp)`` returns the implementation for an array module.
+"""One registry of kernels: ``get_kernel(name, backend)`` returns the implementation to run.
 
-Implementations are registered per backend ("numpy" for the reference, "numba", "cupy"). A backend
-that is missing falls back to the NumPy reference on CPU; asking for CuPy without CUDA raises.
+Implementations are registered per backend: "numpy" (the reference, the specification), "numba"
+(fast CPU) and "cupy" (GPU). Arrays on the CPU ask for "numpy" and get the Numba kernel where one
+exists (unless ``set_cpu_kernels("reference")`` or ``EMBER_CPU_KERNELS=reference``), else the
+reference; "reference" always gives the reference. Asking for CuPy without a kernel raises.
 """
+import os
+
 _REGISTRY = {}
+_CPU = {"kernels": os.environ.get("EMBER_CPU_KERNELS", "numba")}
 _CUPY = None
 _CUPY_CHECKED = False
 
@@ -33,11 +38,28 @@ def register(name, backend):
     return deco
 
 
+def set_cpu_kernels(kind):
+    """Choose the CPU kernels: "numba" (fast, the default) or "reference" (pure NumPy)."""
+    if kind not in ("numba", "reference"):
+        raise ValueError(f"set_cpu_kernels: expected 'numba' or 'reference', got {kind!r}")
+    _CPU["kernels"] = kind
+
+
+def get_cpu_kernels():
+    return _CPU["kernels"]
+
+
 def get_kernel(name, backend="numpy"):
-    """Return kernel ``name`` for ``backend``; CPU backends fall back to the NumPy reference."""
+    """Return kernel ``name`` for ``backend`` ("numpy" = whatever runs on CPU, "reference", "numba", "cupy")."""
     impls = _REGISTRY.get(name)
     if impls is None:
         raise KeyError(f"no kernel named {name!r}; known: {sorted(_REGISTRY)}")
+    if backend == "numpy":
+        if _CPU["kernels"] == "numba" and "numba" in impls:
+            return impls["numba"]
+        return impls["numpy"]
+    if backend == "reference":
+        return impls["numpy"]
     if backend in impls:
         return impls[backend]
     if backend == "cupy":

@@ -6,21 +6,19 @@ from ember.engine.tensor import Function
 from ember.kernels import get_kernel
 
 
+def _k(name, arr):
+    return get_kernel(name, backend_name(get_array_module(arr)))
+
+
 class ReLU(Function):
+    """max(x, 0) with an optional leaky slope and cap; the arithmetic is the ``relu_*`` kernels."""
+
     def forward(self, x, max_value=None, negative_slope=0.0):
-        xp = get_array_module(x)
         self.x, self.max_value, self.slope = x, max_value, negative_slope
-        y = xp.where(x > 0, x, x * negative_slope) if negative_slope else xp.maximum(x, 0)
-        if max_value is not None:
-            y = xp.minimum(y, max_value)
-        return y.astype(x.dtype, copy=False)
+        return _k("relu_forward", x)(x, max_value, negative_slope)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        d = xp.where(self.x > 0, 1.0, self.slope).astype(g.dtype)
-        if self.max_value is not None:
-            d = d * (self.x < self.max_value)
-        return g * d
+        return _k("relu_backward", g)(g, self.x, self.max_value, self.slope)
 
 
 class ELU(Function):

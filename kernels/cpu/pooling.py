@@ -1,0 +1,113 @@
+"""Max and average pooling on NHWC arrays with Numba, in parallel over the batch; the argmax and
+the averaging rule (divide by the real, unpadded window size) are the reference's."""
+import numpy as np
+
+from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.reference.pooling import _out_hw
+from ember.kernels.registry import register
+
+
+@njit(**PARALLEL)
+def _max_forward(x, kh, kw, sh, sw, pt, pl, y, arg):
+    n, h, w, c = x.shape
+    _, ho, wo, _ = y.shape
+    for b in prange(n):
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    best = -np.inf
+                    best_k = 0
+                    found = False
+                    for a in range(kh):
+                        yy = i * sh - pt + a
+                        if yy < 0 or yy >= h:
+                            continue
+                        for q in range(kw):
+                            xx = j * sw - pl + q
+                            if xx < 0 or xx >= w:
+                                continue
+                            v = x[b, yy, xx, ch]
+                            if not found or v > best:
+                                best = v
+                                best_k = a * kw + q
+                                found = True
+                    y[b, i, j, ch] = best
+                    arg[b, i, j, ch] = best_k
+
+
+@njit(**PARALLEL)
+def _max_backward(dy, arg, kw, sh, sw, pt, pl, dx):
+    n, h, w, c = dx.shape
+    _, ho, wo, _ = dy.shape
+    for b in prange(n):
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    k = arg[b, i, j, ch]
+                    yy = i * sh - pt + k // kw
+                    xx = j * sw - pl + k % kw
+                    dx[b, yy, xx, ch] += dy[b, i, j, ch]
+
+
+@njit(**PARALLEL)
+def _avg(x, kh, kw, sh, sw, pt, pl, out, backward):
+    # forward: out (N, Ho, Wo, C) from x (N, H, W, C); backward: out (N, H, W, C) += x (dy) / count
+    if backward:
+        n, ho, wo, c = x.shape
+        _, h, w, _ = out.shape
+    else:
+        n, h, w, c = x.shape
+        _, ho, wo, _ = out.shape
+    for b in prange(n):
+        for i in range(ho):
+            r0 = max(i * sh - pt, 0)
+            r1 = min(i * sh - pt + kh, h)
+            for j in range(wo):
+                c0 = max(j * sw - pl, 0)
+                c1 = min(j * sw - pl + kw, w)
+                count = (r1 - r0) * (c1 - c0)
+                for ch in range(c):
+                    if backward:
+                        g = x[b, i, j, ch] / count
+                        for yy in range(r0, r1):
+                            for xx in range(c0, c1):
+                                out[b, yy, xx, ch] += g
+                    else:
+                        s = 0.0
+                        for yy in range(r0, r1):
+                            for xx in range(c0, c1):
+                                s += x[b, yy, xx, ch]
+                        out[b, i, j, ch] = s / count
+
+
+@register("max_pool2d_forward", "numba")
+def max_pool2d_forward(x, pool, stride, pads):
+    ho, wo = _out_hw(x.shape, pool, stride, pads)
+    n, _, _, c = x.shape
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    arg = np.empty((n, ho, wo, c), dtype=np.int64)
+    _max_forward(np.ascontiguousarray(x), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], y, arg)
+    return y, arg
+
+
+@register("max_pool2d_backward", "numba")
+def max_pool2d_backward(dy, arg, x_shape, pool, stride, pads):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _max_backward(np.ascontiguousarray(dy), arg, pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx)
+    return dx
+
+
+@register("avg_pool2d_forward", "numba")
+def avg_pool2d_forward(x, pool, stride, pads):
+    ho, wo = _out_hw(x.shape, pool, stride, pads)
+    n, _, _, c = x.shape
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    _avg(np.ascontiguousarray(x), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], y, False)
+    return y
+
+
+@register("avg_pool2d_backward", "numba")
+def avg_pool2d_backward(dy, x_shape, pool, stride, pads):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _avg(np.ascontiguousarray(dy), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx, True)
+    return dx

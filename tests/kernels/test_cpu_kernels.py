@@ -1,0 +1,105 @@
+"""Every Numba CPU kernel against the NumPy reference (the specification) on random shapes:
+odd sizes, strides, asymmetric padding, dilation, batch size 1, float32 and float64."""
+import numpy as np
+import pytest
+
+from ember.kernels import get_cpu_kernels, get_kernel, set_cpu_kernels
+
+pytest.importorskip("numba")
+
+CONV_CASES = [
+    # n, h, w, c, kh, kw, f, stride, dilation, pads
+    (1, 7, 5, 1, 3, 3, 2, (1, 1), (1, 1), ((0, 0), (0, 0))),
+    (2, 9, 11, 3, 3, 2, 4, (2, 1), (1, 1), ((1, 0), (0, 2))),
+    (3, 8, 8, 5, 5, 5, 6, (1, 1), (1, 1), ((2, 2), (2, 2))),
+    (2, 13, 10, 4, 3, 3, 3, (3, 2), (2, 1), ((1, 2), (2, 1))),
+    (1, 6, 6, 7, 1, 1, 5, (1, 1), (1, 1), ((0, 0), (0, 0))),   # pointwise, no im2col
+    (2, 7, 9, 6, 1, 1, 4, (2, 2), (1, 1), ((0, 0), (0, 0))),   # strided 1x1
+    (4, 10, 10, 2, 7, 7, 3, (2, 2), (1, 1), ((3, 3), (3, 3))),
+    (1, 5, 5, 2, 3, 3, 2, (1, 1), (2, 2), ((2, 2), (2, 2))),   # dilation with padding
+]
+
+
+def out_hw(h, k, s, d, pad):
+    return (h + sum(pad) - (k - 1) * d - 1) // s + 1
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_kernels_match_reference(case, dtype, rtol, rng):
+    n, h, w, c, kh, kw, f, stride, dilation, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    k = rng.normal(size=(kh, kw, c, f)).astype(dtype)
+    ho, wo = out_hw(h, kh, stride[0], dilation[0], pads[0]), out_hw(w, kw, stride[1], dilation[1], pads[1])
+    dy = rng.normal(size=(n, ho, wo, f)).astype(dtype)
+    args = (stride, dilation, pads, 1)
+    for name, inputs in (("conv2d_forward", (x, k)), ("conv2d_backward_weight", (x, dy, k.shape)),
+                         ("conv2d_backward_data", (dy, k, x.shape))):
+        fast = get_kernel(name, "numba")(*inputs, *args)
+        ref = get_kernel(name, "reference")(*inputs, *args)
+        assert fast.shape == ref.shape and fast.dtype == ref.dtype, name
+        np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * 10, err_msg=name)
+
+
+def test_grouped_conv_falls_back_to_reference(rng):
+    x = rng.normal(size=(2, 6, 6, 4))
+    k = rng.normal(size=(3, 3, 1, 4))
+    args = ((1, 1), (1, 1), ((1, 1), (1, 1)), 4)
+    np.testing.assert_allclose(get_kernel("conv2d_forward", "numba")(x, k, *args),
+                               get_kernel("conv2d_forward", "reference")(x, k, *args), rtol=1e-12)
+
+
+POOL_CASES = [
+    (1, 4, 4, 1, (2, 2), (2, 2), ((0, 0), (0, 0))),
+    (3, 7, 9, 5, (3, 3), (2, 2), ((1, 1), (1, 1))),
+    (2, 8, 5, 3, (2, 3), (1, 2), ((0, 1), (1, 1))),
+    (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pool_kernels_match_reference(case, dtype, rng):
+    n, h, w, c, pool, stride, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    y_fast, arg_fast = get_kernel("max_pool2d_forward", "numba")(x, pool, stride, pads)
+    y_ref, arg_ref = get_kernel("max_pool2d_forward", "reference")(x, pool, stride, pads)
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(arg_fast, arg_ref)
+    dy = rng.normal(size=y_ref.shape).astype(dtype)
+    np.testing.assert_allclose(get_kernel("max_pool2d_backward", "numba")(dy, arg_fast, x.shape, pool, stride, pads),
+                               get_kernel("max_pool2d_backward", "reference")(dy, arg_ref, x.shape, pool, stride, pads),
+                               rtol=1e-12 if dtype == np.float64 else 1e-5, atol=1e-6)  # overlapping windows add up
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    a_fast = get_kernel("avg_pool2d_forward", "numba")(x, pool, stride, pads)
+    a_ref = get_kernel("avg_pool2d_forward", "reference")(x, pool, stride, pads)
+    np.testing.assert_allclose(a_fast, a_ref, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(get_kernel("avg_pool2d_backward", "numba")(dy, x.shape, pool, stride, pads),
+                               get_kernel("avg_pool2d_backward", "reference")(dy, x.shape, pool, stride, pads),
+                               rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("max_value, slope", [(None, 0.0), (6.0, 0.0), (None, 0.2), (1.0, 0.1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_kernels_match_reference(max_value, slope, dtype, rng):
+    x = (rng.normal(size=(3, 5, 7)) * 4).astype(dtype)
+    x[0, 0, :3] = [0.0, 6.0, 1.0]  # the boundaries
+    g = rng.normal(size=x.shape).astype(dtype)
+    for name, args in (("relu_forward", (x, max_value, slope)), ("relu_backward", (g, x, max_value, slope))):
+        fast, ref = get_kernel(name, "numba")(*args), get_kernel(name, "reference")(*args)
+        assert fast.dtype == ref.dtype == dtype
+        np.testing.assert_array_equal(fast, ref, err_msg=name)
+
+
+def test_cpu_kernel_choice():
+    assert get_cpu_kernels() == "numba"
+    assert get_kernel("conv2d_forward", "numpy") is get_kernel("conv2d_forward", "numba")
+    try:
+        set_cpu_kernels("reference")
+        assert get_kernel("conv2d_forward", "numpy") is get_kernel("conv2d_forward", "reference")
+    finally:
+        set_cpu_kernels("numba")
+    with pytest.raises(ValueError, match="numba"):
+        set_cpu_kernels("fast")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        get_kernel("relu_forward", "cupy")
