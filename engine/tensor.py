@@ -190,6 +190,7 @@ class Function:
     """
 
     parents = ()
+    tracked = False  # set before forward: whether backward may run (grad enabled and an input needs it)
 
     def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
         raise NotImplementedError
@@ -212,6 +213,7 @@ class Function:
         ctx = cls()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         track = config.is_grad_enabled() and any(ctx.needs_input_grad)
+        ctx.tracked = track
         out = ctx.forward(*[t.data for t in tensors], **kwargs)
         if not hasattr(out, "__array_interface__") and not hasattr(out, "__cuda_array_interface__"):
             out = np.asarray(out)

@@ -1,7 +1,7 @@
 """BatchNormalization, LayerNormalization and LocalResponseNormalization."""
 from ember.engine import functional as F
 from ember.engine.backend import get_array_module
-from ember.engine.ops.normalization import BatchNormTrain
+from ember.engine.ops.normalization import BatchNormInference, BatchNormTrain
 from ember.engine.tensor import Tensor
 from ember.layers import initializers
 from ember.layers.base import InputSpec, Layer
@@ -44,20 +44,22 @@ class BatchNormalization(Layer):
 
     def call(self, x, training=False):
         axis = self.axis % x.ndim
-        shape = [1] * x.ndim
-        shape[axis] = x.shape[axis]
-        gamma = F.reshape(self.gamma, shape) if self.gamma is not None else _constant(x, shape, 1)
-        beta = F.reshape(self.beta, shape) if self.beta is not None else _constant(x, shape, 0)
+        c = x.shape[axis]
         if training:
+            shape = [1] * x.ndim
+            shape[axis] = c
+            gamma = F.reshape(self.gamma, shape) if self.gamma is not None else _constant(x, shape, 1)
+            beta = F.reshape(self.beta, shape) if self.beta is not None else _constant(x, shape, 0)
             axes = tuple(i for i in range(x.ndim) if i != axis)
             y, op = BatchNormTrain.apply_with_context(x, gamma, beta, axes=axes, eps=self.epsilon)
             m = self.momentum
             self.moving_mean.data[...] = m * self.moving_mean.data + (1 - m) * op.mean.reshape(-1)
             self.moving_variance.data[...] = m * self.moving_variance.data + (1 - m) * op.var.reshape(-1)
             return y
-        mean = F.reshape(self.moving_mean.detach(), shape)
-        inv = 1.0 / (self.moving_variance.data.reshape(shape) + self.epsilon) ** 0.5
-        return (x - mean) * Tensor(inv) * gamma + beta
+        gamma = self.gamma if self.gamma is not None else _constant(x, (c,), 1)
+        beta = self.beta if self.beta is not None else _constant(x, (c,), 0)
+        return BatchNormInference.apply(x, gamma, beta, mean=self.moving_mean.data, var=self.moving_variance.data,
+                                        axis=axis, eps=self.epsilon)
 
     def compute_output_shape(self, input_shape):
         return input_shape

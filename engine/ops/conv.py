@@ -14,6 +14,11 @@ class Conv2D(Function):
     def forward(self, x, w, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0)), groups=1):
         self.x, self.w = x, w
         self.args = stride, dilation, pads, groups
+        self.cols = None
+        if self.tracked and self.needs_input_grad[1]:
+            # keep the receptive-field matrix (when small) so the weight gradient does not rebuild it
+            y, self.cols = _k("conv2d_forward_cols", x)(x, w, stride, dilation, pads, groups)
+            return y
         return _k("conv2d_forward", x)(x, w, stride, dilation, pads, groups)
 
     def backward(self, g):
@@ -21,7 +26,10 @@ class Conv2D(Function):
         if self.needs_input_grad[0]:
             dx = _k("conv2d_backward_data", g)(g, self.w, self.x.shape, *self.args)
         if self.needs_input_grad[1]:
-            dw = _k("conv2d_backward_weight", g)(self.x, g, self.w.shape, *self.args)
+            if self.cols is not None:
+                dw = _k("conv2d_backward_weight_cols", g)(self.cols, g, self.w.shape, self.args[3])
+            else:
+                dw = _k("conv2d_backward_weight", g)(self.x, g, self.w.shape, *self.args)
         return dx, dw
 
 

@@ -1,33 +1,86 @@
-"""Batch normalisation in training mode as one op (closed-form backward)."""
-from ember.engine.backend import get_array_module
+"""Batch normalisation as single ops (closed-form backward). Channels-last inputs, the common case,
+go through the ``batch_norm_*`` kernels on a (M, C) view; other axes use the generic NumPy form."""
+from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
+from ember.kernels import get_kernel
+
+
+def _k(name, arr):
+    return get_kernel(name, backend_name(get_array_module(arr)))
+
+
+def _channels_last(x, axes):
+    return tuple(axes) == tuple(range(x.ndim - 1))
 
 
 class BatchNormTrain(Function):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics over ``axes`` of this batch.
 
     ``forward`` also exposes the batch mean and (biased) variance as ``self.mean``/``self.var``
-    so the layer can update its running statistics.
+    (shaped like gamma) so the layer can update its running statistics.
     """
 
     def forward(self, x, gamma, beta, axes=(0,), eps=1e-3):
+        self.axes, self.gamma, self.shape = axes, gamma, x.shape
+        if _channels_last(x, axes):
+            c = x.shape[-1]
+            self.x2 = x.reshape(-1, c)
+            y, mean, var, self.inv_std = _k("batch_norm_forward_train", x)(
+                self.x2, gamma.reshape(c), beta.reshape(c), eps)
+            self.mean2 = mean
+            self.mean, self.var = mean.reshape(gamma.shape), var.reshape(gamma.shape)
+            return y.reshape(x.shape)
         xp = get_array_module(x)
-        self.axes = axes
+        self.x2 = None
         self.mean = x.mean(axis=axes, keepdims=True)
         centered = x - self.mean
         self.var = (centered * centered).mean(axis=axes, keepdims=True)
         self.inv_std = 1.0 / xp.sqrt(self.var + eps)
         self.xhat = centered * self.inv_std
-        self.gamma = gamma
         return self.xhat * gamma + beta
 
     def backward(self, g):
+        if self.x2 is not None:
+            c = self.shape[-1]
+            dx, dgamma, dbeta = _k("batch_norm_backward", g)(g.reshape(-1, c), self.x2, self.mean2, self.inv_std,
+                                                             self.gamma.reshape(c))
+            return dx.reshape(self.shape), dgamma.reshape(self.gamma.shape), dbeta.reshape(self.gamma.shape)
         axes = self.axes
         dgamma = (g * self.xhat).sum(axis=axes, keepdims=True)
         dbeta = g.sum(axis=axes, keepdims=True)
         count = g.size // dbeta.size
-        dxhat_sum = dbeta * self.gamma
-        dxhat_xhat_sum = dgamma * self.gamma
         # dx = inv_std/m * (m*dxhat - sum(dxhat) - xhat*sum(dxhat*xhat)), dxhat = g*gamma
-        dx = (self.inv_std / count) * (count * g * self.gamma - dxhat_sum - self.xhat * dxhat_xhat_sum)
+        dx = (self.inv_std / count) * (count * g * self.gamma - dbeta * self.gamma - self.xhat * dgamma * self.gamma)
         return dx, dgamma.reshape(self.gamma.shape), dbeta.reshape(self.gamma.shape)
+
+
+class BatchNormInference(Function):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta with fixed (moving) statistics, computed as one
+    scale-and-shift pass. Gradients flow to x, gamma and beta (fine-tuning with frozen statistics)."""
+
+    def forward(self, x, gamma, beta, mean=None, var=None, axis=-1, eps=1e-3):
+        xp = get_array_module(x)
+        self.axis = axis % x.ndim
+        self.inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
+        self.scale = (gamma * self.inv_std).astype(x.dtype)
+        shift = (beta - mean * self.scale).astype(x.dtype)
+        self.x, self.mean, self.gamma_shape = x, mean, gamma.shape
+        if self.axis == x.ndim - 1:
+            c = x.shape[-1]
+            return _k("scale_shift", x)(x.reshape(-1, c), self.scale, shift).reshape(x.shape)
+        shape = [1] * x.ndim
+        shape[self.axis] = x.shape[self.axis]
+        return x * self.scale.reshape(shape) + shift.reshape(shape)
+
+    def backward(self, g):
+        shape = [1] * g.ndim
+        shape[self.axis] = g.shape[self.axis]
+        axes = tuple(i for i in range(g.ndim) if i != self.axis)
+        dx = g * self.scale.reshape(shape) if self.needs_input_grad[0] else None
+        dgamma = dbeta = None
+        if self.needs_input_grad[1]:
+            xhat = (self.x - self.mean.reshape(shape)) * self.inv_std.reshape(shape)
+            dgamma = (g * xhat).sum(axis=axes).reshape(self.gamma_shape)
+        if self.needs_input_grad[2]:
+            dbeta = g.sum(axis=axes).reshape(self.gamma_shape)
+        return dx, dgamma, dbeta

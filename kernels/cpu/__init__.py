@@ -5,4 +5,6 @@ except ImportError:  # pragma: no cover - numba is a dependency, but import embe
     AVAILABLE = False
 else:
     AVAILABLE = True
-    from ember.kernels.cpu import activation, conv, pooling  # noqa: F401 - registers kernels
+    from ember.kernels.cpu import activation, conv, memory, normalization, pooling  # noqa: F401 - registers kernels
+
+    memory.tune()

@@ -120,6 +120,31 @@ def conv2d_forward(x, w, stride, dilation, pads, groups):
     return (cols @ w.reshape(-1, f)).reshape(n, ho, wo, f)
 
 
+KEEP_COLS_BYTES = 16 * 2 ** 20  # keep the forward's im2col matrix for the weight gradient up to this size
+
+
+@register("conv2d_forward_cols", "numba")
+def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
+    pads = _normalize_pads(pads)
+    if groups != 1:
+        return reference.conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
+    kh, kw = w.shape[:2]
+    cols = im2col(x, kh, kw, stride, dilation, pads, ho, wo)
+    y = (cols @ w.reshape(-1, f)).reshape(n, ho, wo, f)
+    if _is_pointwise(w.shape, stride, dilation, pads):
+        return y, cols[None]  # a view of x, which the op keeps anyway
+    return y, (cols.copy()[None] if cols.nbytes <= KEEP_COLS_BYTES else None)
+
+
+@register("conv2d_backward_weight_cols", "numba")
+def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
+    if groups != 1:
+        return reference.conv2d_backward_weight_cols(cols, dy, w_shape, groups)
+    f = w_shape[-1]
+    return (cols[0].T @ dy.reshape(-1, f)).reshape(w_shape)
+
+
 @register("conv2d_backward_weight", "numba")
 def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)

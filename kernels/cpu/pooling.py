@@ -9,30 +9,38 @@ from ember.kernels.registry import register
 
 @njit(**PARALLEL)
 def _max_forward(x, kh, kw, sh, sw, pt, pl, y, arg):
+    # channels innermost (contiguous in NHWC); the first valid tap initialises, later taps win only
+    # when strictly greater, so ties go to the first tap in row-major order, as in the reference
     n, h, w, c = x.shape
     _, ho, wo, _ = y.shape
     for b in prange(n):
         for i in range(ho):
             for j in range(wo):
-                for ch in range(c):
-                    best = -np.inf
-                    best_k = 0
-                    found = False
-                    for a in range(kh):
-                        yy = i * sh - pt + a
-                        if yy < 0 or yy >= h:
+                first = True
+                for a in range(kh):
+                    yy = i * sh - pt + a
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw - pl + q
+                        if xx < 0 or xx >= w:
                             continue
-                        for q in range(kw):
-                            xx = j * sw - pl + q
-                            if xx < 0 or xx >= w:
-                                continue
-                            v = x[b, yy, xx, ch]
-                            if not found or v > best:
-                                best = v
-                                best_k = a * kw + q
-                                found = True
-                    y[b, i, j, ch] = best
-                    arg[b, i, j, ch] = best_k
+                        k = a * kw + q
+                        if first:
+                            for ch in range(c):
+                                y[b, i, j, ch] = x[b, yy, xx, ch]
+                                arg[b, i, j, ch] = k
+                            first = False
+                        else:
+                            for ch in range(c):
+                                v = x[b, yy, xx, ch]
+                                if v > y[b, i, j, ch]:
+                                    y[b, i, j, ch] = v
+                                    arg[b, i, j, ch] = k
+                if first:  # the window lies in the padding only
+                    for ch in range(c):
+                        y[b, i, j, ch] = -np.inf
+                        arg[b, i, j, ch] = 0
 
 
 @njit(**PARALLEL)

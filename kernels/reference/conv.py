@@ -69,6 +69,26 @@ def conv2d_forward(x, w, stride, dilation, pads, groups):
     return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, ho, wo, f)
 
 
+@register("conv2d_forward_cols", "numpy")
+def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
+    """``conv2d_forward`` that also returns its receptive-field matrix (for ``conv2d_backward_weight_cols``),
+    or None in its place when keeping it is not worth the memory."""
+    n, ho, wo, f = _out_shape(x.shape, w.shape, stride, dilation, pads)
+    kh, kw = w.shape[:2]
+    cols = _grouped_cols(windows(_pad(x, pads), kh, kw, stride, dilation, ho, wo), groups)
+    y = np.matmul(cols, _grouped_kernel(w, groups))
+    y = y.reshape(n, ho, wo, f) if groups == 1 else np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, ho, wo, f)
+    return y, cols
+
+
+@register("conv2d_backward_weight_cols", "numpy")
+def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
+    """dL/dw from the matrix ``conv2d_forward_cols`` returned."""
+    kh, kw, cg, f = w_shape
+    dwg = np.matmul(cols.transpose(0, 2, 1), _grouped_dy(dy, groups))
+    return dwg.reshape(groups, kh, kw, cg, f // groups).transpose(1, 2, 3, 0, 4).reshape(w_shape)
+
+
 def _grouped_dy(dy, groups):
     n, ho, wo, f = dy.shape
     if groups == 1:

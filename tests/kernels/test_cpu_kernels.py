@@ -103,3 +103,24 @@ def test_cpu_kernel_choice():
         set_cpu_kernels("fast")
     with pytest.raises(RuntimeError, match="CuPy"):
         get_kernel("relu_forward", "cupy")
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("m, c", [(1, 3), (7, 1), (50, 6), (1031, 17)])
+def test_batch_norm_kernels_match_reference(m, c, dtype, rtol, rng):
+    x = (rng.normal(size=(m, c)) * 3 + 2).astype(dtype)
+    gamma, beta = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
+    fast = get_kernel("batch_norm_forward_train", "numba")(x, gamma, beta, 1e-3)
+    ref = get_kernel("batch_norm_forward_train", "reference")(x, gamma, beta, 1e-3)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    _, mean, _, inv_std = ref
+    g = rng.normal(size=(m, c)).astype(dtype)
+    fast = get_kernel("batch_norm_backward", "numba")(g, x, mean, inv_std, gamma)
+    ref = get_kernel("batch_norm_backward", "reference")(g, x, mean, inv_std, gamma)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 10)
+    scale, shift = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
+    np.testing.assert_allclose(get_kernel("scale_shift", "numba")(x, scale, shift),
+                               get_kernel("scale_shift", "reference")(x, scale, shift), rtol=rtol, atol=rtol)

@@ -1,0 +1,99 @@
+"""Batch normalisation with Numba: per-thread partial sums over row blocks (float64 accumulators),
+then one pass that writes the output; ``xhat`` is recomputed in the backward pass, not stored."""
+import numba
+import numpy as np
+
+from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.registry import register
+
+
+@njit(**PARALLEL)
+def _column_sums(x, shift, square, blocks, out):
+    # out[t, c] = sum over the rows of block t of (x - shift) or (x - shift)^2
+    m, c = x.shape
+    step = (m + blocks - 1) // blocks
+    for t in prange(blocks):
+        for i in range(t * step, min(m, (t + 1) * step)):
+            for j in range(c):
+                d = x[i, j] - shift[j]
+                out[t, j] += d * d if square else d
+
+
+@njit(**PARALLEL)
+def _normalize(x, mean, inv_std, gamma, beta, y):
+    m, c = x.shape
+    for i in prange(m):
+        for j in range(c):
+            y[i, j] = (x[i, j] - mean[j]) * inv_std[j] * gamma[j] + beta[j]
+
+
+@njit(**PARALLEL)
+def _backward_sums(g, x, mean, inv_std, blocks, out):
+    # out[0, t, c] = sum g; out[1, t, c] = sum g * xhat
+    m, c = x.shape
+    step = (m + blocks - 1) // blocks
+    for t in prange(blocks):
+        for i in range(t * step, min(m, (t + 1) * step)):
+            for j in range(c):
+                out[0, t, j] += g[i, j]
+                out[1, t, j] += g[i, j] * (x[i, j] - mean[j]) * inv_std[j]
+
+
+@njit(**PARALLEL)
+def _backward_dx(g, x, mean, inv_std, gamma, dbeta, dgamma, dx):
+    m, c = x.shape
+    for i in prange(m):
+        for j in range(c):
+            xhat = (x[i, j] - mean[j]) * inv_std[j]
+            dx[i, j] = gamma[j] * inv_std[j] / m * (m * g[i, j] - dbeta[j] - xhat * dgamma[j])
+
+
+@njit(**PARALLEL)
+def _scale_shift(x, scale, shift, y):
+    m, c = x.shape
+    for i in prange(m):
+        for j in range(c):
+            y[i, j] = x[i, j] * scale[j] + shift[j]
+
+
+def _blocks(m):
+    return max(1, min(m, 4 * numba.get_num_threads()))
+
+
+@register("batch_norm_forward_train", "numba")
+def batch_norm_forward_train(x, gamma, beta, eps):
+    x = np.ascontiguousarray(x)
+    m, c = x.shape
+    blocks = _blocks(m)
+    sums = np.zeros((blocks, c))
+    _column_sums(x, np.zeros(c, dtype=x.dtype), False, blocks, sums)
+    mean = (sums.sum(axis=0) / m).astype(x.dtype)
+    sums[...] = 0
+    _column_sums(x, mean, True, blocks, sums)
+    var = (sums.sum(axis=0) / m).astype(x.dtype)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    y = np.empty_like(x)
+    _normalize(x, mean, inv_std, gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False), y)
+    return y, mean, var, inv_std
+
+
+@register("batch_norm_backward", "numba")
+def batch_norm_backward(g, x, mean, inv_std, gamma):
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    m, c = x.shape
+    blocks = _blocks(m)
+    sums = np.zeros((2, blocks, c))
+    _backward_sums(g, x, mean, inv_std, blocks, sums)
+    dbeta, dgamma = sums[0].sum(axis=0), sums[1].sum(axis=0)
+    dx = np.empty_like(g)
+    _backward_dx(g, x, mean, inv_std, gamma.astype(g.dtype, copy=False), dbeta.astype(g.dtype),
+                 dgamma.astype(g.dtype), dx)
+    return dx, dgamma.astype(g.dtype), dbeta.astype(g.dtype)
+
+
+@register("scale_shift", "numba")
+def scale_shift(x, scale, shift):
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _scale_shift(x, scale.astype(x.dtype, copy=False), shift.astype(x.dtype, copy=False), y)
+    return y
