@@ -192,6 +192,20 @@ def run(workload, framework, threads):
     return json.loads(lines[-1])
 
 
+def median_result(results):
+    """The per-field median of several runs (an error if any run failed); ``runs`` counts them."""
+    failed = [r for r in results if "error" in r]
+    if failed:
+        return failed[0]
+    merged = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, float):
+            values = sorted(r[key] for r in results)
+            merged[key] = values[len(values) // 2]
+    merged["runs"] = len(results)
+    return merged
+
+
 def ratios(ours, theirs):
     out = {"workload": ours["workload"], "ratio": "ember/torch (>1: ember faster)"}
     for key in ("samples_per_s", "inference_img_per_s"):
@@ -213,6 +227,8 @@ def main():
     parser.add_argument("workloads", nargs="+", help="W1 W2 W3 W4 or all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frameworks", default="ember,torch")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per framework, alternating between frameworks; medians are reported")
     args = parser.parse_args()
     workloads = WORKLOADS if args.workloads == ["all"] else args.workloads
     frameworks = args.frameworks.split(",")
@@ -225,7 +241,11 @@ def main():
     for workload in workloads:
         if workload not in WORKLOADS:
             raise SystemExit(f"unknown workload {workload!r}: expected one of {WORKLOADS} or all")
-        results = {f: run(workload, f, args.threads) for f in frameworks}
+        runs = {f: [] for f in frameworks}
+        for _ in range(max(1, args.repeat)):
+            for f in frameworks:  # alternate, so that a slow spell of a shared machine hits both
+                runs[f].append(run(workload, f, args.threads))
+        results = {f: median_result(rs) for f, rs in runs.items()}
         for r in results.values():
             print(json.dumps(r), flush=True)
         if "error" not in results.get("ember", {"error": 1}) and "error" not in results.get("torch", {"error": 1}):

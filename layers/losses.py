@@ -5,6 +5,7 @@ Cross-entropies on logits use log-softmax / softplus forms, which never overflow
 import numpy as np
 
 from ember.engine import functional as F
+from ember.engine.ops.activation import Softmax, SoftmaxCrossEntropy
 from ember.engine.tensor import Tensor
 
 EPSILON = 1e-7
@@ -37,6 +38,14 @@ class Loss:
         return f"{type(self).__name__}({self.get_config()})"
 
 
+def _softmax_logits(y_pred):
+    """The input of the softmax that produced ``y_pred`` (over the last axis), or None."""
+    ctx = y_pred._ctx
+    if isinstance(ctx, Softmax) and ctx.axis in (-1, y_pred.ndim - 1):
+        return ctx.parents[0]
+    return None
+
+
 class SparseCategoricalCrossentropy(Loss):
     """-log p[label]; labels are 0-based integers of shape (batch,) or (batch, 1).
 
@@ -66,11 +75,13 @@ class SparseCategoricalCrossentropy(Loss):
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{self.name}: labels must be in [0, {classes}) (0-based), got range "
                              f"[{labels.min()}, {labels.max()}]")
-        if self.from_logits:
-            logp = F.log_softmax(y_pred, axis=-1)
-        else:
-            p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
-            logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
+        logits = y_pred if self.from_logits else _softmax_logits(y_pred)
+        if logits is not None:
+            # NOTE: on a softmax output the loss is taken from that softmax's logits (as Keras does
+            # on TensorFlow): the same value without clipping, and the exact gradient p - onehot.
+            return SoftmaxCrossEntropy.apply(F.reshape(logits, (-1, classes)), labels=labels.reshape(-1))
+        p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
+        logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
         flat = F.reshape(logp, (-1, classes))
         picked = flat[np.arange(flat.shape[0]), labels.reshape(-1)]
         return -F.mean(picked)

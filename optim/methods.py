@@ -7,7 +7,12 @@ and ``load_state_dict`` save and restore it exactly. Conventions follow PyTorch 
 ``optim`` mirrors): weight decay is added to the gradient (L2), except in AdamW.
 """
 
-from ember.engine.backend import get_array_module
+from ember.engine.backend import backend_name, get_array_module
+from ember.kernels import get_kernel
+
+
+def _kernel(name, arr):
+    return get_kernel(name, backend_name(get_array_module(arr)))
 
 
 def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
@@ -18,17 +23,14 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
         d <- g + momentum * v (Nesterov) or v (momentum) or g (plain)
         param <- param - lr * d
     """
-    g = grad + weight_decay * param if weight_decay else grad
+    xp = get_array_module(param)
+    buf, first = None, False
     if momentum:
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = g.copy()
-        else:
-            buf = state["momentum_buffer"]
-            buf *= momentum
-            buf += (1 - dampening) * g
+        first = "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = xp.empty_like(param)
         buf = state["momentum_buffer"]
-        g = g + momentum * buf if nesterov else buf
-    param -= lr * g
+    _kernel("sgd_update", param)(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first)
 
 
 def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
@@ -41,19 +43,9 @@ def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
     """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
-    if weight_decay and decoupled:
-        param *= 1 - lr * weight_decay
-        g = grad
-    else:
-        g = grad + weight_decay * param if weight_decay else grad
     m = state.setdefault("m", xp.zeros_like(param))
     v = state.setdefault("v", xp.zeros_like(param))
-    m *= beta_1
-    m += (1 - beta_1) * g
-    v *= beta_2
-    v += (1 - beta_2) * g * g
-    denom = xp.sqrt(v / (1 - beta_2 ** t)) + epsilon
-    param -= (lr / (1 - beta_1 ** t)) * m / denom
+    _kernel("adam_update", param)(param, grad, m, v, t, lr, beta_1, beta_2, epsilon, weight_decay, decoupled)
 
 
 def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):

@@ -105,3 +105,18 @@ class LogSoftmax(Function):
     def backward(self, g):
         xp = get_array_module(g)
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
+
+
+class SoftmaxCrossEntropy(Function):
+    """mean over rows of -log softmax(logits)[label]: logits (N, C), labels (N,) 0-based ints (fused)."""
+
+    def forward(self, logits, labels=None):
+        self.labels = labels
+        losses, self.probs = get_kernel("softmax_cross_entropy_forward", backend_name(get_array_module(logits)))(
+            logits, labels)
+        return losses.mean()
+
+    def backward(self, g):
+        n = self.probs.shape[0]
+        scale = g.item() / n if hasattr(g, "item") else g / n
+        return _k("softmax_cross_entropy_backward", self.probs)(self.probs, self.labels, scale)

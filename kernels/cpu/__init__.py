@@ -5,6 +5,7 @@ except ImportError:  # pragma: no cover - numba is a dependency, but import embe
     AVAILABLE = False
 else:
     AVAILABLE = True
-    from ember.kernels.cpu import activation, conv, memory, normalization, pooling  # noqa: F401 - registers kernels
+    # importing the modules registers their kernels
+    from ember.kernels.cpu import activation, conv, loss, memory, normalization, optim, pooling  # noqa: F401
 
     memory.tune()

@@ -124,3 +124,48 @@ def test_batch_norm_kernels_match_reference(m, c, dtype, rtol, rng):
     scale, shift = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
     np.testing.assert_allclose(get_kernel("scale_shift", "numba")(x, scale, shift),
                                get_kernel("scale_shift", "reference")(x, scale, shift), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("n, c", [(1, 2), (5, 10), (64, 1000)])
+def test_softmax_cross_entropy_kernels_match_reference(n, c, dtype, rtol, rng):
+    z = (rng.normal(size=(n, c)) * 5).astype(dtype)
+    labels = rng.integers(0, c, n)
+    fast = get_kernel("softmax_cross_entropy_forward", "numba")(z, labels)
+    ref = get_kernel("softmax_cross_entropy_forward", "reference")(z, labels)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(get_kernel("softmax_cross_entropy_backward", "numba")(ref[1], labels, 0.25),
+                               get_kernel("softmax_cross_entropy_backward", "reference")(ref[1], labels, 0.25),
+                               rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+@pytest.mark.parametrize("momentum, dampening, nesterov, wd", [(0.0, 0.0, False, 0.0), (0.9, 0.0, False, 1e-4),
+                                                               (0.9, 0.0, True, 0.0), (0.5, 0.3, False, 0.01)])
+def test_sgd_update_kernel_matches_reference(momentum, dampening, nesterov, wd, dtype, rtol, rng):
+    start = rng.normal(size=1001).astype(dtype)
+    params = [start.copy(), start.copy()]
+    bufs = [np.empty_like(start), np.empty_like(start)]
+    for step in range(3):
+        g = rng.normal(size=1001).astype(dtype)
+        for impl, p, b in zip(("numba", "reference"), params, bufs):
+            get_kernel("sgd_update", impl)(p, g, b if momentum else None, 0.1, momentum, dampening, nesterov, wd,
+                                           step == 0)
+    np.testing.assert_allclose(params[0], params[1], rtol=rtol, atol=rtol)
+    assert not np.array_equal(params[0], start)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("wd, decoupled", [(0.0, False), (0.01, False), (0.01, True)])
+def test_adam_update_kernel_matches_reference(wd, decoupled, dtype, rtol, rng):
+    start = rng.normal(size=777).astype(dtype)
+    params = [start.copy(), start.copy()]
+    moments = [(np.zeros_like(start), np.zeros_like(start)) for _ in range(2)]
+    for step in range(1, 4):
+        g = rng.normal(size=777).astype(dtype)
+        for impl, p, (m, v) in zip(("numba", "reference"), params, moments):
+            get_kernel("adam_update", impl)(p, g, m, v, step, 1e-2, 0.9, 0.999, 1e-8, wd, decoupled)
+    np.testing.assert_allclose(params[0], params[1], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(moments[0][1], moments[1][1], rtol=rtol, atol=1e-12)

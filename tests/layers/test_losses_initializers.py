@@ -96,3 +96,26 @@ def test_truncated_normal_is_truncated_and_orthogonal_is_orthogonal():
     np.testing.assert_allclose(q.T @ q, np.eye(8), atol=1e-12)
     with pytest.raises(ValueError, match="unknown initializer"):
         initializers.get("glorot")
+
+
+def test_sparse_crossentropy_on_softmax_output_uses_the_logits(float64):
+    """On a softmax output the loss comes from the logits: same value as -log p, exact gradient p - onehot."""
+    from ember.engine import functional as F
+
+    rng = np.random.default_rng(3)
+    z = Tensor(rng.normal(size=(6, 4)) * 3, requires_grad=True)
+    labels = rng.integers(0, 4, 6)
+    p = F.softmax(z, axis=-1)
+    loss = losses.SparseCategoricalCrossentropy()(labels, p)
+    probs = p.numpy()
+    assert float(loss.numpy()) == pytest.approx(-np.log(probs[np.arange(6), labels]).mean(), rel=1e-12)
+    loss.backward()
+    expected = probs.copy()
+    expected[np.arange(6), labels] -= 1
+    np.testing.assert_allclose(z.grad, expected / 6, rtol=1e-12, atol=1e-15)
+    # from_logits takes the same path
+    z2 = Tensor(z.numpy(), requires_grad=True)
+    loss2 = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, z2)
+    loss2.backward()
+    assert float(loss2.numpy()) == pytest.approx(float(loss.numpy()), rel=1e-12)
+    np.testing.assert_allclose(z2.grad, z.grad, rtol=1e-12)
