@@ -1,7 +1,7 @@
 """Embedding: integer ids -> dense vectors."""
 import numpy as np
 
-from ember.engine import functional as F
+from ember.engine.ops.shape import EmbeddingLookup
 from ember.layers import initializers
 from ember.layers.base import Layer
 
@@ -32,7 +32,7 @@ class Embedding(Layer):
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
             raise ValueError(f"Layer '{self.name}' (Embedding) expects ids in [0, {self.input_dim}), "
                              f"got values in [{int(ids.min())}, {int(ids.max())}]")
-        return F.getitem(self.embeddings, ids)
+        return EmbeddingLookup.apply(self.embeddings, ids=ids)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

@@ -1,6 +1,7 @@
 """Shape and indexing: reshape, transpose, indexing, concatenate, stack, pad."""
-from ember.engine.backend import get_array_module
+from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
+from ember.kernels import get_kernel
 
 
 class Reshape(Function):
@@ -24,6 +25,10 @@ class Transpose(Function):
         return g.transpose(inverse)
 
 
+def _kernel(name, arr):
+    return get_kernel(name, backend_name(get_array_module(arr)))
+
+
 class GetItem(Function):
     """a[index]; advanced (integer-array) indices scatter-add their gradients."""
 
@@ -39,6 +44,17 @@ class GetItem(Function):
         else:  # cupyx.scatter_add equivalent
             out.scatter_add(self.index, g)
         return out
+
+
+class EmbeddingLookup(Function):
+    """table[ids]: table (V, D), ids integer array -> (*ids.shape, D); the gradient scatter-adds rows."""
+
+    def forward(self, table, ids=None):
+        self.ids, self.rows = ids, table.shape[0]
+        return _kernel("embedding_forward", table)(table, ids)
+
+    def backward(self, g):
+        return _kernel("embedding_backward", g)(g, self.ids, self.rows)
 
 
 class Concatenate(Function):

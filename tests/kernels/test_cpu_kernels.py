@@ -169,3 +169,15 @@ def test_adam_update_kernel_matches_reference(wd, decoupled, dtype, rtol, rng):
             get_kernel("adam_update", impl)(p, g, m, v, step, 1e-2, 0.9, 0.999, 1e-8, wd, decoupled)
     np.testing.assert_allclose(params[0], params[1], rtol=rtol, atol=rtol)
     np.testing.assert_allclose(moments[0][1], moments[1][1], rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ids_shape, rows, dim", [((1,), 3, 1), ((4, 7), 5, 6), ((64, 3), 1000, 33)])
+def test_embedding_kernels_match_reference(ids_shape, rows, dim, dtype, rng):
+    table = rng.normal(size=(rows, dim)).astype(dtype)
+    ids = rng.integers(0, rows, ids_shape)
+    ids.reshape(-1)[0] = ids.reshape(-1)[-1]  # a repeated id, whose gradients must add up
+    np.testing.assert_array_equal(get_kernel("embedding_forward", "numba")(table, ids), table[ids])
+    g = rng.normal(size=ids_shape + (dim,)).astype(dtype)
+    np.testing.assert_allclose(get_kernel("embedding_backward", "numba")(g, ids, rows),
+                               get_kernel("embedding_backward", "reference")(g, ids, rows), rtol=1e-6, atol=1e-6)
