@@ -1,10 +1,12 @@
 """Convolution on NHWC arrays with Numba: im2col / col2im loops in parallel over rows, and the
 matrix products in BLAS (through NumPy). Same signatures and layouts as the NumPy reference
-(``ember.kernels.reference.conv``), which is the specification. Grouped convolutions other than
-groups=1 use the reference.
+(``ember.kernels.reference.conv``), which is the specification. Depthwise convolutions
+(groups = input channels) run direct loops with the channels innermost; other groupings use the
+reference.
 """
 import threading
 
+import numba
 import numpy as np
 
 from ember.kernels.cpu.jit import PARALLEL, njit, prange
@@ -112,6 +114,8 @@ def _normalize_pads(pads):
 @register("conv2d_forward", "numba")
 def conv2d_forward(x, w, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
+    if _depthwise(groups, x.shape[-1], w.shape):
+        return depthwise_forward(x, w, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_forward(x, w, stride, dilation, pads, groups)
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
@@ -126,6 +130,8 @@ KEEP_COLS_BYTES = 16 * 2 ** 20  # keep the forward's im2col matrix for the weigh
 @register("conv2d_forward_cols", "numba")
 def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
+    if _depthwise(groups, x.shape[-1], w.shape):
+        return depthwise_forward(x, w, stride, dilation, pads), None
     if groups != 1:
         return reference.conv2d_forward_cols(x, w, stride, dilation, pads, groups)
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
@@ -148,6 +154,8 @@ def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
 @register("conv2d_backward_weight", "numba")
 def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
+    if _depthwise(groups, x.shape[-1], w_shape):
+        return depthwise_backward_weight(x, dy, w_shape, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)
     kh, kw, _, f = w_shape
@@ -159,6 +167,8 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
 @register("conv2d_backward_data", "numba")
 def conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
+    if _depthwise(groups, x_shape[-1], w.shape):
+        return depthwise_backward_data(dy, w, x_shape, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups)
     kh, kw, c, f = w.shape
@@ -243,3 +253,109 @@ def _direct_backward_data(dy, w, sh, sw, dh, dw, pt, pl, dx):
                             for ff in range(f):
                                 s += dy[b, i, j, ff] * w[a, q, ch, ff]
                             dx[b, yy, xx, ch] = s
+
+
+# ---- depthwise (groups == input channels): direct loops, channels innermost ----
+@njit(**PARALLEL)
+def _depthwise_forward(x, w, sh, sw, dh, dw, pt, pl, y):
+    n, h, wd, c = x.shape
+    kh, kw, _, f = w.shape
+    mult = f // c
+    _, ho, wo, _ = y.shape
+    for r in prange(n * ho):
+        b = r // ho
+        i = r % ho
+        for j in range(wo):
+            for ff in range(f):
+                y[b, i, j, ff] = 0
+            for a in range(kh):
+                yy = i * sh - pt + a * dh
+                if yy < 0 or yy >= h:
+                    continue
+                for q in range(kw):
+                    xx = j * sw - pl + q * dw
+                    if xx < 0 or xx >= wd:
+                        continue
+                    for ch in range(c):
+                        v = x[b, yy, xx, ch]
+                        for k in range(mult):
+                            y[b, i, j, ch * mult + k] += v * w[a, q, 0, ch * mult + k]
+
+
+@njit(**PARALLEL)
+def _depthwise_backward_data(dy, w, sh, sw, dh, dw, pt, pl, dx):
+    n, h, wd, c = dx.shape
+    kh, kw, _, f = w.shape
+    mult = f // c
+    _, ho, wo, _ = dy.shape
+    for b in prange(n):
+        for i in range(ho):
+            for j in range(wo):
+                for a in range(kh):
+                    yy = i * sh - pt + a * dh
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw - pl + q * dw
+                        if xx < 0 or xx >= wd:
+                            continue
+                        for ch in range(c):
+                            s = dx[b, yy, xx, ch]
+                            for k in range(mult):
+                                s += dy[b, i, j, ch * mult + k] * w[a, q, 0, ch * mult + k]
+                            dx[b, yy, xx, ch] = s
+
+
+@njit(**PARALLEL)
+def _depthwise_backward_weight(x, dy, sh, sw, dh, dw, pt, pl, partial):
+    n, h, wd, c = x.shape
+    blocks, kh, kw, _, f = partial.shape
+    mult = f // c
+    _, ho, wo, _ = dy.shape
+    for t in prange(blocks):
+        for r in range(t, n * ho, blocks):
+            b = r // ho
+            i = r % ho
+            for j in range(wo):
+                for a in range(kh):
+                    yy = i * sh - pt + a * dh
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw - pl + q * dw
+                        if xx < 0 or xx >= wd:
+                            continue
+                        for ch in range(c):
+                            v = x[b, yy, xx, ch]
+                            for k in range(mult):
+                                partial[t, a, q, 0, ch * mult + k] += v * dy[b, i, j, ch * mult + k]
+
+
+def _depthwise(groups, x_channels, w_shape):
+    return groups > 1 and groups == x_channels and w_shape[2] == 1
+
+
+def _depthwise_args(stride, dilation, pads):
+    return stride[0], stride[1], dilation[0], dilation[1], pads[0][0], pads[1][0]
+
+
+def depthwise_forward(x, w, stride, dilation, pads):
+    n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
+    y = np.empty((n, ho, wo, f), dtype=x.dtype)
+    _depthwise_forward(np.ascontiguousarray(x), np.ascontiguousarray(w), *_depthwise_args(stride, dilation, pads), y)
+    return y
+
+
+def depthwise_backward_data(dy, w, x_shape, stride, dilation, pads):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _depthwise_backward_data(np.ascontiguousarray(dy), np.ascontiguousarray(w),
+                             *_depthwise_args(stride, dilation, pads), dx)
+    return dx
+
+
+def depthwise_backward_weight(x, dy, w_shape, stride, dilation, pads):
+    blocks = max(1, min(x.shape[0] * dy.shape[1], numba.get_num_threads()))
+    partial = np.zeros((blocks,) + tuple(w_shape), dtype=np.float64 if dy.dtype == np.float64 else np.float32)
+    _depthwise_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(dy),
+                               *_depthwise_args(stride, dilation, pads), partial)
+    return partial.sum(axis=0).astype(dy.dtype, copy=False)

@@ -41,12 +41,28 @@ def test_conv_kernels_match_reference(case, dtype, rtol, rng):
         np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * 10, err_msg=name)
 
 
-def test_grouped_conv_falls_back_to_reference(rng):
-    x = rng.normal(size=(2, 6, 6, 4))
-    k = rng.normal(size=(3, 3, 1, 4))
-    args = ((1, 1), (1, 1), ((1, 1), (1, 1)), 4)
-    np.testing.assert_allclose(get_kernel("conv2d_forward", "numba")(x, k, *args),
-                               get_kernel("conv2d_forward", "reference")(x, k, *args), rtol=1e-12)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n, h, w, c, k, mult, groups, stride, dilation, pads", [
+    (1, 6, 6, 4, 3, 1, 4, (1, 1), (1, 1), ((1, 1), (1, 1))),      # depthwise
+    (2, 9, 7, 3, 3, 2, 3, (2, 1), (1, 1), ((1, 0), (0, 1))),      # depthwise, multiplier 2
+    (3, 8, 8, 5, 5, 1, 5, (2, 2), (2, 2), ((4, 4), (4, 4))),      # depthwise, dilated
+    (2, 6, 6, 4, 3, 2, 2, (1, 1), (1, 1), ((1, 1), (1, 1))),      # groups of 2 channels: reference
+])
+def test_grouped_and_depthwise_conv_match_reference(n, h, w, c, k, mult, groups, stride, dilation, pads, dtype,
+                                                    rtol, rng):
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    kernel = rng.normal(size=(k, k, c // groups, c * mult if groups == c else 4)).astype(dtype)
+    args = (stride, dilation, pads, groups)
+    y = get_kernel("conv2d_forward", "reference")(x, kernel, *args)
+    np.testing.assert_allclose(get_kernel("conv2d_forward", "numba")(x, kernel, *args), y, rtol=rtol, atol=rtol)
+    fast_y, cols = get_kernel("conv2d_forward_cols", "numba")(x, kernel, *args)
+    np.testing.assert_allclose(fast_y, y, rtol=rtol, atol=rtol)
+    dy = rng.normal(size=y.shape).astype(dtype)
+    for name, inputs in (("conv2d_backward_weight", (x, dy, kernel.shape)),
+                         ("conv2d_backward_data", (dy, kernel, x.shape))):
+        np.testing.assert_allclose(get_kernel(name, "numba")(*inputs, *args),
+                                   get_kernel(name, "reference")(*inputs, *args), rtol=rtol, atol=rtol * 10,
+                                   err_msg=name)
 
 
 POOL_CASES = [
