@@ -1,0 +1,1 @@
+"""Java source of ember's Spark block service (compiled at run time against the installed pyspark)."""

@@ -1,0 +1,236 @@
+package ember.jvm;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.File;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.StandardCopyOption;
+import java.util.Map;
+
+import org.apache.spark.SparkEnv;
+import org.apache.spark.api.plugin.DriverPlugin;
+import org.apache.spark.api.plugin.ExecutorPlugin;
+import org.apache.spark.api.plugin.PluginContext;
+import org.apache.spark.api.plugin.SparkPlugin;
+import org.apache.spark.storage.BlockData;
+import org.apache.spark.storage.BlockId;
+import org.apache.spark.storage.BlockManager;
+import org.apache.spark.storage.StorageLevel;
+import org.apache.spark.storage.TestBlockId;
+import org.apache.spark.util.io.ChunkedByteBuffer;
+
+import scala.Option;
+
+/**
+ * ember's block service: lets the Python tasks of an executor put, get and remove byte blocks in
+ * that executor's BlockManager, so that tensors move between executors the way Spark moves its own
+ * blocks (the BlockManager's transfer service), never through the driver.
+ *
+ * Each executor (and, in local mode, the driver's embedded executor) listens on 127.0.0.1 at a free
+ * port and writes the port to a file named {jvm pid}.port (see portFile); a Python worker finds it
+ * by walking up its own process ancestors to the JVM that started it.
+ *
+ * Protocol (big-endian), one request after another on a connection:
+ *   'P' id-length:int id:utf8 size:long bytes  -> status:byte (0 stored)
+ *   'G' id-length:int id:utf8 timeout-ms:long  -> size:long bytes (size -1: not there in time)
+ *   'R' id-length:int id:utf8                  -> status:byte (0)
+ *   'E' (echo, for health checks)              -> 0:byte
+ * Block ids are Spark TestBlockIds named "test_" + id.
+ */
+public class BlockServicePlugin implements SparkPlugin {
+
+  @Override
+  public DriverPlugin driverPlugin() {
+    return null;
+  }
+
+  @Override
+  public ExecutorPlugin executorPlugin() {
+    return new Service();
+  }
+
+  /** {EMBER_BLOCKS_DIR} if set, else {java.io.tmpdir}/ember-blocks. */
+  public static File portFile(long pid) {
+    String dir = System.getenv("EMBER_BLOCKS_DIR");
+    File folder = dir != null && !dir.isEmpty() ? new File(dir)
+        : new File(System.getProperty("java.io.tmpdir"), "ember-blocks");
+    return new File(folder, pid + ".port");
+  }
+
+  /** The executor side: a socket server in front of the BlockManager. */
+  public static class Service implements ExecutorPlugin {
+    private ServerSocket server;
+    private File portFile;
+    private volatile boolean running;
+
+    @Override
+    public void init(PluginContext ctx, Map<String, String> extraConf) {
+      try {
+        server = new ServerSocket(0, 128, InetAddress.getLoopbackAddress());
+        running = true;
+        Thread acceptor = new Thread(this::acceptLoop, "ember-block-service");
+        acceptor.setDaemon(true);
+        acceptor.start();
+        long pid = ProcessHandle.current().pid();
+        portFile = portFile(pid);
+        portFile.getParentFile().mkdirs();
+        File tmp = new File(portFile.getParentFile(), pid + ".port.tmp");
+        Files.write(tmp.toPath(), Integer.toString(server.getLocalPort()).getBytes(StandardCharsets.UTF_8));
+        Files.move(tmp.toPath(), portFile.toPath(), StandardCopyOption.ATOMIC_MOVE,
+            StandardCopyOption.REPLACE_EXISTING);
+      } catch (IOException e) {
+        throw new RuntimeException("ember block service could not start: " + e, e);
+      }
+    }
+
+    @Override
+    public void shutdown() {
+      running = false;
+      try {
+        if (server != null) {
+          server.close();
+        }
+      } catch (IOException ignored) {
+        // closing anyway
+      }
+      if (portFile != null) {
+        portFile.delete();
+      }
+    }
+
+    private void acceptLoop() {
+      while (running) {
+        try {
+          Socket socket = server.accept();
+          socket.setTcpNoDelay(true);
+          Thread handler = new Thread(() -> serve(socket), "ember-block-connection");
+          handler.setDaemon(true);
+          handler.start();
+        } catch (IOException e) {
+          if (running) {
+            System.err.println("ember block service: accept failed: " + e);
+          }
+        }
+      }
+    }
+
+    private void serve(Socket socket) {
+      try (Socket s = socket;
+           DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 16));
+           DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16))) {
+        while (true) {
+          int op;
+          try {
+            op = in.readUnsignedByte();
+          } catch (EOFException eof) {
+            return;
+          }
+          if (op == 'E') {
+            out.writeByte(0);
+            out.flush();
+            continue;
+          }
+          BlockId id = TestBlockId.apply(readId(in));
+          BlockManager bm = SparkEnv.get().blockManager();
+          if (op == 'P') {
+            long size = in.readLong();
+            byte[] bytes = new byte[Math.toIntExact(size)];
+            in.readFully(bytes);
+            put(bm, id, bytes);
+            out.writeByte(0);
+          } else if (op == 'G') {
+            long timeoutMs = in.readLong();
+            byte[] bytes = get(bm, id, timeoutMs);
+            if (bytes == null) {
+              out.writeLong(-1L);
+            } else {
+              out.writeLong(bytes.length);
+              out.write(bytes);
+            }
+          } else if (op == 'R') {
+            bm.removeBlock(id, true);
+            out.writeByte(0);
+          } else {
+            throw new IOException("unknown request " + op);
+          }
+          out.flush();
+        }
+      } catch (IOException e) {
+        if (running) {
+          System.err.println("ember block service: connection failed: " + e);
+        }
+      }
+    }
+
+    private static String readId(DataInputStream in) throws IOException {
+      byte[] raw = new byte[in.readInt()];
+      in.readFully(raw);
+      return new String(raw, StandardCharsets.UTF_8);
+    }
+
+    private static void put(BlockManager bm, BlockId id, byte[] bytes) throws IOException {
+      ChunkedByteBuffer buffer = new ChunkedByteBuffer(ByteBuffer.wrap(bytes));
+      boolean stored = bm.putBytes(id, buffer, StorageLevel.MEMORY_ONLY_SER(), true, bm.putBytes$default$5(),
+          bm.putBytes$default$6(), scala.reflect.ClassTag$.MODULE$.Any());
+      if (!stored) {
+        throw new IOException("BlockManager refused block " + id);
+      }
+    }
+
+    private static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
+      long deadline = System.currentTimeMillis() + timeoutMs;
+      long pause = 1;
+      while (true) {
+        Option<BlockData> local = bm.getLocalBytes(id);
+        if (local.isDefined()) {
+          BlockData data = local.get();
+          try {
+            return toArray(data.toByteBuffer());
+          } finally {
+            bm.releaseLock(id, Option.empty());
+          }
+        }
+        Option<ChunkedByteBuffer> remote = bm.getRemoteBytes(id);
+        if (remote.isDefined()) {
+          ChunkedByteBuffer chunks = remote.get();
+          byte[] bytes = new byte[Math.toIntExact(chunks.size())];
+          int offset = 0;
+          for (ByteBuffer chunk : chunks.chunks()) {
+            ByteBuffer view = chunk.duplicate();
+            int n = view.remaining();
+            view.get(bytes, offset, n);
+            offset += n;
+          }
+          chunks.dispose();
+          return bytes;
+        }
+        if (System.currentTimeMillis() >= deadline) {
+          return null;
+        }
+        try {
+          Thread.sleep(pause);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return null;
+        }
+        pause = Math.min(pause * 2, 20);
+      }
+    }
+
+    private static byte[] toArray(ByteBuffer buffer) {
+      ByteBuffer view = buffer.duplicate();
+      byte[] bytes = new byte[view.remaining()];
+      view.get(bytes);
+      return bytes;
+    }
+  }
+}

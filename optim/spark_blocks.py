@@ -1,0 +1,178 @@
+"""ember's Spark block service: build its plugin jar, and the Python client that tasks use.
+
+The plugin (``ember/jvm/ember/jvm/BlockServicePlugin.java``) runs in every executor JVM and lets
+Python workers put, get and remove byte blocks in that executor's BlockManager; Spark's own block
+transfer service moves them between executors. The jar is compiled once per Spark version with the
+JDK's ``javac`` against the installed pyspark's jars and cached in ``~/.ember/jvm``.
+"""
+import hashlib
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import zipfile
+
+PLUGIN_CLASS = "ember.jvm.BlockServicePlugin"
+_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jvm", "ember", "jvm",
+                       "BlockServicePlugin.java")
+
+
+class SparkSetupError(RuntimeError):
+    """Java, the JDK or the installed Spark cannot run ember's block service."""
+
+
+def _pyspark_jars():
+    import pyspark
+
+    folder = os.path.join(os.path.dirname(pyspark.__file__), "jars")
+    if not os.path.isdir(folder):
+        raise SparkSetupError(f"pyspark at {os.path.dirname(pyspark.__file__)} has no jars/ folder; install pyspark "
+                              "from PyPI (pip install pyspark)")
+    return folder, pyspark.__version__
+
+
+def find_java_tool(name):
+    """``java`` or ``javac`` from $JAVA_HOME/bin, else from PATH; a clear error when missing."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", name)):
+        return os.path.join(home, "bin", name)
+    found = shutil.which(name)
+    if found:
+        return found
+    what = "a Java runtime" if name == "java" else "a JDK (javac)"
+    raise SparkSetupError(f"ember on Spark needs {what}: install Java 17 (e.g. `apt install openjdk-17-jdk-headless`) "
+                          "or set JAVA_HOME")
+
+
+def cache_folder():
+    return os.environ.get("EMBER_JVM_CACHE", os.path.join(os.path.expanduser("~"), ".ember", "jvm"))
+
+
+def block_service_jar():
+    """The path of the plugin jar for the installed pyspark, compiling it on first use."""
+    jars, version = _pyspark_jars()
+    with open(_SOURCE, "rb") as f:
+        source = f.read()
+    digest = hashlib.sha256(source + version.encode()).hexdigest()[:16]
+    target = os.path.join(cache_folder(), f"ember-blocks-{version}-{digest}.jar")
+    if os.path.exists(target):
+        return target
+    javac = find_java_tool("javac")
+    os.makedirs(cache_folder(), exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ember-javac-") as work:
+        proc = subprocess.run([javac, "--release", "17", "-nowarn", "-d", work, "-cp", os.path.join(jars, "*"),
+                               _SOURCE], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SparkSetupError(f"ember's block service does not compile against pyspark {version} (ember supports "
+                                  f"Spark 4.x); javac said:\n{proc.stderr.strip()[-2000:]}")
+        fd, tmp = tempfile.mkstemp(prefix=".ember-jar-", dir=cache_folder())
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: ember\n")
+            for root, _, files in os.walk(work):
+                for name in files:
+                    full = os.path.join(root, name)
+                    jar.write(full, os.path.relpath(full, work))
+        os.replace(tmp, target)
+    return target
+
+
+# ---------------------------------------------------------------- client
+def _port_folders():
+    env = os.environ.get("EMBER_BLOCKS_DIR")
+    if env:
+        return [env]
+    return list(dict.fromkeys([os.path.join("/tmp", "ember-blocks"), os.path.join(tempfile.gettempdir(),
+                                                                                   "ember-blocks")]))
+
+
+def _parent_pid(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        return int(stat[stat.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        out = subprocess.run(["ps", "-o", "ppid=", "-p", str(pid)], capture_output=True, text=True)
+        return int(out.stdout.strip() or 0)
+
+
+def find_service_port(pid=None):
+    """The port of the block service of the JVM that is ``pid`` or one of its ancestors."""
+    pid = os.getpid() if pid is None else pid
+    seen = 0
+    while pid > 1 and seen < 16:
+        for folder in _port_folders():
+            path = os.path.join(folder, f"{pid}.port")
+            if os.path.exists(path):
+                with open(path) as f:
+                    return int(f.read().strip())
+        pid = _parent_pid(pid)
+        seen += 1
+    raise SparkSetupError("no ember block service found for this process: start Spark with ember.init_nncontext() "
+                          f"(it sets spark.plugins={PLUGIN_CLASS})")
+
+
+class BlockTimeout(TimeoutError):
+    """A block did not appear in the BlockManagers in time."""
+
+
+class BlockClient:
+    """Put, get and remove byte blocks in the local executor's BlockManager (see module docstring).
+
+    Example (inside a Spark task started by ``init_nncontext``):
+        client = BlockClient()
+        client.put("run1-w-0", payload)
+        data = client.get("run1-w-0", timeout=60)
+    """
+
+    def __init__(self, port=None):
+        self.port = find_service_port() if port is None else int(port)
+        self.sock = socket.create_connection(("127.0.0.1", self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.stream = self.sock.makefile("rwb", buffering=1 << 16)
+
+    @staticmethod
+    def _id(block_id):
+        raw = block_id.encode()
+        return struct.pack(">i", len(raw)) + raw
+
+    def _read(self, n):
+        data = self.stream.read(n)
+        if data is None or len(data) != n:
+            raise ConnectionError("ember block service closed the connection")
+        return data
+
+    def put(self, block_id, payload):
+        """Store ``payload`` (bytes-like) as block ``block_id`` (replicated nowhere; other executors fetch it)."""
+        view = memoryview(payload).cast("B")
+        self.stream.write(b"P" + self._id(block_id) + struct.pack(">q", view.nbytes))
+        self.stream.write(view)
+        self.stream.flush()
+        if self._read(1) != b"\x00":
+            raise ConnectionError(f"ember block service failed to store {block_id!r}")
+
+    def get(self, block_id, timeout=120.0):
+        """The bytes of block ``block_id``, waiting up to ``timeout`` seconds for it to appear anywhere."""
+        self.stream.write(b"G" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
+        self.stream.flush()
+        (size,) = struct.unpack(">q", self._read(8))
+        if size < 0:
+            raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
+        return self._read(size)
+
+    def remove(self, block_id):
+        self.stream.write(b"R" + self._id(block_id))
+        self.stream.flush()
+        self._read(1)
+
+    def ping(self):
+        self.stream.write(b"E")
+        self.stream.flush()
+        return self._read(1) == b"\x00"
+
+    def close(self):
+        try:
+            self.stream.close()
+        finally:
+            self.sock.close()
