@@ -28,11 +28,12 @@ def cupy_or_none():
     return _CUPY
 
 
-def register(name, backend):
-    """Decorator: register ``fn`` as kernel ``name`` for ``backend`` ("numpy", "numba", "cupy")."""
+def register(name, backend, wrap=None):
+    """Decorator: register ``fn`` as kernel ``name`` for ``backend`` ("numpy", "numba", "cupy");
+    ``wrap(fn)``, when given, is what the registry hands out (the module keeps ``fn`` itself)."""
 
     def deco(fn):
-        _REGISTRY.setdefault(name, {})[backend] = fn
+        _REGISTRY.setdefault(name, {})[backend] = wrap(fn) if wrap is not None else fn
         return fn
 
     return deco

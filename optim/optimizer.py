@@ -471,5 +471,9 @@ def Optimizer(model, training_set, criterion, optim_method=None, end_trigger=Non
     """
     if isinstance(training_set, (tuple, ArrayDataset)):
         return LocalOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
-    raise TypeError(f"Optimizer: training_set must be (x, y) NumPy arrays or an ArrayDataset, got "
-                    f"{type(training_set).__name__}")
+    if type(training_set).__module__.startswith("pyspark") and hasattr(training_set, "mapPartitions"):
+        from ember.optim.distri_optimizer import DistriOptimizer
+
+        return DistriOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
+    raise TypeError(f"Optimizer: training_set must be (x, y) NumPy arrays, an ArrayDataset or a Spark RDD of "
+                    f"(features, label) samples, got {type(training_set).__name__}")

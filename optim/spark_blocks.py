@@ -176,3 +176,24 @@ class BlockClient:
             self.stream.close()
         finally:
             self.sock.close()
+
+
+class DriverBlocks:
+    """The driver's access to the same blocks, through py4j and the driver's BlockManager (used for the
+    initial weights, checkpoints and the final model, never per iteration)."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        self._service = sc._jvm.ember.jvm.BlockServicePlugin
+
+    def put(self, block_id, payload):
+        self._service.driverPut(block_id, bytearray(memoryview(payload).cast("B")))
+
+    def get(self, block_id, timeout=120.0):
+        data = self._service.driverGet(block_id, int(timeout * 1000))
+        if data is None:
+            raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
+        return bytes(data)
+
+    def remove(self, block_id):
+        self._service.driverRemove(block_id)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -27,7 +27,7 @@ def _relu_backward(g, x, cap, slope, dx):
             dx[i] = g[i] * slope
 
 
-@register("relu_forward", "numba")
+@register("relu_forward", "numba", wrap=serialized)
 def relu_forward(x, max_value, slope):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
@@ -36,7 +36,7 @@ def relu_forward(x, max_value, slope):
     return y
 
 
-@register("relu_backward", "numba")
+@register("relu_backward", "numba", wrap=serialized)
 def relu_backward(g, x, max_value, slope):
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     dx = np.empty_like(g)

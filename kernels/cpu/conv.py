@@ -9,7 +9,7 @@ import threading
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.reference import conv as reference
 from ember.kernels.registry import register
 
@@ -111,7 +111,7 @@ def _normalize_pads(pads):
     return tuple(tuple(int(v) for v in p) for p in pads)
 
 
-@register("conv2d_forward", "numba")
+@register("conv2d_forward", "numba", wrap=serialized)
 def conv2d_forward(x, w, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
     if _depthwise(groups, x.shape[-1], w.shape):
@@ -127,7 +127,7 @@ def conv2d_forward(x, w, stride, dilation, pads, groups):
 KEEP_COLS_BYTES = 16 * 2 ** 20  # keep the forward's im2col matrix for the weight gradient up to this size
 
 
-@register("conv2d_forward_cols", "numba")
+@register("conv2d_forward_cols", "numba", wrap=serialized)
 def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
     if _depthwise(groups, x.shape[-1], w.shape):
@@ -143,7 +143,7 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     return y, (cols.copy()[None] if cols.nbytes <= KEEP_COLS_BYTES else None)
 
 
-@register("conv2d_backward_weight_cols", "numba")
+@register("conv2d_backward_weight_cols", "numba", wrap=serialized)
 def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
     if groups != 1:
         return reference.conv2d_backward_weight_cols(cols, dy, w_shape, groups)
@@ -151,7 +151,7 @@ def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
     return (cols[0].T @ dy.reshape(-1, f)).reshape(w_shape)
 
 
-@register("conv2d_backward_weight", "numba")
+@register("conv2d_backward_weight", "numba", wrap=serialized)
 def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
     if _depthwise(groups, x.shape[-1], w_shape):
@@ -164,7 +164,7 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     return (cols.T @ dy.reshape(-1, f)).reshape(w_shape)
 
 
-@register("conv2d_backward_data", "numba")
+@register("conv2d_backward_data", "numba", wrap=serialized)
 def conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups):
     pads = _normalize_pads(pads)
     if _depthwise(groups, x_shape[-1], w.shape):

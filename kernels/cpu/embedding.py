@@ -3,7 +3,7 @@ threads never write the same element (NumPy's ``add.at`` is unbuffered and slow)
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -20,7 +20,7 @@ def _scatter_add(g, ids, blocks, out):
                 out[row, j] += g[i, j]
 
 
-@register("embedding_backward", "numba")
+@register("embedding_backward", "numba", wrap=serialized)
 def embedding_backward(g, ids, num_rows):
     d = g.shape[-1]
     out = np.zeros((num_rows, d), dtype=g.dtype)

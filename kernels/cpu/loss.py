@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -35,7 +35,7 @@ def _backward(p, labels, scale, d):
         d[i, labels[i]] -= scale
 
 
-@register("softmax_cross_entropy_forward", "numba")
+@register("softmax_cross_entropy_forward", "numba", wrap=serialized)
 def softmax_cross_entropy_forward(logits, labels):
     z = np.ascontiguousarray(logits)
     losses = np.empty(z.shape[0], dtype=z.dtype)
@@ -44,7 +44,7 @@ def softmax_cross_entropy_forward(logits, labels):
     return losses, p
 
 
-@register("softmax_cross_entropy_backward", "numba")
+@register("softmax_cross_entropy_backward", "numba", wrap=serialized)
 def softmax_cross_entropy_backward(probs, labels, scale):
     d = np.empty_like(probs)
     _backward(np.ascontiguousarray(probs), np.ascontiguousarray(labels, dtype=np.int64), probs.dtype.type(scale), d)

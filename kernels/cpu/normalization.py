@@ -3,7 +3,7 @@ then one pass that writes the output; ``xhat`` is recomputed in the backward pas
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -60,7 +60,7 @@ def _blocks(m):
     return max(1, min(m, 4 * numba.get_num_threads()))
 
 
-@register("batch_norm_forward_train", "numba")
+@register("batch_norm_forward_train", "numba", wrap=serialized)
 def batch_norm_forward_train(x, gamma, beta, eps):
     x = np.ascontiguousarray(x)
     m, c = x.shape
@@ -77,7 +77,7 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     return y, mean, var, inv_std
 
 
-@register("batch_norm_backward", "numba")
+@register("batch_norm_backward", "numba", wrap=serialized)
 def batch_norm_backward(g, x, mean, inv_std, gamma):
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     m, c = x.shape
@@ -91,7 +91,7 @@ def batch_norm_backward(g, x, mean, inv_std, gamma):
     return dx, dgamma.astype(g.dtype), dbeta.astype(g.dtype)
 
 
-@register("scale_shift", "numba")
+@register("scale_shift", "numba", wrap=serialized)
 def scale_shift(x, scale, shift):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)

@@ -2,7 +2,7 @@
 more (each with a temporary as large as the model)."""
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -34,7 +34,7 @@ def _flat(a):
     return a.ndim == 1 and a.flags.c_contiguous
 
 
-@register("sgd_update", "numba")
+@register("sgd_update", "numba", wrap=serialized)
 def sgd_update(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
     if not (_flat(param) and _flat(grad)):
         from ember.kernels.reference.optim import sgd_update as reference
@@ -45,7 +45,7 @@ def sgd_update(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay
          s(weight_decay), bool(first))
 
 
-@register("adam_update", "numba")
+@register("adam_update", "numba", wrap=serialized)
 def adam_update(param, grad, m, v, step, lr, beta_1, beta_2, epsilon, weight_decay, decoupled):
     if not (_flat(param) and _flat(grad)):
         from ember.kernels.reference.optim import adam_update as reference

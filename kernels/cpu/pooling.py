@@ -2,7 +2,7 @@
 the averaging rule (divide by the real, unpadded window size) are the reference's."""
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange
+from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
 from ember.kernels.reference.pooling import _out_hw
 from ember.kernels.registry import register
 
@@ -88,7 +88,7 @@ def _avg(x, kh, kw, sh, sw, pt, pl, out, backward):
                         out[b, i, j, ch] = s / count
 
 
-@register("max_pool2d_forward", "numba")
+@register("max_pool2d_forward", "numba", wrap=serialized)
 def max_pool2d_forward(x, pool, stride, pads):
     ho, wo = _out_hw(x.shape, pool, stride, pads)
     n, _, _, c = x.shape
@@ -98,14 +98,14 @@ def max_pool2d_forward(x, pool, stride, pads):
     return y, arg
 
 
-@register("max_pool2d_backward", "numba")
+@register("max_pool2d_backward", "numba", wrap=serialized)
 def max_pool2d_backward(dy, arg, x_shape, pool, stride, pads):
     dx = np.zeros(x_shape, dtype=dy.dtype)
     _max_backward(np.ascontiguousarray(dy), arg, pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx)
     return dx
 
 
-@register("avg_pool2d_forward", "numba")
+@register("avg_pool2d_forward", "numba", wrap=serialized)
 def avg_pool2d_forward(x, pool, stride, pads):
     ho, wo = _out_hw(x.shape, pool, stride, pads)
     n, _, _, c = x.shape
@@ -114,7 +114,7 @@ def avg_pool2d_forward(x, pool, stride, pads):
     return y
 
 
-@register("avg_pool2d_backward", "numba")
+@register("avg_pool2d_backward", "numba", wrap=serialized)
 def avg_pool2d_backward(dy, x_shape, pool, stride, pads):
     dx = np.zeros(x_shape, dtype=dy.dtype)
     _avg(np.ascontiguousarray(dy), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx, True)

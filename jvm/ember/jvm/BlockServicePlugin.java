@@ -58,6 +58,21 @@ public class BlockServicePlugin implements SparkPlugin {
     return new Service();
   }
 
+  /** Put a block into this JVM's BlockManager (used by the driver through py4j). */
+  public static void driverPut(String id, byte[] bytes) throws IOException {
+    Service.put(SparkEnv.get().blockManager(), TestBlockId.apply(id), bytes);
+  }
+
+  /** Get a block from wherever it is (used by the driver through py4j); null when absent in time. */
+  public static byte[] driverGet(String id, long timeoutMs) throws IOException {
+    return Service.get(SparkEnv.get().blockManager(), TestBlockId.apply(id), timeoutMs);
+  }
+
+  /** Remove a block everywhere (used by the driver through py4j). */
+  public static void driverRemove(String id) {
+    SparkEnv.get().blockManager().master().removeBlock(TestBlockId.apply(id));
+  }
+
   /** {EMBER_BLOCKS_DIR} if set, else {java.io.tmpdir}/ember-blocks. */
   public static File portFile(long pid) {
     String dir = System.getenv("EMBER_BLOCKS_DIR");
@@ -157,7 +172,11 @@ public class BlockServicePlugin implements SparkPlugin {
               out.write(bytes);
             }
           } else if (op == 'R') {
-            bm.removeBlock(id, true);
+            if (bm.getStatus(id).isDefined()) {
+              bm.removeBlock(id, true);
+            } else {
+              bm.master().removeBlock(id);  // it lives elsewhere: ask the master to remove it there
+            }
             out.writeByte(0);
           } else {
             throw new IOException("unknown request " + op);

@@ -1,0 +1,509 @@
+"""Synchronous data-parallel SGD on Spark (BigDL's DistriOptimizer), blocks through the BlockManager.
+
+One Spark job (barrier mode: every trainer task runs at once) trains a segment of iterations, up
+to the next point where the driver has work (an epoch end, a validation or checkpoint trigger, the
+end trigger). There is one trainer task per Spark slot, at most one per training partition; a
+trainer holds one or more partitions' samples in memory for the whole job.
+
+Every iteration i, trainer w:
+  1. assembles the weights of iteration i from blocks ``w/i/q`` (one per owner q; its own in memory),
+  2. takes from each of its partitions p the next ``share[p]`` samples (the global batch is split
+     over the partitions; shares may differ by one), computes the gradient sum of its samples,
+  3. cuts the flat gradient into one contiguous block per trainer and puts block q as ``g/i/w/q``,
+  4. as owner of block w, adds the blocks ``g/i/r/w`` of every trainer r in a fixed order, divides
+     by the global batch size, clips, applies the optimization method to weight block w only (its
+     state lives in this task) and puts ``w/i+1/w``.
+Blocks move between executors by Spark's block transfer service; the driver receives only
+per-iteration scalars (loss, sample counts, timings) at the end of each job. Between jobs the
+weights and every owner's optimizer state stay in blocks; the driver reads them only for
+checkpoints and for the final model.
+"""
+import io
+import json
+import logging
+import math
+import os
+import time
+import uuid
+
+import numpy as np
+
+from ember.engine import config, no_grad
+from ember.layers.serialization import model_archive_entries
+from ember.optim import checkpoint as ckpt
+from ember.optim.methods import LBFGS
+from ember.optim.optimizer import BaseOptimizer, TrainingDivergedError, compute_loss, ensure_log_handler
+
+logger = logging.getLogger("ember.optim")
+
+
+# ---------------------------------------------------------------- plan (pure, testable without Spark)
+def batch_shares(batch_size, partitions):
+    """The global batch split over ``partitions``: sizes differ by at most one, first ones larger."""
+    base, extra = divmod(batch_size, partitions)
+    return [base + (1 if p < extra else 0) for p in range(partitions)]
+
+
+def assign_partitions(partitions, trainers):
+    """Trainer w holds partitions w, w + trainers, ... (each list in increasing order)."""
+    return [list(range(w, partitions, trainers)) for w in range(trainers)]
+
+
+def block_bounds(size, blocks):
+    """Contiguous [start, stop) of each of ``blocks`` blocks of a ``size``-element vector."""
+    base, extra = divmod(size, blocks)
+    bounds, start = [], 0
+    for b in range(blocks):
+        stop = start + base + (1 if b < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def sample_positions(iteration, share, size):
+    """Positions (in the partition's order) of the samples a partition gives to global iteration
+    ``iteration``: the next ``share`` samples, cycling through the partition."""
+    start = iteration * share
+    return np.arange(start, start + share) % size
+
+
+def global_batch_order(partition_sizes, shares, assignment, iteration):
+    """(partition, position) pairs of global iteration ``iteration``, in the order the trainers and
+    their partitions contribute them (what a local run must see to be equivalent)."""
+    order = []
+    for held in assignment:
+        for p in held:
+            order.extend((p, int(j)) for j in sample_positions(iteration, shares[p], partition_sizes[p]))
+    return order
+
+
+def _npz(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _from_npz(data):
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _block(run, kind, *parts):
+    return "-".join(["ember", run, kind] + [str(p) for p in parts])
+
+
+# ---------------------------------------------------------------- the trainer task
+_WORKER_CACHE = {}
+
+
+def _rebuild_model(spec):
+    from ember.layers.serialization import deserialize_layer
+
+    return deserialize_layer(json.loads(spec["model_json"]), None)
+
+
+def _stack_samples(samples):
+    """Samples (x, y) -> (x batch, y batch); x and y may be arrays or lists of arrays."""
+    xs, ys = zip(*samples)
+    if isinstance(xs[0], (list, tuple)):
+        x = [np.stack([s[i] for s in xs]) for i in range(len(xs[0]))]
+    else:
+        x = np.stack(xs)
+    if isinstance(ys[0], (list, tuple)):
+        y = [np.stack([s[i] for s in ys]) for i in range(len(ys[0]))]
+    else:
+        y = np.stack([np.asarray(v) for v in ys])
+    return x, y
+
+
+def load_weights_from_blocks(model, spec, client, iteration):
+    """Set the model's weights from the blocks of ``iteration`` (trainable: one per owner; the rest:
+    one block written by trainer 0 or the driver)."""
+    flat = model._flat_parameters()
+    param = next(iter(flat.data.values()))
+    for q, (a, b) in enumerate(block_bounds(param.size, spec["trainers"])):
+        param[a:b] = np.frombuffer(client.get(_block(spec["run"], "w", iteration, q), spec["timeout"]),
+                                   dtype=param.dtype)
+    extra = _from_npz(client.get(_block(spec["run"], "x", iteration), spec["timeout"]))
+    for k, w in enumerate(model.non_trainable_weights):
+        w.data[...] = extra[f"a{k}"]
+    return param, next(iter(flat.grad.values()))
+
+
+def _cache_partitions(key, tagged_samples):
+    cached = _WORKER_CACHE.get(key)
+    if cached is None:
+        by_partition = {}
+        for p, sample in tagged_samples:
+            by_partition.setdefault(p, []).append(sample)
+        _WORKER_CACHE.clear()  # one run's data at a time per worker process
+        cached = _WORKER_CACHE[key] = by_partition
+    else:
+        for _ in tagged_samples:  # already cached in this worker: just drain the iterator
+            pass
+    return cached
+
+
+def train_segment(worker, tagged_samples, spec, client, barrier=None):
+    """Run iterations [spec["start"], spec["stop"]) as trainer ``worker``; returns per-iteration records
+    (iteration, loss sum, samples, compute seconds, synchronisation seconds).
+
+    ``tagged_samples`` yields (partition, sample) pairs for the partitions this trainer holds;
+    ``client`` puts, gets and removes blocks (a BlockClient in Spark); ``barrier()`` waits for all
+    trainers (BarrierTaskContext.barrier in Spark) before the last blocks are removed.
+    """
+    from ember.engine import config as engine_config
+    from ember.layers import losses as losses_module
+    from ember.optim import methods as methods_module
+    from ember.optim.clipping import clip_by_global_norm, clip_by_value, squared_norm
+
+    run, trainers, start, stop = spec["run"], spec["trainers"], spec["start"], spec["stop"]
+    engine_config.set_default_dtype(spec["dtype"])
+    cached = _cache_partitions((run, worker), tagged_samples)
+    held = spec["assignment"][worker]
+    if sorted(cached) != sorted(held):
+        raise RuntimeError(f"trainer {worker} expected partitions {held} but got {sorted(cached)}")
+    model = _rebuild_model(spec)
+    model.train()
+    criterion = losses_module.get(spec["criterion"])
+    param, grad = load_weights_from_blocks(model, spec, client, start)
+    bounds = block_bounds(param.size, trainers)
+    lo, hi = bounds[worker]
+    cls = getattr(methods_module, spec["optim_class"])
+    method = cls.__new__(cls)
+    method.learning_rate, method.hyper, method.state = spec["learning_rate"], dict(spec["hyper"]), {}
+    if spec["state_from"] is not None:
+        saved = _from_npz(client.get(_block(run, "s", spec["state_from"], worker), spec["timeout"]))
+        meta = json.loads(bytes(saved.pop("__meta__")).decode())
+        method.state = ckpt.unflatten_optim_state(meta, saved)["state"]
+    schedule = spec["schedule"]
+    records = []
+    for i in range(start, stop):
+        t0 = time.perf_counter()
+        if i > start:
+            for q, (a, b) in enumerate(bounds):
+                if q != worker:
+                    param[a:b] = np.frombuffer(client.get(_block(run, "w", i, q), spec["timeout"]), dtype=param.dtype)
+        t1 = time.perf_counter()
+        samples = []
+        for p in held:
+            data = cached[p]
+            samples.extend(data[j] for j in sample_positions(i, spec["shares"][p], len(data)))
+        count = len(samples)
+        engine_config.set_seed(spec["seed"] * 1_000_003 + i * 1009 + worker)  # dropout: same in every run
+        grad[...] = 0
+        loss_sum = 0.0
+        if count:
+            x, y = _stack_samples(samples)
+            loss = compute_loss(criterion, y, model(x, training=True))
+            loss_sum = float(np.asarray(loss.data)) * count
+            if not math.isfinite(loss_sum):
+                raise TrainingDivergedError(f"training loss became {loss_sum / count} at iteration {i + 1}")
+            loss.backward()
+            grad *= count
+        t2 = time.perf_counter()
+        for q, (a, b) in enumerate(bounds):
+            if q != worker:
+                client.put(_block(run, "g", i, worker, q), grad[a:b])
+        total = np.zeros(hi - lo, dtype=param.dtype)
+        for r in range(trainers):  # a fixed order, so the sum is the same in every run
+            if r == worker:
+                total += grad[lo:hi]
+            else:
+                total += np.frombuffer(client.get(_block(run, "g", i, r, worker), spec["timeout"]), dtype=param.dtype)
+        total /= spec["batch_size"]
+        if spec["clip_const"] is not None:
+            clip_by_value(total, *spec["clip_const"])
+        if spec["clip_norm"] is not None:
+            client.put(_block(run, "n", i, worker), np.array([squared_norm(total)]))
+            norms = [float(np.frombuffer(client.get(_block(run, "n", i, r), spec["timeout"]))[0])
+                     for r in range(trainers)]
+            clip_by_global_norm(total, spec["clip_norm"], sum(norms))
+        lr = schedule.get_learning_rate(method.learning_rate, i, i // spec["iterations_per_epoch"] + 1)
+        method.update(param[lo:hi], total, lr)
+        client.put(_block(run, "w", i + 1, worker), param[lo:hi])
+        if i - 2 >= start:  # every trainer is past iteration i - 1: nobody reads these any more
+            _remove_iteration(client, run, i - 2, worker, trainers, spec["clip_norm"] is not None)
+        records.append((i, loss_sum, count, (t1 - t0) + (time.perf_counter() - t2), t2 - t1))
+    meta, arrays = ckpt.flatten_optim_state({"class_name": spec["optim_class"], "learning_rate": method.learning_rate,
+                                             "hyper": method.hyper, "state": method.state})
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    client.put(_block(run, "s", stop, worker), _npz(arrays))
+    if worker == 0:
+        client.put(_block(run, "x", stop), _npz({f"a{k}": np.asarray(w.data) for k, w in
+                                                 enumerate(model.non_trainable_weights)}))
+    if barrier is not None:
+        barrier()
+    for i in range(max(start, stop - 2), stop):
+        _remove_iteration(client, run, i, worker, trainers, spec["clip_norm"] is not None)
+    return records
+
+
+def _remove_iteration(client, run, i, worker, trainers, with_norms):
+    for q in range(trainers):
+        if q != worker:
+            client.remove(_block(run, "g", i, worker, q))
+    if with_norms:
+        client.remove(_block(run, "n", i, worker))
+    client.remove(_block(run, "w", i, worker))
+
+
+def _spark_trainer(spec):
+    """The function each barrier task runs (module level: pickled by reference)."""
+
+    def run(index, iterator):
+        from pyspark import BarrierTaskContext
+
+        from ember.optim.spark_blocks import BlockClient
+
+        ctx = BarrierTaskContext.get()
+        client = BlockClient()
+        try:
+            yield train_segment(ctx.partitionId(), iterator, spec, client, barrier=ctx.barrier)
+        finally:
+            client.close()
+
+    return run
+
+
+def _spark_evaluator(spec, methods, batch_size):
+    def run(iterator):
+        from ember.optim.dataset import ArrayDataset
+        from ember.optim.optimizer import evaluate_dataset
+        from ember.optim.spark_blocks import BlockClient
+
+        samples = list(iterator)
+        if not samples:
+            return
+        from ember.engine import config as engine_config
+
+        engine_config.set_default_dtype(spec["dtype"])
+        client = BlockClient()
+        try:
+            model = _rebuild_model(spec)
+            load_weights_from_blocks(model, spec, client, spec["start"])
+        finally:
+            client.close()
+        model.eval()
+        x, y = _stack_samples(samples)
+        yield evaluate_dataset(model, ArrayDataset(x, y), batch_size, methods)
+
+    return run
+
+
+class DistriOptimizer(BaseOptimizer):
+    """Trains on a Spark RDD of samples ``(features, label)`` (features: an array, or a list of arrays
+    for several inputs), synchronously, with parameters exchanged in blocks (see module docstring).
+    Chosen by ``Optimizer(...)`` when the training set is an RDD; same setters as the local one."""
+
+    def __init__(self, model, training_set, criterion, optim_method=None, end_trigger=None, batch_size=32):
+        super().__init__(model, training_set, criterion, optim_method, end_trigger, batch_size)
+        if isinstance(self.optim_method, LBFGS):
+            raise ValueError("LBFGS evaluates the loss several times per step; use it with the local optimizer")
+        self.rdd = training_set
+        self.sc = training_set.context
+        self.run_id = uuid.uuid4().hex[:10]
+        self.timeout = 600.0
+        self.max_retries = 5
+        self.trainers = None
+        self.iteration_records = []
+
+    # ---- plan ----
+    def _plan(self):
+        partitions = self.rdd.getNumPartitions()
+        slots = max(1, self.sc.defaultParallelism)
+        self.trainers = min(partitions, slots)
+        self.assignment = assign_partitions(partitions, self.trainers)
+        if self.batch_size < partitions:
+            raise ValueError(f"batch_size {self.batch_size} is smaller than the {partitions} training partitions; "
+                             "repartition the training set or use a larger batch")
+        tagged = self.rdd.mapPartitionsWithIndex(lambda i, it: ((i, s) for s in it))
+        self.sizes = dict(tagged.mapPartitions(_count_tags).reduceByKey(lambda a, b: a + b).collect())
+        self.sizes = [self.sizes.get(p, 0) for p in range(partitions)]
+        if min(self.sizes) == 0:
+            raise ValueError(f"training partitions {[p for p, n in enumerate(self.sizes) if n == 0]} are empty; "
+                             "repartition the training set")
+        self.shares = batch_shares(self.batch_size, partitions)
+        self.total = sum(self.sizes)
+        self.iterations_per_epoch = math.ceil(self.total / self.batch_size)
+        self.grouped = _group_partitions(tagged, self.assignment)
+
+    def _segment_end(self, start):
+        """The first iteration after ``start`` at which the driver has work."""
+        k = start
+        while True:
+            k += 1
+            state = dict(self.state, iteration=k, epoch=(k // self.iterations_per_epoch) + 1,
+                         epoch_finished=k % self.iterations_per_epoch == 0)
+            if state["epoch_finished"] or self.end_trigger(state):
+                return k
+            for trigger in (self.validation and self.validation["trigger"], self.checkpoint_trigger):
+                if trigger is not None and trigger(state):
+                    return k
+
+    def _spec(self, start, stop, state_from):
+        entries = model_archive_entries(self.model)
+        return {"run": self.run_id, "trainers": self.trainers, "start": start, "stop": stop,
+                "assignment": self.assignment, "shares": self.shares, "batch_size": self.batch_size,
+                "iterations_per_epoch": self.iterations_per_epoch, "dtype": str(config.get_default_dtype()),
+                "model_json": json.dumps(json.loads(entries["model.json"])["model"]),
+                "criterion": self.criterion, "optim_class": type(self.optim_method).__name__,
+                "learning_rate": self.optim_method.learning_rate, "hyper": dict(self.optim_method.hyper),
+                "schedule": self.schedule, "clip_const": self.clip_const, "clip_norm": self.clip_norm,
+                "seed": self._seed, "timeout": self.timeout, "state_from": state_from}
+
+    # ---- weights on the driver (start, checkpoints, end) ----
+    def _put_weights(self, blocks, iteration):
+        flat = self.model._flat_parameters()
+        param = next(iter(flat.data.values()))
+        for q, (a, b) in enumerate(block_bounds(param.size, self.trainers)):
+            blocks.put(_block(self.run_id, "w", iteration, q), np.ascontiguousarray(param[a:b]))
+        blocks.put(_block(self.run_id, "x", iteration),
+                   _npz({f"a{k}": np.asarray(w.data) for k, w in enumerate(self.model.non_trainable_weights)}))
+
+    def _fetch_weights(self, blocks, iteration):
+        flat = self.model._flat_parameters()
+        param = next(iter(flat.data.values()))
+        for q, (a, b) in enumerate(block_bounds(param.size, self.trainers)):
+            param[a:b] = np.frombuffer(blocks.get(_block(self.run_id, "w", iteration, q), self.timeout),
+                                       dtype=param.dtype)
+        extra = _from_npz(blocks.get(_block(self.run_id, "x", iteration), self.timeout))
+        for k, w in enumerate(self.model.non_trainable_weights):
+            w.data[...] = extra[f"a{k}"]
+
+    def _fetch_states(self, blocks, iteration):
+        states = []
+        for w in range(self.trainers):
+            saved = _from_npz(blocks.get(_block(self.run_id, "s", iteration, w), self.timeout))
+            meta = json.loads(bytes(saved.pop("__meta__")).decode())
+            states.append(ckpt.unflatten_optim_state(meta, saved))
+        return states
+
+    # ---- the loop ----
+    def optimize(self):
+        """Train until the end trigger fires; returns the model with the trained weights."""
+        from ember.optim.spark_blocks import DriverBlocks
+
+        if self.log_level >= logging.INFO:
+            ensure_log_handler()
+        if not self.model.built:
+            x, _ = _stack_samples([self.rdd.first()])
+            with no_grad():
+                self.model(x, training=False)
+        self._seed = int(config.rng().integers(2 ** 31))
+        self._plan()
+        blocks = DriverBlocks(self.sc)
+        self._put_weights(blocks, self.state["iteration"])
+        state_from = None
+        start_time = time.perf_counter()
+        while not self.end_trigger(self.state) and not self.stop_training:
+            start = self.state["iteration"]
+            stop = self._segment_end(start)
+            spec = self._spec(start, stop, state_from)
+            t0 = time.perf_counter()
+            results = self.grouped.barrier().mapPartitionsWithIndex(_spark_trainer(spec)).collect()
+            job_seconds = time.perf_counter() - t0
+            self._record(results, start, stop, job_seconds, time.perf_counter() - start_time)
+            state_from = stop
+            st = self.state
+            st["iteration"] = stop
+            st["epoch"] = stop // self.iterations_per_epoch + 1
+            st["epoch_finished"] = stop % self.iterations_per_epoch == 0
+            if self.validation is not None and self.validation["trigger"](st):
+                self._validate(stop)
+            if self.checkpoint_path is not None and self.checkpoint_trigger(st):
+                self._checkpoint(blocks, stop)
+            st["epoch_finished"] = False
+        self._fetch_weights(blocks, self.state["iteration"])
+        return self.model
+
+    def _record(self, results, start, stop, job_seconds, wall):
+        per_iteration = {}
+        for records in results:
+            for i, loss_sum, count, compute, sync in records:
+                agg = per_iteration.setdefault(i, [0.0, 0, 0.0, 0.0])
+                agg[0] += loss_sum
+                agg[1] += count
+                agg[2] = max(agg[2], compute)
+                agg[3] = max(agg[3], sync)
+        iterations = stop - start
+        for i in range(start, stop):
+            loss_sum, count, compute, sync = per_iteration[i]
+            loss = loss_sum / count
+            self.state["loss"] = loss
+            self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync})
+            if self.train_summary is not None:
+                self.train_summary.add_scalar("Loss", loss, i + 1)
+            if self.log_every and (i + 1) % self.log_every == 0:
+                logger.log(self.log_level, "[Iteration %d] loss %.6g (compute %.1f ms, sync %.1f ms)", i + 1, loss,
+                           compute * 1000, sync * 1000)
+        throughput = iterations * self.batch_size / job_seconds
+        self.state["records"] += iterations * self.batch_size
+        logger.log(self.log_level, "[Epoch %d][Iteration %d][Wall Clock %.1fs] Trained %d records in %.2f seconds. "
+                   "Throughput is %.1f records/second. Loss is %.6g.", start // self.iterations_per_epoch + 1, stop,
+                   wall, iterations * self.batch_size, job_seconds, throughput, self.state["loss"])
+        if self.train_summary is not None:
+            self.train_summary.add_scalar("Throughput", throughput, stop)
+
+    def _validate(self, iteration):
+        v = self.validation
+        val_rdd = v["rdd"]
+        spec = self._spec(iteration, iteration, None)
+        parts = val_rdd.mapPartitions(_spark_evaluator(spec, v["methods"], v["batch_size"])).collect()
+        totals = [sum((p[k] for p in parts), None) for k in range(len(v["methods"]))]
+        values = {m.name: r.result()[0] for m, r in zip(v["methods"], totals)}
+        self.state["score"] = totals[0].result()[0]
+        self.schedule.on_validation(self.state["score"], values.get("Loss"))
+        if self.val_summary is not None:
+            for name, value in values.items():
+                self.val_summary.add_scalar(name, value, iteration)
+        logger.log(self.log_level, "[Iteration %d] validation: %s", iteration,
+                   ", ".join(f"{k} is {val:.6g}" for k, val in values.items()))
+        return values
+
+    def set_validation(self, batch_size, val_set, trigger=None, val_method=None):
+        from ember.optim import validation as validation_module
+        from ember.optim.triggers import EveryEpoch
+
+        if not hasattr(val_set, "mapPartitions"):
+            return super().set_validation(batch_size, val_set, trigger, val_method)
+        methods = [validation_module.get(m) for m in (val_method or ["accuracy"])]
+        self.validation = {"batch_size": int(batch_size), "rdd": val_set, "trigger": trigger or EveryEpoch(),
+                           "methods": methods}
+        return self
+
+    def _checkpoint(self, blocks, iteration):
+        self._fetch_weights(blocks, iteration)
+        states = self._fetch_states(blocks, iteration)
+        merged = {"class_name": states[0]["class_name"], "learning_rate": states[0]["learning_rate"],
+                  "hyper": states[0]["hyper"], "state": {}}
+        for w, s in enumerate(states):  # every owner's state, by block
+            for k, v in s["state"].items():
+                merged["state"][f"block{w}/{k}"] = v
+        train_state = {k: self.state[k] for k in ("epoch", "iteration", "records", "loss", "score")}
+        train_state.update(position=0, trainers=self.trainers, engine_rng=config.get_rng_state(),
+                           schedule=self.schedule.state_dict(), seed=self._seed)
+        path = os.path.join(self.checkpoint_path, ckpt.checkpoint_name(iteration))
+        ckpt.save_checkpoint(path, self.model, merged, train_state)
+        if self.checkpoint_overwrite:
+            for old in ckpt.list_checkpoints(self.checkpoint_path):
+                if old != path:
+                    os.unlink(old)
+        self.last_checkpoint = path
+        logger.log(self.log_level, "checkpoint written: %s", path)
+
+
+def _count_tags(iterator):
+    counts = {}
+    for p, _ in iterator:
+        counts[p] = counts.get(p, 0) + 1
+    return list(counts.items())
+
+
+def _group_partitions(tagged, assignment):
+    """An RDD with one partition per trainer holding (partition, sample) pairs of its partitions.
+    Built with a shuffle once and cached, so each job's trainer task finds its data in the cache."""
+    owner = {p: w for w, held in enumerate(assignment) for p in held}
+    keyed = tagged.map(lambda ps: (owner[ps[0]], ps))
+    grouped = keyed.partitionBy(len(assignment), lambda w: w).map(lambda kv: kv[1])
+    return grouped.cache()
