@@ -17,9 +17,10 @@ from ember.engine import (
     set_seed,
 )
 from ember.layers import Input, losses
+from ember.optim.spark_context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
 
 __all__ = [
-    "Input", "Model", "Sequential", "Tensor", "get_default_dtype", "load_model", "losses", "no_grad",
+    "Input", "Model", "Sequential", "Tensor", "init_nncontext", "get_default_dtype", "load_model", "losses", "no_grad",
     "set_check_numerics", "set_default_dtype", "set_seed", "__version__",
 ]

@@ -146,7 +146,7 @@ def _cache_partitions(key, tagged_samples):
 
 def train_segment(worker, tagged_samples, spec, client, barrier=None):
     """Run iterations [spec["start"], spec["stop"]) as trainer ``worker``; returns per-iteration records
-    (iteration, loss sum, samples, compute seconds, synchronisation seconds).
+    (iteration, loss sum, samples, compute seconds, synchronisation-and-update seconds).
 
     ``tagged_samples`` yields (partition, sample) pairs for the partitions this trainer holds;
     ``client`` puts, gets and removes blocks (a BlockClient in Spark); ``barrier()`` waits for all
@@ -224,7 +224,9 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         client.put(_block(run, "w", i + 1, worker), param[lo:hi])
         if i - 2 >= start:  # every trainer is past iteration i - 1: nobody reads these any more
             _remove_iteration(client, run, i - 2, worker, trainers, spec["clip_norm"] is not None)
-        records.append((i, loss_sum, count, (t1 - t0) + (time.perf_counter() - t2), t2 - t1))
+        # (iteration, loss sum, samples, compute: forward + backward, synchronisation: weights in,
+        # gradient blocks out and in, the owner's update)
+        records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
     meta, arrays = ckpt.flatten_optim_state({"class_name": spec["optim_class"], "learning_rate": method.learning_rate,
                                              "hyper": method.hyper, "state": method.state})
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -393,15 +395,30 @@ class DistriOptimizer(BaseOptimizer):
         self._seed = int(config.rng().integers(2 ** 31))
         self._plan()
         blocks = DriverBlocks(self.sc)
-        self._put_weights(blocks, self.state["iteration"])
-        state_from = None
+        self._failures = 0
+        if getattr(self, "_resume_from", None) is not None:
+            state_from = self._restore(blocks, self._resume_from)
+            self._resume_from = None
+        else:
+            self._put_weights(blocks, self.state["iteration"])
+            state_from = None
         start_time = time.perf_counter()
+        self.stop_training = False
+        self._notify("on_train_begin")
+        epoch_first = len(self.iteration_records)
         while not self.end_trigger(self.state) and not self.stop_training:
             start = self.state["iteration"]
+            if start % self.iterations_per_epoch == 0:
+                epoch_first = len(self.iteration_records)
+                self._notify("on_epoch_begin", self.state["epoch"])
             stop = self._segment_end(start)
             spec = self._spec(start, stop, state_from)
             t0 = time.perf_counter()
-            results = self.grouped.barrier().mapPartitionsWithIndex(_spark_trainer(spec)).collect()
+            try:
+                results = self.grouped.barrier().mapPartitionsWithIndex(_spark_trainer(spec)).collect()
+            except Exception as e:  # noqa: BLE001 - any failed job: reload and retry, up to max_retries
+                state_from = self._recover(blocks, e, start)
+                continue
             job_seconds = time.perf_counter() - t0
             self._record(results, start, stop, job_seconds, time.perf_counter() - start_time)
             state_from = stop
@@ -409,13 +426,83 @@ class DistriOptimizer(BaseOptimizer):
             st["iteration"] = stop
             st["epoch"] = stop // self.iterations_per_epoch + 1
             st["epoch_finished"] = stop % self.iterations_per_epoch == 0
+            val_values = None
             if self.validation is not None and self.validation["trigger"](st):
-                self._validate(stop)
+                val_values = self._validate(stop)
             if self.checkpoint_path is not None and self.checkpoint_trigger(st):
                 self._checkpoint(blocks, stop)
+            if st["epoch_finished"]:
+                done = self.iteration_records[epoch_first:]
+                logs = {"loss": float(np.mean([r["loss"] for r in done]))}
+                logs.update({f"val_{k}": v for k, v in (val_values or {}).items()})
+                self._notify("on_epoch_end", st["epoch"] - 1, logs)
             st["epoch_finished"] = False
         self._fetch_weights(blocks, self.state["iteration"])
+        self._notify("on_train_end")
         return self.model
+
+    def _recover(self, blocks, error, start):
+        """After a failed job: continue from the newest checkpoint (or, without one, from the weights of
+        iteration ``start`` if they survived), under a new run id; returns where optimizer state comes from."""
+        text = str(error)
+        if "TrainingDivergedError" in text:
+            where = self.last_checkpoint or "no checkpoint was written"
+            raise TrainingDivergedError(f"training diverged (NaN or infinite loss) before iteration {start + 1}; the "
+                                        f"last good checkpoint is {where}") from None
+        self._failures += 1
+        if self._failures > self.max_retries:
+            raise RuntimeError(f"distributed training failed {self._failures} times (max_retries={self.max_retries}); "
+                               f"last error: {text.strip().splitlines()[-1] if text.strip() else error!r}") from error
+        logger.warning("training job failed (%d/%d): %s; retrying from %s", self._failures, self.max_retries,
+                       (text.strip().splitlines() or [repr(error)])[-1][:300],
+                       self.last_checkpoint or f"the weights of iteration {start}")
+        old_run = self.run_id
+        self.run_id = uuid.uuid4().hex[:10]
+        if self.last_checkpoint is not None:
+            return self._restore(blocks, ckpt.load_checkpoint(self.last_checkpoint))
+        try:  # no checkpoint: carry the surviving weights of iteration `start` over to the new run id
+            for name in ["x"] + [f"w{q}" for q in range(self.trainers)]:
+                kind, q = (name, None) if name == "x" else ("w", int(name[1:]))
+                parts = ("w", start, q) if kind == "w" else ("x", start)
+                blocks.put(_block(self.run_id, *parts), blocks.get(_block(old_run, *parts), 10))
+            states = [blocks.get(_block(old_run, "s", start, w), 10) for w in range(self.trainers)] if start else []
+        except Exception as lost:  # noqa: BLE001
+            raise RuntimeError("a training job failed, no checkpoint was set and the weights did not survive; use "
+                               "set_checkpoint(path, trigger) to make runs recoverable") from lost
+        for w, data in enumerate(states):
+            blocks.put(_block(self.run_id, "s", start, w), data)
+        return start if states else None
+
+    def _restore(self, blocks, loaded):
+        """Put a checkpoint's weights and every owner's optimizer state into blocks; returns its iteration."""
+        ts = loaded.train_state
+        if ts.get("trainers") not in (None, self.trainers):
+            raise ValueError(f"checkpoint {loaded.path} was written by {ts['trainers']} trainers, this run has "
+                             f"{self.trainers}; use as many Spark slots (or partitions) as then")
+        self.model.set_weights(loaded.weights)
+        self.state.update({k: ts[k] for k in ("epoch", "iteration", "records", "loss", "score")})
+        self.schedule.load_state_dict(ts.get("schedule", {}))
+        iteration = self.state["iteration"]
+        self._put_weights(blocks, iteration)
+        saved = loaded.optim_state
+        for w in range(self.trainers):
+            prefix = f"block{w}/"
+            state = {k[len(prefix):]: v for k, v in saved["state"].items() if k.startswith(prefix)}
+            meta, arrays = ckpt.flatten_optim_state({**saved, "state": state})
+            arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+            blocks.put(_block(self.run_id, "s", iteration, w), _npz(arrays))
+        self.last_checkpoint = loaded.path
+        return iteration if any(k.startswith("block") for k in saved["state"]) else None
+
+    def resume(self, path):
+        """Continue from a checkpoint file (or the newest one in a folder) written by a distributed run."""
+        if os.path.isdir(path):
+            found = ckpt.latest_checkpoint(path)
+            if found is None:
+                raise ValueError(f"resume: no checkpoint-<iteration>.ember file in {path!r}")
+            path = found
+        self._resume_from = ckpt.load_checkpoint(path)
+        return self
 
     def _record(self, results, start, stop, job_seconds, wall):
         per_iteration = {}

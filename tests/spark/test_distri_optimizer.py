@@ -85,3 +85,99 @@ def test_epochs_validation_checkpoint_and_clipping(sc, tmp_path):
     assert any(k.startswith("block1/") for k in loaded.optim_state["state"])  # every owner's momentum is saved
     predictions = model.predict(x).argmax(1)
     assert (predictions == y).mean() > 0.9
+
+
+def test_keras_fit_on_a_dataframe(sc):
+    from pyspark.sql import SparkSession
+
+    from ember.zoo.keras import callbacks
+
+    spark = SparkSession.builder.getOrCreate()
+    x, y = data(256)
+    df = spark.createDataFrame([(x[i].tolist(), int(y[i])) for i in range(len(x))], ["features", "label"])
+    model = mlp()
+    model.compile(optim.Adam(0.05), "sparse_categorical_crossentropy", ["accuracy"])
+    seen = []
+
+    class Epochs(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, sorted(logs)))
+
+    history = model.fit(df, batch_size=32, nb_epoch=3, verbose=0, validation_data=df, feature_cols="features",
+                        label_cols="label", callbacks=[Epochs()])
+    assert history.epoch == [0, 1, 2] and seen[0] == (0, ["loss", "val_accuracy", "val_loss"])
+    assert history.history["val_accuracy"][-1] > 0.9
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    with pytest.raises(ValueError, match="feature_cols"):
+        model.fit(df, nb_epoch=1, verbose=0)
+
+
+def _python_workers():
+    """Pids of this machine's PySpark worker processes (children of the pyspark daemon)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"pyspark.daemon" in cmd and int(entry) != os.getpid():
+                pids.append(int(entry))
+    return pids
+
+
+def test_killed_python_workers_mid_training_still_end_in_a_trained_model(sc, tmp_path):
+    import signal
+    import threading
+    import time
+
+    x, y = data(2000)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    model = mlp()
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.05, momentum=0.9),
+                          optim.MaxEpoch(6), 32)
+    opt.set_checkpoint(str(tmp_path), optim.EveryEpoch()).set_progress(0, quiet=True)
+    opt._failures = 0
+    done = threading.Event()
+
+    def killer():
+        while not os.path.exists(tmp_path / "checkpoint-63.ember") and not done.is_set():
+            time.sleep(0.01)
+        for _ in range(40):  # kill the workers until a training job has failed (between jobs it is harmless)
+            if done.is_set() or opt._failures:
+                return
+            time.sleep(0.05)
+            for pid in _python_workers():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        opt.optimize()
+    finally:
+        done.set()
+        thread.join()
+    assert opt._failures >= 1, "no training job was interrupted"
+    assert opt.state["iteration"] == 6 * 63
+    assert (model.predict(x).argmax(1) == y).mean() > 0.95
+
+
+def test_resume_continues_a_distributed_run(sc, tmp_path):
+    x, y = data(256)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    full = mlp()
+    opt = optim.Optimizer(full, rdd, "sparse_categorical_crossentropy", optim.Adam(0.01), optim.MaxEpoch(2), 32)
+    opt.set_progress(0, quiet=True).optimize()
+    first = mlp()
+    opt = optim.Optimizer(first, rdd, "sparse_categorical_crossentropy", optim.Adam(0.01), optim.MaxEpoch(1), 32)
+    opt.set_checkpoint(str(tmp_path), optim.EveryEpoch()).set_progress(0, quiet=True).optimize()
+    resumed = mlp()
+    opt = optim.Optimizer(resumed, rdd, "sparse_categorical_crossentropy", optim.Adam(0.01), optim.MaxEpoch(2), 32)
+    opt.resume(str(tmp_path)).set_progress(0, quiet=True).optimize()
+    assert opt.state["iteration"] == 16
+    for a, b in zip(resumed.get_weights(), full.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

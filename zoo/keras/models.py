@@ -137,18 +137,19 @@ class KerasTraining:
     # ---- fit / evaluate / predict ----
     def _dataset(self, x, y, what):
         if _is_spark(x):
-            raise TypeError(f"{what}: Spark DataFrames and RDDs train with the distributed optimizer, which "
-                            "this version of ember does not include yet; pass NumPy arrays")
+            raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
         if y is None:
             raise ValueError(f"{what}: give targets y")
         return ArrayDataset(x, y)
 
     def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, nb_epoch=None):
+            validation_data=None, shuffle=True, nb_epoch=None, feature_cols=None, label_cols=None):
         """Train for ``epochs`` (BigDL alias ``nb_epoch``) epochs; returns a History.
 
         Args:
-            x, y: NumPy arrays (lists of arrays for several inputs / outputs).
+            x, y: NumPy arrays (lists of arrays for several inputs / outputs); or ``x`` a Spark RDD of
+                (features, label) samples, or a DataFrame with ``feature_cols``/``label_cols``, which
+                trains on the cluster (``y`` unused; per-batch callbacks are not called there).
             validation_data: ``(x_val, y_val)``, scored after every epoch.
             validation_split: the fraction of (x, y) held out for validation (the last samples).
             callbacks: Callback instances.
@@ -157,6 +158,9 @@ class KerasTraining:
         self._require_compiled("fit")
         if nb_epoch is not None:
             epochs = nb_epoch
+        if _is_spark(x):
+            return self._fit_distributed(x, batch_size, epochs, verbose, callbacks, validation_data,
+                                         feature_cols, label_cols)
         data = self._dataset(x, y, "fit")
         val = None
         if validation_data is not None:
@@ -193,6 +197,38 @@ class KerasTraining:
         for c in callbacks:
             c.set_model(self)
             c.set_params({"epochs": epochs, "batch_size": batch_size, "samples": len(data), "verbose": verbose})
+        self.stop_training = False
+        optimizer.add_listener(_CallbackBridge(self, callbacks))
+        optimizer.optimize()
+        self.history = history
+        return history
+
+    def _fit_distributed(self, data, batch_size, epochs, verbose, callbacks, validation_data, feature_cols,
+                         label_cols):
+        from ember.optim.distri_optimizer import DistriOptimizer
+        from ember.zoo.spark_data import to_sample_rdd
+
+        rdd = to_sample_rdd(data, feature_cols, label_cols)
+        optimizer = DistriOptimizer(self, rdd, self.loss, self.optimizer, MaxEpoch(epochs), batch_size)
+        optimizer.set_progress(50 if verbose else 0, quiet=verbose == 0)
+        if validation_data is not None:
+            loss = self.loss[0] if isinstance(self.loss, list) else self.loss
+            methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
+            optimizer.set_validation(batch_size, to_sample_rdd(validation_data, feature_cols, label_cols),
+                                     EveryEpoch(), methods)
+        if self._tensorboard is not None:
+            optimizer.set_train_summary(self._tensorboard[0]).set_val_summary(self._tensorboard[1])
+        if self._checkpoint is not None:
+            optimizer.set_checkpoint(self._checkpoint[0], EveryEpoch(), overwrite=self._checkpoint[1])
+        if "const" in self._clip:
+            optimizer.set_gradclip_const(*self._clip["const"])
+        if "l2" in self._clip:
+            optimizer.set_gradclip_l2norm(self._clip["l2"])
+        history = History()
+        callbacks = list(callbacks or []) + [history]
+        for c in callbacks:
+            c.set_model(self)
+            c.set_params({"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
         self.stop_training = False
         optimizer.add_listener(_CallbackBridge(self, callbacks))
         optimizer.optimize()

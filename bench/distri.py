@@ -1,0 +1,69 @@
+"""Distributed training benchmark: W1 (MLP) and W2 (LeNet-5) on real MNIST with the DistriOptimizer.
+
+    python bench/distri.py W2 [--master local[2]] [--partitions 2] [--batch-size 128]
+
+Prints one JSON line per workload: samples/s over one epoch (60,000 images), test accuracy, the
+median per-iteration compute and synchronisation time (the slowest trainer's), the Spark
+scheduling time per job, and the bytes the driver received per iteration (its job results).
+"""
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="+")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    import models
+    from run import _mnist
+
+    import ember
+    from ember import optim
+    from ember.optim.spark_context import init_nncontext
+
+    sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false"})
+    sc.setLogLevel("ERROR")
+    x, y, xt, yt = _mnist()
+    train = sc.parallelize(list(zip(x, y)), args.partitions).cache()
+    train.count()
+    for workload in args.workloads:
+        ember.set_seed(0)
+        model = models.mlp() if workload == "W1" else models.lenet5()
+        opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(0.01, momentum=0.9),
+                              optim.MaxEpoch(1), args.batch_size)
+        opt.set_progress(0, quiet=True)
+        t = time.perf_counter()
+        opt.optimize()
+        seconds = time.perf_counter() - t
+        model.eval()
+        accuracy = float((model.predict(xt, batch_size=1000).argmax(1) == yt).mean())
+        records = opt.iteration_records
+        iterations = len(records)
+        compute = float(np.median([r["compute_s"] for r in records]))
+        sync = float(np.median([r["sync_s"] for r in records]))
+        per_iteration = seconds / iterations
+        result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 1, r["compute_s"], r["sync_s"])
+                                         for r in records])) * opt.trainers / iterations
+        print(json.dumps({"workload": workload, "master": args.master, "partitions": args.partitions,
+                          "trainers": opt.trainers, "samples_per_s": iterations * args.batch_size / seconds,
+                          "test_accuracy": accuracy, "iterations": iterations,
+                          "iteration_ms": per_iteration * 1000, "compute_ms": compute * 1000, "sync_ms": sync * 1000,
+                          "other_ms": (per_iteration - compute - sync) * 1000,
+                          "driver_bytes_per_iteration": result_bytes}), flush=True)
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main()

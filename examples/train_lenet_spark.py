@@ -1,0 +1,70 @@
+"""Train LeNet-5 on real MNIST with ember's distributed optimizer on Spark, and report test accuracy.
+
+Run locally (embedded Spark, local[2]):   python examples/train_lenet_spark.py
+Or on a cluster:                           spark-submit examples/train_lenet_spark.py --master yarn ...
+    (ember must be installed on every node; the executors compile nothing, the driver builds ember's
+    block-service jar once and ships it with the job.)
+
+Options: --epochs 1 --batch-size 128 --lr 0.01 --partitions 2 --master local[2]
+"""
+import argparse
+import time
+
+import numpy as np
+
+import ember
+from ember import layers as L
+from ember import optim
+from ember.zoo.datasets import mnist
+
+
+def lenet5():
+    return ember.Sequential([
+        L.Conv2D(6, 5, padding="same", activation="relu", input_shape=(28, 28, 1)), L.MaxPooling2D(2),
+        L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+        L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10, activation="softmax"),
+    ])
+
+
+def normalize(images):
+    return ((images[..., None] / 255.0 - 0.1307) / 0.3081).astype(np.float32)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--master", default=None, help="default: spark-submit's master, else local[2]")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    sc = ember.init_nncontext(app_name="ember-lenet5-mnist", master=args.master,
+                              conf={"spark.master": "local[2]"} if args.master is None else None)
+    sc.setLogLevel("WARN")
+    ember.set_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    x_train, x_test = normalize(x_train), normalize(x_test)
+    train = sc.parallelize(list(zip(x_train, y_train)), args.partitions)
+    test = sc.parallelize(list(zip(x_test, y_test)), args.partitions)
+    print(f"MNIST: {len(x_train)} training and {len(x_test)} test images in {args.partitions} partitions on "
+          f"{sc.master}")
+
+    model = lenet5()
+    opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(args.lr, momentum=0.9),
+                          optim.MaxEpoch(args.epochs), args.batch_size)
+    opt.set_validation(1000, test, optim.EveryEpoch(), [optim.Top1Accuracy(), optim.Loss()])
+    opt.set_progress(log_every=50)
+    start = time.perf_counter()
+    opt.optimize()
+    elapsed = time.perf_counter() - start
+    model.eval()
+    accuracy = float((model.predict(x_test, batch_size=1000).argmax(1) == y_test).mean())
+    print(f"trained {args.epochs} epoch(s) on Spark in {elapsed:.1f} s "
+          f"({args.epochs * len(x_train) / elapsed:.0f} records/s); test accuracy {accuracy:.4f}")
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main()
