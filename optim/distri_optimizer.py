@@ -77,6 +77,24 @@ def global_batch_order(partition_sizes, shares, assignment, iteration):
     return order
 
 
+def bf16_encode(a):
+    """float32 -> bfloat16 bits (uint16), rounding to nearest even: half the bytes on the wire."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((u + (((u >> 16) & 1) + 0x7FFF)) >> 16).astype(np.uint16)
+
+
+def bf16_decode(b, dtype=np.float32):
+    return (np.frombuffer(b, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32).astype(dtype, copy=False)
+
+
+def _encode(a, compress):
+    return bf16_encode(a) if compress == "bf16" else a
+
+
+def _decode(data, dtype, compress):
+    return bf16_decode(data, dtype) if compress == "bf16" else np.frombuffer(data, dtype=dtype)
+
+
 def _npz(arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -177,13 +195,17 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         meta = json.loads(bytes(saved.pop("__meta__")).decode())
         method.state = ckpt.unflatten_optim_state(meta, saved)["state"]
     schedule = spec["schedule"]
+    compress = spec.get("compress")
+    master = param[lo:hi].copy()  # the owner's exact copy of its block (the wire may carry bf16)
     records = []
     for i in range(start, stop):
         t0 = time.perf_counter()
         if i > start:
             for q, (a, b) in enumerate(bounds):
                 if q != worker:
-                    param[a:b] = np.frombuffer(client.get(_block(run, "w", i, q), spec["timeout"]), dtype=param.dtype)
+                    param[a:b] = _decode(client.get(_block(run, "w", i, q), spec["timeout"]), param.dtype, compress)
+            # every replica computes with the same weights: the owner's block as the others received it
+            param[lo:hi] = _decode(_encode(master, compress).tobytes(), param.dtype, compress)
         t1 = time.perf_counter()
         samples = []
         for p in held:
@@ -204,13 +226,13 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         t2 = time.perf_counter()
         for q, (a, b) in enumerate(bounds):
             if q != worker:
-                client.put(_block(run, "g", i, worker, q), grad[a:b])
+                client.put(_block(run, "g", i, worker, q), _encode(grad[a:b], compress))
         total = np.zeros(hi - lo, dtype=param.dtype)
         for r in range(trainers):  # a fixed order, so the sum is the same in every run
             if r == worker:
                 total += grad[lo:hi]
             else:
-                total += np.frombuffer(client.get(_block(run, "g", i, r, worker), spec["timeout"]), dtype=param.dtype)
+                total += _decode(client.get(_block(run, "g", i, r, worker), spec["timeout"]), param.dtype, compress)
         total /= spec["batch_size"]
         if spec["clip_const"] is not None:
             clip_by_value(total, *spec["clip_const"])
@@ -220,8 +242,9 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
                      for r in range(trainers)]
             clip_by_global_norm(total, spec["clip_norm"], sum(norms))
         lr = schedule.get_learning_rate(method.learning_rate, i, i // spec["iterations_per_epoch"] + 1)
-        method.update(param[lo:hi], total, lr)
-        client.put(_block(run, "w", i + 1, worker), param[lo:hi])
+        method.update(master, total, lr)
+        # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
+        client.put(_block(run, "w", i + 1, worker), master if i + 1 == stop else _encode(master, compress))
         if i - 2 >= start:  # every trainer is past iteration i - 1: nobody reads these any more
             _remove_iteration(client, run, i - 2, worker, trainers, spec["clip_norm"] is not None)
         # (iteration, loss sum, samples, compute: forward + backward, synchronisation: weights in,
@@ -307,8 +330,19 @@ class DistriOptimizer(BaseOptimizer):
         self.run_id = uuid.uuid4().hex[:10]
         self.timeout = 600.0
         self.max_retries = 5
+        self.compress = None
         self.trainers = None
         self.iteration_records = []
+
+    def set_compression(self, kind):
+        """Send gradient and weight blocks as bfloat16 ("bf16", half the bytes) or exactly (None, the
+        default). The owners keep and update exact float32 weights either way."""
+        if kind not in (None, "bf16"):
+            raise ValueError(f"set_compression: expected None or 'bf16', got {kind!r}")
+        if kind == "bf16" and config.get_default_dtype() != np.float32:
+            raise ValueError("bf16 compression is for float32 models")
+        self.compress = kind
+        return self
 
     # ---- plan ----
     def _plan(self):
@@ -352,7 +386,7 @@ class DistriOptimizer(BaseOptimizer):
                 "criterion": self.criterion, "optim_class": type(self.optim_method).__name__,
                 "learning_rate": self.optim_method.learning_rate, "hyper": dict(self.optim_method.hyper),
                 "schedule": self.schedule, "clip_const": self.clip_const, "clip_norm": self.clip_norm,
-                "seed": self._seed, "timeout": self.timeout, "state_from": state_from}
+                "seed": self._seed, "timeout": self.timeout, "state_from": state_from, "compress": self.compress}
 
     # ---- weights on the driver (start, checkpoints, end) ----
     def _put_weights(self, blocks, iteration):
@@ -393,7 +427,9 @@ class DistriOptimizer(BaseOptimizer):
             with no_grad():
                 self.model(x, training=False)
         self._seed = int(config.rng().integers(2 ** 31))
+        t_plan = time.perf_counter()
         self._plan()
+        self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0}
         blocks = DriverBlocks(self.sc)
         self._failures = 0
         if getattr(self, "_resume_from", None) is not None:
@@ -420,6 +456,8 @@ class DistriOptimizer(BaseOptimizer):
                 state_from = self._recover(blocks, e, start)
                 continue
             job_seconds = time.perf_counter() - t0
+            self.timings["jobs_s"] += job_seconds
+            self.timings["jobs"] += 1
             self._record(results, start, stop, job_seconds, time.perf_counter() - start_time)
             state_from = stop
             st = self.state
@@ -428,7 +466,9 @@ class DistriOptimizer(BaseOptimizer):
             st["epoch_finished"] = stop % self.iterations_per_epoch == 0
             val_values = None
             if self.validation is not None and self.validation["trigger"](st):
+                t_val = time.perf_counter()
                 val_values = self._validate(stop)
+                self.timings["validation_s"] += time.perf_counter() - t_val
             if self.checkpoint_path is not None and self.checkpoint_trigger(st):
                 self._checkpoint(blocks, stop)
             if st["epoch_finished"]:

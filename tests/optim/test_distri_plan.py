@@ -91,3 +91,13 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
     assert leftovers == []  # every gradient and norm block was removed
     with pytest.raises(BlockTimeout):
         store.get("never", timeout=0.01)
+
+
+def test_bf16_codec():
+    a = np.array([1.0, -2.5, 3.14159265, 1e-3, 65504.0, 0.0], dtype=np.float32)
+    back = D.bf16_decode(D.bf16_encode(a).tobytes())
+    np.testing.assert_allclose(back, a, rtol=2 ** -8)
+    assert D.bf16_encode(a).nbytes == a.nbytes // 2
+    assert back[0] == 1.0 and back[1] == -2.5  # exactly representable values survive
+    # round to nearest even: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to 1
+    assert D.bf16_decode(D.bf16_encode(np.array([1 + 2 ** -8], np.float32)).tobytes())[0] == 1.0

@@ -181,3 +181,20 @@ def test_resume_continues_a_distributed_run(sc, tmp_path):
     assert opt.state["iteration"] == 16
     for a, b in zip(resumed.get_weights(), full.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_compression_trains_close_to_exact(sc):
+    x, y = data()
+    x = x.astype(np.float32)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    models = []
+    for compress in (None, "bf16"):
+        model = mlp()
+        opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.1, momentum=0.9),
+                              optim.MaxIteration(20), 32)
+        opt.set_compression(compress).set_progress(0, quiet=True).optimize()
+        models.append(model)
+    exact, compressed = models[0].get_weights(), models[1].get_weights()
+    differences = [np.abs(a - b).max() for a, b in zip(exact, compressed)]
+    assert 0 < max(differences) < 0.05  # different (it did compress), but close
+    assert (models[1].predict(x).argmax(1) == y).mean() > 0.9
