@@ -149,15 +149,18 @@ def load_weights_from_blocks(model, spec, client, iteration):
 
 
 def _cache_partitions(key, tagged_samples):
+    """The samples of trainer ``key`` = (run, worker), read once per Python worker process and kept
+    there for the next jobs of the run (Spark reuses its Python workers)."""
     cached = _WORKER_CACHE.get(key)
     if cached is None:
+        for other in [k for k in _WORKER_CACHE if k[0] != key[0]]:
+            del _WORKER_CACHE[other]  # another run's data
         by_partition = {}
         for p, sample in tagged_samples:
             by_partition.setdefault(p, []).append(sample)
-        _WORKER_CACHE.clear()  # one run's data at a time per worker process
         cached = _WORKER_CACHE[key] = by_partition
     else:
-        for _ in tagged_samples:  # already cached in this worker: just drain the iterator
+        for _ in tagged_samples:  # already here: just drain the iterator
             pass
     return cached
 
@@ -250,6 +253,8 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         # (iteration, loss sum, samples, compute: forward + backward, synchronisation: weights in,
         # gradient blocks out and in, the owner's update)
         records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
+        if spec.get("progress_every") and (i + 1) % spec["progress_every"] == 0:  # for the driver's progress line
+            client.put(_block(run, "p", i + 1, worker), np.array([loss_sum, count], dtype=np.float64))
     meta, arrays = ckpt.flatten_optim_state({"class_name": spec["optim_class"], "learning_rate": method.learning_rate,
                                              "hyper": method.hyper, "state": method.state})
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -362,7 +367,8 @@ class DistriOptimizer(BaseOptimizer):
         self.shares = batch_shares(self.batch_size, partitions)
         self.total = sum(self.sizes)
         self.iterations_per_epoch = math.ceil(self.total / self.batch_size)
-        self.grouped = _group_partitions(tagged, self.assignment)
+        # as many trainers as partitions: each trainer task reads its own partition, no shuffle
+        self.grouped = tagged if self.trainers == partitions else _group_partitions(tagged, self.assignment)
 
     def _segment_end(self, start):
         """The first iteration after ``start`` at which the driver has work."""
@@ -386,7 +392,8 @@ class DistriOptimizer(BaseOptimizer):
                 "criterion": self.criterion, "optim_class": type(self.optim_method).__name__,
                 "learning_rate": self.optim_method.learning_rate, "hyper": dict(self.optim_method.hyper),
                 "schedule": self.schedule, "clip_const": self.clip_const, "clip_norm": self.clip_norm,
-                "seed": self._seed, "timeout": self.timeout, "state_from": state_from, "compress": self.compress}
+                "seed": self._seed, "timeout": self.timeout, "state_from": state_from, "compress": self.compress,
+                "progress_every": self.log_every}
 
     # ---- weights on the driver (start, checkpoints, end) ----
     def _put_weights(self, blocks, iteration):
@@ -450,11 +457,14 @@ class DistriOptimizer(BaseOptimizer):
             stop = self._segment_end(start)
             spec = self._spec(start, stop, state_from)
             t0 = time.perf_counter()
+            watcher = _ProgressWatcher(self, blocks, start, stop, start_time)
             try:
                 results = self.grouped.barrier().mapPartitionsWithIndex(_spark_trainer(spec)).collect()
             except Exception as e:  # noqa: BLE001 - any failed job: reload and retry, up to max_retries
+                watcher.finish()
                 state_from = self._recover(blocks, e, start)
                 continue
+            watcher.finish()
             job_seconds = time.perf_counter() - t0
             self.timings["jobs_s"] += job_seconds
             self.timings["jobs"] += 1
@@ -561,9 +571,6 @@ class DistriOptimizer(BaseOptimizer):
             self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync})
             if self.train_summary is not None:
                 self.train_summary.add_scalar("Loss", loss, i + 1)
-            if self.log_every and (i + 1) % self.log_every == 0:
-                logger.log(self.log_level, "[Iteration %d] loss %.6g (compute %.1f ms, sync %.1f ms)", i + 1, loss,
-                           compute * 1000, sync * 1000)
         throughput = iterations * self.batch_size / job_seconds
         self.state["records"] += iterations * self.batch_size
         logger.log(self.log_level, "[Epoch %d][Iteration %d][Wall Clock %.1fs] Trained %d records in %.2f seconds. "
@@ -618,6 +625,53 @@ class DistriOptimizer(BaseOptimizer):
                     os.unlink(old)
         self.last_checkpoint = path
         logger.log(self.log_level, "checkpoint written: %s", path)
+
+
+class _ProgressWatcher:
+    """While a job runs, read the trainers' small progress blocks (every ``log_every`` iterations) and
+    print BigDL's progress line on the driver: epoch, iteration, loss and records/second."""
+
+    def __init__(self, optimizer, blocks, start, stop, start_time):
+        import threading
+
+        self.opt, self.blocks, self.start_time = optimizer, blocks, start_time
+        every = optimizer.log_every
+        self.points = [k for k in range(start + 1, stop + 1) if every and k % every == 0]
+        self.done = threading.Event()
+        self.thread = None
+        if self.points:
+            self.thread = threading.Thread(target=self._run, name="ember-progress", daemon=True)
+            self.thread.start()
+
+    def _run(self):
+        opt = self.opt
+        last_time, last_iteration = time.perf_counter(), self.points[0] - opt.log_every
+        for k in self.points:
+            totals = np.zeros(2)
+            for w in range(opt.trainers):
+                name = _block(opt.run_id, "p", k, w)
+                while True:
+                    if self.done.is_set():
+                        return
+                    try:
+                        totals += np.frombuffer(self.blocks.get(name, 0.5), dtype=np.float64)
+                        break
+                    except Exception:  # noqa: BLE001 - not there yet (or the job failed): look again
+                        continue
+                self.blocks.remove(name)
+            now = time.perf_counter()
+            records = (k - last_iteration) * opt.batch_size
+            ipe = opt.iterations_per_epoch
+            logger.log(opt.log_level, "[Epoch %d %d/%d][Iteration %d][Wall Clock %.1fs] Trained %d records in %.4f "
+                       "seconds. Throughput is %.1f records/second. Loss is %.6g.", (k - 1) // ipe + 1,
+                       min(((k - 1) % ipe + 1) * opt.batch_size, opt.total), opt.total, k, now - self.start_time,
+                       records, now - last_time, records / max(now - last_time, 1e-9), totals[0] / totals[1])
+            last_time, last_iteration = now, k
+
+    def finish(self):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
 
 
 def _count_tags(iterator):
