@@ -30,6 +30,7 @@ def main():
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--compress", default=None, choices=[None, "bf16"], help="wire compression of blocks")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     import models
@@ -52,7 +53,7 @@ def main():
         model = models.mlp() if workload == "W1" else models.lenet5()
         opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(0.01, momentum=0.9),
                               optim.MaxEpoch(1), args.batch_size)
-        opt.set_progress(0, quiet=True)
+        opt.set_progress(0, quiet=True).set_compression(args.compress)
         t = time.perf_counter()
         opt.optimize()
         seconds = time.perf_counter() - t
@@ -66,6 +67,7 @@ def main():
         result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 1, r["compute_s"], r["sync_s"])
                                          for r in records])) * opt.trainers / iterations
         print(json.dumps({"workload": workload, "master": args.master, "partitions": args.partitions,
+                          "compress": args.compress,
                           "trainers": opt.trainers, "samples_per_s": iterations * args.batch_size / seconds,
                           "test_accuracy": accuracy, "iterations": iterations, "epoch_s": seconds,
                           "setup_s": opt.timings["plan_s"], "training_jobs_s": opt.timings["jobs_s"],

@@ -203,11 +203,18 @@ public class BlockServicePlugin implements SparkPlugin {
       if (!stored) {
         throw new IOException("BlockManager refused block " + id);
       }
+      synchronized (PUT_SIGNAL) {
+        PUT_SIGNAL.notifyAll();
+      }
     }
+
+    /** Local puts wake up local waiters at once; remote blocks are looked up with a growing pause. */
+    private static final Object PUT_SIGNAL = new Object();
 
     private static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
       long deadline = System.currentTimeMillis() + timeoutMs;
-      long pause = 1;
+      long nextRemote = 0;
+      long remotePause = 1;
       while (true) {
         Option<BlockData> local = bm.getLocalBytes(id);
         if (local.isDefined()) {
@@ -218,30 +225,36 @@ public class BlockServicePlugin implements SparkPlugin {
             bm.releaseLock(id, Option.empty());
           }
         }
-        Option<ChunkedByteBuffer> remote = bm.getRemoteBytes(id);
-        if (remote.isDefined()) {
-          ChunkedByteBuffer chunks = remote.get();
-          byte[] bytes = new byte[Math.toIntExact(chunks.size())];
-          int offset = 0;
-          for (ByteBuffer chunk : chunks.chunks()) {
-            ByteBuffer view = chunk.duplicate();
-            int n = view.remaining();
-            view.get(bytes, offset, n);
-            offset += n;
+        long now = System.currentTimeMillis();
+        if (now >= nextRemote) {  // a remote lookup asks the driver for the block's locations: not too often
+          Option<ChunkedByteBuffer> remote = bm.getRemoteBytes(id);
+          if (remote.isDefined()) {
+            ChunkedByteBuffer chunks = remote.get();
+            byte[] bytes = new byte[Math.toIntExact(chunks.size())];
+            int offset = 0;
+            for (ByteBuffer chunk : chunks.chunks()) {
+              ByteBuffer view = chunk.duplicate();
+              int n = view.remaining();
+              view.get(bytes, offset, n);
+              offset += n;
+            }
+            chunks.dispose();
+            return bytes;
           }
-          chunks.dispose();
-          return bytes;
+          nextRemote = System.currentTimeMillis() + remotePause;
+          remotePause = Math.min(remotePause * 2, 8);
         }
         if (System.currentTimeMillis() >= deadline) {
           return null;
         }
-        try {
-          Thread.sleep(pause);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          return null;
+        synchronized (PUT_SIGNAL) {
+          try {
+            PUT_SIGNAL.wait(1);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+          }
         }
-        pause = Math.min(pause * 2, 20);
       }
     }
 
