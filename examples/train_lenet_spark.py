@@ -10,24 +10,11 @@ Options: --epochs 1 --batch-size 128 --lr 0.01 --partitions 2 --master local[2]
 import argparse
 import time
 
-import numpy as np
+from lenet import lenet5, normalize
 
 import ember
-from ember import layers as L
 from ember import optim
 from ember.zoo.datasets import mnist
-
-
-def lenet5():
-    return ember.Sequential([
-        L.Conv2D(6, 5, padding="same", activation="relu", input_shape=(28, 28, 1)), L.MaxPooling2D(2),
-        L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-        L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10, activation="softmax"),
-    ])
-
-
-def normalize(images):
-    return ((images[..., None] / 255.0 - 0.1307) / 0.3081).astype(np.float32)
 
 
 def main():

@@ -123,7 +123,24 @@ def list_checkpoints(folder):
     return [os.path.join(folder, name) for _, name in sorted(found)]
 
 
+def prune_checkpoints(folder, keep):
+    """Delete every checkpoint in ``folder`` but ``keep`` (a path), after ``keep`` was written."""
+    for old in list_checkpoints(folder):
+        if os.path.abspath(old) != os.path.abspath(keep):
+            os.unlink(old)
+
+
 def latest_checkpoint(folder):
     """The newest checkpoint in ``folder`` (by iteration), or None."""
     found = list_checkpoints(folder)
     return found[-1] if found else None
+
+
+def resolve_checkpoint(path):
+    """``path`` itself, or the newest checkpoint when ``path`` is a folder (a clear error if it has none)."""
+    if os.path.isdir(path):
+        found = latest_checkpoint(path)
+        if found is None:
+            raise ValueError(f"resume: no checkpoint-<iteration>.ember file in {path!r}")
+        return found
+    return path

@@ -546,12 +546,7 @@ class DistriOptimizer(BaseOptimizer):
 
     def resume(self, path):
         """Continue from a checkpoint file (or the newest one in a folder) written by a distributed run."""
-        if os.path.isdir(path):
-            found = ckpt.latest_checkpoint(path)
-            if found is None:
-                raise ValueError(f"resume: no checkpoint-<iteration>.ember file in {path!r}")
-            path = found
-        self._resume_from = ckpt.load_checkpoint(path)
+        self._resume_from = ckpt.load_checkpoint(ckpt.resolve_checkpoint(path))
         return self
 
     def _record(self, results, start, stop, job_seconds, wall):
@@ -620,9 +615,7 @@ class DistriOptimizer(BaseOptimizer):
         path = os.path.join(self.checkpoint_path, ckpt.checkpoint_name(iteration))
         ckpt.save_checkpoint(path, self.model, merged, train_state)
         if self.checkpoint_overwrite:
-            for old in ckpt.list_checkpoints(self.checkpoint_path):
-                if old != path:
-                    os.unlink(old)
+            ckpt.prune_checkpoints(self.checkpoint_path, path)
         self.last_checkpoint = path
         logger.log(self.log_level, "checkpoint written: %s", path)
 

@@ -255,20 +255,14 @@ class LocalOptimizer(BaseOptimizer):
         order = self._order if self.state["position"] > 0 else None
         ckpt.save_checkpoint(path, self.model, self.optim_method.state_dict(), self._train_state(), order)
         if self.checkpoint_overwrite:
-            for old in ckpt.list_checkpoints(self.checkpoint_path):
-                if old != path:
-                    os.unlink(old)
+            ckpt.prune_checkpoints(self.checkpoint_path, path)
         self.last_checkpoint = path
         logger.log(self.log_level, "checkpoint written: %s", path)
         return path
 
     def resume(self, path):
         """Continue from a checkpoint file, or from the newest checkpoint in a folder."""
-        if os.path.isdir(path):
-            found = ckpt.latest_checkpoint(path)
-            if found is None:
-                raise ValueError(f"resume: no checkpoint-<iteration>.ember file in {path!r}")
-            path = found
+        path = ckpt.resolve_checkpoint(path)
         loaded = ckpt.load_checkpoint(path)
         self._build_model()
         if len(loaded.weights) != len(self.model.weights):

@@ -136,30 +136,33 @@ class Loss(ValidationMethod):
         return f"Loss({self.criterion!r})"
 
 
-class MAE(ValidationMethod):
+class _ElementwiseError(ValidationMethod):
+    """Mean over all elements of an error of (output - target)."""
+
+    @staticmethod
+    def error(difference):
+        raise NotImplementedError
+
+    def __call__(self, output, target):
+        out, t = _numpy(output), _numpy(target)
+        t = t.reshape(out.shape) if t.size == out.size else t
+        if t.shape != out.shape:
+            raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
+        return ValidationResult(self.error(out - t).sum(), out.size, self.name)
+
+
+class MAE(_ElementwiseError):
     """Mean absolute error over all elements."""
 
     name = "MAE"
-
-    def __call__(self, output, target):
-        out, t = _numpy(output), _numpy(target)
-        t = t.reshape(out.shape) if t.size == out.size else t
-        if t.shape != out.shape:
-            raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
-        return ValidationResult(np.abs(out - t).sum(), out.size, self.name)
+    error = staticmethod(np.abs)
 
 
-class MSE(ValidationMethod):
+class MSE(_ElementwiseError):
     """Mean squared error over all elements."""
 
     name = "MSE"
-
-    def __call__(self, output, target):
-        out, t = _numpy(output), _numpy(target)
-        t = t.reshape(out.shape) if t.size == out.size else t
-        if t.shape != out.shape:
-            raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
-        return ValidationResult(((out - t) ** 2).sum(), out.size, self.name)
+    error = staticmethod(np.square)
 
 
 class AUC(ValidationMethod):

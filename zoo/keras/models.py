@@ -180,6 +180,11 @@ class KerasTraining:
             loss = self.loss[0] if isinstance(self.loss, list) else self.loss
             methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
+        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": len(data),
+                                                "verbose": verbose})
+
+    def _run(self, optimizer, callbacks, params):
+        """Apply the settings (summaries, checkpoints, clipping), hook up the callbacks, train."""
         if self._tensorboard is not None:
             optimizer.set_train_summary(self._tensorboard[0]).set_val_summary(self._tensorboard[1])
         if self._checkpoint is not None:
@@ -196,7 +201,7 @@ class KerasTraining:
         callbacks.append(history)
         for c in callbacks:
             c.set_model(self)
-            c.set_params({"epochs": epochs, "batch_size": batch_size, "samples": len(data), "verbose": verbose})
+            c.set_params(params)
         self.stop_training = False
         optimizer.add_listener(_CallbackBridge(self, callbacks))
         optimizer.optimize()
@@ -216,24 +221,7 @@ class KerasTraining:
             methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
             optimizer.set_validation(batch_size, to_sample_rdd(validation_data, feature_cols, label_cols),
                                      EveryEpoch(), methods)
-        if self._tensorboard is not None:
-            optimizer.set_train_summary(self._tensorboard[0]).set_val_summary(self._tensorboard[1])
-        if self._checkpoint is not None:
-            optimizer.set_checkpoint(self._checkpoint[0], EveryEpoch(), overwrite=self._checkpoint[1])
-        if "const" in self._clip:
-            optimizer.set_gradclip_const(*self._clip["const"])
-        if "l2" in self._clip:
-            optimizer.set_gradclip_l2norm(self._clip["l2"])
-        history = History()
-        callbacks = list(callbacks or []) + [history]
-        for c in callbacks:
-            c.set_model(self)
-            c.set_params({"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
-        self.stop_training = False
-        optimizer.add_listener(_CallbackBridge(self, callbacks))
-        optimizer.optimize()
-        self.history = history
-        return history
+        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
 
     def evaluate(self, x, y=None, batch_size=32, verbose=0):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
