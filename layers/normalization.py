@@ -1,7 +1,7 @@
 """BatchNormalization, LayerNormalization and LocalResponseNormalization."""
 from ember.engine import functional as F
 from ember.engine.backend import get_array_module
-from ember.engine.ops.normalization import BatchNormInference, BatchNormTrain
+from ember.engine.ops.normalization import BatchNormInference, BatchNormTrain, LocalResponseNorm
 from ember.engine.tensor import Tensor
 from ember.layers import initializers
 from ember.layers.base import InputSpec, Layer
@@ -133,20 +133,11 @@ class LocalResponseNormalization(Layer):
         self.data_format = _check_format(data_format)
 
     def call(self, x, training=False):
-        axis = 1 if self.data_format == "channels_first" else 3
-        c = x.shape[axis]
-        sq = x * x
-        before, after = (self.size - 1) // 2, self.size // 2
-        widths = [(0, 0)] * 4
-        widths[axis] = (before, after)
-        padded = F.pad(sq, widths)
-        total = None
-        for i in range(self.size):
-            index = [slice(None)] * 4
-            index[axis] = slice(i, i + c)
-            part = padded[tuple(index)]
-            total = part if total is None else total + part
-        return x / (total * (self.alpha / self.size) + self.k) ** self.beta
+        args = {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+        if self.data_format == "channels_first":
+            y = LocalResponseNorm.apply(F.transpose(x, (0, 2, 3, 1)), **args)
+            return F.transpose(y, (0, 3, 1, 2))
+        return LocalResponseNorm.apply(x, **args)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -84,3 +84,18 @@ class BatchNormInference(Function):
         if self.needs_input_grad[2]:
             dbeta = g.sum(axis=axes).reshape(self.gamma_shape)
         return dx, dgamma, dbeta
+
+
+class LocalResponseNorm(Function):
+    """Cross-channel LRN over the last axis (see ``lrn_forward``): y = x * s^-beta."""
+
+    def forward(self, x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+        c = x.shape[-1]
+        self.shape, self.args = x.shape, (size, alpha, beta, k)
+        self.x2 = x.reshape(-1, c)
+        self.y2, self.s2 = _k("lrn_forward", x)(self.x2, size, alpha, beta, k)
+        return self.y2.reshape(x.shape)
+
+    def backward(self, g):
+        c = self.shape[-1]
+        return _k("lrn_backward", g)(g.reshape(-1, c), self.x2, self.y2, self.s2, *self.args).reshape(self.shape)

@@ -97,3 +97,46 @@ def scale_shift(x, scale, shift):
     y = np.empty_like(x)
     _scale_shift(x, scale.astype(x.dtype, copy=False), shift.astype(x.dtype, copy=False), y)
     return y
+
+
+@njit(**PARALLEL)
+def _lrn_forward(x, size, alpha, beta, k, y, s):
+    m, c = x.shape
+    before, after = (size - 1) // 2, size // 2
+    for i in prange(m):
+        for j in range(c):
+            acc = 0.0
+            for q in range(max(0, j - before), min(c, j + after + 1)):
+                acc += x[i, q] * x[i, q]
+            sj = k + alpha / size * acc
+            s[i, j] = sj
+            y[i, j] = x[i, j] * sj ** -beta
+
+
+@njit(**PARALLEL)
+def _lrn_backward(g, x, y, s, size, alpha, beta, dx):
+    m, c = x.shape
+    before, after = (size - 1) // 2, size // 2
+    coef = 2.0 * alpha * beta / size
+    for i in prange(m):
+        for j in range(c):
+            acc = 0.0
+            for q in range(max(0, j - after), min(c, j + before + 1)):  # the c whose window holds j
+                acc += g[i, q] * y[i, q] / s[i, q]
+            dx[i, j] = g[i, j] * s[i, j] ** -beta - coef * x[i, j] * acc
+
+
+@register("lrn_forward", "numba", wrap=serialized)
+def lrn_forward(x, size, alpha, beta, k):
+    x = np.ascontiguousarray(x)
+    y, s = np.empty_like(x), np.empty_like(x)
+    _lrn_forward(x, int(size), float(alpha), float(beta), float(k), y, s)
+    return y, s
+
+
+@register("lrn_backward", "numba", wrap=serialized)
+def lrn_backward(g, x, y, s, size, alpha, beta, k):
+    dx = np.empty_like(g)
+    _lrn_backward(np.ascontiguousarray(g), np.ascontiguousarray(x), np.ascontiguousarray(y),
+                  np.ascontiguousarray(s), int(size), float(alpha), float(beta), dx)
+    return dx

@@ -30,3 +30,29 @@ def batch_norm_backward(g, x, mean, inv_std, gamma):
 def scale_shift(x, scale, shift):
     """y = x * scale + shift per column (batch norm with fixed statistics, folded)."""
     return (x * scale + shift).astype(x.dtype, copy=False)
+
+
+def _window_sums(v, before, after):
+    """sum_{c' = c - before}^{c + after} v[:, c'] for every column c (zero beyond the edges)."""
+    m, c = v.shape
+    csum = np.zeros((m, c + 1), dtype=np.float64)
+    np.cumsum(v, axis=1, out=csum[:, 1:])
+    hi = np.minimum(np.arange(c) + after + 1, c)
+    lo = np.maximum(np.arange(c) - before, 0)
+    return csum[:, hi] - csum[:, lo]
+
+
+@register("lrn_forward", "numpy")
+def lrn_forward(x, size, alpha, beta, k):
+    """Cross-channel LRN on (M, C): s = k + alpha / size * (window sum of x^2), y = x * s^-beta, the
+    window [c - (size - 1) // 2, c + size // 2]. Returns (y, s)."""
+    s = k + (alpha / size) * _window_sums(x.astype(np.float64) ** 2, (size - 1) // 2, size // 2)
+    return (x * s ** -beta).astype(x.dtype), s.astype(x.dtype)
+
+
+@register("lrn_backward", "numpy")
+def lrn_backward(g, x, y, s, size, alpha, beta, k):
+    """dx_j = g_j s_j^-beta - 2 alpha beta / size * x_j * sum over the c whose window holds j of g_c y_c / s_c."""
+    t = (g * y / s).astype(np.float64)
+    back = _window_sums(t, size // 2, (size - 1) // 2)  # the transposed window
+    return (g * s ** -beta - (2 * alpha * beta / size) * x * back).astype(g.dtype)

@@ -197,3 +197,18 @@ def test_embedding_kernels_match_reference(ids_shape, rows, dim, dtype, rng):
     g = rng.normal(size=ids_shape + (dim,)).astype(dtype)
     np.testing.assert_allclose(get_kernel("embedding_backward", "numba")(g, ids, rows),
                                get_kernel("embedding_backward", "reference")(g, ids, rows), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("m, c, size", [(1, 1, 5), (7, 3, 5), (40, 16, 4), (9, 10, 1)])
+def test_lrn_kernels_match_reference(m, c, size, dtype, rtol, rng):
+    x = rng.normal(size=(m, c)).astype(dtype)
+    fast = get_kernel("lrn_forward", "numba")(x, size, 0.3, 0.75, 2.0)
+    ref = get_kernel("lrn_forward", "reference")(x, size, 0.3, 0.75, 2.0)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    g = rng.normal(size=(m, c)).astype(dtype)
+    np.testing.assert_allclose(get_kernel("lrn_backward", "numba")(g, x, *ref, size, 0.3, 0.75, 2.0),
+                               get_kernel("lrn_backward", "reference")(g, x, *ref, size, 0.3, 0.75, 2.0),
+                               rtol=rtol, atol=rtol)
