@@ -6,6 +6,7 @@ import numpy as np
 
 from ember.engine import functional as F
 from ember.engine.backend import get_array_module
+from ember.engine.ops.activation import LSTMCell
 from ember.engine.tensor import Tensor
 from ember.layers import activations, initializers
 from ember.layers.base import InputSpec, Layer
@@ -96,6 +97,9 @@ class LSTM(_RNN):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
+        # the Keras defaults run as one fused op; other activations through the general ops
+        self._fused = (activations.serialize(self.activation) == "tanh"
+                       and activations.serialize(self.recurrent_activation) == "sigmoid")
 
     def _bias_init(self):
         if not self.unit_forget_bias:
@@ -116,6 +120,10 @@ class LSTM(_RNN):
         h, c = state
         z = xw + F.matmul(h, self.recurrent_kernel)
         u = self.units
+        if self._fused:
+            hc = LSTMCell.apply(z, c)
+            h = hc[:, :u]
+            return h, (h, hc[:, u:])
         i = self.recurrent_activation(z[:, :u])
         f = self.recurrent_activation(z[:, u:2 * u])
         c = f * c + i * self.activation(z[:, 2 * u:3 * u])

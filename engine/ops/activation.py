@@ -120,3 +120,17 @@ class SoftmaxCrossEntropy(Function):
         n = self.probs.shape[0]
         scale = g.item() / n if hasattr(g, "item") else g / n
         return _k("softmax_cross_entropy_backward", self.probs)(self.probs, self.labels, scale)
+
+
+class LSTMCell(Function):
+    """The elementwise part of an LSTM step (sigmoid/tanh gates, Keras order i, f, g, o), fused:
+    z (N, 4u), c (N, u) -> [h, c'] (N, 2u)."""
+
+    def forward(self, z, c):
+        self.c = c
+        hc, self.gates, self.tanh_c = _k("lstm_cell_forward", z)(z, c)
+        return hc
+
+    def backward(self, g):
+        dz, dc = _k("lstm_cell_backward", g)(g, self.gates, self.tanh_c, self.c)
+        return dz, dc

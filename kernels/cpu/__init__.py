@@ -6,6 +6,16 @@ except ImportError:  # pragma: no cover - numba is a dependency, but import embe
 else:
     AVAILABLE = True
     # importing the modules registers their kernels
-    from ember.kernels.cpu import activation, conv, embedding, loss, memory, normalization, optim, pooling  # noqa: F401
+    from ember.kernels.cpu import (  # noqa: F401
+        activation,
+        conv,
+        embedding,
+        loss,
+        memory,
+        normalization,
+        optim,
+        pooling,
+        recurrent,
+    )
 
     memory.tune()

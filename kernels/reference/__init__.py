@@ -1,2 +1,13 @@
 """Pure-NumPy reference kernels: the specification every fast kernel is tested against."""
-from ember.kernels.reference import activation, conv, embedding, loss, normalization, optim, pooling, special  # noqa: F401 - registers kernels
+# importing the modules registers their kernels
+from ember.kernels.reference import (  # noqa: F401
+    activation,
+    conv,
+    embedding,
+    loss,
+    normalization,
+    optim,
+    pooling,
+    recurrent,
+    special,
+)

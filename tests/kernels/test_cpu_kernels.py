@@ -212,3 +212,19 @@ def test_lrn_kernels_match_reference(m, c, size, dtype, rtol, rng):
     np.testing.assert_allclose(get_kernel("lrn_backward", "numba")(g, x, *ref, size, 0.3, 0.75, 2.0),
                                get_kernel("lrn_backward", "reference")(g, x, *ref, size, 0.3, 0.75, 2.0),
                                rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("n, u", [(1, 1), (5, 7), (64, 32)])
+def test_lstm_cell_kernels_match_reference(n, u, dtype, rtol, rng):
+    z = (rng.normal(size=(n, 4 * u)) * 3).astype(dtype)
+    c = rng.normal(size=(n, u)).astype(dtype)
+    fast = get_kernel("lstm_cell_forward", "numba")(z, c)
+    ref = get_kernel("lstm_cell_forward", "reference")(z, c)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    dhc = rng.normal(size=(n, 2 * u)).astype(dtype)
+    for a, b in zip(get_kernel("lstm_cell_backward", "numba")(dhc, *ref[1:], c),
+                    get_kernel("lstm_cell_backward", "reference")(dhc, *ref[1:], c)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)

@@ -62,6 +62,7 @@ GRAD_CASES = [
     ("lrn", lambda: L.LocalResponseNormalization(size=3, alpha=0.5, beta=0.75, k=2.0), rand(2, 3, 3, 5)),
     ("simple_rnn", lambda: L.SimpleRNN(3), rand(2, 4, 3)),
     ("lstm", lambda: L.LSTM(3, return_sequences=True), rand(2, 3, 2)),
+    ("lstm_unfused", lambda: L.LSTM(2, activation="elu", recurrent_activation="tanh"), rand(2, 3, 2)),
     ("gru", lambda: L.GRU(3), rand(2, 3, 2)),
     ("gru_backwards", lambda: L.GRU(2, go_backwards=True, return_sequences=True), rand(2, 3, 2)),
 ]
