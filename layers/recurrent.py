@@ -6,7 +6,7 @@ import numpy as np
 
 from ember.engine import functional as F
 from ember.engine.backend import get_array_module
-from ember.engine.ops.activation import LSTMCell
+from ember.engine.ops.activation import GRUCell, LSTMCell
 from ember.engine.tensor import Tensor
 from ember.layers import activations, initializers
 from ember.layers.base import InputSpec, Layer
@@ -147,6 +147,8 @@ class GRU(_RNN):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
+        self._fused = (activations.serialize(self.activation) == "tanh"
+                       and activations.serialize(self.recurrent_activation) == "sigmoid")
 
     def _bias_shape(self):
         return (2, 3 * self.units)
@@ -156,6 +158,9 @@ class GRU(_RNN):
         inner = F.matmul(h, self.recurrent_kernel)
         if self.bias is not None:
             inner = inner + self.bias[1]
+        if self._fused:
+            h = GRUCell.apply(xw, inner, h)
+            return h, h
         z = self.recurrent_activation(xw[:, :u] + inner[:, :u])
         r = self.recurrent_activation(xw[:, u:2 * u] + inner[:, u:2 * u])
         hh = self.activation(xw[:, 2 * u:] + r * inner[:, 2 * u:])

@@ -134,3 +134,16 @@ class LSTMCell(Function):
     def backward(self, g):
         dz, dc = _k("lstm_cell_backward", g)(g, self.gates, self.tanh_c, self.c)
         return dz, dc
+
+
+class GRUCell(Function):
+    """The elementwise part of a GRU step (Keras reset_after layout, sigmoid/tanh), fused:
+    xw (N, 3u), hu (N, 3u), h (N, u) -> h' (N, u)."""
+
+    def forward(self, xw, hu, h):
+        self.hu, self.h = hu, h
+        h_new, self.gates = _k("gru_cell_forward", xw)(xw, hu, h)
+        return h_new
+
+    def backward(self, g):
+        return _k("gru_cell_backward", g)(g, self.gates, self.hu, self.h)

@@ -56,3 +56,48 @@ def lstm_cell_backward(dhc, gates, tanh_c, c):
     dz, dc = np.empty_like(gates), np.empty_like(c)
     _backward(np.ascontiguousarray(dhc), gates, tanh_c, np.ascontiguousarray(c), dz, dc)
     return dz, dc
+
+
+@njit(**PARALLEL)
+def _gru_forward(xw, hu, h, h_new, gates):
+    n, u = h.shape
+    for row in prange(n):
+        for j in range(u):
+            vz = xw[row, j] + hu[row, j]
+            vr = xw[row, u + j] + hu[row, u + j]
+            z = 1.0 / (1.0 + math.exp(-vz)) if vz >= 0 else math.exp(vz) / (1.0 + math.exp(vz))
+            r = 1.0 / (1.0 + math.exp(-vr)) if vr >= 0 else math.exp(vr) / (1.0 + math.exp(vr))
+            c = math.tanh(xw[row, 2 * u + j] + r * hu[row, 2 * u + j])
+            gates[row, j], gates[row, u + j], gates[row, 2 * u + j] = z, r, c
+            h_new[row, j] = z * h[row, j] + (1 - z) * c
+
+
+@njit(**PARALLEL)
+def _gru_backward(dh_new, gates, hu, h, dxw, dhu, dh):
+    n, u = h.shape
+    for row in prange(n):
+        for j in range(u):
+            z, r, c = gates[row, j], gates[row, u + j], gates[row, 2 * u + j]
+            d = dh_new[row, j]
+            dc = d * (1 - z) * (1 - c * c)
+            dz = d * (h[row, j] - c) * z * (1 - z)
+            dr = dc * hu[row, 2 * u + j] * r * (1 - r)
+            dxw[row, j], dxw[row, u + j], dxw[row, 2 * u + j] = dz, dr, dc
+            dhu[row, j], dhu[row, u + j], dhu[row, 2 * u + j] = dz, dr, dc * r
+            dh[row, j] = d * z
+
+
+@register("gru_cell_forward", "numba", wrap=serialized)
+def gru_cell_forward(xw, hu, h):
+    xw, hu, h = np.ascontiguousarray(xw), np.ascontiguousarray(hu), np.ascontiguousarray(h)
+    h_new, gates = np.empty_like(h), np.empty_like(xw)
+    _gru_forward(xw, hu, h, h_new, gates)
+    return h_new, gates
+
+
+@register("gru_cell_backward", "numba", wrap=serialized)
+def gru_cell_backward(dh_new, gates, hu, h):
+    dxw, dhu, dh = np.empty_like(gates), np.empty_like(gates), np.empty_like(h)
+    _gru_backward(np.ascontiguousarray(dh_new), gates, np.ascontiguousarray(hu), np.ascontiguousarray(h),
+                  dxw, dhu, dh)
+    return dxw, dhu, dh

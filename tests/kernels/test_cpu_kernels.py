@@ -228,3 +228,19 @@ def test_lstm_cell_kernels_match_reference(n, u, dtype, rtol, rng):
     for a, b in zip(get_kernel("lstm_cell_backward", "numba")(dhc, *ref[1:], c),
                     get_kernel("lstm_cell_backward", "reference")(dhc, *ref[1:], c)):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("n, u", [(1, 1), (5, 7), (64, 32)])
+def test_gru_cell_kernels_match_reference(n, u, dtype, rtol, rng):
+    xw, hu = (rng.normal(size=(2, n, 3 * u)) * 3).astype(dtype)
+    h = rng.normal(size=(n, u)).astype(dtype)
+    fast = get_kernel("gru_cell_forward", "numba")(xw, hu, h)
+    ref = get_kernel("gru_cell_forward", "reference")(xw, hu, h)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    g = rng.normal(size=(n, u)).astype(dtype)
+    for a, b in zip(get_kernel("gru_cell_backward", "numba")(g, ref[1], hu, h),
+                    get_kernel("gru_cell_backward", "reference")(g, ref[1], hu, h)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)

@@ -64,6 +64,7 @@ GRAD_CASES = [
     ("lstm", lambda: L.LSTM(3, return_sequences=True), rand(2, 3, 2)),
     ("lstm_unfused", lambda: L.LSTM(2, activation="elu", recurrent_activation="tanh"), rand(2, 3, 2)),
     ("gru", lambda: L.GRU(3), rand(2, 3, 2)),
+    ("gru_unfused", lambda: L.GRU(2, activation="elu"), rand(2, 3, 2)),
     ("gru_backwards", lambda: L.GRU(2, go_backwards=True, return_sequences=True), rand(2, 3, 2)),
 ]
 
