@@ -29,7 +29,7 @@ import uuid
 import numpy as np
 
 from ember.engine import config, no_grad
-from ember.layers.serialization import model_archive_entries
+from ember.layers.serialization import npz_bytes, serialize_layer
 from ember.optim import checkpoint as ckpt
 from ember.optim.methods import LBFGS
 from ember.optim.optimizer import BaseOptimizer, TrainingDivergedError, compute_loss, ensure_log_handler
@@ -95,13 +95,7 @@ def _decode(data, dtype, compress):
     return bf16_decode(data, dtype) if compress == "bf16" else np.frombuffer(data, dtype=dtype)
 
 
-def _npz(arrays):
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def _from_npz(data):
+def _fromnpz_bytes(data):
     with np.load(io.BytesIO(data), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
@@ -134,18 +128,44 @@ def _stack_samples(samples):
     return x, y
 
 
-def load_weights_from_blocks(model, spec, client, iteration):
+def _extra_weightsnpz_bytes(model):
+    """The non-trainable weights (BatchNorm statistics...) as one npz payload."""
+    return npz_bytes({f"a{k}": np.asarray(w.data) for k, w in enumerate(model.non_trainable_weights)})
+
+
+def write_weight_blocks(model, client, run, trainers, iteration):
+    """Put the model's weights as the blocks of ``iteration``: one per owner, one for the rest."""
+    param = next(iter(model._flat_parameters().data.values()))
+    for q, (a, b) in enumerate(block_bounds(param.size, trainers)):
+        client.put(_block(run, "w", iteration, q), np.ascontiguousarray(param[a:b]))
+    client.put(_block(run, "x", iteration), _extra_weightsnpz_bytes(model))
+
+
+def read_weight_blocks(model, client, run, trainers, iteration, timeout):
     """Set the model's weights from the blocks of ``iteration`` (trainable: one per owner; the rest:
-    one block written by trainer 0 or the driver)."""
+    one block written by trainer 0 or the driver); returns the flat parameter and gradient buffers."""
     flat = model._flat_parameters()
     param = next(iter(flat.data.values()))
-    for q, (a, b) in enumerate(block_bounds(param.size, spec["trainers"])):
-        param[a:b] = np.frombuffer(client.get(_block(spec["run"], "w", iteration, q), spec["timeout"]),
-                                   dtype=param.dtype)
-    extra = _from_npz(client.get(_block(spec["run"], "x", iteration), spec["timeout"]))
+    for q, (a, b) in enumerate(block_bounds(param.size, trainers)):
+        param[a:b] = np.frombuffer(client.get(_block(run, "w", iteration, q), timeout), dtype=param.dtype)
+    extra = _fromnpz_bytes(client.get(_block(run, "x", iteration), timeout))
     for k, w in enumerate(model.non_trainable_weights):
         w.data[...] = extra[f"a{k}"]
     return param, next(iter(flat.grad.values()))
+
+
+def state_block_bytes(state_dict):
+    """An ``OptimMethod.state_dict()`` as one npz payload (its JSON part in ``__meta__``)."""
+    meta, arrays = ckpt.flatten_optim_state(state_dict)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    return npz_bytes(arrays)
+
+
+def state_from_block(data):
+    """The inverse of ``state_block_bytes``."""
+    arrays = _fromnpz_bytes(data)
+    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    return ckpt.unflatten_optim_state(meta, arrays)
 
 
 def _cache_partitions(key, tagged_samples):
@@ -187,16 +207,16 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
     model = _rebuild_model(spec)
     model.train()
     criterion = losses_module.get(spec["criterion"])
-    param, grad = load_weights_from_blocks(model, spec, client, start)
+    param, grad = read_weight_blocks(model, client, run, trainers, start, spec["timeout"])
     bounds = block_bounds(param.size, trainers)
     lo, hi = bounds[worker]
     cls = getattr(methods_module, spec["optim_class"])
-    method = cls.__new__(cls)
-    method.learning_rate, method.hyper, method.state = spec["learning_rate"], dict(spec["hyper"]), {}
+    method = cls.__new__(cls)  # configured by its state dict, as saved
+    method.load_state_dict({"class_name": spec["optim_class"], "learning_rate": spec["learning_rate"],
+                            "hyper": spec["hyper"], "state": {}})
     if spec["state_from"] is not None:
-        saved = _from_npz(client.get(_block(run, "s", spec["state_from"], worker), spec["timeout"]))
-        meta = json.loads(bytes(saved.pop("__meta__")).decode())
-        method.state = ckpt.unflatten_optim_state(meta, saved)["state"]
+        saved = state_from_block(client.get(_block(run, "s", spec["state_from"], worker), spec["timeout"]))
+        method.state = saved["state"]
     schedule = spec["schedule"]
     compress = spec.get("compress")
     master = param[lo:hi].copy()  # the owner's exact copy of its block (the wire may carry bf16)
@@ -255,13 +275,9 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
         if spec.get("progress_every") and (i + 1) % spec["progress_every"] == 0:  # for the driver's progress line
             client.put(_block(run, "p", i + 1, worker), np.array([loss_sum, count], dtype=np.float64))
-    meta, arrays = ckpt.flatten_optim_state({"class_name": spec["optim_class"], "learning_rate": method.learning_rate,
-                                             "hyper": method.hyper, "state": method.state})
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    client.put(_block(run, "s", stop, worker), _npz(arrays))
+    client.put(_block(run, "s", stop, worker), state_block_bytes(method.state_dict()))
     if worker == 0:
-        client.put(_block(run, "x", stop), _npz({f"a{k}": np.asarray(w.data) for k, w in
-                                                 enumerate(model.non_trainable_weights)}))
+        client.put(_block(run, "x", stop), _extra_weightsnpz_bytes(model))
     if barrier is not None:
         barrier()
     for i in range(max(start, stop - 2), stop):
@@ -311,7 +327,7 @@ def _spark_evaluator(spec, methods, batch_size):
         client = BlockClient()
         try:
             model = _rebuild_model(spec)
-            load_weights_from_blocks(model, spec, client, spec["start"])
+            read_weight_blocks(model, client, spec["run"], spec["trainers"], spec["start"], spec["timeout"])
         finally:
             client.close()
         model.eval()
@@ -359,8 +375,8 @@ class DistriOptimizer(BaseOptimizer):
             raise ValueError(f"batch_size {self.batch_size} is smaller than the {partitions} training partitions; "
                              "repartition the training set or use a larger batch")
         tagged = self.rdd.mapPartitionsWithIndex(lambda i, it: ((i, s) for s in it))
-        self.sizes = dict(tagged.mapPartitions(_count_tags).reduceByKey(lambda a, b: a + b).collect())
-        self.sizes = [self.sizes.get(p, 0) for p in range(partitions)]
+        counts = dict(tagged.mapPartitions(_count_tags).reduceByKey(lambda a, b: a + b).collect())
+        self.sizes = [counts.get(p, 0) for p in range(partitions)]
         if min(self.sizes) == 0:
             raise ValueError(f"training partitions {[p for p, n in enumerate(self.sizes) if n == 0]} are empty; "
                              "repartition the training set")
@@ -384,11 +400,10 @@ class DistriOptimizer(BaseOptimizer):
                     return k
 
     def _spec(self, start, stop, state_from):
-        entries = model_archive_entries(self.model)
         return {"run": self.run_id, "trainers": self.trainers, "start": start, "stop": stop,
                 "assignment": self.assignment, "shares": self.shares, "batch_size": self.batch_size,
                 "iterations_per_epoch": self.iterations_per_epoch, "dtype": str(config.get_default_dtype()),
-                "model_json": json.dumps(json.loads(entries["model.json"])["model"]),
+                "model_json": self._architecture,
                 "criterion": self.criterion, "optim_class": type(self.optim_method).__name__,
                 "learning_rate": self.optim_method.learning_rate, "hyper": dict(self.optim_method.hyper),
                 "schedule": self.schedule, "clip_const": self.clip_const, "clip_norm": self.clip_norm,
@@ -397,30 +412,14 @@ class DistriOptimizer(BaseOptimizer):
 
     # ---- weights on the driver (start, checkpoints, end) ----
     def _put_weights(self, blocks, iteration):
-        flat = self.model._flat_parameters()
-        param = next(iter(flat.data.values()))
-        for q, (a, b) in enumerate(block_bounds(param.size, self.trainers)):
-            blocks.put(_block(self.run_id, "w", iteration, q), np.ascontiguousarray(param[a:b]))
-        blocks.put(_block(self.run_id, "x", iteration),
-                   _npz({f"a{k}": np.asarray(w.data) for k, w in enumerate(self.model.non_trainable_weights)}))
+        write_weight_blocks(self.model, blocks, self.run_id, self.trainers, iteration)
 
     def _fetch_weights(self, blocks, iteration):
-        flat = self.model._flat_parameters()
-        param = next(iter(flat.data.values()))
-        for q, (a, b) in enumerate(block_bounds(param.size, self.trainers)):
-            param[a:b] = np.frombuffer(blocks.get(_block(self.run_id, "w", iteration, q), self.timeout),
-                                       dtype=param.dtype)
-        extra = _from_npz(blocks.get(_block(self.run_id, "x", iteration), self.timeout))
-        for k, w in enumerate(self.model.non_trainable_weights):
-            w.data[...] = extra[f"a{k}"]
+        read_weight_blocks(self.model, blocks, self.run_id, self.trainers, iteration, self.timeout)
 
     def _fetch_states(self, blocks, iteration):
-        states = []
-        for w in range(self.trainers):
-            saved = _from_npz(blocks.get(_block(self.run_id, "s", iteration, w), self.timeout))
-            meta = json.loads(bytes(saved.pop("__meta__")).decode())
-            states.append(ckpt.unflatten_optim_state(meta, saved))
-        return states
+        return [state_from_block(blocks.get(_block(self.run_id, "s", iteration, w), self.timeout))
+                for w in range(self.trainers)]
 
     # ---- the loop ----
     def optimize(self):
@@ -434,6 +433,7 @@ class DistriOptimizer(BaseOptimizer):
             with no_grad():
                 self.model(x, training=False)
         self._seed = int(config.rng().integers(2 ** 31))
+        self._architecture = json.dumps(serialize_layer(self.model))
         t_plan = time.perf_counter()
         self._plan()
         self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0}
@@ -510,18 +510,18 @@ class DistriOptimizer(BaseOptimizer):
         self.run_id = uuid.uuid4().hex[:10]
         if self.last_checkpoint is not None:
             return self._restore(blocks, ckpt.load_checkpoint(self.last_checkpoint))
-        try:  # no checkpoint: carry the surviving weights of iteration `start` over to the new run id
-            for name in ["x"] + [f"w{q}" for q in range(self.trainers)]:
-                kind, q = (name, None) if name == "x" else ("w", int(name[1:]))
-                parts = ("w", start, q) if kind == "w" else ("x", start)
-                blocks.put(_block(self.run_id, *parts), blocks.get(_block(old_run, *parts), 10))
-            states = [blocks.get(_block(old_run, "s", start, w), 10) for w in range(self.trainers)] if start else []
+        # no checkpoint: carry the surviving blocks of iteration `start` over to the new run id
+        carried = [("x", start)] + [("w", start, q) for q in range(self.trainers)]
+        if start:  # optimizer state exists once an iteration has run
+            carried += [("s", start, w) for w in range(self.trainers)]
+        try:
+            payloads = [(parts, blocks.get(_block(old_run, *parts), 10)) for parts in carried]
         except Exception as lost:  # noqa: BLE001
             raise RuntimeError("a training job failed, no checkpoint was set and the weights did not survive; use "
                                "set_checkpoint(path, trigger) to make runs recoverable") from lost
-        for w, data in enumerate(states):
-            blocks.put(_block(self.run_id, "s", start, w), data)
-        return start if states else None
+        for parts, data in payloads:
+            blocks.put(_block(self.run_id, *parts), data)
+        return start if start else None
 
     def _restore(self, blocks, loaded):
         """Put a checkpoint's weights and every owner's optimizer state into blocks; returns its iteration."""
@@ -538,9 +538,7 @@ class DistriOptimizer(BaseOptimizer):
         for w in range(self.trainers):
             prefix = f"block{w}/"
             state = {k[len(prefix):]: v for k, v in saved["state"].items() if k.startswith(prefix)}
-            meta, arrays = ckpt.flatten_optim_state({**saved, "state": state})
-            arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-            blocks.put(_block(self.run_id, "s", iteration, w), _npz(arrays))
+            blocks.put(_block(self.run_id, "s", iteration, w), state_block_bytes({**saved, "state": state}))
         self.last_checkpoint = loaded.path
         return iteration if any(k.startswith("block") for k in saved["state"]) else None
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ember.engine import Tensor, config, no_grad
+from ember.engine import config, no_grad
 from ember.layers import losses as losses_module
 from ember.optim import checkpoint as ckpt
 from ember.optim import validation as validation_module
@@ -20,6 +20,7 @@ from ember.optim.dataset import ArrayDataset, to_dataset
 from ember.optim.methods import SGD, OptimMethod
 from ember.optim.schedules import Default, LearningRateSchedule
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
+from ember.optim.validation import to_numpy
 
 logger = logging.getLogger("ember.optim")
 
@@ -36,11 +37,6 @@ def ensure_log_handler():
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         ember_logger.addHandler(handler)
         ember_logger.setLevel(logging.INFO)
-
-
-def _to_numpy(a):
-    data = a.data if isinstance(a, Tensor) else a
-    return data.get() if hasattr(data, "get") else np.asarray(data)
 
 
 def compute_loss(criterion, y, out):
@@ -71,7 +67,7 @@ def predict_arrays(model, x, batch_size=32):
         for index in data.batches(np.arange(len(data)), batch_size):
             xb, _ = data.take(index)
             out = model(xb, training=False)
-            parts.append([_to_numpy(o) for o in out] if isinstance(out, (list, tuple)) else [_to_numpy(out)])
+            parts.append([to_numpy(o) for o in out] if isinstance(out, (list, tuple)) else [to_numpy(out)])
     merged = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
     return merged if len(merged) > 1 else merged[0]
 
@@ -310,7 +306,7 @@ class LocalOptimizer(BaseOptimizer):
             grad[...] = 0
             out = self.model(x, training=True)
             loss = compute_loss(self.criterion, y, out)
-            value = float(_to_numpy(loss))
+            value = float(to_numpy(loss))
             if not math.isfinite(value):
                 raise TrainingDivergedError(value)
             loss.backward()
@@ -346,7 +342,7 @@ class LocalOptimizer(BaseOptimizer):
         """Train until the end trigger fires; returns the model (trained in place)."""
         if self.log_level >= logging.INFO:
             ensure_log_handler()
-        param, _ = self._flat_buffers()
+        self._flat_buffers()  # builds the model; fails here, not mid-loop, when nothing is trainable
         self.model.train()
         self.stop_training = False
         n, bs = len(self.dataset), self.batch_size
@@ -449,7 +445,7 @@ class LocalOptimizer(BaseOptimizer):
         trigger = s.get_summary_trigger("Parameters")
         if trigger is not None and trigger(self.state):
             for w in self.model.trainable_weights:
-                s.add_histogram(w.name, _to_numpy(w), it)
+                s.add_histogram(w.name, to_numpy(w), it)
 
 
 def Optimizer(model, training_set, criterion, optim_method=None, end_trigger=None, batch_size=32):  # noqa: N802

@@ -7,14 +7,14 @@ labels are 0-based.
 import numpy as np
 from scipy.stats import rankdata
 
+from ember.engine import Tensor
 from ember.layers import losses as losses_module
 
 
-def _numpy(a):
-    data = getattr(a, "data", a)
-    if hasattr(data, "get"):  # CuPy
-        data = data.get()
-    return np.asarray(data)
+def to_numpy(a):
+    """A Tensor, a CuPy array or array-like as a NumPy array (copied from the GPU when needed)."""
+    data = a.data if isinstance(a, Tensor) else a
+    return data.get() if hasattr(data, "get") else np.asarray(data)
 
 
 class ValidationResult:
@@ -73,7 +73,7 @@ class ValidationMethod:
 
 
 def _class_targets(name, target, n):
-    t = _numpy(target)
+    t = to_numpy(target)
     if t.ndim == 2 and t.shape[1] > 1:  # one-hot
         t = t.argmax(axis=1)
     t = t.reshape(-1)
@@ -89,7 +89,7 @@ class Top1Accuracy(ValidationMethod):
     name = "Top1Accuracy"
 
     def __call__(self, output, target):
-        out = _numpy(output)
+        out = to_numpy(output)
         if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
             pred = (out.reshape(-1) > 0.5).astype(np.int64)
         elif out.ndim == 2:
@@ -106,7 +106,7 @@ class Top5Accuracy(ValidationMethod):
     name = "Top5Accuracy"
 
     def __call__(self, output, target):
-        out = _numpy(output)
+        out = to_numpy(output)
         if out.ndim != 2:
             raise ValueError(f"{self.name}: expected outputs of shape (batch, classes), got {out.shape}")
         t = _class_targets(self.name, target, out.shape[0])
@@ -124,11 +124,11 @@ class Loss(ValidationMethod):
         self.criterion = losses_module.get(criterion)
 
     def __call__(self, output, target):
-        from ember.engine import Tensor, no_grad
+        from ember.engine import no_grad
 
-        out = output if isinstance(output, Tensor) else Tensor(_numpy(output))
+        out = output if isinstance(output, Tensor) else Tensor(to_numpy(output))
         with no_grad():
-            value = float(_numpy(self.criterion(target, out)))
+            value = float(to_numpy(self.criterion(target, out)))
         n = out.shape[0]
         return ValidationResult(value * n, n, self.name)
 
@@ -144,7 +144,7 @@ class _ElementwiseError(ValidationMethod):
         raise NotImplementedError
 
     def __call__(self, output, target):
-        out, t = _numpy(output), _numpy(target)
+        out, t = to_numpy(output), to_numpy(target)
         t = t.reshape(out.shape) if t.size == out.size else t
         if t.shape != out.shape:
             raise ValueError(f"{self.name}: output shape {out.shape} and target shape {t.shape} differ")
@@ -172,11 +172,11 @@ class AUC(ValidationMethod):
     name = "AUC"
 
     def __call__(self, output, target):
-        out = _numpy(output)
+        out = to_numpy(output)
         if out.ndim == 2 and out.shape[1] == 2:
             out = out[:, 1]
         out = out.reshape(-1)
-        t = _numpy(target).reshape(-1)
+        t = to_numpy(target).reshape(-1)
         if t.shape[0] != out.shape[0]:
             raise ValueError(f"{self.name}: {out.shape[0]} scores but {t.shape[0]} targets")
         if not np.isin(t, (0, 1)).all():

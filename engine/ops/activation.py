@@ -112,8 +112,7 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, logits, labels=None):
         self.labels = labels
-        losses, self.probs = get_kernel("softmax_cross_entropy_forward", backend_name(get_array_module(logits)))(
-            logits, labels)
+        losses, self.probs = _k("softmax_cross_entropy_forward", logits)(logits, labels)
         return losses.mean()
 
     def backward(self, g):

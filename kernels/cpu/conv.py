@@ -282,7 +282,7 @@ def depthwise_backward_data(dy, w, x_shape, stride, dilation, pads):
 
 def depthwise_backward_weight(x, dy, w_shape, stride, dilation, pads):
     blocks = max(1, min(x.shape[0] * dy.shape[1], numba.get_num_threads()))
-    partial = np.zeros((blocks,) + tuple(w_shape), dtype=np.float64 if dy.dtype == np.float64 else np.float32)
+    partial = np.zeros((blocks,) + tuple(w_shape), dtype=dy.dtype)
     _depthwise_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(dy),
                                *_depthwise_args(stride, dilation, pads), partial)
     return partial.sum(axis=0).astype(dy.dtype, copy=False)

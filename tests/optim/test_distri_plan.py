@@ -55,7 +55,7 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
     trained = model()
     spec = {"run": "t", "trainers": 2, "start": 0, "stop": 7, "assignment": [[0], [1]], "shares": [8, 8],
             "batch_size": 16, "iterations_per_epoch": 6, "dtype": "float64",
-            "model_json": D.json.dumps(D.json.loads(D.model_archive_entries(trained)["model.json"])["model"]),
+            "model_json": D.json.dumps(D.serialize_layer(trained)),
             "criterion": "sparse_categorical_crossentropy", "optim_class": "SGD", "learning_rate": 0.1,
             "hyper": dict(optim.SGD(0.1, momentum=0.9).hyper), "schedule": optim.Default(), "clip_const": None,
             "clip_norm": 5.0, "seed": 3, "timeout": 10, "state_from": None}
@@ -63,7 +63,7 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
     param = trained.parameters_flat()
     for q, (a, b) in enumerate(D.block_bounds(param.size, 2)):
         store.put(D._block("t", "w", 0, q), param[a:b].copy())
-    store.put(D._block("t", "x", 0), D._npz({}))
+    store.put(D._block("t", "x", 0), D.npz_bytes({}))
     barrier = threading.Barrier(2)
     results = {}
 

@@ -31,9 +31,9 @@ def get_optimizer(identifier):
 
 
 def _named_metric(identifier):
+    """A validation method; one given by name reports under that name ("accuracy", as in Keras)."""
     method = validation_module.get(identifier)
-    if isinstance(identifier, str):
-        method = type(method)() if not isinstance(method, validation_module.Loss) else method
+    if isinstance(identifier, str):  # a fresh instance: renaming it touches nobody else's
         method.name = identifier
     return method
 
