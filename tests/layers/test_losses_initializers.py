@@ -119,3 +119,13 @@ def test_sparse_crossentropy_on_softmax_output_uses_the_logits(float64):
     loss2.backward()
     assert float(loss2.numpy()) == pytest.approx(float(loss.numpy()), rel=1e-12)
     np.testing.assert_allclose(z2.grad, z.grad, rtol=1e-12)
+
+
+def test_sparse_crossentropy_on_softmax_output_is_not_clipped(float64):
+    """Taken from the logits, a confident wrong answer costs its full loss (30), not the clipped
+    -log(1e-7) = 16.1 that probabilities would give."""
+    from ember.engine import functional as F
+
+    z = Tensor(np.array([[0.0, 30.0]]), requires_grad=True)
+    loss = losses.SparseCategoricalCrossentropy()(np.array([0]), F.softmax(z, axis=-1))
+    assert float(loss.numpy()) == pytest.approx(30.0, rel=1e-9)

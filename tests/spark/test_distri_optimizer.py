@@ -198,3 +198,17 @@ def test_bf16_compression_trains_close_to_exact(sc):
     differences = [np.abs(a - b).max() for a, b in zip(exact, compressed)]
     assert 0 < max(differences) < 0.05  # different (it did compress), but close
     assert (models[1].predict(x).argmax(1) == y).mean() > 0.9
+
+
+def test_live_progress_lines_on_the_driver(sc, caplog):
+    import logging
+
+    x, y = data(320)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    opt = optim.Optimizer(mlp(), rdd, "sparse_categorical_crossentropy", optim.SGD(0.1), optim.MaxEpoch(1), 32)
+    with caplog.at_level(logging.INFO, logger="ember"):
+        opt.set_progress(log_every=4).optimize()
+    lines = [r.getMessage() for r in caplog.records if r.name == "ember.optim"]
+    live = [m for m in lines if "][Iteration " in m and m.startswith("[Epoch 1 ")]
+    assert [m.split("[Iteration ")[1].split("]")[0] for m in live] == ["4", "8"]
+    assert all("Throughput is" in m and "Loss is" in m for m in live)
