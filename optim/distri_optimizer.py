@@ -18,6 +18,7 @@ per-iteration scalars (loss, sample counts, timings) at the end of each job. Bet
 weights and every owner's optimizer state stay in blocks; the driver reads them only for
 checkpoints and for the final model.
 """
+import collections
 import io
 import json
 import logging
@@ -111,7 +112,21 @@ _WORKER_CACHE = {}
 def _rebuild_model(spec):
     from ember.layers.serialization import deserialize_layer
 
-    return deserialize_layer(json.loads(spec["model_json"]), None)
+    return deserialize_layer(json.loads(spec["model_json"]), spec.get("custom_objects"))
+
+
+def custom_objects(model):
+    """What a worker needs to rebuild ``model`` besides ember: the functions of its Lambda layers and
+    layer classes defined outside ember (they travel with the job, pickled by Spark)."""
+    found, stack = {}, [model]
+    while stack:
+        layer = stack.pop()
+        if type(layer).__name__ == "Lambda":
+            found[getattr(layer.function, "__name__", "")] = layer.function
+        elif not type(layer).__module__.startswith("ember."):
+            found[type(layer).__name__] = type(layer)
+        stack.extend(layer.layers)
+    return found
 
 
 def _stack_samples(samples):
@@ -185,6 +200,47 @@ def _cache_partitions(key, tagged_samples):
     return cached
 
 
+def _sub_batches(count, parts):
+    """Sizes of up to ``parts`` nearly equal sub-batches of ``count`` samples (none empty)."""
+    return batch_shares(count, min(parts, count)) if count else []
+
+
+def drop_deadline(drop, history, iteration, planned):
+    """Seconds a trainer may spend on its ``planned`` samples before it stops and drops the rest, or
+    None while dropping is not active (before ``warmup`` iterations, or without timings yet).
+
+    The limit is the (1 - drop percentage) quantile of the recent per-sample compute times of every
+    trainer (each owner sees every trainer's time with its gradient block), times ``planned``: a trainer
+    slower than that quantile gives the gradient of the samples it finished instead of holding up all.
+    """
+    if iteration < drop["warmup"] or not history:
+        return None
+    return float(np.quantile(np.asarray(history), 1.0 - drop["percentage"])) * planned
+
+
+def _gradient_sum(model, criterion, grad, samples, sizes, iteration, deadline=None):
+    """Accumulate into the flat gradient ``grad`` the gradient of the summed loss over ``samples``, taken in
+    sub-batches of ``sizes``; stop after the sub-batch that ends past ``deadline`` (perf_counter).
+    Returns (loss sum, samples used)."""
+    loss_sum, used = 0.0, 0
+    for n in sizes:
+        x, y = _stack_samples(samples[used:used + n])
+        loss = compute_loss(criterion, y, model(x, training=True))
+        value = float(np.asarray(loss.data)) * n
+        if not math.isfinite(value):
+            raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
+        if len(sizes) == 1:
+            loss.backward()
+            grad *= n
+        else:
+            loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
+        loss_sum += value
+        used += n
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    return loss_sum, used
+
+
 def train_segment(worker, tagged_samples, spec, client, barrier=None):
     """Run iterations [spec["start"], spec["stop"]) as trainer ``worker``; returns per-iteration records
     (iteration, loss sum, samples, compute seconds, synchronisation-and-update seconds).
@@ -219,6 +275,8 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         method.state = saved["state"]
     schedule = spec["schedule"]
     compress = spec.get("compress")
+    drop = spec.get("drop")
+    history = collections.deque(drop["history"], maxlen=drop["window"] * trainers) if drop is not None else None
     master = param[lo:hi].copy()  # the owner's exact copy of its block (the wire may carry bf16)
     records = []
     for i in range(start, stop):
@@ -234,29 +292,35 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         for p in held:
             data = cached[p]
             samples.extend(data[j] for j in sample_positions(i, spec["shares"][p], len(data)))
-        count = len(samples)
+        planned = len(samples)
         engine_config.set_seed(spec["seed"] * 1_000_003 + i * 1009 + worker)  # dropout: same in every run
         grad[...] = 0
-        loss_sum = 0.0
-        if count:
-            x, y = _stack_samples(samples)
-            loss = compute_loss(criterion, y, model(x, training=True))
-            loss_sum = float(np.asarray(loss.data)) * count
-            if not math.isfinite(loss_sum):
-                raise TrainingDivergedError(f"training loss became {loss_sum / count} at iteration {i + 1}")
-            loss.backward()
-            grad *= count
+        if drop is None:
+            loss_sum, count = _gradient_sum(model, criterion, grad, samples, [planned] if planned else [], i)
+        else:
+            deadline = drop_deadline(drop, history, i, planned)
+            loss_sum, count = _gradient_sum(model, criterion, grad, samples, _sub_batches(planned, drop["sub_batches"]),
+                                            i, t1 + deadline if deadline is not None else None)
         t2 = time.perf_counter()
+        header = np.array([count, t2 - t1], dtype=np.float64)  # what the owners need to weigh and time us
         for q, (a, b) in enumerate(bounds):
             if q != worker:
-                client.put(_block(run, "g", i, worker, q), _encode(grad[a:b], compress))
+                client.put(_block(run, "g", i, worker, q), header.tobytes() + _encode(grad[a:b], compress).tobytes())
         total = np.zeros(hi - lo, dtype=param.dtype)
+        counts = []
         for r in range(trainers):  # a fixed order, so the sum is the same in every run
             if r == worker:
                 total += grad[lo:hi]
+                counts.append((count, t2 - t1))
             else:
-                total += _decode(client.get(_block(run, "g", i, r, worker), spec["timeout"]), param.dtype, compress)
-        total /= spec["batch_size"]
+                data = client.get(_block(run, "g", i, r, worker), spec["timeout"])
+                counts.append(tuple(np.frombuffer(data, dtype=np.float64, count=2)))
+                total += _decode(memoryview(data)[16:], param.dtype, compress)
+        if history is not None:
+            history.extend(seconds / n for n, seconds in counts if n > 0)
+        samples_in = int(sum(n for n, _ in counts))
+        skipped = samples_in < spec["batch_size"] * (1 - drop["max_percentage"]) if drop is not None else False
+        total /= samples_in
         if spec["clip_const"] is not None:
             clip_by_value(total, *spec["clip_const"])
         if spec["clip_norm"] is not None:
@@ -265,14 +329,16 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
                      for r in range(trainers)]
             clip_by_global_norm(total, spec["clip_norm"], sum(norms))
         lr = schedule.get_learning_rate(method.learning_rate, i, i // spec["iterations_per_epoch"] + 1)
-        method.update(master, total, lr)
+        if not skipped:  # (BigDL: an iteration that lost more than max_drop_percentage is not applied)
+            method.update(master, total, lr)
         # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
         client.put(_block(run, "w", i + 1, worker), master if i + 1 == stop else _encode(master, compress))
         if i - 2 >= start:  # every trainer is past iteration i - 1: nobody reads these any more
             _remove_iteration(client, run, i - 2, worker, trainers, spec["clip_norm"] is not None)
         # (iteration, loss sum, samples, compute: forward + backward, synchronisation: weights in,
-        # gradient blocks out and in, the owner's update)
-        records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
+        # gradient blocks out and in, the owner's update, samples dropped, whether the update was skipped)
+        records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2), planned - count,
+                        bool(skipped)))
         if spec.get("progress_every") and (i + 1) % spec["progress_every"] == 0:  # for the driver's progress line
             client.put(_block(run, "p", i + 1, worker), np.array([loss_sum, count], dtype=np.float64))
     client.put(_block(run, "s", stop, worker), state_block_bytes(method.state_dict()))
@@ -352,8 +418,35 @@ class DistriOptimizer(BaseOptimizer):
         self.timeout = 600.0
         self.max_retries = 5
         self.compress = None
+        self.drop = None
         self.trainers = None
         self.iteration_records = []
+
+    def set_drop_module_property(self, drop_percentage, max_drop_percentage, batch_size=100, warmup_iteration=200,
+                                 sub_batches=4):
+        """Drop straggling work (BigDL's ``setDropModuleProperty``): after ``warmup_iteration``
+        iterations, a trainer that has spent longer on its share than the (1 - ``drop_percentage``)
+        quantile of every trainer's per-sample compute time over the last ``batch_size`` iterations
+        stops after its current sub-batch (its share is computed in ``sub_batches`` pieces) and sends
+        the gradient of the samples it finished; the owners average over the samples that arrived. An
+        iteration that lost more than ``max_drop_percentage`` of the global batch is not applied.
+
+        NOTE: with dropping on, a run's result depends on timing, and BatchNorm statistics are taken
+        per sub-batch (as in BigDL, where each thread's model replica sees its own part).
+        """
+        if not 0.0 < drop_percentage < 1.0:
+            raise ValueError(f"set_drop_module_property: drop_percentage must be in (0, 1), got {drop_percentage}")
+        if not drop_percentage <= max_drop_percentage <= 1.0:
+            raise ValueError("set_drop_module_property: max_drop_percentage must be in [drop_percentage, 1], got "
+                             f"{max_drop_percentage}")
+        for name, value, low in (("batch_size", batch_size, 1), ("warmup_iteration", warmup_iteration, 0),
+                                 ("sub_batches", sub_batches, 2)):
+            if int(value) != value or value < low:
+                raise ValueError(f"set_drop_module_property: {name} must be an integer >= {low}, got {value!r}")
+        self.drop = {"percentage": float(drop_percentage), "max_percentage": float(max_drop_percentage),
+                     "window": int(batch_size), "warmup": int(warmup_iteration), "sub_batches": int(sub_batches)}
+        self._drop_history = collections.deque()
+        return self
 
     def set_compression(self, kind):
         """Send gradient and weight blocks as bfloat16 ("bf16", half the bytes) or exactly (None, the
@@ -408,7 +501,8 @@ class DistriOptimizer(BaseOptimizer):
                 "learning_rate": self.optim_method.learning_rate, "hyper": dict(self.optim_method.hyper),
                 "schedule": self.schedule, "clip_const": self.clip_const, "clip_norm": self.clip_norm,
                 "seed": self._seed, "timeout": self.timeout, "state_from": state_from, "compress": self.compress,
-                "progress_every": self.log_every}
+                "progress_every": self.log_every, "custom_objects": self._custom_objects,
+                "drop": None if self.drop is None else {**self.drop, "history": list(self._drop_history)}}
 
     # ---- weights on the driver (start, checkpoints, end) ----
     def _put_weights(self, blocks, iteration):
@@ -434,6 +528,7 @@ class DistriOptimizer(BaseOptimizer):
                 self.model(x, training=False)
         self._seed = int(config.rng().integers(2 ** 31))
         self._architecture = json.dumps(serialize_layer(self.model))
+        self._custom_objects = custom_objects(self.model)
         t_plan = time.perf_counter()
         self._plan()
         self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0}
@@ -550,18 +645,26 @@ class DistriOptimizer(BaseOptimizer):
     def _record(self, results, start, stop, job_seconds, wall):
         per_iteration = {}
         for records in results:
-            for i, loss_sum, count, compute, sync in records:
-                agg = per_iteration.setdefault(i, [0.0, 0, 0.0, 0.0])
+            for i, loss_sum, count, compute, sync, dropped, skipped in records:
+                agg = per_iteration.setdefault(i, [0.0, 0, 0.0, 0.0, 0, False])
                 agg[0] += loss_sum
                 agg[1] += count
                 agg[2] = max(agg[2], compute)
                 agg[3] = max(agg[3], sync)
+                agg[4] += dropped
+                agg[5] = agg[5] or skipped
+                if self.drop is not None and count:
+                    self._drop_history.append(compute / count)
+        if self.drop is not None:
+            while len(self._drop_history) > self.drop["window"] * self.trainers:
+                self._drop_history.popleft()
         iterations = stop - start
         for i in range(start, stop):
-            loss_sum, count, compute, sync = per_iteration[i]
+            loss_sum, count, compute, sync, dropped, skipped = per_iteration[i]
             loss = loss_sum / count
             self.state["loss"] = loss
-            self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync})
+            self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync,
+                                           "dropped": dropped, "skipped": skipped})
             if self.train_summary is not None:
                 self.train_summary.add_scalar("Loss", loss, i + 1)
         throughput = iterations * self.batch_size / job_seconds

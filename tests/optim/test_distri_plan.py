@@ -1,14 +1,16 @@
 """The distributed optimizer's plan and its trainer function, without Spark: two trainers run in
 threads and exchange blocks through an in-memory store; the result equals the local optimizer."""
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import ember
 from ember import optim
-from ember.layers import Dense
+from ember.layers import Dense, Layer
 from ember.optim import distri_optimizer as D
+from ember.optim.optimizer import compute_loss
 from ember.optim.spark_blocks import BlockTimeout
 
 
@@ -101,3 +103,93 @@ def test_bf16_codec():
     assert back[0] == 1.0 and back[1] == -2.5  # exactly representable values survive
     # round to nearest even: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to 1
     assert D.bf16_decode(D.bf16_encode(np.array([1 + 2 ** -8], np.float32)).tobytes())[0] == 1.0
+
+
+class SleepOnSlowThread(Layer):
+    """Identity that sleeps 40 ms per call in a thread named "slow": a straggling trainer."""
+
+    def call(self, x, training=False):
+        if threading.current_thread().name == "slow":
+            time.sleep(0.04)
+        return x
+
+
+def run_trainers(model, spec, partitions, names):
+    """Run ``train_segment`` for every trainer in its own thread, starting from ``model``'s weights;
+    returns (records by trainer, initial flat weights, final flat weights)."""
+    store = MemoryBlocks()
+    trainers = spec["trainers"]
+    param = model.parameters_flat()
+    for q, (a, b) in enumerate(D.block_bounds(param.size, trainers)):
+        store.put(D._block("t", "w", spec["start"], q), param[a:b].copy())
+    store.put(D._block("t", "x", spec["start"]), D.npz_bytes({}))
+    barrier = threading.Barrier(trainers)
+    results = {}
+
+    def trainer(w):
+        results[w] = D.train_segment(w, ((w, s) for s in partitions[w]), spec, store, barrier.wait)
+
+    D._WORKER_CACHE.clear()
+    threads = [threading.Thread(target=trainer, args=(w,), name=names[w]) for w in range(trainers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = np.concatenate([np.frombuffer(store.get(D._block("t", "w", spec["stop"], q)), dtype=np.float64)
+                            for q in range(trainers)])
+    return results, param.copy(), final
+
+
+def drop_spec(model, drop, iterations=10):
+    return {"run": "t", "trainers": 3, "start": 0, "stop": iterations, "assignment": [[0], [1], [2]],
+            "shares": [8, 8, 8], "batch_size": 24, "iterations_per_epoch": 5, "dtype": "float64",
+            "model_json": D.json.dumps(D.serialize_layer(model)), "criterion": "sparse_categorical_crossentropy",
+            "optim_class": "SGD", "learning_rate": 0.1, "hyper": dict(optim.SGD(0.1, momentum=0.9).hyper),
+            "schedule": optim.Default(), "clip_const": None, "clip_norm": None, "seed": 3, "timeout": 10,
+            "state_from": None, "drop": drop}
+
+
+def drop_data():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 4))
+    y = (x[:, 0] > 0).astype(np.int64)
+    return [list(zip(x[k * 40:(k + 1) * 40], y[k * 40:(k + 1) * 40])) for k in range(3)]
+
+
+def test_a_straggling_trainer_drops_the_rest_of_its_share(float64):
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(6, activation="relu", input_shape=(4,)), SleepOnSlowThread(),
+                              Dense(2, activation="softmax")])
+    partitions = drop_data()
+    drop = {"percentage": 0.4, "max_percentage": 0.5, "window": 20, "warmup": 3, "sub_batches": 4, "history": []}
+    results, initial, final = run_trainers(model, drop_spec(model, drop), partitions, ["fast0", "slow", "fast2"])
+    counts = {w: [r[2] for r in results[w]] for w in range(3)}
+    # before the warm-up ends nobody drops; after it the slow trainer stops after its first sub-batch (2 of 8)
+    assert all(counts[w][:3] == [8, 8, 8] for w in range(3))
+    assert counts[1][3:] == [2] * 7 and all(r[5] == 6 for r in results[1][3:])
+    assert not any(r[6] for w in range(3) for r in results[w])  # at most 25% lost < 50%: always applied
+    # the same updates computed directly: SGD on the mean gradient of exactly the samples that arrived
+    reference = model  # its weights are still the initial ones
+    np.testing.assert_array_equal(reference.parameters_flat(), initial)
+    criterion = ember.layers.losses.get("sparse_categorical_crossentropy")
+    sgd = optim.SGD(0.1, momentum=0.9)
+    for i in range(10):
+        rows = [partitions[w][j] for w in range(3)
+                for j in D.sample_positions(i, 8, 40)[:counts[w][i]]]
+        x = np.array([r[0] for r in rows])
+        y = np.array([r[1] for r in rows])
+        reference.zero_grad()
+        compute_loss(criterion, y, reference(x, training=True)).backward()
+        sgd.update(reference.parameters_flat(), reference.gradients_flat(), 0.1)
+    np.testing.assert_allclose(final, reference.parameters_flat(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_iteration_that_lost_more_than_the_maximum_is_not_applied(float64):
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(3, input_shape=(4,)), Dense(2, activation="softmax")])
+    # earlier timings (from the driver) far below anything real: every trainer stops after one sub-batch
+    drop = {"percentage": 0.1, "max_percentage": 0.5, "window": 100, "warmup": 0, "sub_batches": 4,
+            "history": [1e-9] * 300}
+    results, initial, final = run_trainers(model, drop_spec(model, drop, iterations=4), drop_data(), ["a", "b", "c"])
+    assert all(r[2] == 2 and r[5] == 6 and r[6] for w in range(3) for r in results[w])  # 75% lost > 50%
+    np.testing.assert_array_equal(final, initial)

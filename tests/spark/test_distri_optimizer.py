@@ -212,3 +212,26 @@ def test_live_progress_lines_on_the_driver(sc, caplog):
     live = [m for m in lines if "][Iteration " in m and m.startswith("[Epoch 1 ")]
     assert [m.split("[Iteration ")[1].split("]")[0] for m in live] == ["4", "8"]
     assert all("Throughput is" in m and "Loss is" in m for m in live)
+
+
+def test_a_model_with_a_user_function_and_dropping_on_trains(sc):
+    from ember.layers import Lambda
+
+    def halve(t):  # defined here, so the workers can only get it from the job itself
+        return t * 0.5
+
+    x, y = data(320)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(8, activation="tanh", input_shape=(5,)), Lambda(halve),
+                              Dense(2, activation="softmax")])
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.2, momentum=0.9),
+                          optim.MaxEpoch(3), 32)
+    opt.set_drop_module_property(0.2, 0.5, batch_size=10, warmup_iteration=5).set_progress(0, quiet=True)
+    opt.optimize()
+    records = opt.iteration_records
+    assert len(records) == 30 and all(0 <= r["dropped"] <= 16 for r in records)
+    assert not any(r["dropped"] for r in records[:5])  # nothing is dropped during the warm-up
+    assert (model.predict(x).argmax(1) == y).mean() > 0.9
+    with pytest.raises(ValueError, match="drop_percentage"):
+        opt.set_drop_module_property(1.5, 2.0)
