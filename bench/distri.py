@@ -31,6 +31,9 @@ def main():
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--compress", default=None, choices=[None, "bf16"], help="wire compression of blocks")
+    parser.add_argument("--drop", type=float, default=None,
+                        help="straggler dropping: drop percentage (max 4x that; warm-up 50 iterations)")
+    parser.add_argument("--sub-batches", type=int, default=4, help="with --drop: sub-batches per share")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     import models
@@ -54,6 +57,9 @@ def main():
         opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(0.01, momentum=0.9),
                               optim.MaxEpoch(1), args.batch_size)
         opt.set_progress(0, quiet=True).set_compression(args.compress)
+        if args.drop:
+            opt.set_drop_module_property(args.drop, min(1.0, 4 * args.drop), warmup_iteration=50,
+                                         sub_batches=args.sub_batches)
         t = time.perf_counter()
         opt.optimize()
         seconds = time.perf_counter() - t
@@ -64,10 +70,14 @@ def main():
         compute = float(np.median([r["compute_s"] for r in records]))
         sync = float(np.median([r["sync_s"] for r in records]))
         per_iteration = opt.timings["jobs_s"] / iterations  # the training jobs only
-        result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 1, r["compute_s"], r["sync_s"])
+        # what each trainer task returns: (iteration, loss sum, samples, compute, sync, dropped, skipped)
+        result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 64, r["compute_s"], r["sync_s"], 0, False)
                                          for r in records])) * opt.trainers / iterations
         print(json.dumps({"workload": workload, "master": args.master, "partitions": args.partitions,
-                          "compress": args.compress,
+                          "compress": args.compress, "drop": args.drop,
+                          "sub_batches": args.sub_batches if args.drop else None,
+                          "dropped_samples": int(sum(r["dropped"] for r in records)),
+                          "skipped_iterations": int(sum(r["skipped"] for r in records)),
                           "trainers": opt.trainers, "samples_per_s": iterations * args.batch_size / seconds,
                           "test_accuracy": accuracy, "iterations": iterations, "epoch_s": seconds,
                           "setup_s": opt.timings["plan_s"], "training_jobs_s": opt.timings["jobs_s"],
