@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _relu_forward(x, cap, slope, y):
     for i in prange(x.size):
         v = x[i]
@@ -15,7 +15,7 @@ def _relu_forward(x, cap, slope, y):
         y[i] = r if r < cap else cap
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _relu_backward(g, x, cap, slope, dx):
     for i in prange(x.size):
         v = x[i]

@@ -9,12 +9,12 @@ import threading
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference import conv as reference
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda *a: a[-1].size)
 def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
     # xp: the zero-padded input, flattened; cols: (rows, KH*KW*C). Branch-free: with dw == 1 the KW
     # taps of one kernel row are one contiguous run of KW*C values in both arrays.
@@ -40,7 +40,7 @@ def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
                             dst[o + q * c + e] = src[s0 + e]
 
 
-@njit(**PARALLEL)
+@parallel_above(16 << 20)
 def _col2im(dcols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx):
     n, h, w, c = dx.shape
     for b in prange(n):
@@ -85,9 +85,9 @@ def _is_pointwise(w_shape, stride, dilation, pads):
     return w_shape[0] == 1 and w_shape[1] == 1 and tuple(stride) == (1, 1) and pads == ((0, 0), (0, 0))
 
 
-def im2col(x, kh, kw, stride, dilation, pads, ho, wo):
+def im2col(x, kh, kw, stride, dilation, pads, ho, wo, keep=False):
     """The (N*Ho*Wo, KH*KW*C) matrix of receptive fields (zeros where the window hits padding).
-    It lives in a scratch buffer: use it before the next call."""
+    It lives in a scratch buffer (use it before the next call), or in a new array with ``keep``."""
     n, _, _, c = x.shape
     if kh == 1 and kw == 1 and tuple(stride) == (1, 1) and pads == ((0, 0), (0, 0)):
         return np.ascontiguousarray(x).reshape(n * ho * wo, c)
@@ -102,7 +102,8 @@ def im2col(x, kh, kw, stride, dilation, pads, ho, wo):
         xp[:, pt:pt + h, pl:pl + w] = x
     else:
         xp = np.ascontiguousarray(x)
-    cols = scratch("cols", (n * ho * wo, kh * kw * c), x.dtype)
+    shape = (n * ho * wo, kh * kw * c)
+    cols = np.empty(shape, dtype=x.dtype) if keep else scratch("cols", shape, x.dtype)
     _im2col(xp, kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, cols)
     return cols
 
@@ -135,12 +136,14 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     if groups != 1:
         return reference.conv2d_forward_cols(x, w, stride, dilation, pads, groups)
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
-    kh, kw = w.shape[:2]
-    cols = im2col(x, kh, kw, stride, dilation, pads, ho, wo)
+    kh, kw, c = w.shape[:3]
+    keep = n * ho * wo * kh * kw * c * x.dtype.itemsize <= KEEP_COLS_BYTES
+    cols = im2col(x, kh, kw, stride, dilation, pads, ho, wo, keep=keep)
     y = (cols @ w.reshape(-1, f)).reshape(n, ho, wo, f)
     if _is_pointwise(w.shape, stride, dilation, pads):
         return y, cols[None]  # a view of x, which the op keeps anyway
-    return y, (cols.copy()[None] if cols.nbytes <= KEEP_COLS_BYTES else None)
+    # (kept: written straight into its own array rather than copied out of the scratch buffer)
+    return y, (cols[None] if keep else None)
 
 
 @register("conv2d_backward_weight_cols", "numba", wrap=serialized)
@@ -183,7 +186,7 @@ def conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups):
 
 
 # ---- depthwise (groups == input channels): direct loops, channels innermost ----
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda x, w, *a: a[-1].size * w.shape[0] * w.shape[1])
 def _depthwise_forward(x, w, sh, sw, dh, dw, pt, pl, y):
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
@@ -209,7 +212,7 @@ def _depthwise_forward(x, w, sh, sw, dh, dw, pt, pl, y):
                             y[b, i, j, ch * mult + k] += v * w[a, q, 0, ch * mult + k]
 
 
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda dy, w, *a: dy.size * w.shape[0] * w.shape[1])
 def _depthwise_backward_data(dy, w, sh, sw, dh, dw, pt, pl, dx):
     n, h, wd, c = dx.shape
     kh, kw, _, f = w.shape
@@ -233,7 +236,7 @@ def _depthwise_backward_data(dy, w, sh, sw, dh, dw, pt, pl, dx):
                             dx[b, yy, xx, ch] = s
 
 
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda x, dy, *a: dy.size * a[-1].shape[1] * a[-1].shape[2])
 def _depthwise_backward_weight(x, dy, sh, sw, dh, dw, pt, pl, partial):
     n, h, wd, c = x.shape
     blocks, kh, kw, _, f = partial.shape

@@ -3,11 +3,11 @@ threads never write the same element (NumPy's ``add.at`` is unbuffered and slow)
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _scatter_add(g, ids, blocks, out):
     n, d = g.shape
     step = (d + blocks - 1) // blocks

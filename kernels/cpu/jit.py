@@ -6,6 +6,7 @@
 import functools
 import os
 import threading
+import types
 
 import numba
 
@@ -36,3 +37,52 @@ PARALLEL = {"cache": True, "nogil": True, "parallel": True}
 
 njit = numba.njit
 prange = numba.prange
+
+
+def _thread_budget():
+    # NOTE: Spark starts Python workers with OMP_NUM_THREADS = the task's cores (1 by default), and
+    # OpenBLAS follows it; Numba does not, so without this each of two trainers on two cores would
+    # launch two kernel threads.
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        try:
+            return max(1, int(os.environ[var]))
+        except (KeyError, ValueError):
+            continue
+    return numba.config.NUMBA_NUM_THREADS
+
+
+THREADS = {"n": _thread_budget(), "mode": os.environ.get("EMBER_NUMBA_PARALLEL", "auto")}
+
+
+def set_parallel_mode(mode):
+    """"auto" (threads above each kernel's measured work size), "always" or "never" (for benchmarks)."""
+    if mode not in ("auto", "always", "never"):
+        raise ValueError(f"set_parallel_mode: expected 'auto', 'always' or 'never', got {mode!r}")
+    THREADS["mode"] = mode
+
+
+def parallel_above(min_work, work=None):
+    """Compile a kernel twice, with threads (``prange`` in parallel) and without, and run the threaded
+    one only for work of at least ``min_work`` (default measure: the first argument's size).
+
+    NOTE: a parallel launch costs 80-150 us with the workqueue layer on two cores (measured in
+    bench/parallel.py), longer than a serial pass over a million float32s: small calls run serially.
+    """
+    def decorate(fn):
+        # a distinct name, so that Numba's on-disk cache keeps the two compilations apart
+        serial_fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                       fn.__closure__)
+        serial_fn.__qualname__ = fn.__qualname__ + "_serial"
+        parallel, serial = numba.njit(**PARALLEL)(fn), numba.njit(**JIT)(serial_fn)
+        measure = work or (lambda *args: args[0].size)
+
+        @functools.wraps(fn)
+        def dispatch(*args):
+            mode = THREADS["mode"]
+            threaded = mode == "always" or (mode == "auto" and THREADS["n"] > 1 and measure(*args) >= min_work)
+            return (parallel if threaded else serial)(*args)
+
+        dispatch.parallel, dispatch.serial, dispatch.min_work, dispatch.measure = parallel, serial, min_work, measure
+        return dispatch
+
+    return decorate

@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _forward(z, labels, losses, p):
     n, c = z.shape
     for i in prange(n):
@@ -26,7 +26,7 @@ def _forward(z, labels, losses, p):
         losses[i] = math.log(s) - (z[i, labels[i]] - m)
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _backward(p, labels, scale, d):
     n, c = p.shape
     for i in prange(n):

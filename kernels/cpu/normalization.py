@@ -3,11 +3,11 @@ then one pass that writes the output; ``xhat`` is recomputed in the backward pas
 import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _column_sums(x, shift, square, blocks, out):
     # out[t, c] = sum over the rows of block t of (x - shift) or (x - shift)^2
     m, c = x.shape
@@ -19,7 +19,7 @@ def _column_sums(x, shift, square, blocks, out):
                 out[t, j] += d * d if square else d
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _normalize(x, mean, inv_std, gamma, beta, y):
     m, c = x.shape
     for i in prange(m):
@@ -27,7 +27,7 @@ def _normalize(x, mean, inv_std, gamma, beta, y):
             y[i, j] = (x[i, j] - mean[j]) * inv_std[j] * gamma[j] + beta[j]
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _backward_sums(g, x, mean, inv_std, blocks, out):
     # out[0, t, c] = sum g; out[1, t, c] = sum g * xhat
     m, c = x.shape
@@ -39,7 +39,7 @@ def _backward_sums(g, x, mean, inv_std, blocks, out):
                 out[1, t, j] += g[i, j] * (x[i, j] - mean[j]) * inv_std[j]
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _backward_dx(g, x, mean, inv_std, gamma, dbeta, dgamma, dx):
     m, c = x.shape
     for i in prange(m):
@@ -48,7 +48,7 @@ def _backward_dx(g, x, mean, inv_std, gamma, dbeta, dgamma, dx):
             dx[i, j] = gamma[j] * inv_std[j] / m * (m * g[i, j] - dbeta[j] - xhat * dgamma[j])
 
 
-@njit(**PARALLEL)
+@parallel_above(8 << 20)
 def _scale_shift(x, scale, shift, y):
     m, c = x.shape
     for i in prange(m):
@@ -99,7 +99,7 @@ def scale_shift(x, scale, shift):
     return y
 
 
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda x, size, *a: x.size * size)
 def _lrn_forward(x, size, alpha, beta, k, y, s):
     m, c = x.shape
     before, after = (size - 1) // 2, size // 2
@@ -113,7 +113,7 @@ def _lrn_forward(x, size, alpha, beta, k, y, s):
             y[i, j] = x[i, j] * sj ** -beta
 
 
-@njit(**PARALLEL)
+@parallel_above(2 << 20, work=lambda g, x, y, s, size, *a: g.size * size)
 def _lrn_backward(g, x, y, s, size, alpha, beta, dx):
     m, c = x.shape
     before, after = (size - 1) // 2, size // 2

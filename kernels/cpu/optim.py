@@ -2,11 +2,11 @@
 more (each with a temporary as large as the model)."""
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(4 << 20)
 def _sgd(param, grad, buf, lr, momentum, keep, nesterov, weight_decay, first):
     # keep = 1 - dampening, computed in float64 by the caller (1 - x in float32 loses digits)
     for i in prange(param.size):
@@ -18,7 +18,7 @@ def _sgd(param, grad, buf, lr, momentum, keep, nesterov, weight_decay, first):
         param[i] -= lr * g
 
 
-@njit(**PARALLEL)
+@parallel_above(4 << 20)
 def _adam(param, grad, m, v, lr_t, bias2, beta_1, beta_2, keep_1, keep_2, epsilon, weight_decay, decay_factor):
     for i in prange(param.size):
         p = param[i] * decay_factor

@@ -2,12 +2,12 @@
 the averaging rule (divide by the real, unpadded window size) are the reference's."""
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference.pooling import _out_hw
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _max_forward(x, kh, kw, sh, sw, pt, pl, y, arg):
     # channels innermost (contiguous in NHWC); the first valid tap initialises, later taps win only
     # when strictly greater, so ties go to the first tap in row-major order, as in the reference
@@ -43,7 +43,7 @@ def _max_forward(x, kh, kw, sh, sw, pt, pl, y, arg):
                         arg[b, i, j, ch] = 0
 
 
-@njit(**PARALLEL)
+@parallel_above(512 << 10)
 def _max_backward(dy, arg, kw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     _, ho, wo, _ = dy.shape
@@ -57,7 +57,7 @@ def _max_backward(dy, arg, kw, sh, sw, pt, pl, dx):
                     dx[b, yy, xx, ch] += dy[b, i, j, ch]
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _avg(x, kh, kw, sh, sw, pt, pl, out, backward):
     # forward: out (N, Ho, Wo, C) from x (N, H, W, C); backward: out (N, H, W, C) += x (dy) / count
     if backward:

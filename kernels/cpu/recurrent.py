@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 
-from ember.kernels.cpu.jit import PARALLEL, njit, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _forward(z, c, hc, gates, tanh_c):
     n, u = c.shape
     for r in prange(n):
@@ -25,7 +25,7 @@ def _forward(z, c, hc, gates, tanh_c):
             hc[r, u + j] = c_new
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _backward(dhc, gates, tanh_c, c, dz, dc):
     n, u = c.shape
     for r in prange(n):
@@ -58,7 +58,7 @@ def lstm_cell_backward(dhc, gates, tanh_c, c):
     return dz, dc
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _gru_forward(xw, hu, h, h_new, gates):
     n, u = h.shape
     for row in prange(n):
@@ -72,7 +72,7 @@ def _gru_forward(xw, hu, h, h_new, gates):
             h_new[row, j] = z * h[row, j] + (1 - z) * c
 
 
-@njit(**PARALLEL)
+@parallel_above(1 << 20)
 def _gru_backward(dh_new, gates, hu, h, dxw, dhu, dh):
     n, u = h.shape
     for row in prange(n):

@@ -7,6 +7,17 @@ from ember.kernels import get_cpu_kernels, get_kernel, set_cpu_kernels
 
 pytest.importorskip("numba")
 
+
+@pytest.fixture(autouse=True, params=["serial", "threaded"])
+def parallel_mode(request):
+    """Every kernel is compiled twice (with and without threads): check both against the reference."""
+    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
+
+    before = THREADS["mode"]
+    set_parallel_mode("never" if request.param == "serial" else "always")
+    yield request.param
+    set_parallel_mode(before)
+
 CONV_CASES = [
     # n, h, w, c, kh, kw, f, stride, dilation, pads
     (1, 7, 5, 1, 3, 3, 2, (1, 1), (1, 1), ((0, 0), (0, 0))),
@@ -244,3 +255,39 @@ def test_gru_cell_kernels_match_reference(n, u, dtype, rtol, rng):
     for a, b in zip(get_kernel("gru_cell_backward", "numba")(g, ref[1], hu, h),
                     get_kernel("gru_cell_backward", "reference")(g, ref[1], hu, h)):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+def test_parallel_above_runs_threads_only_for_large_work(monkeypatch):
+    from ember.kernels.cpu import jit
+
+    def double(x, out):
+        for i in jit.prange(x.size):
+            out[i] = 2 * x[i]
+
+    twin = jit.parallel_above(1000)(double)
+    monkeypatch.setitem(jit.THREADS, "mode", "auto")
+    monkeypatch.setitem(jit.THREADS, "n", 2)
+    small, big = np.arange(10.0), np.arange(5000.0)
+    out = np.empty_like(small)
+    twin(small, out)
+    assert out.tolist() == (2 * small).tolist()
+    assert twin.serial.signatures and not twin.parallel.signatures  # only the serial one was compiled/run
+    out = np.empty_like(big)
+    twin(big, out)
+    assert twin.parallel.signatures and np.array_equal(out, 2 * big)
+    monkeypatch.setitem(jit.THREADS, "n", 1)  # a Spark task with one core: never threads
+    twin_one = jit.parallel_above(1000)(double)
+    twin_one(big, np.empty_like(big))
+    assert twin_one.serial.signatures and not twin_one.parallel.signatures
+
+
+def test_thread_budget_follows_spark_omp_num_threads(monkeypatch):
+    from ember.kernels.cpu import jit
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert jit._thread_budget() == 1
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    assert jit._thread_budget() == 3
+    with pytest.raises(ValueError, match="auto"):
+        jit.set_parallel_mode("sometimes")
