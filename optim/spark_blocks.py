@@ -117,8 +117,34 @@ class BlockTimeout(TimeoutError):
     """A block did not appear in the BlockManagers in time."""
 
 
+SHARED_DIR = "/dev/shm"
+SHARED_MIN = 1 << 16  # smaller blocks go through the socket (as fast, one round trip less)
+
+
+def _write_all(fd, view):
+    done = 0
+    while done < view.nbytes:
+        done += os.pwrite(fd, view[done:], done)
+
+
+def _read_all(fd, size):
+    parts, done = [], 0
+    while done < size:
+        part = os.pread(fd, size - done, done)
+        if not part:
+            raise ConnectionError("ember block service: the shared-memory file is shorter than announced")
+        parts.append(part)
+        done += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 class BlockClient:
     """Put, get and remove byte blocks in the local executor's BlockManager (see module docstring).
+
+    Blocks of 64 KB and more travel through two files in /dev/shm that this client owns (the worker
+    and its JVM share the host), not through the socket: measured in a local[2] task, a 1 MB put
+    took 1.5 ms and a get 1.1 ms through the socket. ``EMBER_BLOCK_SHM=0`` turns this off; without
+    /dev/shm, or when it is full, the socket carries everything.
 
     Example (inside a Spark task started by ``init_nncontext``):
         client = BlockClient()
@@ -126,11 +152,32 @@ class BlockClient:
         data = client.get("run1-w-0", timeout=60)
     """
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, shared_memory=None):
         self.port = find_service_port() if port is None else int(port)
         self.sock = socket.create_connection(("127.0.0.1", self.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = self.sock.makefile("rwb", buffering=1 << 16)
+        if shared_memory is None:
+            shared_memory = os.environ.get("EMBER_BLOCK_SHM", "1") != "0"
+        self.shared = self._open_shared() if shared_memory else None
+
+    @staticmethod
+    def _open_shared():
+        """Two private files in /dev/shm (for puts and gets), or None where there is no such place."""
+        if not (os.path.isdir(SHARED_DIR) and os.access(SHARED_DIR, os.W_OK)):
+            return None
+        files = {}
+        try:
+            for kind in ("put", "get"):
+                name = f"ember-blocks-{os.getpid()}-{os.urandom(6).hex()}-{kind}"
+                fd = os.open(os.path.join(SHARED_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+                files[kind] = (fd, name)
+        except OSError:
+            for fd, name in files.values():
+                os.close(fd)
+                os.unlink(os.path.join(SHARED_DIR, name))
+            return None
+        return files
 
     @staticmethod
     def _id(block_id):
@@ -146,6 +193,18 @@ class BlockClient:
     def put(self, block_id, payload):
         """Store ``payload`` (bytes-like) as block ``block_id`` (replicated nowhere; other executors fetch it)."""
         view = memoryview(payload).cast("B")
+        if self.shared is not None and view.nbytes >= SHARED_MIN:
+            fd, name = self.shared["put"]
+            try:
+                _write_all(fd, view)
+            except OSError:  # /dev/shm full: the socket it is
+                pass
+            else:
+                self.stream.write(b"F" + self._id(block_id) + self._id(name) + struct.pack(">q", view.nbytes))
+                self.stream.flush()
+                if self._read(1) != b"\x00":
+                    raise ConnectionError(f"ember block service failed to store {block_id!r}")
+                return
         self.stream.write(b"P" + self._id(block_id) + struct.pack(">q", view.nbytes))
         self.stream.write(view)
         self.stream.flush()
@@ -154,11 +213,17 @@ class BlockClient:
 
     def get(self, block_id, timeout=120.0):
         """The bytes of block ``block_id``, waiting up to ``timeout`` seconds for it to appear anywhere."""
-        self.stream.write(b"G" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
+        if self.shared is not None:
+            fd, name = self.shared["get"]
+            self.stream.write(b"H" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)) + self._id(name))
+        else:
+            self.stream.write(b"G" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
         self.stream.flush()
         (size,) = struct.unpack(">q", self._read(8))
         if size < 0:
             raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
+        if self.shared is not None and self._read(1) == b"\x01":
+            return _read_all(fd, size)
         return self._read(size)
 
     def remove(self, block_id):
@@ -176,6 +241,13 @@ class BlockClient:
             self.stream.close()
         finally:
             self.sock.close()
+            for fd, name in (self.shared or {}).values():
+                os.close(fd)
+                try:
+                    os.unlink(os.path.join(SHARED_DIR, name))
+                except FileNotFoundError:  # the service removed it when the connection closed
+                    pass
+            self.shared = None
 
 
 class DriverBlocks:

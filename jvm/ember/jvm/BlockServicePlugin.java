@@ -11,10 +11,18 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
 
 import org.apache.spark.SparkEnv;
 import org.apache.spark.api.plugin.DriverPlugin;
@@ -44,7 +52,14 @@ import scala.Option;
  *   'G' id-length:int id:utf8 timeout-ms:long  -> size:long bytes (size -1: not there in time)
  *   'R' id-length:int id:utf8                  -> status:byte (0)
  *   'E' (echo, for health checks)              -> 0:byte
- * Block ids are Spark TestBlockIds named "test_" + id.
+ *   'F' id-length:int id:utf8 name-length:int name:utf8 size:long -> status:byte (0 stored)
+ *       put the first size bytes of shared-memory file SHM/name (written by the client)
+ *   'H' id-length:int id:utf8 timeout-ms:long name-length:int name:utf8
+ *       -> size:long (-1: not there in time), then where:byte (1: in SHM/name, 0: bytes follow)
+ * Block ids are Spark TestBlockIds named "test_" + id. 'F' and 'H' spare the socket copies of big
+ * blocks (the Python worker and its JVM share the host): the client creates its two files in /dev/shm,
+ * named ember-blocks-*, and the service opens only such files there, never through a link; it
+ * deletes a connection's files when the connection ends (a killed worker leaves nothing behind).
  */
 public class BlockServicePlugin implements SparkPlugin {
 
@@ -149,6 +164,7 @@ public class BlockServicePlugin implements SparkPlugin {
     }
 
     private void serve(Socket socket) {
+      Set<Path> files = new HashSet<>();
       try (Socket s = socket;
            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 16));
            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16))) {
@@ -164,7 +180,7 @@ public class BlockServicePlugin implements SparkPlugin {
             out.flush();
             continue;
           }
-          BlockId id = TestBlockId.apply(readId(in));
+          BlockId id = TestBlockId.apply(readString(in));
           BlockManager bm = SparkEnv.get().blockManager();
           if (op == 'P') {
             long size = in.readLong();
@@ -184,6 +200,26 @@ public class BlockServicePlugin implements SparkPlugin {
           } else if (op == 'R') {
             remove(bm, id);
             out.writeByte(0);
+          } else if (op == 'F') {
+            Path file = sharedFile(readString(in), files);
+            long size = in.readLong();
+            put(bm, id, readFile(file, Math.toIntExact(size)));
+            out.writeByte(0);
+          } else if (op == 'H') {
+            long timeoutMs = in.readLong();
+            Path file = sharedFile(readString(in), files);
+            byte[] bytes = get(bm, id, timeoutMs);
+            if (bytes == null) {
+              out.writeLong(-1L);
+            } else {
+              out.writeLong(bytes.length);
+              if (bytes.length >= SHARED_MIN && writeFile(file, bytes)) {
+                out.writeByte(1);
+              } else {  // small, or the shared memory is full: through the socket
+                out.writeByte(0);
+                out.write(bytes);
+              }
+            }
           } else {
             throw new IOException("unknown request " + op);
           }
@@ -193,6 +229,56 @@ public class BlockServicePlugin implements SparkPlugin {
         if (running) {
           System.err.println("ember block service: connection failed: " + e);
         }
+      } finally {
+        for (Path file : files) {
+          try {
+            Files.deleteIfExists(file);
+          } catch (IOException ignored) {
+            // best effort: the client normally removes its own files
+          }
+        }
+      }
+    }
+
+    static final int SHARED_MIN = 1 << 16;
+    private static final Path SHARED_DIR = Paths.get("/dev/shm");
+    private static final Pattern SHARED_NAME = Pattern.compile("ember-blocks-[A-Za-z0-9_-]{1,100}");
+
+    /** The client's file in /dev/shm, checked: a bare ember-blocks-* name, a regular file, not a link. */
+    private static Path sharedFile(String name, Set<Path> files) throws IOException {
+      if (!SHARED_NAME.matcher(name).matches()) {
+        throw new IOException("refusing shared-memory file name " + name);
+      }
+      Path file = SHARED_DIR.resolve(name);
+      if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+        throw new IOException("no shared-memory file " + file);
+      }
+      files.add(file);
+      return file;
+    }
+
+    private static byte[] readFile(Path file, int size) throws IOException {
+      byte[] bytes = new byte[size];
+      ByteBuffer buffer = ByteBuffer.wrap(bytes);
+      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+        while (buffer.hasRemaining()) {
+          if (channel.read(buffer, buffer.position()) < 0) {
+            throw new IOException("shared-memory file " + file + " is shorter than " + size + " bytes");
+          }
+        }
+      }
+      return bytes;
+    }
+
+    private static boolean writeFile(Path file, byte[] bytes) {
+      ByteBuffer buffer = ByteBuffer.wrap(bytes);
+      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
+        while (buffer.hasRemaining()) {
+          channel.write(buffer, buffer.position());
+        }
+        return true;
+      } catch (IOException e) {  // e.g. /dev/shm full
+        return false;
       }
     }
 
@@ -205,7 +291,7 @@ public class BlockServicePlugin implements SparkPlugin {
       }
     }
 
-    private static String readId(DataInputStream in) throws IOException {
+    private static String readString(DataInputStream in) throws IOException {
       byte[] raw = new byte[in.readInt()];
       in.readFully(raw);
       return new String(raw, StandardCharsets.UTF_8);
@@ -228,7 +314,9 @@ public class BlockServicePlugin implements SparkPlugin {
 
     private static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
       long deadline = System.currentTimeMillis() + timeoutMs;
-      long nextRemote = 0;
+      // one JVM (local mode): every block is local, and asking the driver for locations would only
+      // delay the wake-up of a waiter whose block is being put right now
+      long nextRemote = singleJvm() ? Long.MAX_VALUE : 0;
       long remotePause = 1;
       while (true) {
         Option<BlockData> local = bm.getLocalBytes(id);
