@@ -5,7 +5,6 @@ Spark partitions) add up with ``+`` and give the final ``(value, count)`` by ``r
 labels are 0-based.
 """
 import numpy as np
-from scipy.stats import rankdata
 
 from ember.engine import Tensor
 from ember.layers import losses as losses_module
@@ -50,6 +49,8 @@ class AUCResult(ValidationResult):
         negatives = self.count - positives
         if positives == 0 or negatives == 0:
             return float("nan"), self.count
+        from scipy.stats import rankdata  # noqa: PLC0415 - scipy.stats is slow to import; only AUC needs it
+
         ranks = rankdata(self.scores)
         auc = (ranks[self.labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
         return float(auc), self.count
