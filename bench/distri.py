@@ -67,6 +67,7 @@ def main():
         accuracy = float((model.predict(xt, batch_size=1000).argmax(1) == yt).mean())
         records = opt.iteration_records
         iterations = len(records)
+        trained = iterations * args.batch_size - sum(r["dropped"] for r in records)
         compute = float(np.median([r["compute_s"] for r in records]))
         sync = float(np.median([r["sync_s"] for r in records]))
         per_iteration = opt.timings["jobs_s"] / iterations  # the training jobs only
@@ -78,7 +79,7 @@ def main():
                           "sub_batches": args.sub_batches if args.drop else None,
                           "dropped_samples": int(sum(r["dropped"] for r in records)),
                           "skipped_iterations": int(sum(r["skipped"] for r in records)),
-                          "trainers": opt.trainers, "samples_per_s": iterations * args.batch_size / seconds,
+                          "trainers": opt.trainers, "samples_per_s": trained / seconds,
                           "test_accuracy": accuracy, "iterations": iterations, "epoch_s": seconds,
                           "setup_s": opt.timings["plan_s"], "training_jobs_s": opt.timings["jobs_s"],
                           "iteration_ms": per_iteration * 1000, "compute_ms": compute * 1000, "sync_ms": sync * 1000,
