@@ -57,6 +57,51 @@ def _max_backward(dy, arg, kw, sh, sw, pt, pl, dx):
                     dx[b, yy, xx, ch] += dy[b, i, j, ch]
 
 
+# ---- 2x2 windows, stride 2, no padding (LeNet, VGG): the four taps unrolled, channels outermost ----
+# Measured on LeNet's shapes: forward 1019 -> 186 us (128x28x28x6) and 86 -> 25 us (128x10x10x16).
+@parallel_above(1 << 20)
+def _max_forward_2x2(x, y, arg):
+    n = x.shape[0]
+    _, ho, wo, c = y.shape
+    for r in prange(n * ho):
+        b = r // ho
+        i = r - b * ho
+        for j in range(wo):
+            for ch in range(c):
+                best = x[b, 2 * i, 2 * j, ch]
+                k = 0
+                v = x[b, 2 * i, 2 * j + 1, ch]
+                if v > best:  # strictly greater: ties go to the first tap, as in the reference
+                    best = v
+                    k = 1
+                v = x[b, 2 * i + 1, 2 * j, ch]
+                if v > best:
+                    best = v
+                    k = 2
+                v = x[b, 2 * i + 1, 2 * j + 1, ch]
+                if v > best:
+                    best = v
+                    k = 3
+                y[b, i, j, ch] = best
+                arg[b, i, j, ch] = k
+
+
+@parallel_above(1 << 20)
+def _max_backward_2x2(dy, arg, dx):
+    n, ho, wo, c = dy.shape
+    for r in prange(n * ho):
+        b = r // ho
+        i = r - b * ho
+        for j in range(wo):
+            for ch in range(c):
+                k = arg[b, i, j, ch]
+                dx[b, 2 * i + k // 2, 2 * j + k % 2, ch] += dy[b, i, j, ch]
+
+
+def _is_2x2(pool, stride, pads):
+    return tuple(pool) == (2, 2) and tuple(stride) == (2, 2) and tuple(map(tuple, pads)) == ((0, 0), (0, 0))
+
+
 @parallel_above(1 << 20)
 def _avg(x, kh, kw, sh, sw, pt, pl, out, backward):
     # forward: out (N, Ho, Wo, C) from x (N, H, W, C); backward: out (N, H, W, C) += x (dy) / count
@@ -94,6 +139,9 @@ def max_pool2d_forward(x, pool, stride, pads):
     n, _, _, c = x.shape
     y = np.empty((n, ho, wo, c), dtype=x.dtype)
     arg = np.empty((n, ho, wo, c), dtype=np.int64)
+    if _is_2x2(pool, stride, pads):
+        _max_forward_2x2(np.ascontiguousarray(x), y, arg)
+        return y, arg
     _max_forward(np.ascontiguousarray(x), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], y, arg)
     return y, arg
 
@@ -101,6 +149,9 @@ def max_pool2d_forward(x, pool, stride, pads):
 @register("max_pool2d_backward", "numba", wrap=serialized)
 def max_pool2d_backward(dy, arg, x_shape, pool, stride, pads):
     dx = np.zeros(x_shape, dtype=dy.dtype)
+    if _is_2x2(pool, stride, pads):
+        _max_backward_2x2(np.ascontiguousarray(dy), arg, dx)
+        return dx
     _max_backward(np.ascontiguousarray(dy), arg, pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx)
     return dx
 

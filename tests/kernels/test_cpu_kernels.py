@@ -81,7 +81,19 @@ POOL_CASES = [
     (3, 7, 9, 5, (3, 3), (2, 2), ((1, 1), (1, 1))),
     (2, 8, 5, 3, (2, 3), (1, 2), ((0, 1), (1, 1))),
     (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
+    (2, 7, 9, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),  # the unrolled 2x2 kernels; odd sizes drop a row/column
+    (1, 28, 28, 6, (2, 2), (2, 2), ((0, 0), (0, 0))),
 ]
+
+
+@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[-2]])
+def test_max_pool_ties_go_to_the_first_tap(case, rng):
+    n, h, w, c, pool, stride, pads = case
+    x = rng.integers(0, 2, size=(n, h, w, c)).astype(np.float32)  # many ties
+    y_fast, arg_fast = get_kernel("max_pool2d_forward", "numba")(x, pool, stride, pads)
+    y_ref, arg_ref = get_kernel("max_pool2d_forward", "reference")(x, pool, stride, pads)
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(arg_fast, arg_ref)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
