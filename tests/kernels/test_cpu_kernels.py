@@ -303,3 +303,14 @@ def test_thread_budget_follows_spark_omp_num_threads(monkeypatch):
     assert jit._thread_budget() == 3
     with pytest.raises(ValueError, match="auto"):
         jit.set_parallel_mode("sometimes")
+
+
+def test_stride_1_convolutions_take_the_shifted_products():
+    from ember.kernels.cpu import conv
+
+    routes = []
+    for n, h, w, c, kh, kw, f, stride, dilation, pads in CONV_CASES:
+        routes.append(conv._shifted((n, h, w, c), (kh, kw, c, f), stride, dilation, pads, np.dtype(np.float32)))
+    # stride 1 with a kernel larger than 1x1 (dilated too) is shifted; strided and pointwise ones use im2col
+    assert routes == [True, False, True, False, False, False, False, True]
+    assert not conv._shifted((2, 7, 7, 512), (3, 3, 512, 512), (1, 1), (1, 1), ((1, 1), (1, 1)), np.dtype(np.float32))
