@@ -218,8 +218,8 @@ def drop_deadline(drop, history, iteration, planned):
     return float(np.quantile(np.asarray(history), 1.0 - drop["percentage"])) * planned
 
 
-def _gradient_sum(model, criterion, grad, samples, sizes, iteration, deadline=None):
-    """Accumulate into the flat gradient ``grad`` the gradient of the summed loss over ``samples``, taken in
+def _gradient_sum(model, criterion, samples, sizes, iteration, deadline=None):
+    """Accumulate into the model's (zeroed) flat gradient the gradient of the summed loss over ``samples``, taken in
     sub-batches of ``sizes``; stop after the sub-batch that ends past ``deadline`` (perf_counter).
     Returns (loss sum, samples used)."""
     loss_sum, used = 0.0, 0
@@ -229,11 +229,7 @@ def _gradient_sum(model, criterion, grad, samples, sizes, iteration, deadline=No
         value = float(np.asarray(loss.data)) * n
         if not math.isfinite(value):
             raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
-        if len(sizes) == 1:
-            loss.backward()
-            grad *= n
-        else:
-            loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
+        loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
         loss_sum += value
         used += n
         if deadline is not None and time.perf_counter() > deadline:
@@ -278,6 +274,10 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
     drop = spec.get("drop")
     history = collections.deque(drop["history"], maxlen=drop["window"] * trainers) if drop is not None else None
     master = param[lo:hi].copy()  # the owner's exact copy of its block (the wire may carry bf16)
+    wire = np.dtype(np.uint16) if compress == "bf16" else param.dtype
+    # gradient blocks go out as [samples, seconds] (float64) + the block, each through one reused buffer
+    send_buffers = {q: np.empty(16 + (b - a) * wire.itemsize, dtype=np.uint8)
+                    for q, (a, b) in enumerate(bounds) if q != worker}
     records = []
     for i in range(start, stop):
         t0 = time.perf_counter()
@@ -295,17 +295,16 @@ def train_segment(worker, tagged_samples, spec, client, barrier=None):
         planned = len(samples)
         engine_config.set_seed(spec["seed"] * 1_000_003 + i * 1009 + worker)  # dropout: same in every run
         grad[...] = 0
-        if drop is None:
-            loss_sum, count = _gradient_sum(model, criterion, grad, samples, [planned] if planned else [], i)
-        else:
-            deadline = drop_deadline(drop, history, i, planned)
-            loss_sum, count = _gradient_sum(model, criterion, grad, samples, _sub_batches(planned, drop["sub_batches"]),
-                                            i, t1 + deadline if deadline is not None else None)
+        limit = drop_deadline(drop, history, i, planned) if drop is not None else None
+        sizes = _sub_batches(planned, drop["sub_batches"] if drop is not None else 1)
+        loss_sum, count = _gradient_sum(model, criterion, samples, sizes, i, None if limit is None else t1 + limit)
         t2 = time.perf_counter()
-        header = np.array([count, t2 - t1], dtype=np.float64)  # what the owners need to weigh and time us
         for q, (a, b) in enumerate(bounds):
             if q != worker:
-                client.put(_block(run, "g", i, worker, q), header.tobytes() + _encode(grad[a:b], compress).tobytes())
+                send = send_buffers[q]
+                send[:16].view(np.float64)[:] = count, t2 - t1  # what the owners need to weigh and time it
+                send[16:].view(wire)[...] = _encode(grad[a:b], compress)
+                client.put(_block(run, "g", i, worker, q), send)
         total = np.zeros(hi - lo, dtype=param.dtype)
         counts = []
         for r in range(trainers):  # a fixed order, so the sum is the same in every run
@@ -445,7 +444,6 @@ class DistriOptimizer(BaseOptimizer):
                 raise ValueError(f"set_drop_module_property: {name} must be an integer >= {low}, got {value!r}")
         self.drop = {"percentage": float(drop_percentage), "max_percentage": float(max_drop_percentage),
                      "window": int(batch_size), "warmup": int(warmup_iteration), "sub_batches": int(sub_batches)}
-        self._drop_history = collections.deque()
         return self
 
     def set_compression(self, kind):
@@ -531,6 +529,8 @@ class DistriOptimizer(BaseOptimizer):
         self._custom_objects = custom_objects(self.model)
         t_plan = time.perf_counter()
         self._plan()
+        if self.drop is not None:  # the recent per-sample compute times of every trainer
+            self._drop_history = collections.deque(maxlen=self.drop["window"] * self.trainers)
         self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0}
         blocks = DriverBlocks(self.sc)
         self._failures = 0
@@ -655,9 +655,6 @@ class DistriOptimizer(BaseOptimizer):
                 agg[5] = agg[5] or skipped
                 if self.drop is not None and count:
                     self._drop_history.append(compute / count)
-        if self.drop is not None:
-            while len(self._drop_history) > self.drop["window"] * self.trainers:
-                self._drop_history.popleft()
         iterations = stop - start
         for i in range(start, stop):
             loss_sum, count, compute, sync, dropped, skipped = per_iteration[i]

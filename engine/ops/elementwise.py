@@ -16,7 +16,7 @@ def unbroadcast(grad, shape):
             # rows with an inner loop as short as the last axis: a conv bias gradient (128x28x28 rows
             # of 6) took 1.34 ms that way and 0.06 ms as ones @ g.
             xp = get_array_module(grad)
-            rows = grad.size // max(1, int(np.prod(grad.shape[extra:])))
+            rows = int(np.prod(grad.shape[:extra]))
             grad = (xp.ones(rows, dtype=grad.dtype) @ grad.reshape(rows, -1)).reshape(grad.shape[extra:])
         else:
             grad = grad.sum(axis=tuple(range(extra)))
