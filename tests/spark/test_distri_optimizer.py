@@ -230,7 +230,8 @@ def test_a_model_with_a_user_function_and_dropping_on_trains(sc):
     opt.set_drop_module_property(0.2, 0.5, batch_size=10, warmup_iteration=5).set_progress(0, quiet=True)
     opt.optimize()
     records = opt.iteration_records
-    assert len(records) == 30 and all(0 <= r["dropped"] <= 16 for r in records)
+    # each of the 2 trainers finishes at least one of its 4 sub-batches of 4: at most 2 * 12 dropped
+    assert len(records) == 30 and all(0 <= r["dropped"] <= 24 for r in records)
     assert not any(r["dropped"] for r in records[:5])  # nothing is dropped during the warm-up
     assert (model.predict(x).argmax(1) == y).mean() > 0.9
     with pytest.raises(ValueError, match="drop_percentage"):
