@@ -19,10 +19,16 @@ from ember.kernels.registry import register
 def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
     # xp: the zero-padded input, flattened; cols: (rows, KH*KW*C). Branch-free: with dw == 1 the KW
     # taps of one kernel row are one contiguous run of KW*C values in both arrays.
+    # NOTE: the offsets are unsigned on purpose. With signed ones Numba adds a negative-index
+    # wraparound to every access, and LLVM then leaves the copy loops scalar: LeNet's second layer
+    # took 1.6-2.2 ms here instead of 0.28 ms, ResNet-50's 56x56x64 3x3 18.5 ms instead of 5.2 ms.
     n, hp, wp, c = xp.shape
     k = kh * kw * c
     src = xp.reshape(-1)
     dst = cols.reshape(-1)
+    cu = np.uint64(c)
+    run = np.uint64(kw * c) if dw == 1 else cu
+    taps = 1 if dw == 1 else kw
     for r in prange(n * ho):
         b = r // ho
         i = r - b * ho
@@ -30,35 +36,47 @@ def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
             out = (r * wo + j) * k
             for a in range(kh):
                 row_start = ((b * hp + i * sh + a * dh) * wp + j * sw) * c
-                o = out + a * kw * c
-                if dw == 1:
-                    for e in range(kw * c):
-                        dst[o + e] = src[row_start + e]
-                else:
-                    for q in range(kw):
-                        s0 = row_start + q * dw * c
-                        for e in range(c):
-                            dst[o + q * c + e] = src[s0 + e]
+                for q in range(taps):
+                    s0 = np.uint64(row_start + q * dw * c)
+                    o = np.uint64(out + (a * kw + q) * c)
+                    for e in range(run):
+                        dst[o + e] = src[s0 + e]
 
 
 @parallel_above(16 << 20)
 def _col2im(dcols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx):
+    # With dw == 1 the valid taps of one kernel row are one contiguous run in both arrays (as in
+    # _im2col); offsets unsigned for the same reason. Runs instead of per-channel loops: LeNet's
+    # 14x14x6 layer 1.06 -> 0.28 ms, 28x28x16 5x5 0.68 -> 0.42 ms, 56x56x64 3x3 6.8 -> 5.5 ms.
     n, h, w, c = dx.shape
+    k = kh * kw * c
+    src = dcols.reshape(-1)
+    dst = dx.reshape(-1)
     for b in prange(n):
         for i in range(ho):
             for j in range(wo):
-                row = (b * ho + i) * wo + j
+                row = ((b * ho + i) * wo + j) * k
+                x0 = j * sw - pl
                 for a in range(kh):
                     yy = i * sh - pt + a * dh
                     if yy < 0 or yy >= h:
                         continue
-                    for q in range(kw):
-                        xx = j * sw - pl + q * dw
-                        if xx < 0 or xx >= w:
+                    line = (b * h + yy) * w
+                    q = 0
+                    while q < kw:
+                        xx = x0 + q * dw
+                        if xx < 0:
+                            q += 1
                             continue
-                        base = (a * kw + q) * c
-                        for ch in range(c):
-                            dx[b, yy, xx, ch] += dcols[row, base + ch]
+                        if xx >= w:
+                            break
+                        # a run of taps: all remaining valid ones with dw == 1, else this one
+                        last = min(kw, (w - 1 - x0) // dw + 1) if dw == 1 else q + 1
+                        s0 = np.uint64(row + (a * kw + q) * c)
+                        d0 = np.uint64((line + xx) * c)
+                        for e in range(np.uint64((last - q) * c)):
+                            dst[d0 + e] += src[s0 + e]
+                        q = last
 
 
 _SCRATCH = threading.local()
@@ -115,11 +133,14 @@ def im2col(x, kh, kw, stride, dilation, pads, ho, wo, keep=False):
 # past Ho are scratch), each shift is one contiguous (rows, C) slice of the flattened padded input,
 # so y = sum over taps of slice(a, q) @ w[a, q]: KH*KW products accumulated in place by BLAS
 # (beta = 1, kernels/cpu/blas.py), and no im2col matrix KH*KW times the input's size. Measured on
-# 2 cores (bench/conv.py), forward: ResNet-50's 56x56x64 3x3 layer 48.8 -> 28.2 ms, Inception's
-# 28x28x192 -> 96 43 -> 24 ms, LeNet's 5x5 layers 4.3 -> 2.7 and 2.2 -> 1.2 ms; slower where the
-# padded width adds many rows to a large product (7x7x512 3x3: 21.6 -> 28.3 ms), which the rule
-# below leaves to im2col.
-SHIFTED_MAX_OVERHEAD = 1.35  # (padded rows) / (output rows) up to this, or any with F <= 64
+# 2 cores (bench/conv.py) against im2col with its unsigned copy loops, forward: ResNet-50's
+# 56x56x64 3x3 layer 31.6 vs 35.5 ms, Inception's 5x5 16 -> 32 2.6 vs 3.7 ms. It loses where the
+# padded width adds many rows to a large product (14x14x256 3x3: 22.6 vs 19.4 ms, 7x7x512: 27.9 vs
+# 18.0) and where each tap's product is too thin for BLAS (LeNet's 28x28x1 5x5: 2.9 vs 1.8 ms; its
+# 14x14x6 layer: 1.2 vs 0.7 ms), which the rule below leaves to im2col.
+SHIFTED_MIN_CHANNELS = 8     # input channels: each tap's product has this inner dimension
+SHIFTED_MAX_OVERHEAD = 1.2   # (padded rows) / (output rows) up to this,
+SHIFTED_MAX_OVERHEAD_FEW_FILTERS = (1.35, 64)  # or up to 1.35 with at most 64 filters
 # The weight gradient as shifted products is one (C, rows) @ (rows, F) product per tap, the rows
 # including the padded layout's scratch ones: with few channels and filters and many scratch rows
 # that is poor work for BLAS (LeNet's unpadded 5x5x6 -> 16 layer: 4.0 ms against 2.1 ms through
@@ -139,8 +160,11 @@ def _shifted(x_shape, w_shape, stride, dilation, pads, dtype):
     kh, kw, c, f = w_shape
     if tuple(stride) != (1, 1) or kh * kw == 1 or dtype not in (np.float32, np.float64) or x_shape[-1] != c:
         return False
+    if c < SHIFTED_MIN_CHANNELS:
+        return False
     overhead = _overhead(x_shape, w_shape, dilation, pads)
-    return overhead is not None and (overhead <= SHIFTED_MAX_OVERHEAD or f <= 64)
+    limit, few = SHIFTED_MAX_OVERHEAD_FEW_FILTERS
+    return overhead is not None and (overhead <= SHIFTED_MAX_OVERHEAD or (overhead <= limit and f <= few))
 
 
 def _shifted_weight_grad(x_shape, w_shape, dilation, pads):

@@ -28,6 +28,8 @@ CONV_CASES = [
     (2, 7, 9, 6, 1, 1, 4, (2, 2), (1, 1), ((0, 0), (0, 0))),   # strided 1x1
     (4, 10, 10, 2, 7, 7, 3, (2, 2), (1, 1), ((3, 3), (3, 3))),
     (1, 5, 5, 2, 3, 3, 2, (1, 1), (2, 2), ((2, 2), (2, 2))),   # dilation with padding
+    (2, 4, 3, 3, 3, 5, 2, (1, 2), (1, 2), ((2, 1), (3, 4))),   # horizontal dilation, taps cut at both ends
+    (1, 3, 2, 2, 3, 5, 3, (1, 1), (1, 1), ((1, 1), (2, 2))),   # kernel wider than the input
 ]
 
 
@@ -305,12 +307,38 @@ def test_thread_budget_follows_spark_omp_num_threads(monkeypatch):
         jit.set_parallel_mode("sometimes")
 
 
-def test_stride_1_convolutions_take_the_shifted_products():
+def test_convolution_routes():
     from ember.kernels.cpu import conv
 
-    routes = []
-    for n, h, w, c, kh, kw, f, stride, dilation, pads in CONV_CASES:
-        routes.append(conv._shifted((n, h, w, c), (kh, kw, c, f), stride, dilation, pads, np.dtype(np.float32)))
-    # stride 1 with a kernel larger than 1x1 (dilated too) is shifted; strided and pointwise ones use im2col
-    assert routes == [True, False, True, False, False, False, False, True]
-    assert not conv._shifted((2, 7, 7, 512), (3, 3, 512, 512), (1, 1), (1, 1), ((1, 1), (1, 1)), np.dtype(np.float32))
+    f32 = np.dtype(np.float32)
+    same = ((1, 1), (1, 1))
+    # stride 1 with enough channels and few scratch rows: shifted products
+    assert conv._shifted((16, 56, 56, 64), (3, 3, 64, 64), (1, 1), (1, 1), same, f32)
+    assert conv._shifted((16, 28, 28, 96), (3, 3, 96, 128), (1, 1), (1, 1), same, f32)
+    assert conv._shifted((16, 28, 28, 16), (5, 5, 16, 32), (1, 1), (1, 1), ((2, 2), (2, 2)), f32)  # <= 64 filters
+    # too few channels per tap, too many scratch rows, strided, pointwise: im2col
+    assert not conv._shifted((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), (1, 1), ((2, 2), (2, 2)), f32)
+    assert not conv._shifted((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), (1, 1), ((0, 0), (0, 0)), f32)
+    assert not conv._shifted((16, 14, 14, 256), (3, 3, 256, 256), (1, 1), (1, 1), same, f32)
+    assert not conv._shifted((2, 7, 7, 512), (3, 3, 512, 512), (1, 1), (1, 1), same, f32)
+    assert not conv._shifted((16, 56, 56, 64), (3, 3, 64, 64), (2, 2), (1, 1), same, f32)
+    assert not conv._shifted((16, 56, 56, 64), (1, 1, 64, 64), (1, 1), (1, 1), ((0, 0), (0, 0)), f32)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if c[7] == (1, 1) and c[4] * c[5] > 1])
+def test_shifted_products_match_reference(case, dtype, rtol, rng):
+    """The shifted route on every stride-1 case, whichever route the rule picks for these small shapes."""
+    from ember.kernels.cpu import conv
+
+    n, h, w, c, kh, kw, f, stride, dilation, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    k = rng.normal(size=(kh, kw, c, f)).astype(dtype)
+    ho, wo = out_hw(h, kh, 1, dilation[0], pads[0]), out_hw(w, kw, 1, dilation[1], pads[1])
+    dy = rng.normal(size=(n, ho, wo, f)).astype(dtype)
+    ref = get_kernel("conv2d_forward", "reference")
+    np.testing.assert_allclose(conv.shifted_forward(x, k, dilation, pads), ref(x, k, stride, dilation, pads, 1),
+                               rtol=rtol, atol=rtol * 10)
+    ref_dw = get_kernel("conv2d_backward_weight", "reference")(x, dy, k.shape, stride, dilation, pads, 1)
+    np.testing.assert_allclose(conv.shifted_backward_weight(x, dy, k.shape, dilation, pads), ref_dw,
+                               rtol=rtol, atol=rtol * 10)
