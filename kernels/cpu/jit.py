@@ -4,6 +4,7 @@
 ``parallel`` only on kernels whose measured time improved with it on two cores (see bench/).
 """
 import functools
+import hashlib
 import os
 import threading
 import types
@@ -32,8 +33,14 @@ def serialized(fn):
     return wrapper
 
 
-JIT = {"cache": True, "nogil": True}
-PARALLEL = {"cache": True, "nogil": True, "parallel": True}
+# NOTE: error_model "numpy": a float division by zero gives inf/nan as in NumPy (the reference)
+# instead of raising, which also lets LLVM vectorize loops with divisions. With Python's error model
+# every division carried a zero check and Adam's update stayed scalar: 3.3 ms -> 0.3 ms on 1M floats.
+JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+PARALLEL = {**JIT, "parallel": True}
+# Numba's on-disk cache is keyed on the kernel's own source file, not on these flags: the flags are
+# part of every compiled kernel's name, so that changing them cannot load code compiled under others.
+_FLAGS_TAG = "_" + hashlib.sha1(repr(sorted(JIT.items())).encode()).hexdigest()[:8]
 
 njit = numba.njit
 prange = numba.prange
@@ -70,10 +77,14 @@ def parallel_above(min_work, work=None):
     """
     def decorate(fn):
         # a distinct name, so that Numba's on-disk cache keeps the two compilations apart
-        serial_fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                       fn.__closure__)
-        serial_fn.__qualname__ = fn.__qualname__ + "_serial"
-        parallel, serial = numba.njit(**PARALLEL)(fn), numba.njit(**JIT)(serial_fn)
+        def renamed(suffix):
+            twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
+                                      fn.__closure__)
+            twin.__qualname__ = fn.__qualname__ + suffix
+            return twin
+
+        parallel = numba.njit(**PARALLEL)(renamed(_FLAGS_TAG))
+        serial = numba.njit(**JIT)(renamed(_FLAGS_TAG + "_serial"))
         measure = work or (lambda *args: args[0].size)
 
         @functools.wraps(fn)
