@@ -43,6 +43,31 @@ def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
                         dst[o + e] = src[s0 + e]
 
 
+@parallel_above(2 << 20, work=lambda *a: a[-1].size)
+def _im2col_single_channel(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols_t):
+    # One input channel: the transposed matrix (KH*KW, rows), whose rows are runs of Wo values taken
+    # from one padded input row each (contiguous with sw == 1), instead of rows of KW values.
+    n, hp, wp = xp.shape
+    rows = n * ho * wo
+    src = xp.reshape(-1)
+    dst = cols_t.reshape(-1)
+    for r in prange(n * ho):
+        b = r // ho
+        i = r - b * ho
+        for a in range(kh):
+            line = (b * hp + i * sh + a * dh) * wp
+            for q in range(kw):
+                o = np.uint64((a * kw + q) * rows + r * wo)
+                s0 = line + q * dw
+                if sw == 1:
+                    su = np.uint64(s0)
+                    for j in range(np.uint64(wo)):
+                        dst[o + j] = src[su + j]
+                else:
+                    for j in range(wo):
+                        dst[o + np.uint64(j)] = src[np.uint64(s0 + j * sw)]
+
+
 @parallel_above(16 << 20)
 def _col2im(dcols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx):
     # With dw == 1 the valid taps of one kernel row are one contiguous run in both arrays (as in
@@ -105,8 +130,9 @@ def _is_pointwise(w_shape, stride, dilation, pads):
 
 
 def im2col(x, kh, kw, stride, dilation, pads, ho, wo, keep=False):
-    """The (N*Ho*Wo, KH*KW*C) matrix of receptive fields (zeros where the window hits padding).
-    It lives in a scratch buffer (use it before the next call), or in a new array with ``keep``."""
+    """The (N*Ho*Wo, KH*KW*C) matrix of receptive fields (zeros where the window hits padding); with one
+    channel, the transposed view of a (KH*KW, N*Ho*Wo) array. It lives in a scratch buffer (use it
+    before the next call), or in a new array with ``keep``."""
     n, _, _, c = x.shape
     if kh == 1 and kw == 1 and tuple(stride) == (1, 1) and pads == ((0, 0), (0, 0)):
         return np.ascontiguousarray(x).reshape(n * ho * wo, c)
@@ -122,6 +148,15 @@ def im2col(x, kh, kw, stride, dilation, pads, ho, wo, keep=False):
     else:
         xp = np.ascontiguousarray(x)
     shape = (n * ho * wo, kh * kw * c)
+    if c == 1:
+        # NOTE: with one channel a row of the usual layout is KH runs of KW values, which copy at
+        # scalar speed; the transposed layout has runs of Wo. BLAS takes the transposed view as it is.
+        # LeNet's 28x28x1 5x5 layer (2 cores): im2col 1.2-1.8 -> 0.4 ms, and its products 0.7 -> 0.9 ms
+        # forward, 1.4 -> 1.3 ms for the weight gradient.
+        t_shape = shape[::-1]
+        cols_t = np.empty(t_shape, dtype=x.dtype) if keep else scratch("cols", t_shape, x.dtype)
+        _im2col_single_channel(xp[..., 0], kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, cols_t)
+        return cols_t.T
     cols = np.empty(shape, dtype=x.dtype) if keep else scratch("cols", shape, x.dtype)
     _im2col(xp, kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, cols)
     return cols

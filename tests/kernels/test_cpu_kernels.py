@@ -30,6 +30,7 @@ CONV_CASES = [
     (1, 5, 5, 2, 3, 3, 2, (1, 1), (2, 2), ((2, 2), (2, 2))),   # dilation with padding
     (2, 4, 3, 3, 3, 5, 2, (1, 2), (1, 2), ((2, 1), (3, 4))),   # horizontal dilation, taps cut at both ends
     (1, 3, 2, 2, 3, 5, 3, (1, 1), (1, 1), ((1, 1), (2, 2))),   # kernel wider than the input
+    (2, 9, 8, 1, 3, 3, 4, (2, 3), (2, 1), ((1, 2), (0, 1))),   # one channel (transposed im2col), strided
 ]
 
 
@@ -85,6 +86,7 @@ POOL_CASES = [
     (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
     (2, 7, 9, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),  # the unrolled 2x2 kernels; odd sizes drop a row/column
     (1, 28, 28, 6, (2, 2), (2, 2), ((0, 0), (0, 0))),
+    (2, 5, 4, 3, (3, 2), (2, 1), ((3, 1), (2, 2))),  # windows wholly in the padding (no gradient there)
 ]
 
 
@@ -98,6 +100,7 @@ def test_max_pool_ties_go_to_the_first_tap(case, rng):
     np.testing.assert_array_equal(arg_fast, arg_ref)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # averages of windows wholly in the padding: 0/0
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_pool_kernels_match_reference(case, dtype, rng):
