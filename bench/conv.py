@@ -1,10 +1,12 @@
-"""Convolution routes on representative layers: shifted products (stride 1, kernels/cpu/conv.py)
-against im2col + GEMM, forward and weight gradient, float32, 2 threads by default.
+"""Convolution routes on representative layers: shifted products (stride 1, kernels/cpu/conv.py),
+im2col + GEMM (col2im for the input's gradient) and Winograd F(2x2, 3x3) (kernels/cpu/winograd.py),
+forward, weight gradient and gradient with respect to the input, float32, 2 threads by default.
 
-    python bench/conv.py [--repeat 10]
+    python bench/conv.py [--repeat 10] [--layers lenet-conv1 ...]
 
-Prints one JSON line per layer and route with the median milliseconds; the thresholds
-``SHIFTED_MAX_OVERHEAD`` and ``SHIFTED_MIN_WEIGHT_GRAD`` in kernels/cpu/conv.py come from this table.
+Prints one JSON line per layer and route with the median milliseconds (the routes take turns) and
+the routes ember picks; the thresholds in kernels/cpu/conv.py and kernels/cpu/winograd.py come
+from this table.
 """
 import argparse
 import json
@@ -21,32 +23,31 @@ LAYERS = {  # name: (input shape, kernel shape, padding)
     "resnet-7x7x512-3x3": ((16, 7, 7, 512), (3, 3, 512, 512), 1),
     "inception-28x28x96-3x3": ((16, 28, 28, 96), (3, 3, 96, 128), 1),
     "inception-28x28x16-5x5": ((16, 28, 28, 16), (5, 5, 16, 32), 2),
+    "inception-28x28x16-3x3": ((16, 28, 28, 16), (3, 3, 16, 32), 1),
+    "inception-14x14x24-3x3": ((16, 14, 14, 24), (3, 3, 24, 64), 1),
+    "inception-14x14x112-3x3": ((16, 14, 14, 112), (3, 3, 112, 224), 1),
+    "vgg-224x224x3-3x3": ((16, 224, 224, 3), (3, 3, 3, 64), 1),
 }
-
-
-def median_ms(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--layers", nargs="*", choices=sorted(LAYERS), default=None)
     args = parser.parse_args()
     import ember  # noqa: F401 - the allocator settings, as in training
     from ember.kernels.cpu import conv
 
     rng = np.random.default_rng(0)
     for name, (shape, w_shape, pad) in LAYERS.items():
+        if args.layers and name not in args.layers:
+            continue
         measure_layer(conv, rng, name, shape, w_shape, pad, args.repeat)
 
 
 def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
+    from ember.kernels.cpu import winograd
+
     x = rng.random(shape, dtype=np.float32)
     w = rng.random(w_shape, dtype=np.float32)
     pads = ((pad, pad), (pad, pad))
@@ -54,25 +55,50 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
     dy = rng.random(y.shape, dtype=np.float32)
     _, ho, wo, f = y.shape
     kh, kw = w_shape[:2]
+    one = (1, 1)
 
     def im2col_forward():
-        return conv.im2col(x, kh, kw, (1, 1), (1, 1), pads, ho, wo) @ w.reshape(-1, f)
+        return conv.im2col(x, kh, kw, one, one, pads, ho, wo) @ w.reshape(-1, f)
 
     def im2col_weight_grad():
-        return conv.im2col(x, kh, kw, (1, 1), (1, 1), pads, ho, wo).T @ dy.reshape(-1, f)
+        return conv.im2col(x, kh, kw, one, one, pads, ho, wo).T @ dy.reshape(-1, f)
 
-    routes = {
-        "shifted": (lambda: conv.shifted_forward(x, w, (1, 1), pads),
-                    lambda: conv.shifted_backward_weight(x, dy, w_shape, (1, 1), pads)),
-        "im2col": (im2col_forward, im2col_weight_grad),
+    routes = {  # route: (forward, weight gradient, gradient with respect to the input); None: no such route
+        "shifted": (lambda: conv.shifted_forward(x, w, one, pads),
+                    lambda: conv.shifted_backward_weight(x, dy, w_shape, one, pads), None),
+        "im2col": (im2col_forward, im2col_weight_grad,
+                   lambda: conv.col2im_backward_data(dy, w, shape, one, one, pads)),
     }
-    chosen = conv._shifted(shape, w_shape, (1, 1), (1, 1), pads, np.dtype(np.float32))
-    chosen_grad = chosen and conv._shifted_weight_grad(shape, w_shape, (1, 1), pads)
-    for route, (forward, weight_grad) in routes.items():
-        print(json.dumps({"layer": name, "route": route, "forward_ms": round(median_ms(forward, repeat), 2),
-                          "weight_grad_ms": round(median_ms(weight_grad, repeat), 2),
-                          "ember_forward_route": "shifted" if chosen else "im2col",
-                          "ember_weight_grad_route": "shifted" if chosen_grad else "im2col"}), flush=True)
+    f32 = np.dtype(np.float32)
+    wino_forward = winograd.eligible(shape, w_shape, one, one, pads, f32)
+    wino_data = winograd.eligible(dy.shape, (kh, kw, f, shape[-1]), one, one, winograd.backward_data_pads(pads), f32)
+    if wino_forward or wino_data:
+        routes["winograd"] = (
+            (lambda: winograd.forward(x, w, pads, conv.scratch)) if wino_forward else None, None,
+            (lambda: winograd.backward_data(dy, w, pads, conv.scratch)) if wino_data else None)
+    # the routes take turns, round after round, so that drifts in this machine's speed hit them all
+    times = {(route, part): [] for route, fns in routes.items() for part, fn in enumerate(fns) if fn is not None}
+    for fns in routes.values():
+        for fn in fns:
+            if fn is not None:
+                fn()
+    for _ in range(repeat):
+        for (route, part), samples in times.items():
+            t = time.perf_counter()
+            routes[route][part]()
+            samples.append(time.perf_counter() - t)
+    shifted = conv._shifted(shape, w_shape, one, one, pads, f32)
+    chosen = {"forward": "winograd" if wino_forward else "shifted" if shifted else "im2col",
+              "weight_grad": "shifted" if shifted and conv._shifted_weight_grad(shape, w_shape, one, pads)
+              else "im2col",
+              "backward_data": "winograd" if wino_data else "im2col"}
+    for route in routes:
+        row = {"layer": name, "route": route}
+        for part, key in enumerate(("forward_ms", "weight_grad_ms", "backward_data_ms")):
+            if (route, part) in times:
+                row[key] = round(float(np.median(times[(route, part)]) * 1e3), 2)
+        row.update({"ember_" + k: v for k, v in chosen.items()})
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

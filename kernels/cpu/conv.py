@@ -9,6 +9,7 @@ import threading
 import numba
 import numpy as np
 
+from ember.kernels.cpu import winograd
 from ember.kernels.cpu.blas import gemm_accumulate
 from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference import conv as reference
@@ -269,6 +270,8 @@ def conv2d_forward(x, w, stride, dilation, pads, groups):
         return depthwise_forward(x, w, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_forward(x, w, stride, dilation, pads, groups)
+    if winograd.eligible(x.shape, w.shape, stride, dilation, pads, x.dtype):
+        return winograd.forward(x, w, pads, scratch)
     if _shifted(x.shape, w.shape, stride, dilation, pads, x.dtype):
         return shifted_forward(x, w, dilation, pads)
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
@@ -287,6 +290,8 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
         return depthwise_forward(x, w, stride, dilation, pads), None
     if groups != 1:
         return reference.conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    if winograd.eligible(x.shape, w.shape, stride, dilation, pads, x.dtype):
+        return winograd.forward(x, w, pads, scratch), None  # the weight gradient takes its own route
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)
     kh, kw, c = w.shape[:3]
     keep = n * ho * wo * kh * kw * c * x.dtype.itemsize <= KEEP_COLS_BYTES
@@ -332,6 +337,16 @@ def conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups):
         return depthwise_backward_data(dy, w, x_shape, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups)
+    kh, kw, c, f = w.shape
+    n, ho, wo, _ = dy.shape
+    if winograd.eligible(dy.shape, (kh, kw, f, c), stride, dilation, winograd.backward_data_pads(pads), dy.dtype):
+        return winograd.backward_data(np.ascontiguousarray(dy), w, pads, scratch)
+    return col2im_backward_data(dy, w, x_shape, stride, dilation, pads)
+
+
+def col2im_backward_data(dy, w, x_shape, stride, dilation, pads):
+    """dx as one matrix product into the (rows, KH*KW*C) layout, then col2im (or the product alone
+    for pointwise convolutions)."""
     kh, kw, c, f = w.shape
     n, ho, wo, _ = dy.shape
     dy2 = np.ascontiguousarray(dy).reshape(-1, f)

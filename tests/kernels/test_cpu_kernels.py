@@ -345,3 +345,59 @@ def test_shifted_products_match_reference(case, dtype, rtol, rng):
     ref_dw = get_kernel("conv2d_backward_weight", "reference")(x, dy, k.shape, stride, dilation, pads, 1)
     np.testing.assert_allclose(conv.shifted_backward_weight(x, dy, k.shape, dilation, pads), ref_dw,
                                rtol=rtol, atol=rtol * 10)
+
+
+WINOGRAD_CASES = [
+    # n, h, w, c, f, pads
+    (1, 5, 7, 32, 3, ((1, 1), (1, 1))),     # few filters: the input's gradient takes col2im
+    (2, 6, 4, 33, 40, ((0, 2), (2, 0))),    # asymmetric padding
+    (2, 9, 11, 48, 32, ((1, 0), (0, 1))),   # odd output sizes: partial tiles
+    (3, 1, 1, 32, 32, ((1, 1), (1, 1))),    # one pixel
+    (1, 3, 3, 32, 36, ((0, 0), (0, 0))),    # one output
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_convolutions_match_reference(case, dtype, rtol, rng):
+    from ember.kernels.cpu import winograd
+
+    n, h, w, c, f, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    k = rng.normal(size=(3, 3, c, f)).astype(dtype)
+    ho, wo = h + sum(pads[0]) - 2, w + sum(pads[1]) - 2
+    dy = rng.normal(size=(n, ho, wo, f)).astype(dtype)
+    args = ((1, 1), (1, 1), pads, 1)
+    # both passes take the Winograd route for these shapes, but for the first case's forward pass
+    assert winograd.eligible(x.shape, k.shape, (1, 1), (1, 1), pads, x.dtype) == (f >= 32)
+    data_pads = winograd.backward_data_pads(pads)
+    assert winograd.eligible(dy.shape, (3, 3, f, c), (1, 1), (1, 1), data_pads, x.dtype) == (f >= 32)
+    y_ref = get_kernel("conv2d_forward", "reference")(x, k, *args)
+    dx_ref = get_kernel("conv2d_backward_data", "reference")(dy, k, x.shape, *args)
+    scale = np.abs(y_ref).max()
+    np.testing.assert_allclose(get_kernel("conv2d_forward", "numba")(x, k, *args), y_ref, rtol=rtol, atol=rtol * scale)
+    y_fast, cols = get_kernel("conv2d_forward_cols", "numba")(x, k, *args)
+    np.testing.assert_allclose(y_fast, y_ref, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(winograd.forward(x, k, pads, lambda slot, shape, dt: np.empty(shape, dt)), y_ref,
+                               rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(get_kernel("conv2d_backward_data", "numba")(dy, k, x.shape, *args), dx_ref,
+                               rtol=rtol, atol=rtol * np.abs(dx_ref).max())
+    np.testing.assert_allclose(winograd.backward_data(dy, k, pads, lambda slot, shape, dt: np.empty(shape, dt)),
+                               dx_ref, rtol=rtol, atol=rtol * np.abs(dx_ref).max())
+
+
+def test_winograd_route():
+    from ember.kernels.cpu import winograd
+
+    f32 = np.dtype(np.float32)
+    same = ((1, 1), (1, 1))
+    assert winograd.eligible((16, 56, 56, 64), (3, 3, 64, 64), (1, 1), (1, 1), same, f32)
+    assert winograd.eligible((16, 7, 7, 512), (3, 3, 512, 512), (1, 1), (1, 1), same, f32)
+    assert not winograd.eligible((16, 224, 224, 3), (3, 3, 3, 64), (1, 1), (1, 1), same, f32)  # few channels
+    assert not winograd.eligible((16, 224, 224, 64), (3, 3, 64, 3), (1, 1), (1, 1), same, f32)  # few filters
+    assert not winograd.eligible((16, 28, 28, 16), (3, 3, 16, 32), (1, 1), (1, 1), same, f32)
+    assert not winograd.eligible((16, 56, 56, 64), (3, 3, 64, 64), (2, 2), (1, 1), same, f32)  # strided
+    assert not winograd.eligible((16, 56, 56, 64), (3, 3, 64, 64), (1, 1), (2, 2), same, f32)  # dilated
+    assert not winograd.eligible((16, 28, 28, 32), (5, 5, 32, 32), (1, 1), (1, 1), same, f32)  # 5x5
+    assert not winograd.eligible((16, 28, 28, 32), (3, 3, 32, 32), (1, 1), (1, 1), ((3, 3), (3, 3)), f32)
+    assert not winograd.eligible((16, 28, 28, 32), (3, 3, 32, 32), (1, 1), (1, 1), same, np.dtype(np.float16))
