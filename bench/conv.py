@@ -74,7 +74,8 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
     wino_data = winograd.eligible(dy.shape, (kh, kw, f, shape[-1]), one, one, winograd.backward_data_pads(pads), f32)
     if wino_forward or wino_data:
         routes["winograd"] = (
-            (lambda: winograd.forward(x, w, pads, conv.scratch)) if wino_forward else None, None,
+            (lambda: winograd.forward(x, w, pads, conv.scratch)) if wino_forward else None,
+            (lambda: winograd.weight_grad(x, dy, pads, conv.scratch)) if wino_forward else None,
             (lambda: winograd.backward_data(dy, w, pads, conv.scratch)) if wino_data else None)
     # the routes take turns, round after round, so that drifts in this machine's speed hit them all
     times = {(route, part): [] for route, fns in routes.items() for part, fn in enumerate(fns) if fn is not None}
@@ -89,7 +90,8 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
             samples.append(time.perf_counter() - t)
     shifted = conv._shifted(shape, w_shape, one, one, pads, f32)
     chosen = {"forward": "winograd" if wino_forward else "shifted" if shifted else "im2col",
-              "weight_grad": "shifted" if shifted and conv._shifted_weight_grad(shape, w_shape, one, pads)
+              "weight_grad": "winograd" if wino_forward else "shifted" if shifted and conv._shifted_weight_grad(
+                  shape, w_shape, one, pads)
               else "im2col",
               "backward_data": "winograd" if wino_data else "im2col"}
     for route in routes:

@@ -321,6 +321,8 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
         return depthwise_backward_weight(x, dy, w_shape, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)
+    if winograd.eligible(x.shape, w_shape, stride, dilation, pads, dy.dtype):
+        return winograd.weight_grad(np.ascontiguousarray(x), dy, pads, scratch)
     if (_shifted(x.shape, w_shape, stride, dilation, pads, dy.dtype)
             and _shifted_weight_grad(x.shape, w_shape, dilation, pads)):
         return shifted_backward_weight(x, dy, w_shape, dilation, pads)

@@ -14,14 +14,18 @@ that of the direct sum (relative 5e-7 instead of 2-4e-7 in float32 on ResNet-50'
 
 The tiles are processed in chunks so that the transformed input and the products stay in cache.
 The backward pass with respect to the input is the same computation on the gradient with the
-kernel turned by 180 degrees and its channel axes swapped (``backward_data``).
+kernel turned by 180 degrees and its channel axes swapped (``backward_data``). The weight gradient
+is the transpose of the forward map: dU[k] = V[k]^T @ (A dy A^T)[k] summed over tiles, then
+dW = G^T dU G (``weight_grad``).
 
 Measured on 2 cores (bench/conv.py, float32, forward / gradient with respect to the input, against
 the best other route): ResNet-50's 56x56x64 layer 19.5 / 21.0 vs 32.8 / 30.9 ms, 28x28x128 14.0 /
 13.6 vs 23.9 / 24.8 ms, 14x14x256 11.2 / 11.7 vs 20.0 / 18.7 ms, 7x7x512 14.4 / 17.8 vs 18.4 / 17.9 ms;
-Inception's 28x28x96 -> 128 10.6 / 10.9 vs 18.0 / 18.3 ms. With few channels on either side the 16
-products are too thin for BLAS: 28x28x16 -> 32 1.5 vs 1.0 ms forward, 14x14x24 -> 64 even, and
-VGG's first layer's input gradient (64 -> 3 channels) 165 vs 44 ms; hence ``MIN_CHANNELS``.
+Inception's 28x28x96 -> 128 10.6 / 10.9 vs 18.0 / 18.3 ms. Weight gradient (another run): 22.3 vs
+28.4, 14.9 vs 22.9, 11.5 vs 19.6, 15.9 vs 18.1 and 10.6 vs 17.0 ms on the same layers.
+With few channels on either side the 16 products are too thin for BLAS: 28x28x16 -> 32 1.5 vs
+1.0 ms forward, 14x14x24 -> 64 even, and VGG's first layer's input gradient (64 -> 3 channels) 165
+vs 44 ms; hence ``MIN_CHANNELS``.
 """
 import numpy as np
 
@@ -116,6 +120,41 @@ def _output_transform(m, tiles_h, tiles_w, t0, y):
                     dst[d + ch] = r0 + si * (r1 + r2)
 
 
+# A (4x2) = [[1, 0], [1, 1], [1, -1], [0, -1]]: the coefficients of dy's 2x2 tile in A dy A^T
+_A = ((1.0, 0.0), (1.0, 1.0), (1.0, -1.0), (0.0, -1.0))
+
+
+@parallel_above(2 << 20, work=lambda *a: a[-1].size)
+def _gradient_transform(gp, tiles_h, tiles_w, t0, m):
+    # gp: (N, 2*tiles_h, 2*tiles_w, F), the output's gradient with zeros past Ho, Wo; m: (16, T, F),
+    # A g A^T for tiles t0..t0+T (one output plane per inner loop, as in _input_transform)
+    n, hp, wp, f = gp.shape
+    count = m.shape[1]
+    src = gp.reshape(-1)
+    dst = m.reshape(-1)
+    fu = np.uint64(f)
+    for k in prange(count):
+        tile = t0 + k
+        b = tile // (tiles_h * tiles_w)
+        r = tile - b * tiles_h * tiles_w
+        ti = r // tiles_w
+        tj = r - ti * tiles_w
+        s00 = np.uint64(((b * hp + 2 * ti) * wp + 2 * tj) * f)
+        s01 = s00 + fu
+        s10 = np.uint64(((b * hp + 2 * ti + 1) * wp + 2 * tj) * f)
+        s11 = s10 + fu
+        for u in range(4):
+            for q in range(4):
+                c00 = src.dtype.type(_A[u][0] * _A[q][0])
+                c01 = src.dtype.type(_A[u][0] * _A[q][1])
+                c10 = src.dtype.type(_A[u][1] * _A[q][0])
+                c11 = src.dtype.type(_A[u][1] * _A[q][1])
+                o = np.uint64(((u * 4 + q) * count + k) * f)
+                for ch in range(fu):
+                    top = c00 * src[s00 + ch] + c01 * src[s01 + ch]
+                    dst[o + ch] = top + (c10 * src[s10 + ch] + c11 * src[s11 + ch])
+
+
 def weight_transform(w):
     """U = G g G^T for every (input, output) channel pair: (3, 3, C, F) -> (16, C, F)."""
     half = w.dtype.type(0.5)
@@ -155,6 +194,48 @@ def forward(x, w, pads, scratch):
         np.matmul(v, u, out=m)
         _output_transform(m, tiles_h, tiles_w, t0, y)
     return y
+
+
+def weight_grad(x, dy, pads, scratch):
+    """dW for y = conv2d(x, w) with stride 1 (``eligible`` shapes): per chunk of tiles the 16 products
+    V^T @ (A dy A^T), (C, tiles) @ (tiles, F), summed, then G^T dU G."""
+    n, h, wd, c = x.shape
+    _, ho, wo, f = dy.shape
+    (pt, pb), (pl, pr) = pads
+    tiles_h, tiles_w = (ho + 1) // 2, (wo + 1) // 2
+    xp = np.zeros((n, 2 * tiles_h + 2, 2 * tiles_w + 2, c), dtype=x.dtype)
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    if (ho, wo) == (2 * tiles_h, 2 * tiles_w):
+        gp = np.ascontiguousarray(dy)
+    else:  # partial tiles: the missing outputs have no gradient
+        gp = np.zeros((n, 2 * tiles_h, 2 * tiles_w, f), dtype=dy.dtype)
+        gp[:, :ho, :wo] = dy
+    tiles = n * tiles_h * tiles_w
+    chunk = int(min(tiles, max(64, CHUNK_BYTES // (16 * max(c, f) * x.dtype.itemsize))))
+    v_buf = scratch("winograd_v", (16 * chunk * c,), x.dtype)
+    m_buf = scratch("winograd_m", (16 * chunk * f,), x.dtype)
+    du = np.zeros((16, c, f), dtype=x.dtype)
+    part = np.empty((16, c, f), dtype=x.dtype)
+    for t0 in range(0, tiles, chunk):
+        count = min(chunk, tiles - t0)
+        v = v_buf[:16 * count * c].reshape(16, count, c)
+        m = m_buf[:16 * count * f].reshape(16, count, f)
+        _input_transform(xp, tiles_h, tiles_w, t0, v)
+        _gradient_transform(gp, tiles_h, tiles_w, t0, m)
+        np.matmul(v.transpose(0, 2, 1), m, out=part)
+        du += part
+    # dW = G^T dU G, G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]
+    half = x.dtype.type(0.5)
+    du = du.reshape(4, 4, c, f)
+
+    def gt_times(d0, d1, d2, d3):
+        return d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+
+    dw = np.empty((3, 3, c, f), dtype=x.dtype)
+    for a, row in enumerate(gt_times(du[0], du[1], du[2], du[3])):
+        for q, value in enumerate(gt_times(row[0], row[1], row[2], row[3])):
+            dw[a, q] = value
+    return dw
 
 
 def backward_data_pads(pads):

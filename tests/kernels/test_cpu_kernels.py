@@ -401,3 +401,19 @@ def test_winograd_route():
     assert not winograd.eligible((16, 28, 28, 32), (5, 5, 32, 32), (1, 1), (1, 1), same, f32)  # 5x5
     assert not winograd.eligible((16, 28, 28, 32), (3, 3, 32, 32), (1, 1), (1, 1), ((3, 3), (3, 3)), f32)
     assert not winograd.eligible((16, 28, 28, 32), (3, 3, 32, 32), (1, 1), (1, 1), same, np.dtype(np.float16))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_weight_gradient_matches_reference(case, dtype, rtol, rng):
+    from ember.kernels.cpu import winograd
+
+    n, h, w, c, f, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    ho, wo = h + sum(pads[0]) - 2, w + sum(pads[1]) - 2
+    dy = rng.normal(size=(n, ho, wo, f)).astype(dtype)
+    ref = get_kernel("conv2d_backward_weight", "reference")(x, dy, (3, 3, c, f), (1, 1), (1, 1), pads, 1)
+    fast = winograd.weight_grad(x, dy, pads, lambda slot, shape, dt: np.empty(shape, dt))
+    np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+    routed = get_kernel("conv2d_backward_weight", "numba")(x, dy, (3, 3, c, f), (1, 1), (1, 1), pads, 1)
+    np.testing.assert_allclose(routed, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
