@@ -33,6 +33,10 @@ from ember.kernels.cpu.jit import parallel_above, prange
 
 MIN_CHANNELS = 32  # input and output channels (the inner and outer dimensions of the 16 products)
 CHUNK_BYTES = 8 << 20  # transformed input of one chunk of tiles
+# NOTE: the transforms are memory-bound: threads never paid for a chunk on two cores (bench/parallel.py,
+# W3 + W4: input transform 31.8 ms serial vs 53.7 ms threaded over its 100 distinct calls, output
+# 23.7 vs 37.7, gradient 25.9 vs 36.8), so the threaded twins run only above any chunk's size.
+TRANSFORM_THREADS_ABOVE = 64 << 20
 
 
 def eligible(x_shape, w_shape, stride, dilation, pads, dtype):
@@ -50,7 +54,7 @@ _SECOND = (2, 2, 1, 3)
 _SIGN = (-1.0, 1.0, -1.0, -1.0)
 
 
-@parallel_above(2 << 20, work=lambda *a: a[-1].size)
+@parallel_above(TRANSFORM_THREADS_ABOVE, work=lambda *a: a[-1].size)
 def _input_transform(xp, tiles_h, tiles_w, t0, v):
     # xp: (N, 2*tiles_h + 2, 2*tiles_w + 2, C), the padded input; v: (16, T, C) for tiles t0..t0+T.
     # NOTE: one output plane per inner loop (four loads, one store): with all sixteen in one loop LLVM
@@ -80,7 +84,7 @@ def _input_transform(xp, tiles_h, tiles_w, t0, v):
                     dst[o + ch] = (src[a1 + ch] + sq * src[a2 + ch]) + su * (src[a3 + ch] + sq * src[a4 + ch])
 
 
-@parallel_above(2 << 20, work=lambda *a: a[0].size)
+@parallel_above(TRANSFORM_THREADS_ABOVE, work=lambda *a: a[0].size)
 def _output_transform(m, tiles_h, tiles_w, t0, y):
     # m: (16, T, F), the products for tiles t0..t0+T; y: (N, Ho, Wo, F). Row i of A^T sums positions
     # i, i+1, i+2 with signs (+, +, +) for i = 0 and (+, -, -) for i = 1.
@@ -124,7 +128,7 @@ def _output_transform(m, tiles_h, tiles_w, t0, y):
 _A = ((1.0, 0.0), (1.0, 1.0), (1.0, -1.0), (0.0, -1.0))
 
 
-@parallel_above(2 << 20, work=lambda *a: a[-1].size)
+@parallel_above(TRANSFORM_THREADS_ABOVE, work=lambda *a: a[-1].size)
 def _gradient_transform(gp, tiles_h, tiles_w, t0, m):
     # gp: (N, 2*tiles_h, 2*tiles_w, F), the output's gradient with zeros past Ho, Wo; m: (16, T, F),
     # A g A^T for tiles t0..t0+T (one output plane per inner loop, as in _input_transform)
