@@ -27,9 +27,10 @@ With few channels on either side the 16 products are too thin for BLAS: 28x28x16
 1.0 ms forward, 14x14x24 -> 64 even, and VGG's first layer's input gradient (64 -> 3 channels) 165
 vs 44 ms; hence ``MIN_CHANNELS``.
 """
+import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import parallel_above, prange
+from ember.kernels.cpu.jit import JIT, parallel_above, prange
 
 MIN_CHANNELS = 32  # input and output channels (the inner and outer dimensions of the 16 products)
 CHUNK_BYTES = 8 << 20  # transformed input of one chunk of tiles
@@ -46,6 +47,15 @@ def eligible(x_shape, w_shape, stride, dilation, pads, dtype):
             and dtype in (np.float32, np.float64) and x_shape[-1] == c and min(c, f) >= MIN_CHANNELS
             and all(0 <= p <= 2 for pair in pads for p in pair)
             and x_shape[1] + sum(pads[0]) >= 3 and x_shape[2] + sum(pads[1]) >= 3)
+
+
+@numba.njit(**JIT)
+def _tile(tile, tiles_h, tiles_w):
+    """(image, tile row, tile column) of a tile's flat index."""
+    b = tile // (tiles_h * tiles_w)
+    r = tile - b * tiles_h * tiles_w
+    ti = r // tiles_w
+    return b, ti, r - ti * tiles_w
 
 
 # B^T has two non-zero entries per row: row u is e[FIRST[u]] + SIGN[u] * e[SECOND[u]]
@@ -65,11 +75,7 @@ def _input_transform(xp, tiles_h, tiles_w, t0, v):
     dst = v.reshape(-1)
     cu = np.uint64(c)
     for k in prange(count):
-        tile = t0 + k
-        b = tile // (tiles_h * tiles_w)
-        r = tile - b * tiles_h * tiles_w
-        ti = r // tiles_w
-        tj = r - ti * tiles_w
+        b, ti, tj = _tile(t0 + k, tiles_h, tiles_w)
         base = ((b * hp + 2 * ti) * wp + 2 * tj) * c
         for u in range(4):
             su = src.dtype.type(_SIGN[u])
@@ -94,11 +100,7 @@ def _output_transform(m, tiles_h, tiles_w, t0, y):
     dst = y.reshape(-1)
     fu = np.uint64(f)
     for k in prange(count):
-        tile = t0 + k
-        b = tile // (tiles_h * tiles_w)
-        r = tile - b * tiles_h * tiles_w
-        ti = r // tiles_w
-        tj = r - ti * tiles_w
+        b, ti, tj = _tile(t0 + k, tiles_h, tiles_w)
         for i in range(2):
             if 2 * ti + i >= ho:
                 continue
@@ -138,11 +140,7 @@ def _gradient_transform(gp, tiles_h, tiles_w, t0, m):
     dst = m.reshape(-1)
     fu = np.uint64(f)
     for k in prange(count):
-        tile = t0 + k
-        b = tile // (tiles_h * tiles_w)
-        r = tile - b * tiles_h * tiles_w
-        ti = r // tiles_w
-        tj = r - ti * tiles_w
+        b, ti, tj = _tile(t0 + k, tiles_h, tiles_w)
         s00 = np.uint64(((b * hp + 2 * ti) * wp + 2 * tj) * f)
         s01 = s00 + fu
         s10 = np.uint64(((b * hp + 2 * ti + 1) * wp + 2 * tj) * f)
@@ -173,27 +171,37 @@ def weight_transform(w):
     return u.reshape(16, w.shape[2], w.shape[3])
 
 
+def _padded_tiles(x, ho, wo, pads):
+    """x zero-padded to whole 2x2 output tiles (rows and columns past its padding are zeros too),
+    and the number of tile rows and columns."""
+    n, h, wd, c = x.shape
+    (pt, _), (pl, _) = pads
+    tiles_h, tiles_w = (ho + 1) // 2, (wo + 1) // 2
+    xp = np.zeros((n, 2 * tiles_h + 2, 2 * tiles_w + 2, c), dtype=x.dtype)
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    return xp, tiles_h, tiles_w
+
+
+def _chunks(scratch, tiles, c, f, dtype):
+    """(first tile, V buffer (16, count, C), M buffer (16, count, F)) per chunk of tiles."""
+    chunk = int(min(tiles, max(64, CHUNK_BYTES // (16 * max(c, f) * np.dtype(dtype).itemsize))))
+    v_buf = scratch("winograd_v", (16 * chunk * c,), dtype)
+    m_buf = scratch("winograd_m", (16 * chunk * f,), dtype)
+    for t0 in range(0, tiles, chunk):
+        count = min(chunk, tiles - t0)
+        yield t0, v_buf[:16 * count * c].reshape(16, count, c), m_buf[:16 * count * f].reshape(16, count, f)
+
+
 def forward(x, w, pads, scratch):
     """y = conv2d(x, w) with stride 1, for ``eligible`` shapes. ``scratch(slot, shape, dtype)`` lends
     reused buffers (kernels/cpu/conv.py)."""
     n, h, wd, c = x.shape
     f = w.shape[-1]
-    (pt, pb), (pl, pr) = pads
-    ho, wo = h + pt + pb - 2, wd + pl + pr - 2
-    tiles_h, tiles_w = (ho + 1) // 2, (wo + 1) // 2
-    # padded to whole tiles: rows and columns past the input's padding are zeros too
-    xp = np.zeros((n, 2 * tiles_h + 2, 2 * tiles_w + 2, c), dtype=x.dtype)
-    xp[:, pt:pt + h, pl:pl + wd] = x
+    ho, wo = h + sum(pads[0]) - 2, wd + sum(pads[1]) - 2
+    xp, tiles_h, tiles_w = _padded_tiles(x, ho, wo, pads)
     u = weight_transform(np.ascontiguousarray(w))
     y = np.empty((n, ho, wo, f), dtype=x.dtype)
-    tiles = n * tiles_h * tiles_w
-    chunk = int(min(tiles, max(64, CHUNK_BYTES // (16 * max(c, f) * x.dtype.itemsize))))
-    v_buf = scratch("winograd_v", (16 * chunk * c,), x.dtype)
-    m_buf = scratch("winograd_m", (16 * chunk * f,), x.dtype)
-    for t0 in range(0, tiles, chunk):
-        count = min(chunk, tiles - t0)
-        v = v_buf[:16 * count * c].reshape(16, count, c)
-        m = m_buf[:16 * count * f].reshape(16, count, f)
+    for t0, v, m in _chunks(scratch, n * tiles_h * tiles_w, c, f, x.dtype):
         _input_transform(xp, tiles_h, tiles_w, t0, v)
         np.matmul(v, u, out=m)
         _output_transform(m, tiles_h, tiles_w, t0, y)
@@ -205,25 +213,15 @@ def weight_grad(x, dy, pads, scratch):
     V^T @ (A dy A^T), (C, tiles) @ (tiles, F), summed, then G^T dU G."""
     n, h, wd, c = x.shape
     _, ho, wo, f = dy.shape
-    (pt, pb), (pl, pr) = pads
-    tiles_h, tiles_w = (ho + 1) // 2, (wo + 1) // 2
-    xp = np.zeros((n, 2 * tiles_h + 2, 2 * tiles_w + 2, c), dtype=x.dtype)
-    xp[:, pt:pt + h, pl:pl + wd] = x
+    xp, tiles_h, tiles_w = _padded_tiles(x, ho, wo, pads)
     if (ho, wo) == (2 * tiles_h, 2 * tiles_w):
         gp = np.ascontiguousarray(dy)
     else:  # partial tiles: the missing outputs have no gradient
         gp = np.zeros((n, 2 * tiles_h, 2 * tiles_w, f), dtype=dy.dtype)
         gp[:, :ho, :wo] = dy
-    tiles = n * tiles_h * tiles_w
-    chunk = int(min(tiles, max(64, CHUNK_BYTES // (16 * max(c, f) * x.dtype.itemsize))))
-    v_buf = scratch("winograd_v", (16 * chunk * c,), x.dtype)
-    m_buf = scratch("winograd_m", (16 * chunk * f,), x.dtype)
     du = np.zeros((16, c, f), dtype=x.dtype)
     part = np.empty((16, c, f), dtype=x.dtype)
-    for t0 in range(0, tiles, chunk):
-        count = min(chunk, tiles - t0)
-        v = v_buf[:16 * count * c].reshape(16, count, c)
-        m = m_buf[:16 * count * f].reshape(16, count, f)
+    for t0, v, m in _chunks(scratch, n * tiles_h * tiles_w, c, f, x.dtype):
         _input_transform(xp, tiles_h, tiles_w, t0, v)
         _gradient_transform(gp, tiles_h, tiles_w, t0, m)
         np.matmul(v.transpose(0, 2, 1), m, out=part)
