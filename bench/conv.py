@@ -71,7 +71,7 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
     }
     f32 = np.dtype(np.float32)
     wino_forward = winograd.eligible(shape, w_shape, one, one, pads, f32)
-    wino_data = winograd.eligible(dy.shape, (kh, kw, f, shape[-1]), one, one, winograd.backward_data_pads(pads), f32)
+    wino_data = winograd.backward_data_eligible(dy.shape, w_shape, one, one, pads, f32)
     if wino_forward or wino_data:
         routes["winograd"] = (
             (lambda: winograd.forward(x, w, pads, conv.scratch)) if wino_forward else None,

@@ -97,7 +97,7 @@ def _col2im(dcols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx):
                         if xx >= w:
                             break
                         # a run of taps: all remaining valid ones with dw == 1, else this one
-                        last = min(kw, (w - 1 - x0) // dw + 1) if dw == 1 else q + 1
+                        last = min(kw, w - x0) if dw == 1 else q + 1
                         s0 = np.uint64(row + (a * kw + q) * c)
                         d0 = np.uint64((line + xx) * c)
                         for e in range(np.uint64((last - q) * c)):
@@ -194,9 +194,8 @@ def _overhead(x_shape, w_shape, dilation, pads):
 
 def _shifted(x_shape, w_shape, stride, dilation, pads, dtype):
     kh, kw, c, f = w_shape
-    if tuple(stride) != (1, 1) or kh * kw == 1 or dtype not in (np.float32, np.float64) or x_shape[-1] != c:
-        return False
-    if c < SHIFTED_MIN_CHANNELS:
+    if (tuple(stride) != (1, 1) or kh * kw == 1 or dtype not in (np.float32, np.float64) or x_shape[-1] != c
+            or c < SHIFTED_MIN_CHANNELS):
         return False
     overhead = _overhead(x_shape, w_shape, dilation, pads)
     limit, few = SHIFTED_MAX_OVERHEAD_FEW_FILTERS
@@ -322,7 +321,7 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     if groups != 1:
         return reference.conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)
     if winograd.eligible(x.shape, w_shape, stride, dilation, pads, dy.dtype):
-        return winograd.weight_grad(np.ascontiguousarray(x), dy, pads, scratch)
+        return winograd.weight_grad(x, dy, pads, scratch)
     if (_shifted(x.shape, w_shape, stride, dilation, pads, dy.dtype)
             and _shifted_weight_grad(x.shape, w_shape, dilation, pads)):
         return shifted_backward_weight(x, dy, w_shape, dilation, pads)
@@ -339,10 +338,8 @@ def conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups):
         return depthwise_backward_data(dy, w, x_shape, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_backward_data(dy, w, x_shape, stride, dilation, pads, groups)
-    kh, kw, c, f = w.shape
-    n, ho, wo, _ = dy.shape
-    if winograd.eligible(dy.shape, (kh, kw, f, c), stride, dilation, winograd.backward_data_pads(pads), dy.dtype):
-        return winograd.backward_data(np.ascontiguousarray(dy), w, pads, scratch)
+    if winograd.backward_data_eligible(dy.shape, w.shape, stride, dilation, pads, dy.dtype):
+        return winograd.backward_data(dy, w, pads, scratch)
     return col2im_backward_data(dy, w, x_shape, stride, dilation, pads)
 
 

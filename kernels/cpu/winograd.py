@@ -27,10 +27,9 @@ With few channels on either side the 16 products are too thin for BLAS: 28x28x16
 1.0 ms forward, 14x14x24 -> 64 even, and VGG's first layer's input gradient (64 -> 3 channels) 165
 vs 44 ms; hence ``MIN_CHANNELS``.
 """
-import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import JIT, parallel_above, prange
+from ember.kernels.cpu.jit import JIT, njit, parallel_above, prange
 
 MIN_CHANNELS = 32  # input and output channels (the inner and outer dimensions of the 16 products)
 CHUNK_BYTES = 8 << 20  # transformed input of one chunk of tiles
@@ -49,7 +48,7 @@ def eligible(x_shape, w_shape, stride, dilation, pads, dtype):
             and x_shape[1] + sum(pads[0]) >= 3 and x_shape[2] + sum(pads[1]) >= 3)
 
 
-@numba.njit(**JIT)
+@njit(**JIT)
 def _tile(tile, tiles_h, tiles_w):
     """(image, tile row, tile column) of a tile's flat index."""
     b = tile // (tiles_h * tiles_w)
@@ -199,7 +198,7 @@ def forward(x, w, pads, scratch):
     f = w.shape[-1]
     ho, wo = h + sum(pads[0]) - 2, wd + sum(pads[1]) - 2
     xp, tiles_h, tiles_w = _padded_tiles(x, ho, wo, pads)
-    u = weight_transform(np.ascontiguousarray(w))
+    u = weight_transform(w)
     y = np.empty((n, ho, wo, f), dtype=x.dtype)
     for t0, v, m in _chunks(scratch, n * tiles_h * tiles_w, c, f, x.dtype):
         _input_transform(xp, tiles_h, tiles_w, t0, v)
@@ -240,6 +239,12 @@ def weight_grad(x, dy, pads, scratch):
     return dw
 
 
+def backward_data_eligible(dy_shape, w_shape, stride, dilation, pads, dtype):
+    """Whether the gradient with respect to the input takes this route (``backward_data``)."""
+    kh, kw, c, f = w_shape
+    return eligible(dy_shape, (kh, kw, f, c), stride, dilation, backward_data_pads(pads), dtype)
+
+
 def backward_data_pads(pads):
     """The padding under which the gradient with respect to the input is a forward convolution."""
     return tuple((2 - a, 2 - b) for a, b in pads)
@@ -248,5 +253,4 @@ def backward_data_pads(pads):
 def backward_data(dy, w, pads, scratch):
     """dx for y = conv2d(x, w) with stride 1 (``eligible`` with the channel axes swapped): the
     forward convolution of dy with the kernel turned by 180 degrees, F and C swapped."""
-    turned = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    return forward(dy, turned, backward_data_pads(pads), scratch)
+    return forward(dy, w[::-1, ::-1].transpose(0, 1, 3, 2), backward_data_pads(pads), scratch)
