@@ -417,3 +417,28 @@ def test_winograd_weight_gradient_matches_reference(case, dtype, rtol, rng):
     np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
     routed = get_kernel("conv2d_backward_weight", "numba")(x, dy, (3, 3, c, f), (1, 1), (1, 1), pads, 1)
     np.testing.assert_allclose(routed, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_writes_its_matrix_and_nothing_past_it(case, rng):
+    """The copy loops index without bounds checks: a run one tap too long would land past the matrix
+    (the last row's) and in the next taps' slots, which later taps overwrite, so compare against
+    the reference's windows and watch a guard band behind the matrix."""
+    from ember.kernels.cpu import conv
+    from ember.kernels.reference.conv import _pad, windows
+
+    n, h, w, c, kh, kw, f, stride, dilation, pads = case
+    x = rng.normal(size=(n, h, w, c))
+    ho, wo = out_hw(h, kh, stride[0], dilation[0], pads[0]), out_hw(w, kw, stride[1], dilation[1], pads[1])
+    expected = windows(_pad(x, pads), kh, kw, stride, dilation, ho, wo).reshape(n * ho * wo, kh * kw * c)
+    xp = np.ascontiguousarray(_pad(x, pads))
+    buf = np.full(expected.size + 64, np.nan)  # the matrix, then a guard band
+    if c == 1:
+        conv._im2col_single_channel(xp[..., 0], kh, kw, *stride, *dilation, ho, wo,
+                                    buf[:expected.size].reshape(kh * kw * c, -1))
+        got = buf[:expected.size].reshape(kh * kw * c, -1).T
+    else:
+        conv._im2col(xp, kh, kw, *stride, *dilation, ho, wo, buf[:expected.size].reshape(expected.shape))
+        got = buf[:expected.size].reshape(expected.shape)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(buf[expected.size:]).all(), "im2col wrote past its matrix"
