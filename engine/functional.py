@@ -134,6 +134,13 @@ def relu(x, max_value=None, negative_slope=0.0):
     return _act.ReLU.apply(x, max_value=max_value, negative_slope=negative_slope)
 
 
+def bias_add(x, bias, activation=None):
+    """x + bias (bias 1-D, along the last axis), then ``activation`` (None or "relu") in the same op."""
+    if activation not in (None, "relu"):
+        raise ValueError(f"bias_add: activation must be None or 'relu', got {activation!r}")
+    return _act.BiasActivation.apply(x, bias, activation=activation)
+
+
 def relu6(x):
     return relu(x, max_value=6.0)
 

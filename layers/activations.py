@@ -24,3 +24,15 @@ def serialize(fn):
         if f is fn:
             return name
     raise ValueError(f"cannot serialize activation {fn!r}: use a built-in activation name")
+
+
+def with_bias(activation, y, bias):
+    """``activation(y + bias)`` for a bias on the last axis (``bias`` may be None). ReLU and linear
+    run as one op with the bias add (``F.bias_add``); other activations run after it."""
+    if bias is None:
+        return activation(y)
+    fused = {F.relu: "relu", F.linear: None}
+    if activation in fused and bias.ndim == 1 and y.ndim >= 1 and y.shape[-1] == bias.shape[0] \
+            and y.dtype == bias.dtype:
+        return F.bias_add(y, bias, fused[activation])
+    return activation(y + bias)

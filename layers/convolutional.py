@@ -97,9 +97,7 @@ class Conv2D(Layer):
 
     def call(self, x, training=False):
         y = self._conv(_to_nhwc(x, self.data_format), self.kernel, self.groups)
-        if self.bias is not None:
-            y = y + self.bias
-        return _from_nhwc(self.activation(y), self.data_format)
+        return _from_nhwc(activations.with_bias(self.activation, y, self.bias), self.data_format)
 
     def compute_output_shape(self, input_shape):
         h, w, _ = _spatial(input_shape, self.data_format)
@@ -159,9 +157,7 @@ class Conv1D(Layer):
         y = F.conv2d(F.reshape(x, (n, 1, length, c)), kernel, (1, self.strides), (1, self.dilation_rate),
                      pads, self.groups)
         y = F.reshape(y, (n, y.shape[2], self.filters))
-        if self.bias is not None:
-            y = y + self.bias
-        y = self.activation(y)
+        y = activations.with_bias(self.activation, y, self.bias)
         return F.transpose(y, (0, 2, 1)) if self.data_format == "channels_first" else y
 
     def compute_output_shape(self, input_shape):
@@ -205,9 +201,7 @@ class DepthwiseConv2D(Conv2D):
         c = self.depthwise_kernel.shape[2]
         kernel = F.reshape(self.depthwise_kernel, self.kernel_size + (1, c * self.depth_multiplier))
         y = self._conv(_to_nhwc(x, self.data_format), kernel, c)
-        if self.bias is not None:
-            y = y + self.bias
-        return _from_nhwc(self.activation(y), self.data_format)
+        return _from_nhwc(activations.with_bias(self.activation, y, self.bias), self.data_format)
 
     def compute_output_shape(self, input_shape):
         c = _spatial(input_shape, self.data_format)[2]
@@ -260,9 +254,7 @@ class Conv2DTranspose(Conv2D):
         pads = tuple(_pads(out_hw[i], self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding)
                      for i in range(2))
         y = F.conv2d_transpose(x, self.kernel, out_hw, self.strides, self.dilation_rate, pads)
-        if self.bias is not None:
-            y = y + self.bias
-        return _from_nhwc(self.activation(y), self.data_format)
+        return _from_nhwc(activations.with_bias(self.activation, y, self.bias), self.data_format)
 
     def compute_output_shape(self, input_shape):
         h, w, _ = _spatial(input_shape, self.data_format)

@@ -75,10 +75,7 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, x, training=False):
-        y = F.matmul(x, self.kernel)
-        if self.bias is not None:
-            y = y + self.bias
-        return self.activation(y)
+        return activations.with_bias(self.activation, F.matmul(x, self.kernel), self.bias)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -21,6 +21,20 @@ class ReLU(Function):
         return _k("relu_backward", g)(g, self.x, self.max_value, self.slope)
 
 
+class BiasActivation(Function):
+    """y = x + bias on the last axis, then ReLU when ``activation == "relu"``: one pass each way
+    (the bias gradient is summed in the same pass that masks the incoming gradient)."""
+
+    def forward(self, x, bias, activation=None):
+        self.relu = activation == "relu"
+        y = _k("bias_activation_forward", x)(x, bias, self.relu)
+        self.y = y if self.relu else None
+        return y
+
+    def backward(self, g):
+        return _k("bias_activation_backward", g)(g, self.y, self.relu)
+
+
 class ELU(Function):
     def forward(self, x, alpha=1.0):
         xp = get_array_module(x)

@@ -1,6 +1,8 @@
-"""ReLU family with Numba: one parallel pass instead of NumPy's mask, select and cast passes."""
+"""ReLU family with Numba: one parallel pass instead of NumPy's mask, select and cast passes; and a
+bias add fused with ReLU (or alone), one pass each way."""
 import math
 
+import numba
 import numpy as np
 
 from ember.kernels.cpu.jit import parallel_above, prange, serialized
@@ -44,3 +46,65 @@ def relu_backward(g, x, max_value, slope):
     _relu_backward(g.reshape(-1), x.reshape(-1), scalar(math.inf if max_value is None else max_value), scalar(slope),
                    dx.reshape(-1))
     return dx
+
+
+# NOTE: a bias on the last axis repeats with period C. The flat array is walked in runs of whole rows
+# (at least RUN elements) against the bias tiled to that length, so the inner loop is long and
+# vectorizes even for C = 6; row by row it would be six scalar operations. NumPy's broadcast add
+# takes 0.39 ms on LeNet's 128x28x28x6 activations.
+RUN = 512
+
+
+def _tiled(bias, c, dtype):
+    return np.tile(bias.astype(dtype, copy=False), -(-RUN // c))
+
+
+@parallel_above(8 << 20)
+def _bias_forward(x, tiled, relu, y):
+    n, p = x.size, tiled.size
+    for r in prange((n + p - 1) // p):
+        # a run as its own slices: indices from 0 up, which LLVM can prove non-negative (with s + k,
+        # Numba's wraparound check for negative indices stays in the loop and keeps it scalar)
+        xs, ys = x[r * p:(r + 1) * p], y[r * p:(r + 1) * p]
+        for k in range(xs.size):
+            v = xs[k] + tiled[k]
+            ys[k] = v if not (relu and v <= 0) else 0  # NaN passes, as in np.maximum
+
+
+@parallel_above(8 << 20)
+def _bias_backward(g, y, relu, p, blocks, dx, acc):
+    # dx = g where y > 0 (when relu); acc[t, k] = the sum of dx over block t's runs at offset k
+    runs = (g.size + p - 1) // p
+    step = (runs + blocks - 1) // blocks
+    for t in prange(blocks):
+        at = acc[t]
+        for r in range(t * step, min(runs, (t + 1) * step)):
+            gs, ys, ds = g[r * p:(r + 1) * p], y[r * p:(r + 1) * p], dx[r * p:(r + 1) * p]
+            if relu:
+                for k in range(gs.size):
+                    ds[k] = gs[k] if ys[k] > 0 else 0
+                gs = ds
+            for k in range(gs.size):  # a loop of its own: with the store to ds in it, it stayed scalar
+                at[k] += gs[k]
+
+
+@register("bias_activation_forward", "numba", wrap=serialized)
+def bias_activation_forward(x, bias, relu):
+    x = np.ascontiguousarray(x)
+    c = x.shape[-1]
+    y = np.empty_like(x)
+    _bias_forward(x.reshape(-1), _tiled(bias, c, x.dtype), bool(relu), y.reshape(-1))
+    return y
+
+
+@register("bias_activation_backward", "numba", wrap=serialized)
+def bias_activation_backward(g, y, relu):
+    g = np.ascontiguousarray(g)
+    c = g.shape[-1]
+    p = c * -(-RUN // c)
+    blocks = max(1, min(-(-g.size // p), 4 * numba.get_num_threads()))
+    acc = np.zeros((blocks, p))
+    dx = np.empty_like(g) if relu else g
+    _bias_backward(g.reshape(-1), np.ascontiguousarray(y).reshape(-1) if relu else g.reshape(-1), bool(relu), p,
+                   blocks, dx.reshape(-1), acc)
+    return dx, acc.sum(axis=0).reshape(-1, c).sum(axis=0).astype(g.dtype)

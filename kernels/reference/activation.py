@@ -20,3 +20,18 @@ def relu_backward(g, x, max_value, slope):
     if max_value is not None:
         d = np.where(x < max_value, d, 0)
     return d.astype(g.dtype, copy=False)
+
+
+@register("bias_activation_forward", "numpy")
+def bias_activation_forward(x, bias, relu):
+    """y = x + bias (bias on the last axis), then max(y, 0) when ``relu``."""
+    y = x + bias.astype(x.dtype, copy=False)
+    return np.maximum(y, 0) if relu else y
+
+
+@register("bias_activation_backward", "numpy")
+def bias_activation_backward(g, y, relu):
+    """dx = g where y > 0 (g itself without ``relu``); dbias = dx summed over every axis but the last."""
+    dx = np.where(y > 0, g, 0).astype(g.dtype, copy=False) if relu else g
+    dbias = dx.reshape(-1, g.shape[-1]).sum(axis=0, dtype=np.float64).astype(g.dtype)
+    return dx, dbias

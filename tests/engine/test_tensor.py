@@ -32,6 +32,9 @@ def check_op(fn, *shapes, positive=False, seed=0):
     (lambda a, b: F.maximum(a, b), [(3, 4), (3, 4)]),
     (lambda a, b: F.concatenate([a, b], axis=1), [(2, 3), (2, 5)]),
     (lambda a, b: F.stack([a, b], axis=1), [(2, 3), (2, 3)]),
+    (lambda a, b: F.bias_add(a, b), [(2, 3, 4), (4,)]),
+    (lambda a, b: F.bias_add(a, b, "relu"), [(5, 3), (3,)]),
+    (lambda a, b: F.bias_add(a, b, "relu"), [(2, 3, 2, 7), (7,)]),
 ])
 def test_binary_op_gradients(float64, fn, shapes):
     check_op(fn, *shapes)

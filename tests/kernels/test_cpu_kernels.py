@@ -135,6 +135,27 @@ def test_relu_kernels_match_reference(max_value, slope, dtype, rng):
         np.testing.assert_array_equal(fast, ref, err_msg=name)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5, 7), (128, 6), (4, 9, 9, 6), (2, 130, 16), (37, 1000)])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bias_activation_kernels_match_reference(shape, relu, dtype, rng):
+    """Runs of whole rows against a tiled bias: sizes that fill, straddle and fall short of a run."""
+    x = (rng.normal(size=shape) * 3).astype(dtype)
+    bias = rng.normal(size=shape[-1]).astype(dtype)
+    x.reshape(-1)[:2] = -bias[:2] if shape[-1] > 1 else -bias[0]  # y exactly 0: no gradient through it
+    g = rng.normal(size=shape).astype(dtype)
+    y = get_kernel("bias_activation_forward", "numba")(x, bias, relu)
+    y_ref = get_kernel("bias_activation_forward", "reference")(x, bias, relu)
+    assert y.dtype == y_ref.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    (dx, db), (dx_ref, db_ref) = (get_kernel("bias_activation_backward", kind)(g, y_ref, relu)
+                                  for kind in ("numba", "reference"))
+    assert dx.dtype == db.dtype == dtype and db.shape == bias.shape
+    np.testing.assert_array_equal(dx, dx_ref)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=rtol * np.abs(g).sum() / shape[-1])
+
+
 def test_cpu_kernel_choice():
     assert get_cpu_kernels() == "numba"
     assert get_kernel("conv2d_forward", "numpy") is get_kernel("conv2d_forward", "numba")
