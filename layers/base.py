@@ -99,6 +99,9 @@ class Layer:
 
     input_spec = None
     _dtype_kind = "f"  # inputs are cast to the layer's floating dtype
+    # activations this layer can apply itself (``call(x, activation=name)``): a model runs such a
+    # layer and the Activation layer after it as one op when nothing else reads the layer's output
+    fusable_activations = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

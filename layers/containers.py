@@ -3,9 +3,10 @@
 A built model keeps all trainable parameters in one contiguous buffer per dtype (and their
 gradients in another); each layer's weights are views into it (see ``ember.engine.flat``).
 """
+from ember.engine import functional as F
 from ember.engine.flat import FlatParameters
 from ember.layers.base import Layer, SymbolicTensor, _flatten, _map_structure
-from ember.layers.core import InputLayer
+from ember.layers.core import Activation, InputLayer
 
 
 class Model(Layer):
@@ -23,11 +24,14 @@ class Model(Layer):
     """
 
     _dtype_kind = "any"
+    # run a layer and the Activation after it as one op where the layer can (see Layer.fusable_activations)
+    fuse_activations = True
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._flat = None
         self._nodes = None
+        self._fusions = {}
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model: give both inputs and outputs (symbolic tensors from Input and layers)")
@@ -76,6 +80,27 @@ class Model(Layer):
         self.built = True
         self._batch_input_shape = None
         self._flat = FlatParameters(self.trainable_weights)
+        self._fusions = self._fusion_plan()
+
+    def _fusion_plan(self):
+        """{id(node): the Activation node after it} for every node whose only reader is an
+        ``Activation`` layer with an activation that the node's layer can apply itself (for example
+        BatchNormalization -> ReLU), its output not being one of the model's outputs."""
+        readers = {}
+        for node in self._nodes:
+            for sym in node.input_list:
+                readers.setdefault(id(sym), []).append(node)
+        outputs = {id(s) for s in self.outputs}
+        plan = {}
+        for node in self._nodes:
+            out = node.outputs
+            if isinstance(out, (list, tuple)) or id(out) in outputs or len(readers.get(id(out), ())) != 1:
+                continue
+            after = readers[id(out)][0]
+            name = _activation_name(after.layer)
+            if name is not None and name in node.layer.fusable_activations:
+                plan[id(node)] = after
+        return plan
 
     def call(self, inputs, training=False):
         if self._nodes is None:
@@ -83,9 +108,18 @@ class Model(Layer):
         values = {}
         for sym, val in zip(self.inputs, _flatten(inputs)):
             values[id(sym)] = val
+        fusions = self._fusions if self.fuse_activations else {}
+        skip = {id(after) for after in fusions.values()}
         for node in self._nodes:
+            if id(node) in skip:
+                continue
             args = _map_structure(lambda s: values[id(s)], node.inputs)
-            out = node.layer(args, training=training)
+            after = fusions.get(id(node))
+            if after is None:
+                out = node.layer(args, training=training)
+            else:
+                out = node.layer(args, training=training, activation=_activation_name(after.layer))
+                node = after
             for sym, val in zip(_flatten(node.outputs), _flatten(out)):
                 values[id(sym)] = val
         outs = [values[id(s)] for s in self.outputs]
@@ -184,6 +218,13 @@ class Model(Layer):
         from ember.layers.serialization import save_model
 
         save_model(self, path)
+
+
+def _activation_name(layer):
+    """"relu" for an ``Activation("relu")`` layer (exactly that class), else None."""
+    if type(layer) is Activation and layer.activation is F.relu:
+        return "relu"
+    return None
 
 
 def _shape_str(shape):

@@ -42,7 +42,11 @@ class BatchNormalization(Layer):
                                                False)
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: c})
 
-    def call(self, x, training=False):
+    fusable_activations = ("relu",)
+
+    def call(self, x, training=False, activation=None):
+        """``activation="relu"``: the ReLU that follows in the graph, computed in the same op (the
+        model fuses BatchNormalization -> Activation("relu") this way)."""
         axis = self.axis % x.ndim
         c = x.shape[axis]
         if training:
@@ -51,7 +55,8 @@ class BatchNormalization(Layer):
             gamma = F.reshape(self.gamma, shape) if self.gamma is not None else _constant(x, shape, 1)
             beta = F.reshape(self.beta, shape) if self.beta is not None else _constant(x, shape, 0)
             axes = tuple(i for i in range(x.ndim) if i != axis)
-            y, op = BatchNormTrain.apply_with_context(x, gamma, beta, axes=axes, eps=self.epsilon)
+            y, op = BatchNormTrain.apply_with_context(x, gamma, beta, axes=axes, eps=self.epsilon,
+                                                      activation=activation)
             m = self.momentum
             self.moving_mean.data[...] = m * self.moving_mean.data + (1 - m) * op.mean.reshape(-1)
             self.moving_variance.data[...] = m * self.moving_variance.data + (1 - m) * op.var.reshape(-1)
@@ -59,7 +64,7 @@ class BatchNormalization(Layer):
         gamma = self.gamma if self.gamma is not None else _constant(x, (c,), 1)
         beta = self.beta if self.beta is not None else _constant(x, (c,), 0)
         return BatchNormInference.apply(x, gamma, beta, mean=self.moving_mean.data, var=self.moving_variance.data,
-                                        axis=axis, eps=self.epsilon)
+                                        axis=axis, eps=self.epsilon, activation=activation)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -13,20 +13,28 @@ def _channels_last(x, axes):
     return tuple(axes) == tuple(range(x.ndim - 1))
 
 
+def _check_activation(activation):
+    if activation not in (None, "relu"):
+        raise ValueError(f"batch norm: activation must be None or 'relu', got {activation!r}")
+    return activation == "relu"
+
+
 class BatchNormTrain(Function):
-    """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics over ``axes`` of this batch.
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics over ``axes`` of this batch, then
+    ReLU when ``activation == "relu"`` (one op: the layers fuse BatchNormalization -> ReLU).
 
     ``forward`` also exposes the batch mean and (biased) variance as ``self.mean``/``self.var``
     (shaped like gamma) so the layer can update its running statistics.
     """
 
-    def forward(self, x, gamma, beta, axes=(0,), eps=1e-3):
-        self.axes, self.gamma, self.shape = axes, gamma, x.shape
+    def forward(self, x, gamma, beta, axes=(0,), eps=1e-3, activation=None):
+        self.axes, self.gamma, self.beta, self.shape = axes, gamma, beta, x.shape
+        self.relu = _check_activation(activation)
         if _channels_last(x, axes):
             c = x.shape[-1]
             self.x2 = x.reshape(-1, c)
             y, mean, var, self.inv_std = _k("batch_norm_forward_train", x)(
-                self.x2, gamma.reshape(c), beta.reshape(c), eps)
+                self.x2, gamma.reshape(c), beta.reshape(c), eps, self.relu)
             self.mean2 = mean
             self.mean, self.var = mean.reshape(gamma.shape), var.reshape(gamma.shape)
             return y.reshape(x.shape)
@@ -37,14 +45,20 @@ class BatchNormTrain(Function):
         self.var = (centered * centered).mean(axis=axes, keepdims=True)
         self.inv_std = 1.0 / xp.sqrt(self.var + eps)
         self.xhat = centered * self.inv_std
-        return self.xhat * gamma + beta
+        y = self.xhat * gamma + beta
+        if self.relu:
+            self.mask = y > 0
+            y = xp.maximum(y, 0)
+        return y
 
     def backward(self, g):
         if self.x2 is not None:
             c = self.shape[-1]
             dx, dgamma, dbeta = _k("batch_norm_backward", g)(g.reshape(-1, c), self.x2, self.mean2, self.inv_std,
-                                                             self.gamma.reshape(c))
+                                                             self.gamma.reshape(c), self.beta.reshape(c), self.relu)
             return dx.reshape(self.shape), dgamma.reshape(self.gamma.shape), dbeta.reshape(self.gamma.shape)
+        if self.relu:
+            g = g * self.mask
         axes = self.axes
         dgamma = (g * self.xhat).sum(axis=axes, keepdims=True)
         dbeta = g.sum(axis=axes, keepdims=True)
@@ -56,23 +70,32 @@ class BatchNormTrain(Function):
 
 class BatchNormInference(Function):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta with fixed (moving) statistics, computed as one
-    scale-and-shift pass. Gradients flow to x, gamma and beta (fine-tuning with frozen statistics)."""
+    scale-and-shift pass (with the ReLU after it when ``activation == "relu"``). Gradients flow to x,
+    gamma and beta (fine-tuning with frozen statistics)."""
 
-    def forward(self, x, gamma, beta, mean=None, var=None, axis=-1, eps=1e-3):
+    def forward(self, x, gamma, beta, mean=None, var=None, axis=-1, eps=1e-3, activation=None):
         xp = get_array_module(x)
         self.axis = axis % x.ndim
+        self.relu = _check_activation(activation)
         self.inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
         self.scale = (gamma * self.inv_std).astype(x.dtype)
         shift = (beta - mean * self.scale).astype(x.dtype)
         self.x, self.mean, self.gamma_shape = x, mean, gamma.shape
         if self.axis == x.ndim - 1:
             c = x.shape[-1]
-            return _k("scale_shift", x)(x.reshape(-1, c), self.scale, shift).reshape(x.shape)
-        shape = [1] * x.ndim
-        shape[self.axis] = x.shape[self.axis]
-        return x * self.scale.reshape(shape) + shift.reshape(shape)
+            y = _k("scale_shift", x)(x.reshape(-1, c), self.scale, shift, self.relu).reshape(x.shape)
+        else:
+            shape = [1] * x.ndim
+            shape[self.axis] = x.shape[self.axis]
+            y = x * self.scale.reshape(shape) + shift.reshape(shape)
+            if self.relu:
+                y = xp.maximum(y, 0)
+        self.y = y if self.relu and self.tracked else None
+        return y
 
     def backward(self, g):
+        if self.relu:
+            g = g * (self.y > 0)
         shape = [1] * g.ndim
         shape[self.axis] = g.shape[self.axis]
         axes = tuple(i for i in range(g.ndim) if i != self.axis)

@@ -5,20 +5,29 @@ import numpy as np
 from ember.kernels.registry import register
 
 
+def _normalized(x, mean, inv_std, gamma, beta):
+    return (x - mean) * inv_std * gamma + beta
+
+
 @register("batch_norm_forward_train", "numpy")
-def batch_norm_forward_train(x, gamma, beta, eps):
-    """Returns (y, mean, var, inv_std): y = gamma * (x - mean) * inv_std + beta, inv_std = 1/sqrt(var + eps)."""
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
+    """Returns (y, mean, var, inv_std): y = gamma * (x - mean) * inv_std + beta, inv_std = 1/sqrt(var + eps),
+    then max(y, 0) when ``relu`` (batch norm and the ReLU after it as one op)."""
     mean = x.mean(axis=0)
     centered = x - mean
     var = (centered * centered).mean(axis=0)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    return (centered * inv_std * gamma + beta).astype(x.dtype, copy=False), mean, var, inv_std
+    y = _normalized(x, mean, inv_std, gamma, beta).astype(x.dtype, copy=False)
+    return (np.maximum(y, 0) if relu else y), mean, var, inv_std
 
 
 @register("batch_norm_backward", "numpy")
-def batch_norm_backward(g, x, mean, inv_std, gamma):
-    """Returns (dx, dgamma, dbeta) for ``batch_norm_forward_train`` (batch statistics)."""
+def batch_norm_backward(g, x, mean, inv_std, gamma, beta=None, relu=False):
+    """Returns (dx, dgamma, dbeta) for ``batch_norm_forward_train`` (batch statistics); with ``relu``,
+    ``g`` is first zeroed where the normalised value (recomputed with ``beta``) is not above 0."""
     m = x.shape[0]
+    if relu:
+        g = np.where(_normalized(x, mean, inv_std, gamma, beta) > 0, g, 0).astype(g.dtype, copy=False)
     xhat = (x - mean) * inv_std
     dbeta = g.sum(axis=0)
     dgamma = (g * xhat).sum(axis=0)
@@ -27,9 +36,11 @@ def batch_norm_backward(g, x, mean, inv_std, gamma):
 
 
 @register("scale_shift", "numpy")
-def scale_shift(x, scale, shift):
-    """y = x * scale + shift per column (batch norm with fixed statistics, folded)."""
-    return (x * scale + shift).astype(x.dtype, copy=False)
+def scale_shift(x, scale, shift, relu=False):
+    """y = x * scale + shift per column (batch norm with fixed statistics, folded), then max(y, 0)
+    when ``relu``."""
+    y = (x * scale + shift).astype(x.dtype, copy=False)
+    return np.maximum(y, 0) if relu else y
 
 
 def _window_sums(v, before, after):

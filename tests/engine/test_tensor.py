@@ -5,6 +5,7 @@ from layer_testing import numeric_gradient, relative_error
 import ember
 from ember.engine import Tensor, no_grad
 from ember.engine import functional as F
+from ember.engine.ops.normalization import BatchNormInference, BatchNormTrain
 
 
 def check_op(fn, *shapes, positive=False, seed=0):
@@ -35,6 +36,11 @@ def check_op(fn, *shapes, positive=False, seed=0):
     (lambda a, b: F.bias_add(a, b), [(2, 3, 4), (4,)]),
     (lambda a, b: F.bias_add(a, b, "relu"), [(5, 3), (3,)]),
     (lambda a, b: F.bias_add(a, b, "relu"), [(2, 3, 2, 7), (7,)]),
+    (lambda a, g, b: BatchNormTrain.apply(a, g, b, axes=(0, 1), activation="relu"), [(4, 3, 5), (5,), (5,)]),
+    (lambda a, g, b: BatchNormTrain.apply(a, g, b, axes=(0, 2), activation="relu"), [(4, 3, 2), (1, 3, 1),
+                                                                                    (1, 3, 1)]),
+    (lambda a, g, b: BatchNormInference.apply(a, g, b, mean=np.arange(3.0), var=np.ones(3), axis=-1,
+                                              activation="relu"), [(4, 3), (3,), (3,)]),
 ])
 def test_binary_op_gradients(float64, fn, shapes):
     check_op(fn, *shapes)

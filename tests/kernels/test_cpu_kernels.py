@@ -172,23 +172,38 @@ def test_cpu_kernel_choice():
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 @pytest.mark.parametrize("m, c", [(1, 3), (7, 1), (50, 6), (1031, 17)])
-def test_batch_norm_kernels_match_reference(m, c, dtype, rtol, rng):
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_kernels_match_reference(m, c, relu, dtype, rtol, rng):
     x = (rng.normal(size=(m, c)) * 3 + 2).astype(dtype)
     gamma, beta = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
-    fast = get_kernel("batch_norm_forward_train", "numba")(x, gamma, beta, 1e-3)
-    ref = get_kernel("batch_norm_forward_train", "reference")(x, gamma, beta, 1e-3)
+    fast = get_kernel("batch_norm_forward_train", "numba")(x, gamma, beta, 1e-3, relu)
+    ref = get_kernel("batch_norm_forward_train", "reference")(x, gamma, beta, 1e-3, relu)
     for a, b in zip(fast, ref):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    if relu and m > 1:
+        assert 0 < (fast[0] == 0).mean() < 1
     _, mean, _, inv_std = ref
     g = rng.normal(size=(m, c)).astype(dtype)
-    fast = get_kernel("batch_norm_backward", "numba")(g, x, mean, inv_std, gamma)
-    ref = get_kernel("batch_norm_backward", "reference")(g, x, mean, inv_std, gamma)
+    fast = get_kernel("batch_norm_backward", "numba")(g, x, mean, inv_std, gamma, beta, relu)
+    ref = get_kernel("batch_norm_backward", "reference")(g, x, mean, inv_std, gamma, beta, relu)
     for a, b in zip(fast, ref):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 10)
     scale, shift = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
-    np.testing.assert_allclose(get_kernel("scale_shift", "numba")(x, scale, shift),
-                               get_kernel("scale_shift", "reference")(x, scale, shift), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(get_kernel("scale_shift", "numba")(x, scale, shift, relu),
+                               get_kernel("scale_shift", "reference")(x, scale, shift, relu), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_batch_norm_moments_in_one_pass_keep_float32_precision(offset, rng):
+    """Mean and variance come from one pass of shifted float64 sums: a large common offset must not
+    cancel the variance away (float32 input, the reference computes in float64)."""
+    x = (rng.normal(size=(4096, 8)) * 0.01 + offset).astype(np.float32)
+    ones, zeros = np.ones(8, np.float32), np.zeros(8, np.float32)
+    _, mean, var, _ = get_kernel("batch_norm_forward_train", "numba")(x, ones, zeros, 1e-3)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(var, x64.var(axis=0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])

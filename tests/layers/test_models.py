@@ -221,3 +221,44 @@ def test_disconnected_graph_and_duplicate_names():
         ember.Sequential([L.Dense(2, name="x"), L.Dense(2, name="x")])
     with pytest.raises(TypeError, match="unexpected keyword"):
         L.Dense(2, unit=3)
+
+
+def _fusion_model(axis):
+    """BatchNormalization -> ReLU (fused), the same again but read by two layers (not fused), and a
+    BatchNormalization -> ReLU6 (not a fusable activation)."""
+    shape = (4, 5, 3) if axis == -1 else (3, 4, 5)
+    inp = L.Input(shape=shape)
+    x = L.Activation("relu")(L.BatchNormalization(axis=axis)(inp))
+    x = L.Conv2D(3, 3, padding="same", data_format="channels_last" if axis == -1 else "channels_first")(x)
+    shared = L.BatchNormalization(axis=axis)(x)
+    x = L.Add()([L.Activation("relu")(shared), shared])
+    x = L.Activation("relu6")(L.BatchNormalization(axis=axis)(x))
+    return ember.Model(inp, L.Dense(2)(L.Flatten()(x)))
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_batch_norm_relu_fusion_matches_separate_layers(float64, axis):
+    ember.set_seed(3)
+    model = _fusion_model(axis)
+    assert len(model._fusions) == 1  # only the first pair: the second's output has two readers
+    x = np.random.default_rng(0).normal(size=(6,) + model.inputs[0].shape[1:])
+    results, weights = [], model.get_weights()
+    for fuse in (True, False):
+        model.fuse_activations = fuse
+        model.set_weights(weights)  # the training pass moved the running statistics
+        model.zero_grad()
+        out = model(Tensor(x), training=True)
+        (out * out).sum().backward()
+        inference = model(x, training=False).numpy()
+        results.append((out.numpy(), model.gradients_flat().copy(), inference))
+    for fused, separate in zip(*results):
+        np.testing.assert_allclose(fused, separate, rtol=1e-12, atol=1e-12)
+    assert np.abs(results[0][1]).min() >= 0 and np.count_nonzero(results[0][1]) > 0
+
+
+def test_fused_batch_norm_relu_is_one_op():
+    inp = L.Input(shape=(4,))
+    model = ember.Model(inp, L.Activation("relu")(L.BatchNormalization()(inp)))
+    out = model(Tensor(np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)), training=True)
+    assert type(out._ctx).__name__ == "BatchNormTrain" and out._ctx.relu
+    assert (out.numpy() >= 0).all() and (out.numpy() == 0).any()
