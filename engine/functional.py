@@ -141,6 +141,13 @@ def bias_add(x, bias, activation=None):
     return _act.BiasActivation.apply(x, bias, activation=activation)
 
 
+def add_relu(a, b):
+    """max(a + b, 0) as one op; a and b must have the same shape."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"add_relu: the inputs must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return _act.AddReLU.apply(a, b)
+
+
 def relu6(x):
     return relu(x, max_value=6.0)
 

@@ -39,8 +39,24 @@ class _Merge(Layer):
 class Add(_Merge):
     """Elementwise sum of a list of inputs of equal shape."""
 
+    fusable_activations = ("relu",)
+
     def _merge(self, a, b):
         return a + b
+
+    def call(self, inputs, training=False, activation=None):
+        """``activation="relu"``: the ReLU that follows in the graph, in the same op as the last sum."""
+        if activation is None:
+            return super().call(inputs, training)
+        if activation != "relu":
+            raise ValueError(f"Layer '{self.name}' (Add): activation must be None or 'relu', got {activation!r}")
+        out = inputs[0]
+        for x in inputs[1:-1]:
+            out = out + x
+        last = inputs[-1]
+        if out.shape != last.shape or out.dtype != last.dtype:
+            return F.relu(out + last)
+        return F.add_relu(out, last)
 
 
 class Subtract(_Merge):

@@ -35,6 +35,18 @@ class BiasActivation(Function):
         return _k("bias_activation_backward", g)(g, self.y, self.relu)
 
 
+class AddReLU(Function):
+    """max(a + b, 0) for inputs of one shape, as one op (a residual block's sum and its ReLU)."""
+
+    def forward(self, a, b):
+        self.y = _k("add_relu_forward", a)(a, b)
+        return self.y
+
+    def backward(self, g):
+        d = _k("relu_backward", g)(g, self.y, None, 0.0)
+        return d, d
+
+
 class ELU(Function):
     def forward(self, x, alpha=1.0):
         xp = get_array_module(x)

@@ -108,3 +108,22 @@ def bias_activation_backward(g, y, relu):
     _bias_backward(g.reshape(-1), np.ascontiguousarray(y).reshape(-1) if relu else g.reshape(-1), bool(relu), p,
                    blocks, dx.reshape(-1), acc)
     return dx, acc.sum(axis=0).reshape(-1, c).sum(axis=0).astype(g.dtype)
+
+
+@parallel_above(8 << 20)
+def _add_relu(a, b, y):
+    for i in prange(a.size):
+        v = a[i] + b[i]
+        y[i] = v if not v <= 0 else 0
+
+
+@register("add_relu_forward", "numba", wrap=serialized)
+def add_relu_forward(a, b):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        from ember.kernels.reference.activation import add_relu_forward as reference
+
+        return reference(a, b)
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    y = np.empty_like(a)
+    _add_relu(a.reshape(-1), b.reshape(-1), y.reshape(-1))
+    return y

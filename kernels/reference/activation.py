@@ -35,3 +35,9 @@ def bias_activation_backward(g, y, relu):
     dx = np.where(y > 0, g, 0).astype(g.dtype, copy=False) if relu else g
     dbias = dx.reshape(-1, g.shape[-1]).sum(axis=0, dtype=np.float64).astype(g.dtype)
     return dx, dbias
+
+
+@register("add_relu_forward", "numpy")
+def add_relu_forward(a, b):
+    """max(a + b, 0) for two arrays of one shape (a residual sum and the ReLU after it)."""
+    return np.maximum(a + b, 0).astype(np.result_type(a, b), copy=False)

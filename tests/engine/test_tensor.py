@@ -34,6 +34,7 @@ def check_op(fn, *shapes, positive=False, seed=0):
     (lambda a, b: F.concatenate([a, b], axis=1), [(2, 3), (2, 5)]),
     (lambda a, b: F.stack([a, b], axis=1), [(2, 3), (2, 3)]),
     (lambda a, b: F.bias_add(a, b), [(2, 3, 4), (4,)]),
+    (lambda a, b: F.add_relu(a, b), [(3, 4, 5), (3, 4, 5)]),
     (lambda a, b: F.bias_add(a, b, "relu"), [(5, 3), (3,)]),
     (lambda a, b: F.bias_add(a, b, "relu"), [(2, 3, 2, 7), (7,)]),
     (lambda a, g, b: BatchNormTrain.apply(a, g, b, axes=(0, 1), activation="relu"), [(4, 3, 5), (5,), (5,)]),

@@ -156,6 +156,16 @@ def test_bias_activation_kernels_match_reference(shape, relu, dtype, rng):
     np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=rtol * np.abs(g).sum() / shape[-1])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_add_relu_kernel_matches_reference(dtype, rng):
+    a, b = (rng.normal(size=(3, 7, 5)).astype(dtype) for _ in range(2))
+    a[0, 0, :2] = -b[0, 0, :2]  # sums exactly 0
+    fast, ref = get_kernel("add_relu_forward", "numba")(a, b), get_kernel("add_relu_forward", "reference")(a, b)
+    assert fast.dtype == ref.dtype == dtype
+    np.testing.assert_array_equal(fast, ref)
+    assert 0 < (fast == 0).mean() < 1
+
+
 def test_cpu_kernel_choice():
     assert get_cpu_kernels() == "numba"
     assert get_kernel("conv2d_forward", "numpy") is get_kernel("conv2d_forward", "numba")
