@@ -41,3 +41,46 @@ def bias_activation_backward(g, y, relu):
 def add_relu_forward(a, b):
     """max(a + b, 0) for two arrays of one shape (a residual sum and the ReLU after it)."""
     return np.maximum(a + b, 0).astype(np.result_type(a, b), copy=False)
+
+
+@register("sigmoid_forward", "numpy")
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)), split by sign so that exp never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+@register("sigmoid_backward", "numpy")
+def sigmoid_backward(g, y):
+    """dx = g * y * (1 - y) from the output y."""
+    return (g * y * (1 - y)).astype(g.dtype, copy=False)
+
+
+@register("tanh_backward", "numpy")
+def tanh_backward(g, y):
+    """dx = g * (1 - y^2) from the output y."""
+    return (g * (1 - y * y)).astype(g.dtype, copy=False)
+
+
+@register("elu_forward", "numpy")
+def elu_forward(x, alpha):
+    """x for x > 0, alpha * (exp(x) - 1) elsewhere."""
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+@register("elu_backward", "numpy")
+def elu_backward(g, x, y, alpha):
+    """dx = g for x > 0, g * alpha * exp(x) = g * (y + alpha) elsewhere."""
+    return np.where(x > 0, g, g * (y + alpha)).astype(g.dtype, copy=False)
+
+
+@register("softplus_forward", "numpy")
+def softplus_forward(x):
+    """log(1 + exp(x)), as max(x, 0) + log1p(exp(-|x|)) so that exp never overflows."""
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+
+
+@register("softplus_backward", "numpy")
+def softplus_backward(g, y):
+    """dx = g * sigmoid(x) = g * (1 - exp(-y)) from the output y (exact where y is tiny: -expm1)."""
+    return (-g * np.expm1(-y)).astype(g.dtype, copy=False)

@@ -166,6 +166,46 @@ def test_add_relu_kernel_matches_reference(dtype, rng):
     assert 0 < (fast == 0).mean() < 1
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("shape", [(1,), (3, 5, 7), (64, 257)])
+def test_smooth_activation_kernels_match_reference(shape, dtype, rtol, rng):
+    """Sigmoid, tanh, ELU and softplus, with values that would overflow a naive exp and exact zeros."""
+    x = (rng.normal(size=shape) * 4).astype(dtype)
+    x.reshape(-1)[:5] = [0.0, 100.0, -100.0, 1e4, -1e4][:x.size]
+    g = rng.normal(size=shape).astype(dtype)
+
+    def same(name, *args):
+        fast, ref = get_kernel(name, "numba")(*args), get_kernel(name, "reference")(*args)
+        assert fast.dtype == ref.dtype == dtype and fast.shape == ref.shape == shape, name
+        assert np.isfinite(fast).all(), name
+        np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * 1e-3, err_msg=name)
+        return ref
+
+    y = same("sigmoid_forward", x)
+    assert y.reshape(-1)[0] == 0.5 and ((0 <= y) & (y <= 1)).all()
+    same("sigmoid_backward", g, y)
+    same("tanh_backward", g, np.tanh(x))
+    for alpha in (1.0, 0.3):
+        y = same("elu_forward", x, alpha)
+        same("elu_backward", g, x, y, alpha)
+    y = same("softplus_forward", x)
+    same("softplus_backward", g, y)
+
+
+def test_smooth_activation_references_against_scipy(rng):
+    """The references themselves, in float64, against SciPy's logistic function and NumPy's logaddexp."""
+    from scipy.special import expit
+
+    x = np.concatenate([rng.normal(size=50) * 5, [0.0, 30.0, -30.0, 700.0, -700.0]])
+    ref = lambda name, *a: get_kernel(name, "reference")(*a)  # noqa: E731
+    np.testing.assert_allclose(ref("sigmoid_forward", x), expit(x), rtol=1e-14)
+    np.testing.assert_allclose(ref("softplus_forward", x), np.logaddexp(0, x), rtol=1e-14)
+    g = rng.normal(size=x.size)
+    np.testing.assert_allclose(ref("softplus_backward", g, ref("softplus_forward", x)), g * expit(x), rtol=1e-12)
+    np.testing.assert_allclose(ref("elu_forward", x, 0.5), np.where(x > 0, x, 0.5 * (np.exp(x) - 1)), rtol=1e-12,
+                               atol=1e-15)
+
+
 def test_cpu_kernel_choice():
     assert get_cpu_kernels() == "numba"
     assert get_kernel("conv2d_forward", "numpy") is get_kernel("conv2d_forward", "numba")
