@@ -16,6 +16,7 @@ else:
         optim,
         pooling,
         recurrent,
+        special,
     )
 
     memory.tune()
