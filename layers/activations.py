@@ -26,13 +26,15 @@ def serialize(fn):
     raise ValueError(f"cannot serialize activation {fn!r}: use a built-in activation name")
 
 
+_WITH_BIAS = {F.relu: "relu", F.linear: None}  # the activations F.bias_add applies itself
+
+
 def with_bias(activation, y, bias):
     """``activation(y + bias)`` for a bias on the last axis (``bias`` may be None). ReLU and linear
     run as one op with the bias add (``F.bias_add``); other activations run after it."""
     if bias is None:
         return activation(y)
-    fused = {F.relu: "relu", F.linear: None}
-    if activation in fused and bias.ndim == 1 and y.ndim >= 1 and y.shape[-1] == bias.shape[0] \
+    if activation in _WITH_BIAS and bias.ndim == 1 and y.ndim >= 1 and y.shape[-1] == bias.shape[0] \
             and y.dtype == bias.dtype:
-        return F.bias_add(y, bias, fused[activation])
+        return F.bias_add(y, bias, _WITH_BIAS[activation])
     return activation(y + bias)

@@ -83,7 +83,7 @@ class Model(Layer):
         self._fusions = self._fusion_plan()
 
     def _fusion_plan(self):
-        """{id(node): the Activation node after it} for every node whose only reader is an
+        """{id(node): (the Activation node after it, its name)} for every node whose only reader is an
         ``Activation`` layer with an activation that the node's layer can apply itself (for example
         BatchNormalization -> ReLU), its output not being one of the model's outputs."""
         readers = {}
@@ -99,7 +99,7 @@ class Model(Layer):
             after = readers[id(out)][0]
             name = _activation_name(after.layer)
             if name is not None and name in node.layer.fusable_activations:
-                plan[id(node)] = after
+                plan[id(node)] = (after, name)
         return plan
 
     def call(self, inputs, training=False):
@@ -109,16 +109,17 @@ class Model(Layer):
         for sym, val in zip(self.inputs, _flatten(inputs)):
             values[id(sym)] = val
         fusions = self._fusions if self.fuse_activations else {}
-        skip = {id(after) for after in fusions.values()}
+        skip = {id(after) for after, _ in fusions.values()}
         for node in self._nodes:
             if id(node) in skip:
                 continue
             args = _map_structure(lambda s: values[id(s)], node.inputs)
-            after = fusions.get(id(node))
-            if after is None:
+            fused = fusions.get(id(node))
+            if fused is None:
                 out = node.layer(args, training=training)
             else:
-                out = node.layer(args, training=training, activation=_activation_name(after.layer))
+                after, name = fused
+                out = node.layer(args, training=training, activation=name)
                 node = after
             for sym, val in zip(_flatten(node.outputs), _flatten(out)):
                 values[id(sym)] = val

@@ -2,10 +2,9 @@
 bias add fused with ReLU (or alone), one pass each way."""
 import math
 
-import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import parallel_above, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, partial_sum_blocks, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -55,8 +54,12 @@ def relu_backward(g, x, max_value, slope):
 RUN = 512
 
 
+def _run_length(c):
+    return c * -(-RUN // c)  # whole rows of c, at least RUN elements
+
+
 def _tiled(bias, c, dtype):
-    return np.tile(bias.astype(dtype, copy=False), -(-RUN // c))
+    return np.tile(bias.astype(dtype, copy=False), _run_length(c) // c)
 
 
 @parallel_above(8 << 20)
@@ -101,13 +104,25 @@ def bias_activation_forward(x, bias, relu):
 def bias_activation_backward(g, y, relu):
     g = np.ascontiguousarray(g)
     c = g.shape[-1]
-    p = c * -(-RUN // c)
-    blocks = max(1, min(-(-g.size // p), 4 * numba.get_num_threads()))
+    p = _run_length(c)
+    blocks = partial_sum_blocks(-(-g.size // p))
     acc = np.zeros((blocks, p))
     dx = np.empty_like(g) if relu else g
     _bias_backward(g.reshape(-1), np.ascontiguousarray(y).reshape(-1) if relu else g.reshape(-1), bool(relu), p,
                    blocks, dx.reshape(-1), acc)
     return dx, acc.sum(axis=0).reshape(-1, c).sum(axis=0).astype(g.dtype)
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def _into_new(kernel, shape, *args):
+    """``kernel(*args, out)`` with ``out`` a new array like the flat ``args[0]``, returned in ``shape``.
+    NOTE: always a new output: a pass writing into one of its own inputs ran 10-30x slower."""
+    out = np.empty_like(args[0])
+    kernel(*args, out)
+    return out.reshape(shape)
 
 
 @parallel_above(8 << 20)
@@ -123,10 +138,7 @@ def add_relu_forward(a, b):
         from ember.kernels.reference.activation import add_relu_forward as reference
 
         return reference(a, b)
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    y = np.empty_like(a)
-    _add_relu(a.reshape(-1), b.reshape(-1), y.reshape(-1))
-    return y
+    return _into_new(_add_relu, a.shape, _flat(a), _flat(b))
 
 
 # ---- sigmoid, tanh, ELU, softplus ----
@@ -184,64 +196,42 @@ def _times_minus(g, s, dx):
         dx[i] = -g[i] * s[i]
 
 
-def _flat_pair(*arrays):
-    return [np.ascontiguousarray(a).reshape(-1) for a in arrays]
-
-
 @register("sigmoid_forward", "numba", wrap=serialized)
 def sigmoid_forward(x):
-    (xf,) = _flat_pair(x)
-    y = np.empty_like(xf)  # NOTE: writing into e instead (aliased arguments) ran 10-30x slower
-    _sigmoid_from_exp(xf, _exp_minus_abs(xf), y)
-    return y.reshape(x.shape)
+    xf = _flat(x)
+    return _into_new(_sigmoid_from_exp, x.shape, xf, _exp_minus_abs(xf))
 
 
 @register("sigmoid_backward", "numba", wrap=serialized)
 def sigmoid_backward(g, y):
-    gf, yf = _flat_pair(g, y)
-    dx = np.empty_like(gf)
-    _sigmoid_grad(gf, yf, dx)
-    return dx.reshape(g.shape)
+    return _into_new(_sigmoid_grad, g.shape, _flat(g), _flat(y))
 
 
 @register("tanh_backward", "numba", wrap=serialized)
 def tanh_backward(g, y):
-    gf, yf = _flat_pair(g, y)
-    dx = np.empty_like(gf)
-    _tanh_grad(gf, yf, dx)
-    return dx.reshape(g.shape)
+    return _into_new(_tanh_grad, g.shape, _flat(g), _flat(y))
 
 
 @register("elu_forward", "numba", wrap=serialized)
 def elu_forward(x, alpha):
-    (xf,) = _flat_pair(x)
+    xf = _flat(x)
     t = np.minimum(xf, 0)
-    y = np.empty_like(xf)
-    _elu_from_expm1(xf, np.expm1(t, out=t), xf.dtype.type(alpha), y)
-    return y.reshape(x.shape)
+    return _into_new(_elu_from_expm1, x.shape, xf, np.expm1(t, out=t), xf.dtype.type(alpha))
 
 
 @register("elu_backward", "numba", wrap=serialized)
 def elu_backward(g, x, y, alpha):
-    gf, xf, yf = _flat_pair(g, x, y)
-    dx = np.empty_like(gf)
-    _elu_grad(gf, xf, yf, gf.dtype.type(alpha), dx)
-    return dx.reshape(g.shape)
+    return _into_new(_elu_grad, g.shape, _flat(g), _flat(x), _flat(y), g.dtype.type(alpha))
 
 
 @register("softplus_forward", "numba", wrap=serialized)
 def softplus_forward(x):
-    (xf,) = _flat_pair(x)
+    xf = _flat(x)
     t = _exp_minus_abs(xf)
-    y = np.empty_like(xf)
-    _softplus_from_log1p(xf, np.log1p(t, out=t), y)
-    return y.reshape(x.shape)
+    return _into_new(_softplus_from_log1p, x.shape, xf, np.log1p(t, out=t))
 
 
 @register("softplus_backward", "numba", wrap=serialized)
 def softplus_backward(g, y):
-    gf, yf = _flat_pair(g, y)
-    s = np.negative(yf)
-    dx = np.empty_like(gf)
-    _times_minus(gf, np.expm1(s, out=s), dx)
-    return dx.reshape(g.shape)
+    s = np.negative(_flat(y))
+    return _into_new(_times_minus, g.shape, _flat(g), np.expm1(s, out=s))

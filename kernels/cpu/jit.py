@@ -61,6 +61,12 @@ def _thread_budget():
 THREADS = {"n": _thread_budget(), "mode": os.environ.get("EMBER_NUMBA_PARALLEL", "auto")}
 
 
+def partial_sum_blocks(n):
+    """How many blocks of rows a reduction over ``n`` rows sums separately (four per thread, so
+    that threads finishing early take more), each into its own row of partial sums."""
+    return max(1, min(n, 4 * numba.get_num_threads()))
+
+
 def set_parallel_mode(mode):
     """"auto" (threads above each kernel's measured work size), "always" or "never" (for benchmarks)."""
     if mode not in ("auto", "always", "never"):

@@ -1,10 +1,9 @@
 """Batch normalisation with Numba: per-thread partial sums over row blocks (float64 accumulators),
 then one pass that writes the output; ``xhat`` is recomputed in the backward pass, not stored. Two
 passes each way, with an optional ReLU fused in (its mask recomputed, not stored)."""
-import numba
 import numpy as np
 
-from ember.kernels.cpu.jit import parallel_above, prange, serialized
+from ember.kernels.cpu.jit import parallel_above, partial_sum_blocks, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -78,15 +77,11 @@ def _scale_shift(x, scale, shift, relu, y):
             yi[j] = v if not (relu and v <= 0) else 0
 
 
-def _blocks(m):
-    return max(1, min(m, 4 * numba.get_num_threads()))
-
-
 @register("batch_norm_forward_train", "numba", wrap=serialized)
 def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
     x = np.ascontiguousarray(x)
     m, c = x.shape
-    blocks = _blocks(m)
+    blocks = partial_sum_blocks(m)
     sums = np.zeros((2, blocks, c))
     _moments(x, x[0].astype(np.float64), blocks, sums)
     shifted_mean = sums[0].sum(axis=0) / m
@@ -104,7 +99,7 @@ def batch_norm_backward(g, x, mean, inv_std, gamma, beta=None, relu=False):
     m, c = x.shape
     gamma = gamma.astype(g.dtype, copy=False)
     beta = np.zeros_like(gamma) if beta is None else beta.astype(g.dtype, copy=False)
-    blocks = _blocks(m)
+    blocks = partial_sum_blocks(m)
     sums = np.zeros((2, blocks, c))
     _backward_sums(g, x, mean, inv_std, gamma, beta, bool(relu), blocks, sums)
     dbeta, dgamma = sums[0].sum(axis=0).astype(g.dtype), sums[1].sum(axis=0).astype(g.dtype)
