@@ -17,7 +17,7 @@ from ember.engine import (
     set_seed,
 )
 from ember.layers import Input, losses
-from ember.optim.spark_context import init_nncontext
+from ember.optim.spark.context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
 
 __all__ = [

@@ -41,7 +41,7 @@ def main():
 
     import ember
     from ember import optim
-    from ember.optim.spark_context import init_nncontext
+    from ember.optim.spark.context import init_nncontext
 
     sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false"})
     sc.setLogLevel("ERROR")

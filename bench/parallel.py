@@ -43,7 +43,7 @@ def record_calls(workloads):
     import ember
     from ember.layers import losses
     from ember.optim import SGD
-    from ember.optim.optimizer import compute_loss
+    from ember.optim.loop import compute_loss
 
     calls = {}
 

@@ -78,6 +78,12 @@ class ArrayDataset:
         return (x if self.x_is_list else x[0]), (None if y is None else (y if self.y_is_list else y[0]))
 
 
+def is_spark_data(data):
+    """A pyspark RDD or DataFrame (told by type, without importing pyspark)."""
+    return (type(data).__module__ or "").startswith("pyspark") and (hasattr(data, "mapPartitions")
+                                                                     or hasattr(data, "columns"))
+
+
 def to_dataset(data, what="training set"):
     """An ``ArrayDataset`` from an ``ArrayDataset`` or a tuple ``(x, y)``."""
     if isinstance(data, ArrayDataset):

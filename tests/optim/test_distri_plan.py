@@ -1,5 +1,6 @@
-"""The distributed optimizer's plan and its trainer function, without Spark: two trainers run in
-threads and exchange blocks through an in-memory store; the result equals the local optimizer."""
+"""The Spark engine's plan and its trainer function, without Spark: trainers run in threads and
+exchange blocks through an in-memory store; the result equals the local optimizer."""
+import json
 import threading
 import time
 
@@ -9,17 +10,30 @@ import pytest
 import ember
 from ember import optim
 from ember.layers import Dense, Layer
-from ember.optim import distri_optimizer as D
-from ember.optim.optimizer import compute_loss
-from ember.optim.spark_blocks import BlockTimeout
+from ember.layers.serialization import npz_bytes, serialize_layer
+from ember.optim.loop import compute_loss
+from ember.optim.spark import parameter as P
+from ember.optim.spark import plan
+from ember.optim.spark import trainer as T
+from ember.optim.spark.blocks import BlockTimeout
 
 
 def test_plan_helpers():
-    assert D.batch_shares(10, 3) == [4, 3, 3]
-    assert D.assign_partitions(5, 2) == [[0, 2, 4], [1, 3]]
-    assert D.block_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
-    np.testing.assert_array_equal(D.sample_positions(2, 3, 7), [6, 0, 1])  # cycles through the partition
-    assert D.global_batch_order([2, 3], [1, 1], [[1], [0]], 0) == [(1, 0), (0, 0)]
+    assert plan.assign_partitions(5, 2) == [[0, 2, 4], [1, 3]]
+    assert P.block_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    # samples are dealt round-robin: batch 10 over 3 partitions gives 4/3/3, then 3/4/3, then 3/3/4
+    counts = [[len(plan.sample_positions(i, p, 10, 3, 100)) for p in range(3)] for i in range(3)]
+    assert counts == [[4, 3, 3], [3, 4, 3], [3, 3, 4]]
+    np.testing.assert_array_equal(plan.sample_positions(2, 0, 6, 2, 7), [6, 0, 1])  # cycles through the partition
+    assert plan.global_batch_order([2, 3], 2, [[1], [0]], 0) == [(1, 0), (0, 0)]
+    # a batch smaller than the partition count: every partition still takes its turn
+    seen = [p for i in range(5) for p, _ in plan.global_batch_order([4] * 5, 3, [[0, 2, 4], [1, 3]], i)]
+    assert sorted(seen) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    # empty partitions are left out of the deal
+    assert {p for i in range(4) for p, _ in plan.global_batch_order([3, 0, 3], 2, [[0, 2], [1]], i)} == {0, 2}
+    # shuffled: every pass over a partition is a permutation of it, and passes differ
+    first = [int(j) for i in range(5) for j in plan.sample_positions(i, 0, 4, 2, 10, shuffle_seed=7)]
+    assert sorted(first[:10]) == list(range(10)) and first[:10] != first[10:] and first[:10] != list(range(10))
 
 
 class MemoryBlocks:
@@ -55,23 +69,23 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
         return ember.Sequential([Dense(6, activation="relu", input_shape=(4,)), Dense(2, activation="softmax")])
 
     trained = model()
-    spec = {"run": "t", "trainers": 2, "start": 0, "stop": 7, "assignment": [[0], [1]], "shares": [8, 8],
-            "batch_size": 16, "iterations_per_epoch": 6, "dtype": "float64",
-            "model_json": D.json.dumps(D.serialize_layer(trained)),
-            "criterion": "sparse_categorical_crossentropy", "optim_class": "SGD", "learning_rate": 0.1,
-            "hyper": dict(optim.SGD(0.1, momentum=0.9).hyper), "schedule": optim.Default(), "clip_const": None,
-            "clip_norm": 5.0, "seed": 3, "timeout": 10, "state_from": None}
+    settings = T.TrainerSettings(
+        run="t", trainers=2, start=0, stop=7, assignment=[[0], [1]], partition_sizes=[40, 50], batch_size=16,
+        iterations_per_epoch=6, dtype="float64", model_json=json.dumps(serialize_layer(trained)),
+        criterion="sparse_categorical_crossentropy", optim_class="SGD", learning_rate=0.1,
+        hyper=dict(optim.SGD(0.1, momentum=0.9).hyper), schedule=optim.Default(), seed=3, timeout=10,
+        clip_norm=5.0)
     store = MemoryBlocks()
     param = trained.parameters_flat()
-    for q, (a, b) in enumerate(D.block_bounds(param.size, 2)):
-        store.put(D._block("t", "w", 0, q), param[a:b].copy())
-    store.put(D._block("t", "x", 0), D.npz_bytes({}))
+    for q, (a, b) in enumerate(P.block_bounds(param.size, 2)):
+        store.put(P.block_name("t", "w", 0, q), param[a:b].copy())
+    store.put(P.block_name("t", "x", 0), npz_bytes({}))
     barrier = threading.Barrier(2)
     results = {}
 
     def trainer(w):
-        D._WORKER_CACHE.clear()
-        results[w] = D.train_segment(w, ((w, s) for s in partitions[w]), spec, store, barrier.wait)
+        T._WORKER_CACHE.clear()
+        results[w] = T.train_segment(w, ((w, s) for s in partitions[w]), settings, store, barrier.wait)[0]
 
     threads = [threading.Thread(target=trainer, args=(w,)) for w in range(2)]
     for t in threads:
@@ -79,9 +93,10 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
     for t in threads:
         t.join()
     assert [r[0] for r in results[0]] == list(range(7)) and all(r[2] == 8 for r in results[1])
-    final = np.concatenate([np.frombuffer(store.get(D._block("t", "w", 7, q)), dtype=np.float64) for q in range(2)])
+    final = np.concatenate([np.frombuffer(store.get(P.block_name("t", "w", 7, q)), dtype=np.float64)
+                            for q in range(2)])
     # the local optimizer on the same global batches
-    order = [(p, j) for it in range(7) for p, j in D.global_batch_order([40, 50], [8, 8], [[0], [1]], it)]
+    order = [(p, j) for it in range(7) for p, j in plan.global_batch_order([40, 50], 16, [[0], [1]], it)]
     lx = np.array([partitions[p][j][0] for p, j in order])
     ly = np.array([partitions[p][j][1] for p, j in order])
     reference = model()
@@ -97,12 +112,12 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
 
 def test_bf16_codec():
     a = np.array([1.0, -2.5, 3.14159265, 1e-3, 65504.0, 0.0], dtype=np.float32)
-    back = D.bf16_decode(D.bf16_encode(a).tobytes())
+    back = P.bf16_decode(P.bf16_encode(a).tobytes())
     np.testing.assert_allclose(back, a, rtol=2 ** -8)
-    assert D.bf16_encode(a).nbytes == a.nbytes // 2
+    assert P.bf16_encode(a).nbytes == a.nbytes // 2
     assert back[0] == 1.0 and back[1] == -2.5  # exactly representable values survive
     # round to nearest even: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to 1
-    assert D.bf16_decode(D.bf16_encode(np.array([1 + 2 ** -8], np.float32)).tobytes())[0] == 1.0
+    assert P.bf16_decode(P.bf16_encode(np.array([1 + 2 ** -8], np.float32)).tobytes())[0] == 1.0
 
 
 class SleepOnSlowThread(Layer):
@@ -115,39 +130,39 @@ class SleepOnSlowThread(Layer):
         return x
 
 
-def run_trainers(model, spec, partitions, names):
+def run_trainers(model, settings, partitions, names):
     """Run ``train_segment`` for every trainer in its own thread, starting from ``model``'s weights;
     returns (records by trainer, initial flat weights, final flat weights)."""
     store = MemoryBlocks()
-    trainers = spec["trainers"]
+    trainers = settings.trainers
     param = model.parameters_flat()
-    for q, (a, b) in enumerate(D.block_bounds(param.size, trainers)):
-        store.put(D._block("t", "w", spec["start"], q), param[a:b].copy())
-    store.put(D._block("t", "x", spec["start"]), D.npz_bytes({}))
+    for q, (a, b) in enumerate(P.block_bounds(param.size, trainers)):
+        store.put(P.block_name("t", "w", settings.start, q), param[a:b].copy())
+    store.put(P.block_name("t", "x", settings.start), npz_bytes({}))
     barrier = threading.Barrier(trainers)
     results = {}
 
     def trainer(w):
-        results[w] = D.train_segment(w, ((w, s) for s in partitions[w]), spec, store, barrier.wait)
+        results[w] = T.train_segment(w, ((w, s) for s in partitions[w]), settings, store, barrier.wait)[0]
 
-    D._WORKER_CACHE.clear()
+    T._WORKER_CACHE.clear()
     threads = [threading.Thread(target=trainer, args=(w,), name=names[w]) for w in range(trainers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    final = np.concatenate([np.frombuffer(store.get(D._block("t", "w", spec["stop"], q)), dtype=np.float64)
+    final = np.concatenate([np.frombuffer(store.get(P.block_name("t", "w", settings.stop, q)), dtype=np.float64)
                             for q in range(trainers)])
     return results, param.copy(), final
 
 
-def drop_spec(model, drop, iterations=10):
-    return {"run": "t", "trainers": 3, "start": 0, "stop": iterations, "assignment": [[0], [1], [2]],
-            "shares": [8, 8, 8], "batch_size": 24, "iterations_per_epoch": 5, "dtype": "float64",
-            "model_json": D.json.dumps(D.serialize_layer(model)), "criterion": "sparse_categorical_crossentropy",
-            "optim_class": "SGD", "learning_rate": 0.1, "hyper": dict(optim.SGD(0.1, momentum=0.9).hyper),
-            "schedule": optim.Default(), "clip_const": None, "clip_norm": None, "seed": 3, "timeout": 10,
-            "state_from": None, "drop": drop}
+def drop_spec(model, drop, iterations=10, batch_size=24, partitions=3):
+    return T.TrainerSettings(
+        run="t", trainers=3, start=0, stop=iterations, assignment=[[p] for p in range(3)],
+        partition_sizes=[40] * partitions, batch_size=batch_size, iterations_per_epoch=5, dtype="float64",
+        model_json=json.dumps(serialize_layer(model)), criterion="sparse_categorical_crossentropy",
+        optim_class="SGD", learning_rate=0.1, hyper=dict(optim.SGD(0.1, momentum=0.9).hyper),
+        schedule=optim.Default(), seed=3, timeout=10, drop=drop)
 
 
 def drop_data():
@@ -167,7 +182,7 @@ def test_a_straggling_trainer_drops_the_rest_of_its_share(float64):
     y0 = np.array([r[1] for r in partitions[0][:2]])
     compute_loss(ember.layers.losses.get("sparse_categorical_crossentropy"), y0, model(x0, training=True)).backward()
     model.zero_grad()
-    drop = {"percentage": 0.4, "max_percentage": 0.5, "window": 20, "warmup": 3, "sub_batches": 4, "history": []}
+    drop = T.DropSettings(percentage=0.4, max_percentage=0.5, window=20, warmup=3, sub_batches=4)
     results, initial, final = run_trainers(model, drop_spec(model, drop), partitions, ["fast0", "slow", "fast2"])
     counts = {w: [r[2] for r in results[w]] for w in range(3)}
     # before the warm-up ends nobody drops; after it the slow trainer stops after its first sub-batch (2 of 8)
@@ -181,7 +196,7 @@ def test_a_straggling_trainer_drops_the_rest_of_its_share(float64):
     sgd = optim.SGD(0.1, momentum=0.9)
     for i in range(10):
         rows = [partitions[w][j] for w in range(3)
-                for j in D.sample_positions(i, 8, 40)[:counts[w][i]]]
+                for j in plan.sample_positions(i, w, 24, 3, 40)[:counts[w][i]]]
         x = np.array([r[0] for r in rows])
         y = np.array([r[1] for r in rows])
         reference.zero_grad()
@@ -194,8 +209,38 @@ def test_an_iteration_that_lost_more_than_the_maximum_is_not_applied(float64):
     ember.set_seed(0)
     model = ember.Sequential([Dense(3, input_shape=(4,)), Dense(2, activation="softmax")])
     # earlier timings (from the driver) far below anything real: every trainer stops after one sub-batch
-    drop = {"percentage": 0.1, "max_percentage": 0.5, "window": 100, "warmup": 0, "sub_batches": 4,
-            "history": [1e-9] * 300}
+    drop = T.DropSettings(percentage=0.1, max_percentage=0.5, window=100, warmup=0, sub_batches=4,
+                          history=[1e-9] * 300)
     results, initial, final = run_trainers(model, drop_spec(model, drop, iterations=4), drop_data(), ["a", "b", "c"])
     assert all(r[2] == 2 and r[5] == 6 and r[6] for w in range(3) for r in results[w])  # 75% lost > 50%
     np.testing.assert_array_equal(final, initial)
+
+
+def test_three_trainers_with_a_batch_of_two_equal_the_local_optimizer(float64):
+    """Batch 2 over 3 partitions: each iteration one trainer contributes nothing, in turns."""
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(3, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
+    partitions = drop_data()
+    results, initial, final = run_trainers(model, drop_spec(model, None, iterations=9, batch_size=2),
+                                           partitions, ["a", "b", "c"])
+    counts = [[r[2] for r in results[w]] for w in range(3)]
+    assert counts == [[1, 1, 0] * 3, [1, 0, 1] * 3, [0, 1, 1] * 3]
+    order = [(p, j) for it in range(9) for p, j in plan.global_batch_order([40] * 3, 2, [[0], [1], [2]], it)]
+    lx = np.array([partitions[p][j][0] for p, j in order])
+    ly = np.array([partitions[p][j][1] for p, j in order])
+    local = optim.Optimizer(model, (lx, ly), "sparse_categorical_crossentropy", optim.SGD(0.1, momentum=0.9),
+                            optim.MaxIteration(9), 2)
+    local.set_shuffle(False).set_progress(0, quiet=True).optimize()
+    np.testing.assert_allclose(final, model.parameters_flat(), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(final, initial)
+
+
+def test_user_errors_are_told_from_infrastructure_failures():
+    try:
+        raise ValueError("bad label 11")
+    except ValueError as e:
+        described = json.loads(T.describe_user_error(e, 1))
+    assert described["type"] == "ValueError" and described["message"] == "bad label 11"
+    assert "raise ValueError" in described["traceback"] and described["worker"] == 1
+    for infrastructure in (BlockTimeout("w-3"), ConnectionError("closed"), KeyboardInterrupt()):
+        assert T.describe_user_error(infrastructure, 0) is None

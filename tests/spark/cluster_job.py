@@ -13,14 +13,14 @@ import numpy as np
 import ember
 from ember import optim
 from ember.layers import Dense
-from ember.optim.spark_blocks import _parent_pid, _port_folders
-from ember.optim.spark_context import init_nncontext
+from ember.optim.spark.blocks import _parent_pid, _port_folders
+from ember.optim.spark.context import init_nncontext
 
 
 def probe(it):
     from pyspark import BarrierTaskContext
 
-    from ember.optim.spark_blocks import BlockClient
+    from ember.optim.spark.blocks import BlockClient
 
     ctx = BarrierTaskContext.get()
     p = ctx.partitionId()

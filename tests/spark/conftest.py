@@ -4,7 +4,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def sc():
-    from ember.optim.spark_context import init_nncontext
+    from ember.optim.spark.context import init_nncontext
 
     context = init_nncontext(master="local[2]", app_name="ember-tests",
                              conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from ember.optim import spark_blocks
+from ember.optim.spark import blocks as spark_blocks
 
 pytestmark = pytest.mark.spark
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.spark
 def _exchange(it):
     from pyspark import BarrierTaskContext
 
-    from ember.optim.spark_blocks import BlockClient, BlockTimeout
+    from ember.optim.spark.blocks import BlockClient, BlockTimeout
 
     ctx = BarrierTaskContext.get()
     p, n = ctx.partitionId(), 2
@@ -57,7 +57,7 @@ def _shared_memory_checks(it):
     import struct
     import time
 
-    from ember.optim.spark_blocks import SHARED_DIR, BlockClient
+    from ember.optim.spark.blocks import SHARED_DIR, BlockClient
 
     out = {}
     client = BlockClient(shared_memory=True)

@@ -8,7 +8,7 @@ import pytest
 import ember
 from ember import optim
 from ember.layers import Dense, Dropout
-from ember.optim.distri_optimizer import assign_partitions, batch_shares, global_batch_order
+from ember.optim.spark.plan import assign_partitions, global_batch_order
 
 pytestmark = pytest.mark.spark
 
@@ -25,13 +25,14 @@ def mlp(dropout=False):
     return ember.Sequential(layers + [Dense(2, activation="softmax")])
 
 
-def local_equivalent(rdd, x, y, trainers, batch_size, iterations):
+def local_equivalent(rdd, x, y, trainers, batch_size, iterations, shuffle_seed=None):
     """The samples of each global batch in the order the trainers contribute them."""
     sizes = [len(p) for p in rdd.glom().collect()]
     offsets = np.cumsum([0] + sizes)
     parts = len(sizes)
-    assignment, shares = assign_partitions(parts, trainers), batch_shares(batch_size, parts)
-    index = [offsets[p] + j for it in range(iterations) for p, j in global_batch_order(sizes, shares, assignment, it)]
+    assignment = assign_partitions(parts, trainers)
+    index = [offsets[p] + j for it in range(iterations)
+             for p, j in global_batch_order(sizes, batch_size, assignment, it, shuffle_seed)]
     return x[index], y[index]
 
 
@@ -54,7 +55,8 @@ def test_distributed_equals_local(sc, partitions, method, dtype, tolerance):
     assert type(opt).__name__ == "DistriOptimizer"
     opt.set_progress(0, quiet=True).optimize()
     assert opt.state["iteration"] == 20 and opt.trainers == min(partitions, 2)
-    lx, ly = local_equivalent(rdd, x, y, opt.trainers, 32, 20)
+    # shuffled (the default): each pass over a partition in a new order, drawn from the run's seed
+    lx, ly = local_equivalent(rdd, x, y, opt.trainers, 32, 20, opt.engine._shuffle_seed)
     reference = mlp()
     local = optim.Optimizer(reference, (lx, ly), "sparse_categorical_crossentropy", make(), optim.MaxIteration(20), 32)
     local.set_shuffle(False).set_progress(0, quiet=True).optimize()
@@ -105,11 +107,11 @@ def test_keras_fit_on_a_dataframe(sc):
 
     history = model.fit(df, batch_size=32, nb_epoch=3, verbose=0, validation_data=df, feature_cols="features",
                         label_cols="label", callbacks=[Epochs()])
-    assert history.epoch == [0, 1, 2] and seen[0] == (0, ["loss", "val_accuracy", "val_loss"])
+    assert history.epoch == [0, 1, 2] and seen[0] == (0, ["accuracy", "loss", "val_accuracy", "val_loss"])
     assert history.history["val_accuracy"][-1] > 0.9
     assert history.history["loss"][-1] < history.history["loss"][0]
     with pytest.raises(ValueError, match="feature_cols"):
-        model.fit(df, nb_epoch=1, verbose=0)
+        model.fit(df, nb_epoch=1, verbose=0, feature_cols="pixels")
 
 
 def _python_workers():

@@ -8,8 +8,9 @@ from ember.layers import containers, serialization
 from ember.layers import losses as losses_module
 from ember.optim import methods as methods_module
 from ember.optim import validation as validation_module
-from ember.optim.dataset import ArrayDataset
-from ember.optim.optimizer import LocalOptimizer, evaluate_dataset, predict_arrays
+from ember.optim.dataset import ArrayDataset, is_spark_data
+from ember.optim.loop import evaluate_dataset, predict_arrays
+from ember.optim.optimizer import Optimizer
 from ember.optim.summary import TrainSummary, ValidationSummary
 from ember.optim.triggers import EveryEpoch, MaxEpoch
 from ember.zoo.keras.callbacks import Callback, History
@@ -136,7 +137,7 @@ class KerasTraining:
 
     # ---- fit / evaluate / predict ----
     def _dataset(self, x, y, what):
-        if _is_spark(x):
+        if is_spark_data(x):
             raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
         if y is None:
             raise ValueError(f"{what}: give targets y")
@@ -158,18 +159,24 @@ class KerasTraining:
         self._require_compiled("fit")
         if nb_epoch is not None:
             epochs = nb_epoch
-        if _is_spark(x):
-            return self._fit_distributed(x, batch_size, epochs, verbose, callbacks, validation_data,
-                                         feature_cols, label_cols)
-        data = self._dataset(x, y, "fit")
-        val = None
-        if validation_data is not None:
+        if is_spark_data(x):
+            if validation_split:
+                raise ValueError("fit: validation_split takes arrays; for an RDD or DataFrame pass validation_data "
+                                 "(for example from df.randomSplit([0.9, 0.1]))")
+            data, samples = x, None
+        else:
+            data = self._dataset(x, y, "fit")
+            samples = len(data)
+        val = validation_data
+        if validation_data is not None and not is_spark_data(validation_data):
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val), an RDD or a DataFrame")
             val = ArrayDataset(*validation_data)
         elif validation_split:
             data, val = data.split(validation_split)
-        optimizer = LocalOptimizer(self, data, self.loss, self.optimizer, MaxEpoch(epochs), batch_size)
+            samples = len(data)
+        optimizer = Optimizer(self, data, self.loss, self.optimizer, MaxEpoch(epochs), batch_size,
+                              feature_cols=feature_cols, label_cols=label_cols)
         optimizer.set_shuffle(shuffle)
         optimizer.set_train_metrics(self.metrics)
         if verbose == 0:
@@ -180,7 +187,7 @@ class KerasTraining:
             loss = self.loss[0] if isinstance(self.loss, list) else self.loss
             methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
-        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": len(data),
+        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
                                                 "verbose": verbose})
 
     def _run(self, optimizer, callbacks, params):
@@ -208,21 +215,6 @@ class KerasTraining:
         self.history = history
         return history
 
-    def _fit_distributed(self, data, batch_size, epochs, verbose, callbacks, validation_data, feature_cols,
-                         label_cols):
-        from ember.optim.distri_optimizer import DistriOptimizer
-        from ember.zoo.spark_data import to_sample_rdd
-
-        rdd = to_sample_rdd(data, feature_cols, label_cols)
-        optimizer = DistriOptimizer(self, rdd, self.loss, self.optimizer, MaxEpoch(epochs), batch_size)
-        optimizer.set_progress(50 if verbose else 0, quiet=verbose == 0)
-        if validation_data is not None:
-            loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-            methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
-            optimizer.set_validation(batch_size, to_sample_rdd(validation_data, feature_cols, label_cols),
-                                     EveryEpoch(), methods)
-        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "verbose": verbose})
-
     def evaluate(self, x, y=None, batch_size=32, verbose=0):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled."""
@@ -241,7 +233,7 @@ class KerasTraining:
 
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` in inference mode (a list of arrays for several outputs)."""
-        if _is_spark(x):
+        if is_spark_data(x):
             raise TypeError("predict: Spark DataFrames and RDDs are not supported by this version yet; pass "
                             "NumPy arrays")
         was_training = self.training
@@ -263,11 +255,6 @@ class KerasTraining:
 def _renamed(method, name):
     method.name = name
     return method
-
-
-def _is_spark(x):
-    module = type(x).__module__ or ""
-    return module.startswith("pyspark")
 
 
 class Model(KerasTraining, containers.Model):

@@ -15,8 +15,8 @@ import tempfile
 import zipfile
 
 PLUGIN_CLASS = "ember.jvm.BlockServicePlugin"
-_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jvm", "ember", "jvm",
-                       "BlockServicePlugin.java")
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_SOURCE = os.path.join(_PACKAGE, "jvm", "ember", "jvm", "BlockServicePlugin.java")
 
 
 class SparkSetupError(RuntimeError):

@@ -1,0 +1,141 @@
+"""The local step engine: one mini-batch after another on arrays in this process (BigDL's
+LocalOptimizer). The driver loop (``optim/loop.py``) does everything around the steps."""
+import math
+import time
+
+import numpy as np
+
+from ember.engine import config, no_grad
+from ember.optim.clipping import clip_by_global_norm, clip_by_value
+from ember.optim.dataset import ArrayDataset, to_dataset
+from ember.optim.loop import IterationRecord, Segment, TrainingDivergedError, compute_loss, evaluate_dataset
+from ember.optim.validation import to_numpy
+
+
+def clip_gradient(grad, clip_const, clip_norm):
+    if clip_const is not None:
+        clip_by_value(grad, *clip_const)
+    if clip_norm is not None:
+        clip_by_global_norm(grad, clip_norm)
+
+
+def flat_buffers(model):
+    """The model's one flat parameter buffer and its gradient (clear errors when there is none or several)."""
+    flat = model._flat_parameters()
+    if not flat.data:
+        raise ValueError(f"model '{model.name}' has no trainable weights to optimize")
+    if len(flat.data) > 1:
+        raise ValueError(f"model '{model.name}' mixes parameter dtypes {sorted(flat.data)}; the optimizer needs one")
+    key = next(iter(flat.data))
+    return flat.data[key], flat.grad[key]
+
+
+class LocalEngine:
+    """Steps on ``(x, y)`` arrays (or an ArrayDataset) in this process, one step per segment."""
+
+    def __init__(self, training_set):
+        self.dataset = to_dataset(training_set)
+        self._generator = np.random.default_rng(int(config.rng().integers(2 ** 63)))
+        self._order = None
+
+    @property
+    def size(self):
+        return len(self.dataset)
+
+    def configure(self, name, value):
+        raise ValueError(f"set_{name}: {name} applies to training on Spark (an RDD or DataFrame training set); "
+                         "this optimizer trains locally on arrays")
+
+    def validation_data(self, data):
+        if type(data).__module__.startswith("pyspark"):
+            raise TypeError("set_validation: a Spark RDD/DataFrame validation set needs a Spark training set too; "
+                            "pass (x, y) arrays to validate a local run")
+        return to_dataset(data, "validation set")
+
+    def prepare(self, loop):
+        model = loop.model
+        if not model.built:
+            xb, _ = self.dataset.take(np.arange(min(2, len(self.dataset))))
+            with no_grad():
+                model(xb, training=False)
+        flat_buffers(model)  # fails here, not mid-loop, when nothing is trainable
+
+    def begin_epoch(self, loop):
+        if loop.state["position"] == 0 or self._order is None:
+            self._order = self.dataset.order(loop.shuffle, self._generator)
+
+    def segment_end(self, loop, start):
+        return start + 1
+
+    def run_segment(self, loop, start, stop):
+        st = loop.state
+        index = self._order[st["position"]:st["position"] + loop.batch_size]
+        x, y = self.dataset.take(index)
+        lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, st["epoch"])
+        t0 = time.perf_counter()
+        loss, out = self._step(loop, x, y, lr, start)
+        dt = time.perf_counter() - t0
+        metrics = None
+        if loop.train_metrics and out is not None:
+            o = out[0] if isinstance(out, (list, tuple)) else out
+            yb = y[0] if isinstance(y, (list, tuple)) else y
+            metrics = [m(o, yb) for m in loop.train_metrics]
+        return Segment([IterationRecord(start + 1, loss, len(index), dt, lr)], metrics)
+
+    def _step(self, loop, x, y, lr, iteration):
+        param, grad = flat_buffers(loop.model)
+        holder = {}
+
+        def feval():
+            grad[...] = 0
+            out = loop.model(x, training=True)
+            loss = compute_loss(loop.criterion, y, out)
+            value = float(to_numpy(loss))
+            if not math.isfinite(value):
+                raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")
+            loss.backward()
+            clip_gradient(grad, loop.clip_const, loop.clip_norm)
+            holder["out"] = out
+            return value
+
+        loss = loop.optim_method.optimize(feval, param, grad, lr)
+        return loss, holder.get("out")
+
+    def evaluate(self, loop, data, batch_size, methods):
+        loop.model.eval()
+        try:
+            return evaluate_dataset(loop.model, data, batch_size, methods)
+        finally:
+            loop.model.train()
+
+    def sync_model(self, loop):
+        pass  # the model is trained in place
+
+    def finish(self, loop):
+        pass
+
+    def checkpoint_state(self, loop):
+        order = self._order if loop.state["position"] > 0 else None
+        return loop.optim_method.state_dict(), {"shuffle_rng": self._generator.bit_generator.state}, order
+
+    def restore(self, loop, loaded):
+        model = loop.model
+        if len(loaded.weights) != len(model.weights):
+            raise ValueError(f"resume: {loaded.path!r} holds {len(loaded.weights)} weights but the model has "
+                             f"{len(model.weights)}; it was written for another model")
+        model.set_weights(loaded.weights)
+        loop.optim_method.load_state_dict(loaded.optim_state)
+        ts = loaded.train_state
+        if "shuffle_rng" in ts:
+            self._generator.bit_generator.state = ts["shuffle_rng"]
+        self._order = loaded.order
+        if ts.get("position", 0) > 0 and (self._order is None or len(self._order) != len(self.dataset)):
+            raise ValueError(f"resume: {loaded.path!r} stopped mid-epoch on a training set of another size")
+
+    def recover(self, loop, failure):
+        raise failure  # nothing local is an infrastructure failure
+
+
+def is_local_data(data):
+    """Arrays ``(x, y)`` or an ArrayDataset: what the local engine trains on."""
+    return isinstance(data, (tuple, ArrayDataset))

@@ -1,0 +1,349 @@
+"""The per-partition trainer: what each Spark task runs for a segment of iterations. A plain
+function of (worker, samples, settings, block client, barrier), tested without Spark.
+
+Every iteration i, trainer w:
+  1. assembles the weights of iteration i from blocks ``w/i/q`` (one per owner q; its own in memory),
+  2. takes from each of its partitions the samples the plan deals them (``plan.sample_positions``),
+     computes the gradient sum of its samples (possibly none),
+  3. cuts the flat gradient into one contiguous block per trainer and puts block q as ``g/i/w/q``,
+  4. as owner of block w, adds the blocks ``g/i/r/w`` of every trainer r in a fixed order, divides
+     by the number of samples that arrived, clips, applies the optimization method to weight block w
+     only (its state lives in this task) and puts ``w/i+1/w``.
+"""
+import collections
+import dataclasses
+import json
+import math
+import time
+import traceback
+
+import numpy as np
+
+from ember.optim.loop import TrainingDivergedError, compute_loss
+from ember.optim.spark import parameter as P
+from ember.optim.spark.plan import dealt_slots, sample_positions
+
+
+@dataclasses.dataclass
+class DropSettings:
+    """BigDL's straggler dropping (see ``TrainingLoop.set_drop_module_property``)."""
+    percentage: float
+    max_percentage: float
+    window: int
+    warmup: int
+    sub_batches: int
+    history: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TrainerSettings:
+    """Everything a trainer task needs for iterations [start, stop) of run ``run``."""
+    run: str
+    trainers: int
+    start: int
+    stop: int
+    assignment: list  # partitions held by each trainer
+    partition_sizes: list
+    batch_size: int
+    iterations_per_epoch: int
+    dtype: str
+    model_json: str
+    criterion: object
+    optim_class: str
+    learning_rate: float
+    hyper: dict
+    schedule: object
+    seed: int
+    timeout: float = 600.0
+    clip_const: tuple = None
+    clip_norm: float = None
+    state_from: int = None  # the iteration whose optimizer-state blocks to load (None: fresh state)
+    compress: str = None
+    shuffle_seed: int = None
+    progress_every: int = 0
+    custom_objects: dict = None
+    metrics: list = dataclasses.field(default_factory=list)
+    drop: DropSettings = None
+
+
+# ---------------------------------------------------------------- errors raised by user code or data
+USER_ERROR_MARK = "EMBER-USER-ERROR:"
+INFRASTRUCTURE_ERRORS = (TimeoutError, ConnectionError, EOFError, KeyboardInterrupt, SystemExit)
+
+
+def describe_user_error(error, worker):
+    """A JSON text naming a user-code exception (type, message, the task's traceback), or None when
+    ``error`` comes from the infrastructure (blocks, sockets, a killed process)."""
+    if isinstance(error, INFRASTRUCTURE_ERRORS) or not isinstance(error, Exception):
+        return None
+    cls = type(error)
+    return json.dumps({"module": cls.__module__, "type": cls.__qualname__, "message": str(error), "worker": worker,
+                       "traceback": "".join(traceback.format_exception(cls, error, error.__traceback__))})
+
+
+# ---------------------------------------------------------------- samples
+_WORKER_CACHE = {}
+
+
+def cache_partitions(key, tagged_samples):
+    """The samples of trainer ``key`` = (run, worker), read once per Python worker process and kept
+    there for the next jobs of the run (Spark reuses its Python workers)."""
+    cached = _WORKER_CACHE.get(key)
+    if cached is None:
+        for other in [k for k in _WORKER_CACHE if k[0] != key[0]]:
+            del _WORKER_CACHE[other]  # another run's data
+        by_partition = {}
+        for p, sample in tagged_samples:
+            by_partition.setdefault(p, []).append(sample)
+        cached = _WORKER_CACHE[key] = by_partition
+    else:
+        for _ in tagged_samples:  # already here: just drain the iterator
+            pass
+    return cached
+
+
+def stack_samples(samples):
+    """Samples (x, y) -> (x batch, y batch); x and y may be arrays or lists of arrays."""
+    xs, ys = zip(*samples)
+    if isinstance(xs[0], (list, tuple)):
+        x = [np.stack([s[i] for s in xs]) for i in range(len(xs[0]))]
+    else:
+        x = np.stack(xs)
+    if isinstance(ys[0], (list, tuple)):
+        y = [np.stack([s[i] for s in ys]) for i in range(len(ys[0]))]
+    else:
+        y = np.stack([np.asarray(v) for v in ys])
+    return x, y
+
+
+def rebuild_model(settings):
+    from ember.layers.serialization import deserialize_layer
+
+    return deserialize_layer(json.loads(settings.model_json), settings.custom_objects)
+
+
+def sub_batches(count, parts):
+    """Sizes of up to ``parts`` nearly equal sub-batches of ``count`` samples (none empty)."""
+    parts = min(parts, count)
+    if not parts:
+        return []
+    base, extra = divmod(count, parts)
+    return [base + (1 if p < extra else 0) for p in range(parts)]
+
+
+def drop_deadline(drop, history, iteration, planned):
+    """Seconds a trainer may spend on its ``planned`` samples before it stops and drops the rest, or
+    None while dropping is not active (before ``warmup`` iterations, or without timings yet).
+
+    The limit is the (1 - drop percentage) quantile of the recent per-sample compute times of every
+    trainer (each owner sees every trainer's time with its gradient block), times ``planned``: a trainer
+    slower than that quantile gives the gradient of the samples it finished instead of holding up all.
+    """
+    if iteration < drop.warmup or not history:
+        return None
+    return float(np.quantile(np.asarray(history), 1.0 - drop.percentage)) * planned
+
+
+def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadline=None):
+    """Accumulate into the model's (zeroed) flat gradient the gradient of the summed loss over ``samples``,
+    taken in sub-batches of ``sizes``; stop after the sub-batch that ends past ``deadline`` (perf_counter).
+    Returns (loss sum, samples used, the metrics' results on the training outputs or None)."""
+    loss_sum, used, scored = 0.0, 0, None
+    for n in sizes:
+        x, y = stack_samples(samples[used:used + n])
+        out = model(x, training=True)
+        loss = compute_loss(criterion, y, out)
+        value = float(np.asarray(loss.data)) * n
+        if not math.isfinite(value):
+            raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
+        loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
+        if metrics:
+            o = out[0] if isinstance(out, (list, tuple)) else out
+            yb = y[0] if isinstance(y, (list, tuple)) else y
+            results = [m(o, yb) for m in metrics]
+            scored = results if scored is None else [a + b for a, b in zip(scored, results)]
+        loss_sum += value
+        used += n
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    return loss_sum, used, scored
+
+
+# ---------------------------------------------------------------- one trainer's segment
+class _Trainer:
+    """One trainer's model replica, its owned block and its optimizer state for one segment."""
+
+    def __init__(self, worker, tagged_samples, settings, client):
+        from ember.engine import config as engine_config
+        from ember.layers import losses as losses_module
+        from ember.optim import methods as methods_module
+
+        s = self.settings = settings
+        self.worker, self.client = worker, client
+        engine_config.set_default_dtype(s.dtype)
+        self.cached = cache_partitions((s.run, worker), tagged_samples)
+        self.held = s.assignment[worker]
+        missing = [p for p in self.held if p not in self.cached and s.partition_sizes[p]]
+        if missing:
+            raise RuntimeError(f"trainer {worker} expected partitions {self.held} but has no samples of {missing}")
+        self.model = rebuild_model(s)
+        self.model.train()
+        self.criterion = losses_module.get(s.criterion)
+        self.param, self.grad = P.read_weight_blocks(self.model, client, s.run, s.trainers, s.start, s.timeout)
+        self.bounds = P.block_bounds(self.param.size, s.trainers)
+        self.lo, self.hi = self.bounds[worker]
+        cls = getattr(methods_module, s.optim_class)
+        self.method = cls.__new__(cls)  # configured by its state dict, as saved
+        self.method.load_state_dict({"class_name": s.optim_class, "learning_rate": s.learning_rate,
+                                     "hyper": s.hyper, "state": {}})
+        if s.state_from is not None:
+            saved = P.state_from_block(client.get(P.block_name(s.run, "s", s.state_from, worker), s.timeout))
+            self.method.state = saved["state"]
+        self.history = (collections.deque(s.drop.history, maxlen=s.drop.window * s.trainers)
+                        if s.drop is not None else None)
+        self.master = self.param[self.lo:self.hi].copy()  # the owner's exact block (the wire may carry bf16)
+        self.wire = np.dtype(np.uint16) if s.compress == "bf16" else self.param.dtype
+        # gradient blocks go out as [samples, seconds] (float64) + the block, each through one reused buffer
+        self.send_buffers = {q: np.empty(16 + (b - a) * self.wire.itemsize, dtype=np.uint8)
+                             for q, (a, b) in enumerate(self.bounds) if q != worker}
+
+    def name(self, kind, *parts):
+        return P.block_name(self.settings.run, kind, *parts)
+
+    def pull_weights(self, i):
+        """The weights of iteration ``i``: the other owners' blocks, and its own as they received it."""
+        s = self.settings
+        for q, (a, b) in enumerate(self.bounds):
+            if q != self.worker:
+                self.param[a:b] = P.decode(self.client.get(self.name("w", i, q), s.timeout), self.param.dtype,
+                                           s.compress)
+        self.param[self.lo:self.hi] = P.decode(P.encode(self.master, s.compress).tobytes(), self.param.dtype,
+                                               s.compress)
+
+    def samples(self, i):
+        s = self.settings
+        slots = dealt_slots(s.partition_sizes)
+        out = []
+        for p in self.held:
+            if p in slots:
+                data = self.cached[p]
+                positions = sample_positions(i, slots[p], s.batch_size, len(slots), len(data), s.shuffle_seed)
+                out.extend(data[j] for j in positions)
+        return out
+
+    def compute(self, i, samples, t1):
+        """The gradient of this trainer's samples (zero when it has none); (loss sum, count, metrics)."""
+        from ember.engine import config as engine_config
+
+        s = self.settings
+        engine_config.set_seed(s.seed * 1_000_003 + i * 1009 + self.worker)  # dropout: same in every run
+        self.grad[...] = 0
+        drop = s.drop
+        limit = drop_deadline(drop, self.history, i, len(samples)) if drop is not None else None
+        sizes = sub_batches(len(samples), drop.sub_batches if drop is not None else 1)
+        return gradient_sum(self.model, self.criterion, samples, sizes, i, s.metrics,
+                            None if limit is None else t1 + limit)
+
+    def push_gradients(self, i, count, seconds):
+        s = self.settings
+        for q, (a, b) in enumerate(self.bounds):
+            if q != self.worker:
+                send = self.send_buffers[q]
+                send[:16].view(np.float64)[:] = count, seconds  # what the owners need to weigh and time it
+                send[16:].view(self.wire)[...] = P.encode(self.grad[a:b], s.compress)
+                self.client.put(self.name("g", i, self.worker, q), send)
+
+    def reduce(self, i, count, seconds):
+        """The sum of every trainer's gradient of the owned block (a fixed order: the same sum in every
+        run) and the samples that arrived."""
+        s = self.settings
+        total = np.zeros(self.hi - self.lo, dtype=self.param.dtype)
+        counts = []
+        for r in range(s.trainers):
+            if r == self.worker:
+                total += self.grad[self.lo:self.hi]
+                counts.append((count, seconds))
+            else:
+                data = self.client.get(self.name("g", i, r, self.worker), s.timeout)
+                counts.append(tuple(np.frombuffer(data, dtype=np.float64, count=2)))
+                total += P.decode(memoryview(data)[16:], self.param.dtype, s.compress)
+        if self.history is not None:
+            self.history.extend(secs / n for n, secs in counts if n > 0)
+        return total, int(sum(n for n, _ in counts))
+
+    def update(self, i, total, samples_in):
+        """Average, clip and apply the update to the owned block; True when it was applied."""
+        from ember.optim.clipping import clip_by_global_norm, clip_by_value, squared_norm
+
+        s = self.settings
+        skipped = (s.drop is not None and samples_in < s.batch_size * (1 - s.drop.max_percentage)) or not samples_in
+        total /= max(samples_in, 1)
+        if s.clip_const is not None:
+            clip_by_value(total, *s.clip_const)
+        if s.clip_norm is not None:
+            self.client.put(self.name("n", i, self.worker), np.array([squared_norm(total)]))
+            norms = [float(np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))[0])
+                     for r in range(s.trainers)]
+            clip_by_global_norm(total, s.clip_norm, sum(norms))
+        lr = s.schedule.get_learning_rate(self.method.learning_rate, i, i // s.iterations_per_epoch + 1)
+        if not skipped:  # (BigDL: an iteration that lost more than max_drop_percentage is not applied)
+            self.method.update(self.master, total, lr)
+        # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
+        last = i + 1 == s.stop
+        self.client.put(self.name("w", i + 1, self.worker), self.master if last else P.encode(self.master, s.compress))
+        return not skipped
+
+    def remove_iteration(self, i):
+        for q in range(self.settings.trainers):
+            if q != self.worker:
+                self.client.remove(self.name("g", i, self.worker, q))
+        if self.settings.clip_norm is not None:
+            self.client.remove(self.name("n", i, self.worker))
+        self.client.remove(self.name("w", i, self.worker))
+
+    def finish(self, barrier):
+        s = self.settings
+        self.client.put(self.name("s", s.stop, self.worker), P.state_block_bytes(self.method.state_dict()))
+        if self.worker == 0:
+            self.client.put(self.name("x", s.stop), P.extra_weights_bytes(self.model))
+        if barrier is not None:
+            barrier()
+        for i in range(max(s.start, s.stop - 2), s.stop):
+            self.remove_iteration(i)
+
+
+def train_segment(worker, tagged_samples, settings, client, barrier=None):
+    """Run iterations [settings.start, settings.stop) as trainer ``worker``.
+
+    ``tagged_samples`` yields (partition, sample) pairs for the partitions this trainer holds;
+    ``client`` puts, gets and removes blocks (a BlockClient in Spark); ``barrier()`` waits for all
+    trainers (BarrierTaskContext.barrier in Spark) before the last blocks are removed.
+
+    Returns (records, metric results): one record per iteration (iteration, loss sum, samples, compute
+    seconds, synchronisation-and-update seconds, samples dropped, whether the update was skipped), and
+    the training metrics summed over this trainer's samples of the segment (None without metrics).
+    """
+    s = settings
+    t = _Trainer(worker, tagged_samples, s, client)
+    records, scored = [], None
+    for i in range(s.start, s.stop):
+        t0 = time.perf_counter()
+        if i > s.start:
+            t.pull_weights(i)
+        t1 = time.perf_counter()
+        samples = t.samples(i)
+        loss_sum, count, results = t.compute(i, samples, t1)
+        if results is not None:
+            scored = results if scored is None else [a + b for a, b in zip(scored, results)]
+        t2 = time.perf_counter()
+        t.push_gradients(i, count, t2 - t1)
+        total, samples_in = t.reduce(i, count, t2 - t1)
+        applied = t.update(i, total, samples_in)
+        if i - 2 >= s.start:  # every trainer is past iteration i - 1: nobody reads these any more
+            t.remove_iteration(i - 2)
+        records.append((i, loss_sum, count, t2 - t1, (t1 - t0) + (time.perf_counter() - t2), len(samples) - count,
+                        not applied))
+        if s.progress_every and (i + 1) % s.progress_every == 0:  # for the driver's progress line
+            client.put(t.name("p", i + 1, worker), np.array([loss_sum, count], dtype=np.float64))
+    t.finish(barrier)
+    return records, scored
