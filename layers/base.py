@@ -8,8 +8,24 @@ from ember.engine import functional as F
 from ember.engine.tensor import Tensor
 from ember.layers import initializers
 
+# every Layer class by its qualified name ("module.QualName"): names that cannot collide
 LAYER_CLASSES = {}
+# ember's own layer classes by their bare name, the name model files use ("Dense"); a user's class of
+# the same name does not replace them (it loads through custom_objects)
+BUILTIN_LAYERS = {}
 _NAME_COUNTS = {}
+
+
+def register_layer_class(cls):
+    """Record ``cls`` under its qualified name, and under its bare name when it is ember's own."""
+    qualified = f"{cls.__module__}.{cls.__qualname__}"
+    LAYER_CLASSES[qualified] = cls
+    if cls.__module__.startswith("ember."):
+        known = BUILTIN_LAYERS.get(cls.__name__)
+        if known is not None and f"{known.__module__}.{known.__qualname__}" != qualified:
+            raise TypeError(f"two ember layer classes are named {cls.__name__!r}: {known.__module__} and "
+                            f"{cls.__module__}; model files could not tell them apart")
+        BUILTIN_LAYERS[cls.__name__] = cls
 
 
 def _snake(name):
@@ -105,7 +121,7 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_CLASSES[cls.__name__] = cls
+        register_layer_class(cls)
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None,
                  batch_size=None, **kwargs):

@@ -8,6 +8,36 @@ from ember.engine.flat import FlatParameters
 from ember.layers.base import Layer, SymbolicTensor, _flatten, _map_structure
 from ember.layers.core import Activation, InputLayer
 
+# Keras's training surface of every Model: declared here, implemented by ember.zoo.keras (the training
+# loop lives in optim/, which this room may not import); ``import ember`` registers the implementation.
+TRAINING_METHODS = ("compile", "fit", "evaluate", "predict", "predict_classes", "set_tensorboard",
+                    "get_train_summary", "get_validation_summary", "set_checkpoint",
+                    "set_gradient_clipping_by_l2_norm", "set_constant_gradient_clipping", "clear_gradient_clipping",
+                    "training_config", "compile_from_config")
+_TRAINING = {}
+
+
+def register_training(implementation):
+    """Give every Model the training methods of ``implementation`` (a class defining TRAINING_METHODS)."""
+    missing = [name for name in TRAINING_METHODS if not callable(getattr(implementation, name, None))]
+    if missing:
+        raise TypeError(f"register_training: {implementation.__name__} lacks {missing}")
+    _TRAINING.update({name: getattr(implementation, name) for name in TRAINING_METHODS})
+
+
+class _TrainingMethod:
+    """One method of the training surface, looked up in the registered implementation when accessed."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        fn = _TRAINING.get(self.name)
+        if fn is None:
+            raise AttributeError(f"Model.{self.name}: Keras's training methods come with `import ember` "
+                                 "(ember.zoo.keras registers them)")
+        return fn if obj is None else fn.__get__(obj, owner)
+
 
 class Model(Layer):
     """A graph of layers from symbolic ``inputs`` to ``outputs`` (Keras' functional API).
@@ -24,6 +54,23 @@ class Model(Layer):
     """
 
     _dtype_kind = "any"
+    config_holds_layers = True  # from_config takes custom_objects (see serialization.deserialize_layer)
+    # the training state set by compile (Keras's attributes)
+    optimizer = loss = metrics = None
+    compile = _TrainingMethod()
+    fit = _TrainingMethod()
+    evaluate = _TrainingMethod()
+    predict = _TrainingMethod()
+    predict_classes = _TrainingMethod()
+    set_tensorboard = _TrainingMethod()
+    get_train_summary = _TrainingMethod()
+    get_validation_summary = _TrainingMethod()
+    set_checkpoint = _TrainingMethod()
+    set_gradient_clipping_by_l2_norm = _TrainingMethod()
+    set_constant_gradient_clipping = _TrainingMethod()
+    clear_gradient_clipping = _TrainingMethod()
+    training_config = _TrainingMethod()
+    compile_from_config = _TrainingMethod()
     # run a layer and the Activation after it as one op where the layer can (see Layer.fusable_activations)
     fuse_activations = True
 

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from ember.layers.base import LAYER_CLASSES
+from ember.layers.base import BUILTIN_LAYERS
 
 FORMAT, FORMAT_VERSION = "ember-model", 1
 
@@ -24,14 +24,20 @@ def serialize_layer(layer):
     if type(layer).__name__ == "Lambda" and not config["function"].isidentifier():
         raise ValueError(f"Layer '{layer.name}' (Lambda): an anonymous function cannot be saved; use a named "
                          "function and pass it to load_model(custom_objects={name: fn})")
-    return {"class_name": type(layer).__name__, "config": config}
+    spec = {"class_name": type(layer).__name__, "config": config}
+    if not type(layer).__module__.startswith("ember."):
+        spec["module"] = type(layer).__module__  # informative: loading needs custom_objects, nothing is imported
+    return spec
 
 
 def deserialize_layer(spec, custom_objects=None):
     """Rebuild a layer from ``{"class_name", "config"}``; only known (or given) classes are allowed."""
     custom_objects = custom_objects or {}
     name, config = spec["class_name"], dict(spec["config"])
-    cls = custom_objects.get(name) or LAYER_CLASSES.get(name)
+    cls = custom_objects.get(name) or (BUILTIN_LAYERS.get(name) if "module" not in spec else None)
+    if cls is None and "module" in spec:
+        raise ValueError(f"layer class {name!r} comes from module {spec['module']!r}, not from ember: pass it in "
+                         f"custom_objects={{'{name}': cls}}")
     if cls is None:
         raise ValueError(f"unknown layer class {name!r}: pass it in custom_objects={{'{name}': cls}}")
     if name == "Lambda":
@@ -40,9 +46,7 @@ def deserialize_layer(spec, custom_objects=None):
             raise ValueError(f"Lambda layer '{config.get('name')}' uses function {fn_name!r}: pass it as "
                              f"load_model(..., custom_objects={{'{fn_name}': fn}})")
         config["function"] = custom_objects[fn_name]
-    from ember.layers.containers import Model
-
-    if issubclass(cls, Model):
+    if getattr(cls, "config_holds_layers", False):  # containers rebuild their layers with the same objects
         return cls.from_config(config, custom_objects)
     return cls.from_config(config)
 
@@ -101,6 +105,9 @@ def model_archive_entries(model):
     weights = model.weights
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "ember_version": __version__,
             "model": serialize_layer(model), "weights": [w.name for w in weights]}
+    training = getattr(model, "training_config", None)
+    if callable(training) and training() is not None:  # compiled: optimizer, loss and metrics come back on load
+        meta["training_config"] = training()
     return {"model.json": json.dumps(meta, indent=1).encode(),
             "weights.npz": npz_bytes({f"w{i:04d}": np.asarray(w.numpy()) for i, w in enumerate(weights)})}
 
@@ -145,8 +152,10 @@ def read_weights(zf, meta, path):
         raise ValueError(f"the weights in {path!r} are unreadable ({e})") from e
 
 
-def load_model(path, custom_objects=None):
-    """Load a model written by ``Model.save``; ``custom_objects`` maps names to your layers/functions."""
+def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's name
+    """Load a model written by ``Model.save``; ``custom_objects`` maps names to your layers/functions. A
+    model saved compiled comes back compiled (optimizer with its settings, loss, metrics) unless
+    ``compile=False``."""
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -162,4 +171,6 @@ def load_model(path, custom_objects=None):
         model = deserialize_layer(meta["model"], custom_objects)
         arrays = read_weights(zf, meta, path)
     model.set_weights(arrays)
+    if meta.get("training_config") is not None and compile:
+        model.compile_from_config(meta["training_config"])
     return model

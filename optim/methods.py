@@ -114,6 +114,20 @@ def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_de
     param -= lr * d
 
 
+def _lbfgs_direction(flat_grad, old_dirs, old_stps, ro, h_diag):
+    """d = -H g by the two-loop recursion over the stored (y, s) pairs, with H0 = h_diag."""
+    alphas = [0.0] * len(old_dirs)
+    q = -flat_grad
+    for i in range(len(old_dirs) - 1, -1, -1):
+        alphas[i] = float(old_stps[i] @ q) * ro[i]
+        q -= alphas[i] * old_dirs[i]
+    d = r = q * h_diag
+    for i in range(len(old_dirs)):
+        beta = float(old_dirs[i] @ r) * ro[i]
+        r += (alphas[i] - beta) * old_stps[i]
+    return d
+
+
 def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                    tolerance_change=1e-9, history_size=100):
     """L-BFGS without line search (PyTorch's and BigDL's default), in place; returns the first loss.
@@ -156,15 +170,7 @@ def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None
                     old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
                 old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
                 h_diag = ys / float(y @ y)
-            alphas = [0.0] * len(old_dirs)
-            q = -flat_grad
-            for i in range(len(old_dirs) - 1, -1, -1):
-                alphas[i] = float(old_stps[i] @ q) * ro[i]
-                q -= alphas[i] * old_dirs[i]
-            d = r = q * h_diag
-            for i in range(len(old_dirs)):
-                beta = float(old_dirs[i] @ r) * ro[i]
-                r += (alphas[i] - beta) * old_stps[i]
+            d = _lbfgs_direction(flat_grad, old_dirs, old_stps, ro, h_diag)
         prev_flat_grad = flat_grad.copy()
         prev_loss = loss
         t = min(1.0, 1.0 / float(xp.abs(flat_grad).sum())) * lr if state["n_iter"] == 1 else lr

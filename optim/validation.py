@@ -190,6 +190,11 @@ _BY_NAME = {"accuracy": Top1Accuracy, "acc": Top1Accuracy, "top1": Top1Accuracy,
             "loss": Loss, "mae": MAE, "mean_absolute_error": MAE, "mse": MSE, "mean_squared_error": MSE, "auc": AUC}
 
 
+def metric_names():
+    """The names ``get`` accepts."""
+    return set(_BY_NAME)
+
+
 def get(identifier):
     """A validation method from an instance or a name ("accuracy", "top5", "mae", "mse", "auc", "loss")."""
     if isinstance(identifier, ValidationMethod):

@@ -16,6 +16,7 @@ from ember.optim.spark import parameter as P
 from ember.optim.spark import plan
 from ember.optim.spark import trainer as T
 from ember.optim.spark.blocks import BlockTimeout
+from ember.optim.spark.engine import custom_objects
 
 
 def test_plan_helpers():
@@ -162,7 +163,7 @@ def drop_spec(model, drop, iterations=10, batch_size=24, partitions=3):
         partition_sizes=[40] * partitions, batch_size=batch_size, iterations_per_epoch=5, dtype="float64",
         model_json=json.dumps(serialize_layer(model)), criterion="sparse_categorical_crossentropy",
         optim_class="SGD", learning_rate=0.1, hyper=dict(optim.SGD(0.1, momentum=0.9).hyper),
-        schedule=optim.Default(), seed=3, timeout=10, drop=drop)
+        schedule=optim.Default(), seed=3, timeout=10, drop=drop, custom_objects=custom_objects(model))
 
 
 def drop_data():

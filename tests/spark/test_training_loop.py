@@ -88,7 +88,8 @@ def test_bigdl_optimizer_summaries_and_progress_lines_match(sc, tmp_path, caplog
         val_summary.close()
         events = event_accumulator.EventAccumulator(str(tmp_path / run / "train"), size_guidance={"histograms": 0})
         events.Reload()
-        runs[run] += (sorted(events.Tags()["scalars"]), len(events.Tags()["histograms"]),  # one per weight (names differ by model)
+        # one histogram per weight (their names differ by model)
+        runs[run] += (sorted(events.Tags()["scalars"]), len(events.Tags()["histograms"]),
                       [e.step for e in events.Histograms(events.Tags()["histograms"][0])])
     assert runs["local"] == runs["spark"]
     assert runs["spark"][5] == ["LearningRate", "Loss", "Throughput"]

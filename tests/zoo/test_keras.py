@@ -166,3 +166,46 @@ def test_progress_bar_verbose_one(data, capsys):
     model.fit(x, y, batch_size=50, epochs=1, verbose=1)
     err = capsys.readouterr().err
     assert "Epoch 1" in err and "200/200" in err
+
+
+def test_one_sequential_and_one_model_class_everywhere(tmp_path, data):
+    import ember.layers
+    import ember.zoo.keras
+
+    assert ember.Sequential is ember.layers.Sequential is ember.zoo.keras.Sequential
+    assert ember.Model is ember.layers.Model is ember.zoo.keras.Model
+    x, y = data
+    model = ember.layers.Sequential([Dense(8, activation="relu", input_shape=(x.shape[1],)),
+                                     Dense(2, activation="softmax")])
+    model.compile(optim.Adam(0.01, beta_1=0.8), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    path = tmp_path / "compiled.ember"
+    model.save(path)
+    loaded = ember.layers.load_model(path)  # the layers' loader brings it back compiled too
+    assert type(loaded) is ember.Sequential
+    assert type(loaded.optimizer) is optim.Adam and loaded.optimizer.learning_rate == 0.01
+    assert loaded.optimizer.hyper == model.optimizer.hyper and loaded.loss.name == "sparse_categorical_crossentropy"
+    assert [m.name for m in loaded.metrics] == ["accuracy"]
+    np.testing.assert_allclose(loaded.evaluate(x, y), model.evaluate(x, y), rtol=1e-6)
+    assert "accuracy" in loaded.fit(x, y, batch_size=32, epochs=1, verbose=0).history  # trains as compiled
+    assert ember.load_model(path, compile=False).optimizer is None
+
+
+def test_a_user_layer_named_like_a_builtin_does_not_replace_it(tmp_path):
+    from ember.layers import Layer
+    from ember.layers.base import BUILTIN_LAYERS, LAYER_CLASSES
+
+    class Dense(Layer):  # noqa: F811 - a user's class with a built-in's name
+        def call(self, x, training=False):
+            return x
+
+    assert BUILTIN_LAYERS["Dense"] is ember.layers.Dense
+    assert LAYER_CLASSES[f"{Dense.__module__}.{Dense.__qualname__}"] is Dense
+    model = ember.Sequential([ember.layers.Dense(2, input_shape=(3,))])
+    model.save(tmp_path / "m.ember")
+    assert type(ember.load_model(tmp_path / "m.ember").layers[0]) is ember.layers.Dense
+    user = ember.Sequential([Dense(input_shape=(3,))])
+    user.save(tmp_path / "u.ember")
+    with pytest.raises(ValueError, match="custom_objects"):
+        ember.load_model(tmp_path / "u.ember")
+    assert type(ember.load_model(tmp_path / "u.ember", {"Dense": Dense}).layers[0]) is Dense

@@ -1,6 +1,8 @@
-"""Keras-like models: ``Sequential`` and functional ``Model`` with ``compile``, ``fit``, ``evaluate``,
+"""Keras's training surface of ``ember.Sequential`` and ``ember.Model``: ``compile``, ``fit``, ``evaluate``,
 ``predict``, ``predict_classes``, and BigDL's ``set_tensorboard``, ``set_checkpoint`` and gradient
-clipping setters. The training itself is ``ember.optim``'s optimizer; this layer only translates.
+clipping setters. The training itself is ``ember.optim``'s loop (locally or on Spark); this module only
+translates. The classes are the ones of ``ember.layers`` (one Sequential, one Model): they declare these
+methods and this module registers their implementation.
 """
 import numpy as np
 
@@ -77,12 +79,47 @@ class _CallbackBridge:
             c.on_train_end({})
 
 
-class KerasTraining:
-    """The training methods shared by ``Sequential`` and ``Model``."""
+def _require_compiled(model, what):
+    if model.optimizer is None:
+        raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
 
-    optimizer = None
-    loss = None
-    metrics = None
+
+def _dataset(x, y, what):
+    if is_spark_data(x):
+        raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
+    if y is None:
+        raise ValueError(f"{what}: give targets y")
+    return ArrayDataset(x, y)
+
+
+def _run(model, optimizer, callbacks, params):
+    """Apply the settings (summaries, checkpoints, clipping), hook up the callbacks, train."""
+    if model._tensorboard is not None:
+        optimizer.set_train_summary(model._tensorboard[0]).set_val_summary(model._tensorboard[1])
+    if model._checkpoint is not None:
+        optimizer.set_checkpoint(model._checkpoint[0], EveryEpoch(), overwrite=model._checkpoint[1])
+    if "const" in model._clip:
+        optimizer.set_gradclip_const(*model._clip["const"])
+    if "l2" in model._clip:
+        optimizer.set_gradclip_l2norm(model._clip["l2"])
+    history = History()
+    callbacks = list(callbacks or [])
+    for c in callbacks:
+        if not isinstance(c, Callback):
+            raise TypeError(f"fit: callbacks must be ember.zoo.keras.callbacks.Callback instances, got {c!r}")
+    callbacks.append(history)
+    for c in callbacks:
+        c.set_model(model)
+        c.set_params(params)
+    model.stop_training = False
+    optimizer.add_listener(_CallbackBridge(model, callbacks))
+    optimizer.optimize()
+    model.history = history
+    return history
+
+
+class KerasTraining:
+    """The training methods of every ``ember.layers.Model`` (registered on it below)."""
 
     def compile(self, optimizer="sgd", loss=None, metrics=None):
         """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
@@ -93,19 +130,40 @@ class KerasTraining:
         self.loss = ([losses_module.get(x) for x in loss] if isinstance(loss, (list, tuple))
                      else losses_module.get(loss))
         self.metrics = [_named_metric(m) for m in (metrics or [])]
+        self._metric_names = [m if isinstance(m, str) else type(m).__name__ for m in (metrics or [])]
         self._clip = {}
         self._tensorboard = self._checkpoint = None
         self.stop_training = False
         return self
 
-    def _require_compiled(self, what):
+    def training_config(self):
+        """What ``compile`` was given, as JSON-able data (saved with the model), or None when not compiled."""
         if self.optimizer is None:
-            raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
+            return None
+        losses = self.loss if isinstance(self.loss, list) else [self.loss]
+        return {"optimizer": {"class_name": type(self.optimizer).__name__,
+                              "learning_rate": self.optimizer.learning_rate, "hyper": dict(self.optimizer.hyper)},
+                "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
+                "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", []))}
+
+    def compile_from_config(self, config):
+        """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model)."""
+        spec = config["optimizer"]
+        cls = _OPTIMIZERS.get(spec["class_name"].lower())
+        if cls is None:
+            raise ValueError(f"the saved model was compiled with an unknown optimizer {spec['class_name']!r}")
+        method = cls.__new__(cls)
+        method.load_state_dict({"class_name": spec["class_name"], "learning_rate": spec["learning_rate"],
+                                "hyper": spec["hyper"], "state": {}})
+        losses = [type(losses_module.get(c["name"]))(**c["config"]) for c in config["loss"]]
+        metrics = [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
+                   for m in config["metrics"]]
+        return self.compile(method, losses if config["loss_is_list"] else losses[0], metrics)
 
     # ---- BigDL-style settings ----
     def set_tensorboard(self, log_dir, app_name):
         """Write TensorBoard summaries of the next ``fit`` calls to ``log_dir/app_name/{train,validation}``."""
-        self._require_compiled("set_tensorboard")
+        _require_compiled(self, "set_tensorboard")
         self._tensorboard = (TrainSummary(log_dir, app_name), ValidationSummary(log_dir, app_name))
 
     def get_train_summary(self, tag):
@@ -121,28 +179,21 @@ class KerasTraining:
 
     def set_checkpoint(self, path, over_write=True):
         """Write a checkpoint (model + optimizer state + counters) to folder ``path`` after every epoch."""
-        self._require_compiled("set_checkpoint")
+        _require_compiled(self, "set_checkpoint")
         self._checkpoint = (path, over_write)
 
     def set_gradient_clipping_by_l2_norm(self, clip_norm):
-        self._require_compiled("set_gradient_clipping_by_l2_norm")
+        _require_compiled(self, "set_gradient_clipping_by_l2_norm")
         self._clip["l2"] = float(clip_norm)
 
     def set_constant_gradient_clipping(self, min_value, max_value):
-        self._require_compiled("set_constant_gradient_clipping")
+        _require_compiled(self, "set_constant_gradient_clipping")
         self._clip["const"] = (float(min_value), float(max_value))
 
     def clear_gradient_clipping(self):
         self._clip = {}
 
     # ---- fit / evaluate / predict ----
-    def _dataset(self, x, y, what):
-        if is_spark_data(x):
-            raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
-        if y is None:
-            raise ValueError(f"{what}: give targets y")
-        return ArrayDataset(x, y)
-
     def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, nb_epoch=None, feature_cols=None, label_cols=None):
         """Train for ``epochs`` (BigDL alias ``nb_epoch``) epochs; returns a History.
@@ -156,7 +207,7 @@ class KerasTraining:
             callbacks: Callback instances.
             verbose: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch.
         """
-        self._require_compiled("fit")
+        _require_compiled(self, "fit")
         if nb_epoch is not None:
             epochs = nb_epoch
         if is_spark_data(x):
@@ -165,7 +216,7 @@ class KerasTraining:
                                  "(for example from df.randomSplit([0.9, 0.1]))")
             data, samples = x, None
         else:
-            data = self._dataset(x, y, "fit")
+            data = _dataset(x, y, "fit")
             samples = len(data)
         val = validation_data
         if validation_data is not None and not is_spark_data(validation_data):
@@ -187,39 +238,14 @@ class KerasTraining:
             loss = self.loss[0] if isinstance(self.loss, list) else self.loss
             methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
-        return self._run(optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
+        return _run(self, optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
                                                 "verbose": verbose})
-
-    def _run(self, optimizer, callbacks, params):
-        """Apply the settings (summaries, checkpoints, clipping), hook up the callbacks, train."""
-        if self._tensorboard is not None:
-            optimizer.set_train_summary(self._tensorboard[0]).set_val_summary(self._tensorboard[1])
-        if self._checkpoint is not None:
-            optimizer.set_checkpoint(self._checkpoint[0], EveryEpoch(), overwrite=self._checkpoint[1])
-        if "const" in self._clip:
-            optimizer.set_gradclip_const(*self._clip["const"])
-        if "l2" in self._clip:
-            optimizer.set_gradclip_l2norm(self._clip["l2"])
-        history = History()
-        callbacks = list(callbacks or [])
-        for c in callbacks:
-            if not isinstance(c, Callback):
-                raise TypeError(f"fit: callbacks must be ember.zoo.keras.callbacks.Callback instances, got {c!r}")
-        callbacks.append(history)
-        for c in callbacks:
-            c.set_model(self)
-            c.set_params(params)
-        self.stop_training = False
-        optimizer.add_listener(_CallbackBridge(self, callbacks))
-        optimizer.optimize()
-        self.history = history
-        return history
 
     def evaluate(self, x, y=None, batch_size=32, verbose=0):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled."""
-        self._require_compiled("evaluate")
-        data = self._dataset(x, y, "evaluate")
+        _require_compiled(self, "evaluate")
+        data = _dataset(x, y, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
         methods = [validation_module.Loss(loss)] + list(self.metrics)
         was_training = self.training
@@ -257,26 +283,23 @@ def _renamed(method, name):
     return method
 
 
-class Model(KerasTraining, containers.Model):
-    """The functional model with Keras' training methods (see ``ember.layers.Model`` for the graph)."""
+containers.register_training(KerasTraining)
+Model = containers.Model
+Sequential = containers.Sequential
 
 
-class Sequential(KerasTraining, containers.Sequential):
-    """A linear stack of layers with Keras' training methods.
+def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's name
+    """Load a model (or a checkpoint's model) saved by ``save``; compiled again when it was saved compiled.
 
     Example:
-        >>> import numpy as np, ember
+        >>> import os, tempfile, numpy as np, ember
         >>> from ember.layers import Dense
-        >>> model = ember.Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2, activation="softmax")])
+        >>> model = ember.Sequential([Dense(2, activation="softmax", input_shape=(3,))])
         >>> _ = model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
-        >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0).astype(int)
-        >>> sorted(model.fit(x, y, batch_size=8, epochs=2, verbose=0).history)
-        ['accuracy', 'loss']
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.ember")
+        >>> model.save(path)
+        >>> again = ember.load_model(path)
+        >>> type(again.optimizer).__name__, again.loss.name, [m.name for m in again.metrics]
+        ('Adam', 'sparse_categorical_crossentropy', ['accuracy'])
     """
-
-
-def load_model(path, custom_objects=None):
-    """Load a model (or a checkpoint's model) saved by ``save``, as a Keras-API model."""
-    objects = {"Model": Model, "Sequential": Sequential}
-    objects.update(custom_objects or {})
-    return serialization.load_model(path, objects)
+    return serialization.load_model(path, custom_objects, compile=compile)
