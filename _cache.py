@@ -11,6 +11,7 @@ Numba's default cache (``__pycache__`` beside the kernels) left a ``site-package
 This module imports nothing from ember, so every room may use it (like ``_version``).
 """
 import os
+import sys
 
 
 def cache_home(*parts):
@@ -39,3 +40,12 @@ def folder_size(path):
             except OSError:  # removed while we walked
                 pass
     return total
+
+
+def announce(logger, message):
+    """Say what ember is filling its cache with (compiling, downloading): through ``logger`` at INFO when the
+    application configured logging, else as one line on stderr, so that a first run never sits silent."""
+    if logger.hasHandlers():
+        logger.info(message)
+    else:
+        print(f"ember: {message}", file=sys.stderr, flush=True)

@@ -10,14 +10,13 @@ import functools
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import threading
 import types
 
 import numba
 
-from ember._cache import cache_home
+from ember._cache import announce, cache_home
 
 logger = logging.getLogger("ember.kernels")
 
@@ -76,10 +75,7 @@ def _announce_compilation():
     # every dtype (tests/kernels) 63 s, then 1.5 s once cached (8.6 MB in the cache).
     message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 3 s for a "
                "small CNN, up to a minute for every layer type; cached afterwards)")
-    if logger.hasHandlers():
-        logger.info(message)
-    else:
-        print(f"ember: {message}", file=sys.stderr, flush=True)
+    announce(logger, message)
 
 
 # NOTE: the workqueue layer aborts the process when two threads launch parallel kernels at once, so
