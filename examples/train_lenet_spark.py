@@ -6,8 +6,10 @@ Or on a cluster:                           spark-submit examples/train_lenet_spa
     block-service jar once and ships it with the job.)
 
 Options: --epochs 1 --batch-size 128 --lr 0.01 --partitions 2 --master local[2]
+A short run (CI): EMBER_EXAMPLE_ITERATIONS=20 stops after 20 iterations instead of the epochs.
 """
 import argparse
+import os
 import time
 
 from lenet import lenet5, normalize
@@ -39,8 +41,10 @@ def main():
           f"{sc.master}")
 
     model = lenet5()
+    iterations = int(os.environ.get("EMBER_EXAMPLE_ITERATIONS", "0"))
+    end = optim.MaxIteration(iterations) if iterations else optim.MaxEpoch(args.epochs)
     opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(args.lr, momentum=0.9),
-                          optim.MaxEpoch(args.epochs), args.batch_size)
+                          end, args.batch_size)
     opt.set_validation(1000, test, optim.EveryEpoch(), [optim.Top1Accuracy(), optim.Loss()])
     opt.set_progress(log_every=50)
     start = time.perf_counter()
@@ -48,8 +52,9 @@ def main():
     elapsed = time.perf_counter() - start
     model.eval()
     accuracy = float((model.predict(x_test, batch_size=1000).argmax(1) == y_test).mean())
-    print(f"trained {args.epochs} epoch(s) on Spark in {elapsed:.1f} s "
-          f"({args.epochs * len(x_train) / elapsed:.0f} records/s); test accuracy {accuracy:.4f}")
+    records = iterations * args.batch_size if iterations else args.epochs * len(x_train)
+    print(f"trained {f'{iterations} iterations' if iterations else f'{args.epochs} epoch(s)'} on Spark in "
+          f"{elapsed:.1f} s ({records / elapsed:.0f} records/s); test accuracy {accuracy:.4f}")
     sc.stop()
 
 

@@ -71,10 +71,12 @@ _COLD = {"pending": CACHE_DIR is not None and not _cached_here(CACHE_DIR)}
 def _announce_compilation():
     """One line, on the first kernel call of a process whose cache holds none of these kernels yet."""
     _COLD["pending"] = False
-    # NOTE: measured cold on 2 shared cores: LeNet-5's kernels (fit + evaluate) 3 s; every kernel with
-    # every dtype (tests/kernels) 63 s, then 1.5 s once cached (8.6 MB in the cache).
-    message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 3 s for a "
-               "small CNN, up to a minute for every layer type; cached afterwards)")
+    # NOTE: measured cold on 2 shared cores: LeNet-5's kernels (fit + evaluate) 3.2 s in one process; on
+    # Spark local[2] its first 20 iterations took 7.7 s instead of 3.7 s; every kernel with every dtype
+    # (tests/kernels) 63 s, then 1.5 s once cached (8.6 MB in the cache). Each process that finds the
+    # cache empty says so (a Spark job: the driver and each Python worker).
+    message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 5 s for "
+               "LeNet-5, up to a minute for every layer type; cached afterwards)")
     announce(logger, message)
 
 
