@@ -1,6 +1,7 @@
-"""A non-editable install stays as pip wrote it: running ember (kernels compiled, a model trained) adds no
-file to the installed package that pip's RECORD does not list, so `pip uninstall` (and `pip install -e .`
-after `pip install .`) leaves no `site-packages/ember/` behind to shadow an editable install."""
+"""A non-editable install has the `ember` command and stays as pip wrote it: running ember (kernels
+compiled, a model trained) adds no file to the installed package that pip's RECORD does not list, so
+`pip uninstall` (and `pip install -e .` after `pip install .`) leaves no `site-packages/ember/` behind
+to shadow an editable install."""
 import os
 import pathlib
 import shutil
@@ -55,6 +56,10 @@ def test_running_leaves_only_recorded_files_in_the_installed_package(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"ember from {purelib / 'ember' / '__init__.py'}" in proc.stdout
+
+    info = subprocess.run([str(venv / "bin" / "ember"), "info"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert info.returncode == 0 and f"at {purelib / 'ember'}" in info.stdout, info.stderr[-3000:]
 
     record = next(purelib.glob("ember_dl-*.dist-info")) / "RECORD"
     listed = {line.split(",")[0] for line in record.read_text().splitlines() if line}
