@@ -1,6 +1,15 @@
 """Losses with Keras names: each maps (y_true, y_pred) to the batch mean as a scalar Tensor.
 
-Cross-entropies on logits use log-softmax / softplus forms, which never overflow.
+Cross-entropies on logits use log-softmax / softplus forms, which never overflow. Every loss is a
+class (``MeanSquaredError()``) and a function of the same name in snake case (``mean_squared_error``);
+``get(name)`` gives the class's instance for a Keras name or alias ("mse", "mae", "kld", "huber_loss").
+
+Example:
+    >>> import numpy as np
+    >>> from ember import losses
+    >>> loss = losses.get("sparse_categorical_crossentropy")
+    >>> round(loss(np.array([0, 2]), np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])).item(), 4)
+    0.2899
 """
 import numpy as np
 
@@ -22,7 +31,23 @@ def _check_same_shape(name, y_true, y_pred):
 
 
 class Loss:
-    """Base class: ``loss(y_true, y_pred)`` -> scalar Tensor (mean over the batch)."""
+    """Base class: ``loss(y_true, y_pred)`` -> scalar Tensor (mean over the batch).
+
+    A subclass sets ``name`` (its Keras name) and implements ``call(y_true, y_pred)`` with the engine's
+    differentiable functions, so ``backward()`` on the result reaches the model's parameters.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.engine import functional as F
+        >>> from ember.layers.losses import Loss
+        >>> class MeanFourthPower(Loss):
+        ...     name = "mean_fourth_power"
+        ...     def call(self, y_true, y_pred):
+        ...         d = y_pred - np.asarray(y_true, dtype=y_pred.dtype)
+        ...         return F.mean(d * d * d * d)
+        >>> MeanFourthPower()(np.zeros(2), np.array([1.0, 2.0])).item()
+        8.5
+    """
 
     name = None
 
@@ -31,7 +56,12 @@ class Loss:
             y_pred = Tensor(y_pred)
         return self.call(y_true, y_pred)
 
+    def call(self, y_true, y_pred):
+        """The loss of ``y_pred`` (a Tensor) against ``y_true``, as a scalar Tensor; subclasses implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
+
     def get_config(self):
+        """The constructor's arguments as a dict (what ``repr`` shows and a saved model stores)."""
         return {}
 
     def __repr__(self):
@@ -47,10 +77,22 @@ def _softmax_logits(y_pred):
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """-log p[label]; labels are 0-based integers of shape (batch,) or (batch, 1).
+    """Mean over the batch of -log p[label]: cross-entropy against integer class ids.
 
     Args:
-        from_logits: ``y_pred`` are unnormalised scores (recommended; log-softmax is used).
+        from_logits: ``y_pred`` are unnormalised scores (recommended; log-softmax is used). Otherwise
+            ``y_pred`` are probabilities (rows are renormalised and clipped to [1e-7, 1 - 1e-7]); on the
+            output of a softmax layer the loss is taken from that softmax's logits.
+
+    Shape:
+        ``y_true``: (batch,) or (batch, 1) 0-based integer labels; ``y_pred``: (batch, classes).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0]])
+        >>> round(losses.SparseCategoricalCrossentropy(from_logits=True)(np.array([0, 2]), logits).item(), 4)
+        0.2753
     """
 
     name = "sparse_categorical_crossentropy"
@@ -91,7 +133,22 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 class CategoricalCrossentropy(Loss):
-    """-sum(y_true * log p) over classes; ``y_true`` one-hot (or soft) of the same shape."""
+    """Mean over the batch of -sum(y_true * log p) over the classes (the last axis).
+
+    Args:
+        from_logits: ``y_pred`` are unnormalised scores (log-softmax is used); otherwise probabilities,
+            renormalised and clipped to [1e-7, 1 - 1e-7].
+
+    Shape:
+        ``y_true`` one-hot (or soft) labels of the same shape as ``y_pred``, (batch, classes).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> onehot = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> round(losses.CategoricalCrossentropy()(onehot, np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])).item(), 4)
+        0.2899
+    """
 
     name = "categorical_crossentropy"
 
@@ -113,7 +170,21 @@ class CategoricalCrossentropy(Loss):
 
 
 class BinaryCrossentropy(Loss):
-    """-(y log p + (1 - y) log(1 - p)), averaged over the last axis then the batch."""
+    """-(y log p + (1 - y) log(1 - p)), averaged over every element.
+
+    Args:
+        from_logits: ``y_pred`` are scores x with p = sigmoid(x) (computed as max(x, 0) - x y +
+            log(1 + exp(-|x|)), which never overflows); otherwise probabilities clipped to [1e-7, 1 - 1e-7].
+
+    Shape:
+        ``y_true`` targets in [0, 1] of the same shape as ``y_pred``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> round(losses.BinaryCrossentropy()(np.array([[1.0], [0.0]]), np.array([[0.9], [0.2]])).item(), 4)
+        0.1643
+    """
 
     name = "binary_crossentropy"
 
@@ -136,6 +207,18 @@ class BinaryCrossentropy(Loss):
 
 
 class MeanSquaredError(Loss):
+    """mean((y_pred - y_true)^2) over every element (Keras names: "mean_squared_error", "mse").
+
+    Shape:
+        ``y_true`` and ``y_pred`` of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.MeanSquaredError()(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.5, 2.0], [2.0, 4.0]])).item()
+        0.3125
+    """
+
     name = "mean_squared_error"
 
     def call(self, y_true, y_pred):
@@ -146,6 +229,18 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
+    """mean(|y_pred - y_true|) over every element (Keras names: "mean_absolute_error", "mae").
+
+    Shape:
+        ``y_true`` and ``y_pred`` of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.MeanAbsoluteError()(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.5, 2.0], [2.0, 4.0]])).item()
+        0.375
+    """
+
     name = "mean_absolute_error"
 
     def call(self, y_true, y_pred):
@@ -155,7 +250,21 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    """0.5 d^2 where |d| <= delta, else delta * (|d| - 0.5 delta)."""
+    """Mean of 0.5 d^2 where |d| <= delta, else delta * (|d| - 0.5 delta), with d = y_pred - y_true:
+    squared error near the target, absolute error far from it (less sensitive to outliers).
+
+    Args:
+        delta: where the quadratic part ends (default 1.0).
+
+    Shape:
+        ``y_true`` and ``y_pred`` of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.Huber(delta=1.0)(np.array([0.0, 0.0]), np.array([0.5, 3.0])).item()  # (0.125 + 2.5) / 2
+        1.3125
+    """
 
     name = "huber"
 
@@ -174,7 +283,18 @@ class Huber(Loss):
 
 
 class KLDivergence(Loss):
-    """sum(y_true * log(y_true / y_pred)) over the last axis, both clipped to [eps, 1]."""
+    """Kullback-Leibler divergence: mean over the batch of sum(y_true * log(y_true / y_pred)) over the
+    last axis, both clipped to [1e-7, 1] (Keras names: "kl_divergence", "kld").
+
+    Shape:
+        ``y_true`` and ``y_pred``: probability distributions of the same shape, (batch, classes).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> round(losses.KLDivergence()(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])).item(), 4)
+        0.5108
+    """
 
     name = "kl_divergence"
 
@@ -187,7 +307,18 @@ class KLDivergence(Loss):
 
 
 class Hinge(Loss):
-    """mean(max(1 - y_true * y_pred, 0)); labels in {0, 1} are mapped to {-1, 1} (Keras)."""
+    """mean(max(1 - y_true * y_pred, 0)) over every element, the SVM margin loss; labels in {0, 1} are
+    mapped to {-1, 1} (as Keras does), labels in {-1, 1} are used as they are.
+
+    Shape:
+        ``y_true`` and ``y_pred`` (scores) of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.Hinge()(np.array([1.0, 0.0]), np.array([0.3, -2.0])).item()  # (0.7 + 0) / 2
+        0.35
+    """
 
     name = "hinge"
 
@@ -207,7 +338,18 @@ _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "kld": "k
 
 
 def get(identifier):
-    """A Loss from a Keras name (``"sparse_categorical_crossentropy"``), an instance or a function."""
+    """A Loss from a Keras name or alias; a Loss instance or a function is returned as it is.
+
+    Args:
+        identifier: a name (``"sparse_categorical_crossentropy"``, ``"mse"``, ...), a Loss or a callable.
+
+    Example:
+        >>> from ember import losses
+        >>> losses.get("mse")
+        MeanSquaredError({})
+        >>> losses.get("huber_loss")
+        Huber({'delta': 1.0})
+    """
     if isinstance(identifier, Loss) or (callable(identifier) and not isinstance(identifier, type)):
         return identifier
     if isinstance(identifier, str):
@@ -219,32 +361,132 @@ def get(identifier):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """``SparseCategoricalCrossentropy`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true: (batch,) 0-based integer labels.
+        y_pred: (batch, classes) probabilities, or scores with ``from_logits=True``.
+        from_logits: ``y_pred`` are unnormalised scores.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0]])
+        >>> round(losses.sparse_categorical_crossentropy(np.array([0, 2]), logits, from_logits=True).item(), 4)
+        0.2753
+    """
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """``CategoricalCrossentropy`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true: (batch, classes) one-hot or soft labels.
+        y_pred: (batch, classes) probabilities, or scores with ``from_logits=True``.
+        from_logits: ``y_pred`` are unnormalised scores.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> onehot = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0]])
+        >>> round(losses.categorical_crossentropy(onehot, logits, from_logits=True).item(), 4)
+        0.2753
+    """
     return CategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False):
+    """``BinaryCrossentropy`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true: targets in [0, 1].
+        y_pred: probabilities of the same shape, or scores with ``from_logits=True``.
+        from_logits: ``y_pred`` are scores (p = sigmoid(y_pred)).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> scores = np.array([[2.0], [-1.0]])
+        >>> round(losses.binary_crossentropy(np.array([[1.0], [0.0]]), scores, from_logits=True).item(), 4)
+        0.2201
+    """
     return BinaryCrossentropy(from_logits)(y_true, y_pred)
 
 
 def mean_squared_error(y_true, y_pred):
+    """``MeanSquaredError`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true, y_pred: arrays (or Tensors) of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.mean_squared_error(np.array([1.0, 2.0]), np.array([2.0, 4.0])).item()
+        2.5
+    """
     return MeanSquaredError()(y_true, y_pred)
 
 
 def mean_absolute_error(y_true, y_pred):
+    """``MeanAbsoluteError`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true, y_pred: arrays (or Tensors) of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.mean_absolute_error(np.array([1.0, 2.0]), np.array([2.0, 4.0])).item()
+        1.5
+    """
     return MeanAbsoluteError()(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta=1.0):
+    """``Huber`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true, y_pred: arrays (or Tensors) of the same shape.
+        delta: where the quadratic part ends.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.huber(np.array([0.0, 0.0]), np.array([0.5, 3.0]), delta=2.0).item()  # (0.125 + 4) / 2
+        2.0625
+    """
     return Huber(delta)(y_true, y_pred)
 
 
 def kl_divergence(y_true, y_pred):
+    """``KLDivergence`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true, y_pred: probability distributions over the last axis, of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.kl_divergence(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5]])).item()
+        0.0
+    """
     return KLDivergence()(y_true, y_pred)
 
 
 def hinge(y_true, y_pred):
+    """``Hinge`` as a function: the loss of ``y_pred`` against ``y_true`` as a scalar Tensor.
+
+    Args:
+        y_true: labels in {-1, 1} (or {0, 1}).
+        y_pred: scores of the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> losses.hinge(np.array([1.0, -1.0]), np.array([0.3, -2.0])).item()
+        0.35
+    """
     return Hinge()(y_true, y_pred)

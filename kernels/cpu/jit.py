@@ -1,21 +1,84 @@
-"""The one place that sets Numba's compilation flags for ember's CPU kernels.
+"""The one place that sets Numba's compilation flags and cache folder for ember's CPU kernels.
 
 ``cache=True`` everywhere, so a second process loads machine code from disk instead of compiling;
 ``parallel`` only on kernels whose measured time improved with it on two cores (see bench/).
+
+The cache lives in ember's user cache folder (``~/.cache/ember/numba``; ``$EMBER_CACHE_DIR/numba``),
+or in ``$NUMBA_CACHE_DIR`` when the user set it, never inside the installed package (see ``ember._cache``).
 """
 import functools
 import hashlib
+import logging
 import os
+import tempfile
 import threading
 import types
 
 import numba
+
+from ember._cache import announce, cache_home
+
+logger = logging.getLogger("ember.kernels")
 
 # NOTE: Numba's default OpenMP threading layer keeps its threads spinning after a parallel loop,
 # and so does OpenBLAS after a matrix product; alternating the two (im2col then GEMM) measured 8.5 ms
 # instead of 1.1 ms on two cores. The workqueue layer does not spin. Respect a user's own choice.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
+
+
+def _choose_cache_dir():
+    """``$NUMBA_CACHE_DIR`` if set, else ember's user cache folder, else one in the temporary folder;
+    None when none of them can be created (then nothing is cached)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    user = f"ember-{os.getuid()}" if hasattr(os, "getuid") else "ember"
+    for folder in (cache_home("numba"), os.path.join(tempfile.gettempdir(), user, "numba")):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    return None
+
+
+# NOTE: Numba's default locator writes beside the source (the installed package's __pycache__); a
+# set CACHE_DIR takes precedence. Only numba.config is set, not os.environ: a changed NUMBA_* variable
+# makes Numba's next compilation re-read every setting from the environment (THREADING_LAYER above
+# included). Each kernel's cache location is fixed when it is decorated, which is at import, after this.
+CACHE_DIR = _choose_cache_dir()
+if CACHE_DIR is not None:
+    numba.config.CACHE_DIR = CACHE_DIR
+
+
+def _cached_here(cache_dir):
+    """Whether ``cache_dir`` already holds machine code of these kernel files."""
+    try:
+        from numba.core.caching import _CacheLocator  # noqa: PLC0415 - Numba's own folder naming
+
+        folder = os.path.join(cache_dir, _CacheLocator.get_suitable_cache_subpath(os.path.abspath(__file__)))
+        return any(name.endswith(".nbi") for name in os.listdir(folder))
+    except OSError:  # no such folder yet
+        return False
+    except (ImportError, AttributeError):  # a Numba that names its folders otherwise: say nothing
+        return True
+
+
+_COLD = {"pending": CACHE_DIR is not None and not _cached_here(CACHE_DIR)}
+
+
+def _announce_compilation():
+    """One line, on the first kernel call of a process whose cache holds none of these kernels yet."""
+    _COLD["pending"] = False
+    # NOTE: measured cold on 2 shared cores: LeNet-5's kernels (fit + evaluate) 3.2 s in one process; on
+    # Spark local[2] its first 20 iterations took 7.7 s instead of 3.7 s; every kernel with every dtype
+    # (tests/kernels) 63 s, then 1.5 s once cached (8.6 MB in the cache). Each process that finds the
+    # cache empty says so (a Spark job: the driver and each Python worker).
+    message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 5 s for "
+               "LeNet-5, up to a minute for every layer type; cached afterwards)")
+    announce(logger, message)
+
 
 # NOTE: the workqueue layer aborts the process when two threads launch parallel kernels at once, so
 # the registered kernels run one at a time (see ``serialized``); each still uses every core.
@@ -27,6 +90,8 @@ def serialized(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if _COLD["pending"]:
+            _announce_compilation()
         with KERNEL_LOCK:
             return fn(*args, **kwargs)
 
@@ -36,7 +101,7 @@ def serialized(fn):
 # NOTE: error_model "numpy": a float division by zero gives inf/nan as in NumPy (the reference)
 # instead of raising, which also lets LLVM vectorize loops with divisions. With Python's error model
 # every division carried a zero check and Adam's update stayed scalar: 3.3 ms -> 0.3 ms on 1M floats.
-JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+JIT = {"cache": CACHE_DIR is not None, "nogil": True, "error_model": "numpy"}
 PARALLEL = {**JIT, "parallel": True}
 # Numba's on-disk cache is keyed on the kernel's own source file, not on these flags: the flags are
 # part of every compiled kernel's name, so that changing them cannot load code compiled under others.
@@ -95,6 +160,8 @@ def parallel_above(min_work, work=None):
 
         @functools.wraps(fn)
         def dispatch(*args):
+            if _COLD["pending"]:
+                _announce_compilation()
             mode = THREADS["mode"]
             threaded = mode == "always" or (mode == "auto" and THREADS["n"] > 1 and measure(*args) >= min_work)
             return (parallel if threaded else serial)(*args)

@@ -6,6 +6,7 @@ transfer service moves them between executors. The jar is compiled once per Spar
 JDK's ``javac`` against the installed pyspark's jars and cached in ``~/.ember/jvm``.
 """
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -61,6 +62,8 @@ def block_service_jar():
         return target
     javac = find_java_tool("javac")
     os.makedirs(cache_folder(), exist_ok=True)
+    logging.getLogger("ember.spark").info("compiling ember's Spark plugin against pyspark %s once (about 5 s; "
+                                          "cached in %s)", version, cache_folder())
     with tempfile.TemporaryDirectory(prefix="ember-javac-") as work:
         proc = subprocess.run([javac, "--release", "17", "-nowarn", "-d", work, "-cp", os.path.join(jars, "*"),
                                _SOURCE], capture_output=True, text=True)
@@ -121,6 +124,39 @@ SHARED_DIR = "/dev/shm"
 SHARED_MIN = 1 << 16  # smaller blocks go through the socket (as fast, one round trip less)
 
 
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_shared_files(folder=SHARED_DIR):
+    """Delete this user's ``ember-blocks-<pid>-*`` files whose process has died (a killed worker cannot
+    remove its own); returns their names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        parts = name.split("-")
+        if len(parts) < 5 or parts[:2] != ["ember", "blocks"] or not parts[2].isdigit():
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.stat(path).st_uid != os.getuid() or _process_alive(int(parts[2])):
+                continue
+            os.unlink(path)
+            removed.append(name)
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed
+
+
 def _write_all(fd, view):
     done = 0
     while done < view.nbytes:
@@ -166,6 +202,7 @@ class BlockClient:
         """Two private files in /dev/shm (for puts and gets), or None where there is no such place."""
         if not (os.path.isdir(SHARED_DIR) and os.access(SHARED_DIR, os.W_OK)):
             return None
+        remove_stale_shared_files()
         files = {}
         try:
             for kind in ("put", "get"):

@@ -6,7 +6,13 @@ import sys
 import time
 
 from ember.optim.loop import ensure_log_handler
-from ember.optim.spark.blocks import PLUGIN_CLASS, SparkSetupError, block_service_jar, find_java_tool
+from ember.optim.spark.blocks import (
+    PLUGIN_CLASS,
+    SparkSetupError,
+    block_service_jar,
+    find_java_tool,
+    remove_stale_shared_files,
+)
 
 logger = logging.getLogger("ember.spark")
 
@@ -39,13 +45,19 @@ def _running_context():
     return SparkContext._active_spark_context
 
 
-def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN"):
+def _submitted():
+    """Whether this driver was started by spark-submit (which passes its gateway to pyspark)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", default_master="local[*]"):
     """Create (or reuse) the SparkSession ember trains on, and return its SparkContext.
 
     Args:
         conf: a dict of extra Spark settings (or a SparkConf).
         app_name: the application name.
-        master: e.g. "local[4]" or "yarn"; default: the submitted master, else "local[*]".
+        master: e.g. "local[4]" or "yarn"; default: spark-submit's ``--master`` (or ``spark.master`` in
+            ``conf``), else ``default_master``.
         log_level: Spark's log level for this application ("WARN" by default; None keeps Spark's).
 
     A running SparkContext (from a SparkSession or SparkContext you made) is reused when it loads
@@ -64,6 +76,7 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN"):
                                   + _how_to_enable())
         return running
     t0 = time.perf_counter()
+    remove_stale_shared_files()  # left by processes of earlier runs that were killed
     jar = block_service_jar()
     spark_conf = conf if isinstance(conf, SparkConf) else SparkConf()
     if isinstance(conf, dict):
@@ -71,9 +84,9 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN"):
             spark_conf.set(k, str(v))
     if master is not None:
         spark_conf.setMaster(master)
-    elif not spark_conf.contains("spark.master"):
-        spark_conf.setMaster("local[*]")
-    chosen = spark_conf.get("spark.master")
+    elif not spark_conf.contains("spark.master") and not _submitted():
+        spark_conf.setMaster(default_master)
+    chosen = spark_conf.get("spark.master", "the submitted master")
     if chosen.startswith("local") and "PYSPARK_PYTHON" not in os.environ and \
             not spark_conf.contains("spark.pyspark.python"):
         os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run the driver's interpreter

@@ -245,3 +245,21 @@ def test_user_errors_are_told_from_infrastructure_failures():
     assert "raise ValueError" in described["traceback"] and described["worker"] == 1
     for infrastructure in (BlockTimeout("w-3"), ConnectionError("closed"), KeyboardInterrupt()):
         assert T.describe_user_error(infrastructure, 0) is None
+
+
+def test_shared_memory_files_of_dead_processes_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ember.optim.spark.blocks import remove_stale_shared_files
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    for name in (f"ember-blocks-{dead_pid}-a1b2-put", f"ember-blocks-{dead_pid}-a1b2-get",
+                 f"ember-blocks-{os.getpid()}-c3d4-put", "ember-blocks-notapid-x-put", "other-file"):
+        (tmp_path / name).write_bytes(b"weights")
+    removed = remove_stale_shared_files(str(tmp_path))
+    assert sorted(removed) == [f"ember-blocks-{dead_pid}-a1b2-get", f"ember-blocks-{dead_pid}-a1b2-put"]
+    assert sorted(os.listdir(tmp_path)) == sorted([f"ember-blocks-{os.getpid()}-c3d4-put", "ember-blocks-notapid-x-put",
+                                                   "other-file"])

