@@ -94,6 +94,8 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
     spark_conf.set("spark.jars", _merge_list(spark_conf.get("spark.jars", ""), jar))
     spark_conf.set("spark.plugins", _merge_list(spark_conf.get("spark.plugins", ""), PLUGIN_CLASS))
     spark_conf.set("spark.python.worker.reuse", "true")  # workers keep their cached training data
+    if not spark_conf.contains("spark.ui.showConsoleProgress"):  # ember prints its own progress lines
+        spark_conf.set("spark.ui.showConsoleProgress", "false")
     logger.info("starting Spark (%s) with ember's block service...", chosen)
     spark = SparkSession.builder.config(conf=spark_conf).getOrCreate()
     if log_level:
