@@ -7,6 +7,7 @@ any partition count: when B is not a multiple of P the partitions that give one 
 turns, and a partition may give nothing to an iteration (B < P). With ``shuffle_seed`` each
 partition's positions go through a fresh permutation on every pass over the partition.
 """
+import functools
 import math
 
 import numpy as np
@@ -33,7 +34,9 @@ def partition_counters(iteration, partition, batch_size, partitions):
     return np.arange(k0, first + batch_size, partitions) // partitions
 
 
+@functools.lru_cache(maxsize=16)
 def _permutation(seed, partition, size, cycle):
+    """The order of pass ``cycle`` over a partition (cached: a pass spans many iterations)."""
     return np.random.default_rng([int(seed), int(partition), int(cycle)]).permutation(size)
 
 
