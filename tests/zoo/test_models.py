@@ -115,6 +115,17 @@ def test_layer_names_follow_each_family():
     assert {"Conv1", "expanded_conv_depthwise", "block_16_project_BN", "Conv_1_bn", "predictions"} <= mbk
 
 
+def test_weights_from_an_ember_file(tmp_path, rng):
+    trained = models.LeNet5()
+    trained.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in trained.get_weights()])
+    trained.save(str(tmp_path / "lenet.ember"))
+    loaded = models.LeNet5(weights=str(tmp_path / "lenet.ember"))
+    x = rng.normal(size=(2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.eval()(x).numpy(), trained.eval()(x).numpy())
+    with pytest.raises(ValueError, match="model layers missing from the file"):
+        models.ResNet18(weights=str(tmp_path / "lenet.ember"), input_shape=(32, 32, 3))
+
+
 def test_make_divisible():
     assert [mobilenet.make_divisible(v) for v in (32, 16 * 0.35, 24 * 0.5, 1280 * 1.4)] == [32, 8, 16, 1792]
 

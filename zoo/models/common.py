@@ -112,11 +112,15 @@ def load_file(model, path, file_format=None, skip=(), strict=True):
     elif file_format == "ember":
         from ember.layers import load_model
 
-        saved = load_model(path)
-        by_name = {layer.name: layer for layer in saved.layers}
+        saved = {layer.name: layer for layer in load_model(path).layers if layer.weights}
+        missing = [layer.name for layer in model.layers if layer.weights and layer.name not in saved]
+        extra = [name for name in saved if name not in {layer.name for layer in model.layers}]
+        if missing or (extra and strict):
+            raise ValueError(f"{path}: model layers missing from the file {missing}, file layers the model lacks "
+                             f"{extra}")
         for layer in model.layers:
-            if layer.weights and layer.name in by_name:
-                layer.set_weights(by_name[layer.name].get_weights())
+            if layer.weights:
+                layer.set_weights(saved[layer.name].get_weights())
     else:
         raise ValueError(f"cannot tell the format of weights file {path!r}: expected .pt/.pth (PyTorch), "
                          ".h5/.keras (Keras) or .ember")
