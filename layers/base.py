@@ -1,4 +1,6 @@
 """The ``Layer`` base class, input specs, and the symbolic tensors of the functional API."""
+import contextlib
+import contextvars
 import re
 
 import numpy as np
@@ -30,6 +32,38 @@ def register_layer_class(cls):
 
 def _snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+
+
+# while a model is rebuilt from a file: how many weight elements may still be created (None: no limit)
+_WEIGHT_BUDGET = contextvars.ContextVar("ember_weight_budget", default=None)
+
+
+class WeightBudgetExceeded(ValueError):
+    """A layer asked for more weights than the file being loaded holds."""
+
+
+@contextlib.contextmanager
+def weight_budget(elements):
+    """Within this block, layers may create at most ``elements`` weight elements in all (checked before
+    anything is allocated): an architecture read from a file cannot ask for more than the file holds."""
+    token = _WEIGHT_BUDGET.set([int(elements)])
+    try:
+        yield
+    finally:
+        _WEIGHT_BUDGET.reset(token)
+
+
+def _spend_weight_budget(layer_name, name, shape):
+    budget = _WEIGHT_BUDGET.get()
+    if budget is None:
+        return
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count > budget[0]:
+        raise WeightBudgetExceeded(f"layer '{layer_name}' asks for weight '{name}' of shape {tuple(shape)} "
+                                   f"({count} elements), more than the {budget[0]} the file still holds")
+    budget[0] -= count
 
 
 def unique_name(prefix):
@@ -155,6 +189,7 @@ class Layer:
     # ---- weights ----
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
         """Create, initialise and track a weight; returns its Tensor."""
+        _spend_weight_budget(self.name, name, shape)
         init = initializers.get(initializer)
         dtype = self.dtype or config.get_default_dtype()
         tensor = Tensor(init(shape, dtype), requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")

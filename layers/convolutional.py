@@ -40,10 +40,17 @@ def _pads(size, k, stride, dilation, padding):
     return (0, 0)
 
 
-def _out_len(size, k, stride, dilation, padding):
+def _out_len(size, k, stride, dilation, padding, layer=None):
     if size is None:
         return None
-    return F.conv_output_size(size, k, stride, dilation, sum(_pads(size, k, stride, dilation, padding)))
+    out = F.conv_output_size(size, k, stride, dilation, sum(_pads(size, k, stride, dilation, padding)))
+    if out < 1:
+        span = (k - 1) * dilation + 1
+        where = f"Layer '{layer.name}' ({type(layer).__name__}): " if layer is not None else ""
+        raise ValueError(f"{where}its window of {span} (kernel {k}, dilation {dilation}) does not fit an input of "
+                         f"size {size} with padding '{padding}'; expected inputs of at least {span} along that axis, "
+                         "or padding='same'")
+    return out
 
 
 class Conv2D(Layer):
@@ -101,7 +108,7 @@ class Conv2D(Layer):
 
     def compute_output_shape(self, input_shape):
         h, w, _ = _spatial(input_shape, self.data_format)
-        ho, wo = (_out_len(s, k, st, d, self.padding) for s, k, st, d in
+        ho, wo = (_out_len(s, k, st, d, self.padding, self) for s, k, st, d in
                   zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
         return _pack(input_shape[0], ho, wo, self.filters, self.data_format)
 
@@ -162,7 +169,7 @@ class Conv1D(Layer):
 
     def compute_output_shape(self, input_shape):
         length = input_shape[2] if self.data_format == "channels_first" else input_shape[1]
-        lo = _out_len(length, self.kernel_size, self.strides, self.dilation_rate, self.padding)
+        lo = _out_len(length, self.kernel_size, self.strides, self.dilation_rate, self.padding, self)
         return (input_shape[0], self.filters, lo) if self.data_format == "channels_first" else (
             input_shape[0], lo, self.filters)
 
@@ -284,7 +291,8 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         h, w, c = _spatial(input_shape, self.data_format)
-        ho, wo = (_out_len(s, k, st, 1, self.padding) for s, k, st in zip((h, w), self.pool_size, self.strides))
+        ho, wo = (_out_len(s, k, st, 1, self.padding, self) for s, k, st in
+                  zip((h, w), self.pool_size, self.strides))
         return _pack(input_shape[0], ho, wo, c, self.data_format)
 
     def get_config(self):

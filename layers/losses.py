@@ -158,6 +158,10 @@ class CategoricalCrossentropy(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
+        outside = ~((y.data >= 0) & (y.data <= 1))
+        if outside.any():
+            raise ValueError(f"{self.name}: targets must be in [0, 1]; got {y.data[outside].ravel()[0]!r} (for classes "
+                             "0..K-1 use sparse_categorical_crossentropy)")
         if self.from_logits:
             logp = F.log_softmax(y_pred, axis=-1)
         else:
@@ -194,6 +198,10 @@ class BinaryCrossentropy(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
+        outside = ~((y.data >= 0) & (y.data <= 1))
+        if outside.any():
+            raise ValueError(f"{self.name}: targets must be in [0, 1]; got {y.data[outside].ravel()[0]!r} (for classes "
+                             "0..K-1 use sparse_categorical_crossentropy)")
         if self.from_logits:
             # max(x, 0) - x*y + log(1 + exp(-|x|))
             per = F.relu(y_pred) - y_pred * y + F.softplus(-F.abs(y_pred))

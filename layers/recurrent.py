@@ -46,6 +46,9 @@ class _RNN(Layer):
         return Tensor(get_array_module(x.data).zeros((x.shape[0], self.units), dtype=x.dtype))
 
     def call(self, x, training=False):
+        if x.shape[1] == 0:
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the input has 0 time steps; expected "
+                             "(batch, steps >= 1, features)")
         projected = F.matmul(x, self.kernel)
         if self.bias is not None:
             projected = projected + (self.bias if self.bias.ndim == 1 else self.bias[0])

@@ -14,7 +14,8 @@ import zipfile
 
 import numpy as np
 
-from ember.layers.base import BUILTIN_LAYERS
+from ember.layers.archive import ModelFileError, open_archive, read_json, read_npz
+from ember.layers.base import BUILTIN_LAYERS, weight_budget
 
 FORMAT, FORMAT_VERSION = "ember-model", 1
 
@@ -143,34 +144,60 @@ def save_model(model, path):
     write_zip_atomic(path, model_archive_entries(model))
 
 
-def read_weights(zf, meta, path):
-    """The weight arrays of an open model (or checkpoint) archive, in ``model.weights`` order."""
+def read_model_archive(zf, path):
+    """The checked ``model.json`` and the weight arrays (in ``model.weights`` order) of an open model or
+    checkpoint archive."""
+    meta = read_json(zf, path, "model.json", ("model", "weights"))
+    version = meta.get("format_version")
+    if meta.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(path, "model.json: format", f"{FORMAT!r} version <= {FORMAT_VERSION}, found "
+                             f"{meta.get('format')!r} version {version!r}")
+    names = meta["weights"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(path, "model.json: field 'weights'", "a list of weight names")
+    spec = meta["model"]
+    if not (isinstance(spec, dict) and isinstance(spec.get("class_name"), str)
+            and isinstance(spec.get("config"), dict)):
+        raise ModelFileError(path, "model.json: field 'model'", "an object with 'class_name' and 'config'")
+    arrays = read_npz(zf, path, "weights.npz")
+    keys = [f"w{i:04d}" for i in range(len(names))]
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ModelFileError(path, "member weights.npz", f"the arrays {missing[:5]} that model.json lists")
+    return meta, [arrays[k] for k in keys]
+
+
+def build_model(meta, arrays, path, custom_objects=None):
+    """The model a checked ``model.json`` describes, holding ``arrays``: its layers may not ask for more
+    weight elements than the file holds (checked before anything is allocated)."""
+    with weight_budget(sum(int(a.size) for a in arrays)):
+        try:
+            model = deserialize_layer(meta["model"], custom_objects)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
+            raise ModelFileError(path, "model.json: the architecture",
+                                 f"layers ember can build ({type(e).__name__}: {e})") from None
     try:
-        with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as data:
-            return [data[f"w{i:04d}"] for i in range(len(meta["weights"]))]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"the weights in {path!r} are unreadable ({e})") from e
+        model.set_weights(arrays)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(path, "member weights.npz", f"arrays matching the architecture ({e})") from None
+    return model
 
 
 def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's name
     """Load a model written by ``Model.save``; ``custom_objects`` maps names to your layers/functions. A
     model saved compiled comes back compiled (optimizer with its settings, loss, metrics) unless
-    ``compile=False``."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"load_model: {path!r} is not an ember model file ({e})") from e
-    with zf:
-        names = set(zf.namelist())
-        if not {"model.json", "weights.npz"} <= names:
-            raise ValueError(f"load_model: {path!r} lacks model.json/weights.npz; not an ember model file")
-        meta = json.loads(zf.read("model.json"))
-        if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"load_model: {path!r} has format {meta.get('format')!r} version "
-                             f"{meta.get('format_version')!r}; this ember reads {FORMAT!r} <= {FORMAT_VERSION}")
-        model = deserialize_layer(meta["model"], custom_objects)
-        arrays = read_weights(zf, meta, path)
-    model.set_weights(arrays)
-    if meta.get("training_config") is not None and compile:
-        model.compile_from_config(meta["training_config"])
+    ``compile=False``. A damaged, hostile or foreign file raises ``ModelFileError`` (a ValueError) naming
+    the file, the field and what was expected."""
+    with open_archive(path) as zf:
+        meta, arrays = read_model_archive(zf, path)
+    model = build_model(meta, arrays, path, custom_objects)
+    config = meta.get("training_config")
+    if config is not None and compile:
+        try:
+            model.compile_from_config(config)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ModelFileError(path, "model.json: field 'training_config'",
+                                 f"an optimizer, loss and metrics ember knows ({type(e).__name__}: {e})") from None
     return model

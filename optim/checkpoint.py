@@ -9,15 +9,14 @@ Members (a superset of a model file, so ``ember.load_model`` reads a checkpoint 
     ``data.npz``                     the sample order of the unfinished epoch (only mid-epoch).
 Files are named ``checkpoint-<iteration>.ember`` and written atomically (temporary file + rename).
 """
-import io
 import json
 import os
 import re
-import zipfile
 
 import numpy as np
 
-from ember.layers.serialization import model_archive_entries, npz_bytes, read_weights, write_zip_atomic
+from ember.layers.archive import ModelFileError, open_archive, read_json, read_npz
+from ember.layers.serialization import model_archive_entries, npz_bytes, read_model_archive, write_zip_atomic
 
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "ember-checkpoint", 1
 _NAME = re.compile(r"^checkpoint-(\d+)\.ember$")
@@ -88,30 +87,30 @@ class Checkpoint:
 
 
 def load_checkpoint(path):
-    """Read a checkpoint file written by ``save_checkpoint`` (arrays only: nothing is unpickled)."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"load_checkpoint: {path!r} is not an ember checkpoint ({e})") from e
-    with zf:
-        names = set(zf.namelist())
-        needed = {"model.json", "weights.npz", "optim.json", "optim.npz", "state.json"}
-        if not needed <= names:
-            raise ValueError(f"load_checkpoint: {path!r} lacks {sorted(needed - names)}; not an ember checkpoint")
-        state = json.loads(zf.read("state.json"))
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("format_version", 0) > CHECKPOINT_VERSION:
-            raise ValueError(f"load_checkpoint: {path!r} has format {state.get('format')!r} version "
-                             f"{state.get('format_version')!r}; this ember reads {CHECKPOINT_FORMAT!r} "
-                             f"<= {CHECKPOINT_VERSION}")
-        meta = json.loads(zf.read("model.json"))
-        weights = read_weights(zf, meta, path)
-        with np.load(io.BytesIO(zf.read("optim.npz")), allow_pickle=False) as data:
-            optim_arrays = {k: data[k] for k in data.files}
-        optim_state = unflatten_optim_state(json.loads(zf.read("optim.json")), optim_arrays)
+    """Read a checkpoint file written by ``save_checkpoint`` (arrays only: nothing is unpickled). A damaged
+    or foreign file raises ``ModelFileError`` naming the file and the field."""
+    with open_archive(path, "an ember checkpoint") as zf:
+        meta, weights = read_model_archive(zf, path)
+        state = read_json(zf, path, "state.json", ("epoch", "iteration"))
+        if state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("format_version"), int) \
+                or state["format_version"] > CHECKPOINT_VERSION:
+            raise ModelFileError(path, "state.json: format", f"{CHECKPOINT_FORMAT!r} version <= "
+                                 f"{CHECKPOINT_VERSION}, found {state.get('format')!r} {state.get('format_version')!r}")
+        for key in ("epoch", "iteration", "position", "records"):
+            if not isinstance(state.get(key, 0), int) or state.get(key, 0) < 0:
+                raise ModelFileError(path, f"state.json: field {key!r}", "an integer >= 0")
+        optim_meta = read_json(zf, path, "optim.json", ("class_name", "learning_rate", "hyper"))
+        optim_arrays = read_npz(zf, path, "optim.npz")
+        try:
+            optim_state = unflatten_optim_state(optim_meta, optim_arrays)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ModelFileError(path, "optim.json/optim.npz",
+                                 f"the optimizer state they describe ({type(e).__name__}: {e})") from None
         order = None
-        if "data.npz" in names:
-            with np.load(io.BytesIO(zf.read("data.npz")), allow_pickle=False) as data:
-                order = data["order"]
+        if "data.npz" in zf.namelist():
+            order = read_npz(zf, path, "data.npz").get("order")
+            if order is None or order.ndim != 1 or order.dtype.kind not in "iu":
+                raise ModelFileError(path, "member data.npz", "an integer array 'order'")
     return Checkpoint(os.fspath(path), weights, optim_state, state, order)
 
 
@@ -123,11 +122,80 @@ def list_checkpoints(folder):
     return [os.path.join(folder, name) for _, name in sorted(found)]
 
 
-def prune_checkpoints(folder, keep):
-    """Delete every checkpoint in ``folder`` but ``keep`` (a path), after ``keep`` was written."""
+def checkpoint_run_id(path):
+    """The id of the run that wrote checkpoint ``path`` (None for files written before runs had ids, or
+    unreadable ones)."""
+    try:
+        with open_archive(path, "an ember checkpoint") as zf:
+            return read_json(zf, path, "state.json").get("run_id")
+    except ModelFileError:
+        return None
+
+
+def prune_checkpoints(folder, keep, run_id=None):
+    """Delete the checkpoints in ``folder`` but ``keep`` (a path) that run ``run_id`` wrote (every one
+    when ``run_id`` is None), after ``keep`` was written: never what another run wrote."""
     for old in list_checkpoints(folder):
-        if os.path.abspath(old) != os.path.abspath(keep):
+        if os.path.abspath(old) != os.path.abspath(keep) and (run_id is None or checkpoint_run_id(old) == run_id):
             os.unlink(old)
+
+
+class FolderInUseError(RuntimeError):
+    """Another running process trains with the same checkpoint folder."""
+
+
+class FolderLock:
+    """One run at a time per checkpoint folder: an exclusive lock on ``<folder>/.ember-lock`` while it
+    trains. The OS releases it when the process ends, however it ends, so a killed run never leaves the
+    folder locked; whoever takes the lock next removes the temporary files a killed writer left.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> with FolderLock(folder):
+        ...     FolderLock(folder).acquire()
+        Traceback (most recent call last):
+        ...
+        ember.optim.checkpoint.FolderInUseError: ...
+    """
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+        self.path = os.path.join(self.folder, ".ember-lock")
+        self.fd = None
+
+    def acquire(self):
+        import fcntl
+
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise FolderInUseError(f"checkpoint folder {self.folder!r} is in use by another run (process {owner}); "
+                                   "give each run its own folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        for name in os.listdir(self.folder):  # no other writer now: any temporary file is an orphan
+            if name.startswith(".ember-") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(self.folder, name))
+                except OSError:
+                    pass
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def latest_checkpoint(folder):

@@ -2,7 +2,24 @@
 import numpy as np
 
 
-def _as_list(x, what):
+def check_batch_size(value, what="batch_size"):
+    """``value`` as an int when it is a whole number >= 1; a clear error otherwise (2.7 is not 2)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value) \
+            or int(value) < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _first_nonfinite_row(a):
+    if a.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _as_list(x, what, allow_nonfinite=False):
+    if x is None:
+        raise ValueError(f"{what}: got None; expected an array (or a list of arrays, one per model input/output)")
     if isinstance(x, (list, tuple)):
         arrays = [np.asarray(a) for a in x]
     else:
@@ -12,6 +29,10 @@ def _as_list(x, what):
             raise ValueError(f"{what}: expected arrays with a leading sample axis, got a scalar")
         if a.dtype == object:
             raise TypeError(f"{what}: expected numeric arrays, got dtype object")
+        row = None if allow_nonfinite else _first_nonfinite_row(a)
+        if row is not None:
+            raise ValueError(f"{what}: row {row} holds NaN or infinite values; remove or fill such rows (or build "
+                             "ArrayDataset(x, y, allow_nonfinite=True) to use them as they are)")
     return arrays
 
 
@@ -27,9 +48,9 @@ class ArrayDataset:
         (10, [4, 4, 2])
     """
 
-    def __init__(self, x, y=None):
-        self.x = _as_list(x, "training inputs")
-        self.y = None if y is None else _as_list(y, "training targets")
+    def __init__(self, x, y=None, allow_nonfinite=False):
+        self.x = _as_list(x, "inputs", allow_nonfinite)
+        self.y = None if y is None else _as_list(y, "targets", allow_nonfinite)
         self.x_is_list = isinstance(x, (list, tuple))
         self.y_is_list = isinstance(y, (list, tuple))
         sizes = {len(a) for a in self.x + (self.y or [])}
@@ -89,5 +110,7 @@ def to_dataset(data, what="training set"):
     if isinstance(data, ArrayDataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
+        if data[1] is None:
+            raise ValueError(f"{what}: the targets (y) are None; expected (x, y) with one target per sample")
         return ArrayDataset(*data)
     raise TypeError(f"{what}: expected (x, y) NumPy arrays or an ArrayDataset, got {type(data).__name__}")

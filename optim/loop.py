@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from ember.engine import config, no_grad
 from ember.layers import losses as losses_module
 from ember.optim import checkpoint as ckpt
 from ember.optim import validation as validation_module
-from ember.optim.dataset import ArrayDataset
+from ember.optim.dataset import ArrayDataset, check_batch_size
 from ember.optim.methods import SGD, OptimMethod
 from ember.optim.schedules import Default, LearningRateSchedule
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
@@ -100,9 +101,8 @@ def compute_loss(criterion, y, out):
 
 def predict_arrays(model, x, batch_size=32):
     """Model outputs on ``x`` (arrays) in inference mode, batch by batch, as NumPy arrays."""
+    batch_size = check_batch_size(batch_size)
     data = ArrayDataset(x)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     parts = []
     with no_grad():
         for index in data.batches(np.arange(len(data)), batch_size):
@@ -115,11 +115,10 @@ def predict_arrays(model, x, batch_size=32):
 
 def evaluate_dataset(model, dataset, batch_size, methods):
     """Sum each validation method's results over ``dataset`` in inference mode; a list of results."""
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    batch_size = check_batch_size(batch_size)
     totals = [None] * len(methods)
     with no_grad():
-        for index in dataset.batches(np.arange(len(dataset)), int(batch_size)):
+        for index in dataset.batches(np.arange(len(dataset)), batch_size):
             xb, yb = dataset.take(index)
             out = model(xb, training=False)
             out = out[0] if isinstance(out, (list, tuple)) else out
@@ -187,9 +186,7 @@ class TrainingLoop:
         if not isinstance(self.optim_method, OptimMethod):
             raise TypeError(f"optim_method: expected an ember.optim method (SGD, Adam, ...), got {optim_method!r}")
         self.set_end_when(end_trigger if end_trigger is not None else MaxEpoch(1))
-        if int(batch_size) != batch_size or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_batch_size(batch_size)
         self.schedule = Default()
         self.validation = None
         self.checkpoint_path = self.checkpoint_trigger = None
@@ -206,6 +203,7 @@ class TrainingLoop:
         self.stop_training = False
         self.last_checkpoint = None
         self._resume_from = None
+        self.run_id = uuid.uuid4().hex[:12]
         self.state = {"epoch": 1, "iteration": 0, "epoch_finished": False, "loss": None, "score": None,
                       "position": 0, "records": 0}
 
@@ -232,8 +230,7 @@ class TrainingLoop:
         """Validate on ``val_set`` whenever ``trigger`` fires (default: every epoch) with ``val_method``
         (a list of ValidationMethods or names; default Top1Accuracy). ``val_set``: ``(x, y)`` arrays, or
         (when training on Spark) an RDD of samples."""
-        if int(batch_size) != batch_size or int(batch_size) < 1:
-            raise ValueError(f"set_validation: batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size, "set_validation: batch_size")
         if trigger is not None and not isinstance(trigger, Trigger):
             raise TypeError(f"set_validation: trigger must be a Trigger (EveryEpoch, SeveralIteration...), "
                             f"got {trigger!r}")
@@ -342,9 +339,10 @@ class TrainingLoop:
         optim_state, extra, order = self.engine.checkpoint_state(self)
         train_state = {k: self.state[k] for k in ("epoch", "iteration", "position", "records", "loss", "score")}
         train_state.update(engine_rng=config.get_rng_state(), schedule=self.schedule.state_dict(), **extra)
+        train_state["run_id"] = self.run_id
         ckpt.save_checkpoint(path, self.model, optim_state, train_state, order)
         if self.checkpoint_overwrite:
-            ckpt.prune_checkpoints(self.checkpoint_path, path)
+            ckpt.prune_checkpoints(self.checkpoint_path, path, self.run_id)
         self.last_checkpoint = path
         logger.log(self.log_level, "checkpoint written: %s", path)
         return path
@@ -365,6 +363,7 @@ class TrainingLoop:
             config.set_rng_state(ts["engine_rng"])
         self.schedule.load_state_dict(ts.get("schedule", {}))
         self.last_checkpoint = loaded.path
+        self.run_id = ts.get("run_id") or self.run_id  # a resumed run continues that run's checkpoints
         logger.log(self.log_level, "resumed from %s at epoch %d, iteration %d", loaded.path, self.state["epoch"],
                    self.state["iteration"])
 
@@ -373,6 +372,14 @@ class TrainingLoop:
         """Train until the end trigger fires; returns the model (trained in place)."""
         if self.log_level >= logging.INFO:
             ensure_log_handler()
+        lock = ckpt.FolderLock(self.checkpoint_path).acquire() if self.checkpoint_path is not None else None
+        try:
+            return self._optimize()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _optimize(self):
         self.engine.prepare(self)
         if self._resume_from is not None:
             self.restore(self._resume_from)

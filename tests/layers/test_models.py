@@ -146,7 +146,7 @@ def test_lambda_save_needs_named_function(tmp_path):
 def test_load_rejects_non_model_files(tmp_path):
     bad = tmp_path / "bad.ember"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not an ember model"):
+    with pytest.raises(ValueError, match="is not a zip archive; expected an ember model file"):
         ember.load_model(bad)
     with zipfile.ZipFile(tmp_path / "evil.ember", "w") as zf:
         zf.writestr("model.json", '{"format": "ember-model", "format_version": 1, "model": '

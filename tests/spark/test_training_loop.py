@@ -54,7 +54,8 @@ def test_keras_fit_gives_the_same_history_locally_and_on_spark(sc, tmp_path):
     for key in local:
         np.testing.assert_allclose(spark[key], local[key], rtol=1e-10, atol=1e-12, err_msg=key)
     assert tags[0] == tags[1] == ["LearningRate", "Loss", "Throughput"]
-    assert checkpoints[0] == checkpoints[1] == ["checkpoint-16.ember", "checkpoint-24.ember", "checkpoint-8.ember"]
+    assert checkpoints[0] == checkpoints[1] == [".ember-lock", "checkpoint-16.ember", "checkpoint-24.ember",
+                                                "checkpoint-8.ember"]
     a = optim.load_checkpoint(tmp_path / "local" / "checkpoint-24.ember")
     b = optim.load_checkpoint(tmp_path / "spark" / "checkpoint-24.ember")
     for wa, wb in zip(a.weights, b.weights):

@@ -147,7 +147,7 @@ def test_tensorboard_checkpoint_and_clipping_settings(tmp_path, data):
     loss = model.get_train_summary("Loss")
     assert [s for s, _, _ in loss] == list(range(1, 9))
     assert [s for s, _, _ in model.get_validation_summary("accuracy")] == [4, 8]
-    assert os.listdir(tmp_path / "ckpt") == ["checkpoint-8.ember"]
+    assert sorted(os.listdir(tmp_path / "ckpt")) == [".ember-lock", "checkpoint-8.ember"]
     # with the L2 norm clipped to 0.01, 8 SGD steps of lr 0.1 move the weights by at most 8 * 0.001
     moved = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(model.get_weights(), before)))
     assert 0 < moved <= 8 * 0.1 * 0.01 + 1e-6
