@@ -11,6 +11,7 @@ import io
 import json
 import os
 import stat
+import struct
 import zipfile
 
 import numpy as np
@@ -22,6 +23,11 @@ MAX_JSON_BYTES = 64 << 20
 MAX_RATIO = 200  # uncompressed / compressed, for members larger than SMALL_MEMBER
 SMALL_MEMBER = 64 << 20
 MAX_JSON_DEPTH = 200
+
+
+# what zipfile raises on a damaged archive (its own error, and others for headers it cannot parse)
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+              struct.error, OverflowError, RuntimeError)  # RuntimeError: an encrypted member
 
 
 class ModelFileError(ValueError):
@@ -42,7 +48,7 @@ def open_archive(path, kind="an ember model file"):
         raise ModelFileError(path, "is not a regular file", f"{kind} (a FIFO, device or folder is refused)")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
+    except ZIP_ERRORS as e:
         raise ModelFileError(path, "is not a zip archive", f"{kind} ({e})") from None
 
 
@@ -53,14 +59,15 @@ def read_member(zf, path, name, limit=MAX_MEMBER_BYTES):
     except KeyError:
         raise ModelFileError(path, f"member {name}", "present (the archive lacks it)") from None
     if info.file_size > limit:
-        raise ModelFileError(path, f"member {name}", f"at most {limit} bytes, it declares {info.file_size}")
+        raise ModelFileError(path, f"member {name}", f"at most {limit} bytes (a zip bomb?), it declares "
+                             f"{info.file_size}")
     if info.file_size > SMALL_MEMBER and info.file_size > MAX_RATIO * max(info.compress_size, 1):
         raise ModelFileError(path, f"member {name}", f"a compression ratio below {MAX_RATIO} (a zip bomb?), it "
                              f"declares {info.file_size} bytes from {info.compress_size}")
     try:
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+    except ZIP_ERRORS as e:
         raise ModelFileError(path, f"member {name}", f"a readable member ({e})") from None
     if len(data) != info.file_size:
         raise ModelFileError(path, f"member {name}", f"{info.file_size} bytes as declared, it holds {len(data)}")
@@ -135,7 +142,7 @@ def read_npz(zf, path, name):
     data = read_member(zf, path, name)
     try:
         inner = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as e:
+    except ZIP_ERRORS as e:
         raise ModelFileError(path, f"member {name}", f"a NumPy .npz archive ({e})") from None
     arrays = {}
     with inner:

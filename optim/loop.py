@@ -379,7 +379,20 @@ class TrainingLoop:
             if lock is not None:
                 lock.release()
 
+    def _check_checkpoint_folder(self):
+        """Refuse to mix runs: without ``overwrite``, a folder holding another run's checkpoints is refused."""
+        if self.checkpoint_path is None or self.checkpoint_overwrite:
+            return
+        others = [p for p in ckpt.list_checkpoints(self.checkpoint_path) if ckpt.checkpoint_run_id(p) != self.run_id]
+        if others:
+            raise ckpt.FolderInUseError(
+                f"checkpoint folder {self.checkpoint_path!r} holds checkpoints of another run "
+                f"({os.path.basename(others[-1])}...): resume(folder) to continue that run, choose an empty "
+                "folder, or set_checkpoint(..., overwrite=True) to replace them")
+
     def _optimize(self):
+        if self._resume_from is None:
+            self._check_checkpoint_folder()
         self.engine.prepare(self)
         if self._resume_from is not None:
             self.restore(self._resume_from)
