@@ -31,7 +31,10 @@ def register_layer_class(cls):
 
 
 def _snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+    # a word starts at an upper-case letter after a lower-case one or a digit, or at the last capital of an
+    # acronym before a lower-case letter: LSTM -> lstm, SimpleRNN -> simple_rnn, Conv2D -> conv2d (Keras's names)
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return words.replace("2_d", "2d").replace("1_d", "1d").replace("3_d", "3d")
 
 
 # while a model is rebuilt from a file: how many weight elements may still be created (None: no limit)

@@ -30,6 +30,13 @@ def _check_same_shape(name, y_true, y_pred):
         raise ValueError(f"{name}: y_true shape {tuple(y_true.shape)} must equal y_pred shape {tuple(y_pred.shape)}")
 
 
+def _check_probabilities(name, y_true):
+    outside = ~((y_true.data >= 0) & (y_true.data <= 1))
+    if outside.any():
+        raise ValueError(f"{name}: targets must be in [0, 1]; got {float(y_true.data[outside].ravel()[0])} (for "
+                         "class ids 0..K-1 use sparse_categorical_crossentropy)")
+
+
 class Loss:
     """Base class: ``loss(y_true, y_pred)`` -> scalar Tensor (mean over the batch).
 
@@ -158,10 +165,7 @@ class CategoricalCrossentropy(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
-        outside = ~((y.data >= 0) & (y.data <= 1))
-        if outside.any():
-            raise ValueError(f"{self.name}: targets must be in [0, 1]; got {y.data[outside].ravel()[0]!r} (for classes "
-                             "0..K-1 use sparse_categorical_crossentropy)")
+        _check_probabilities(self.name, y)
         if self.from_logits:
             logp = F.log_softmax(y_pred, axis=-1)
         else:
@@ -198,10 +202,7 @@ class BinaryCrossentropy(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
-        outside = ~((y.data >= 0) & (y.data <= 1))
-        if outside.any():
-            raise ValueError(f"{self.name}: targets must be in [0, 1]; got {y.data[outside].ravel()[0]!r} (for classes "
-                             "0..K-1 use sparse_categorical_crossentropy)")
+        _check_probabilities(self.name, y)
         if self.from_logits:
             # max(x, 0) - x*y + log(1 + exp(-|x|))
             per = F.relu(y_pred) - y_pred * y + F.softplus(-F.abs(y_pred))
