@@ -124,5 +124,34 @@ def test_unknown_layers_and_mismatches_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"not in the file: Conv1, .*1 file layer\(s\) that the model lacks: c$"):
         load_keras_weights(tmp_path / "up.keras", MobileNetV2(variant="keras", input_shape=(32, 32, 3)))
     (tmp_path / "junk.h5").write_bytes(b"\0" * 64)
-    with pytest.raises(ValueError, match=r"junk\.h5: neither a \.keras zip nor an HDF5"):
+    with pytest.raises(ValueError, match=r"junk\.h5': its first bytes; expected a \.keras zip or an HDF5"):
         load_keras(tmp_path / "junk.h5")
+
+
+def test_hostile_keras_files_are_bounded(tmp_path):
+    import os
+
+    import h5py
+
+    from ember.layers.archive import ModelFileError
+
+    # a 1 MB file whose one dataset claims 4 GB (chunked, compressed, never written: all fill value)
+    with h5py.File(tmp_path / "claims.h5", "w") as f:
+        group = f.create_group("model_weights")
+        group.attrs["layer_names"] = [b"dense"]
+        layer = group.create_group("dense")
+        layer.attrs["weight_names"] = [b"dense/kernel:0"]
+        layer.create_dataset("dense/kernel:0", shape=(1 << 30,), dtype="f4", chunks=(1 << 16,), compression="gzip")
+    assert os.path.getsize(tmp_path / "claims.h5") < 1 << 20
+    with pytest.raises(ModelFileError, match="the file is smaller than its datasets claim"):
+        read_keras(tmp_path / "claims.h5")
+    with h5py.File(tmp_path / "strings.h5", "w") as f:
+        layer = f.create_group("model_weights").create_group("dense")
+        f["model_weights"].attrs["layer_names"] = [b"dense"]
+        layer.attrs["weight_names"] = [b"w"]
+        layer.create_dataset("w", data=[b"not", b"numbers"])
+    with pytest.raises(ModelFileError, match="a numeric dataset"):
+        read_keras(tmp_path / "strings.h5")
+    os.mkfifo(tmp_path / "fifo.keras")
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        read_keras(tmp_path / "fifo.keras")

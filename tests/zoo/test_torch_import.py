@@ -199,3 +199,15 @@ def test_torchvision_mobilenet_v2_gives_the_same_logits(tmp_path):
 @needs_torch
 def test_torchvision_inception_v3_gives_the_same_logits(tmp_path):
     _compare(tv.randomize(tv.Inception3()), InceptionV3(), 299, tmp_path, skip=("AuxLogits.",))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+
+    from ember.layers.archive import ModelFileError
+
+    os.mkfifo(tmp_path / "fifo.pth")
+    os.symlink("/dev/zero", tmp_path / "zero.pth")
+    for name in ("fifo.pth", "zero.pth"):  # a FIFO hung, /dev/zero read until MemoryError
+        with pytest.raises(ModelFileError, match="not a regular file"):
+            read_torch(tmp_path / name)

@@ -11,11 +11,20 @@ import io
 import json
 import os
 import re
-import zipfile
+import stat
 
 import numpy as np
 
 from ember import layers as L
+from ember.layers.archive import (
+    MAX_MEMBER_BYTES,
+    MAX_RATIO,
+    SMALL_MEMBER,
+    ModelFileError,
+    open_archive,
+    read_json,
+    read_member,
+)
 from ember.layers.containers import Model as _GraphModel
 
 
@@ -28,7 +37,28 @@ def _h5py():
 
 
 # ---------------------------------------------------------------- reading files
-def _weights_keras3(group, prefix=""):
+class _Budget:
+    """Bytes the datasets of one file may still take: an HDF5 file declares its datasets' shapes, so each
+    is checked against the file's size (and the same compression-ratio cap as ember's own files) before
+    it is read, and object or variable-length datasets are refused."""
+
+    def __init__(self, source, file_bytes):
+        self.source = source
+        self.left = min(MAX_MEMBER_BYTES, file_bytes * MAX_RATIO + SMALL_MEMBER)
+
+    def read(self, dataset, where):
+        if not hasattr(dataset, "dtype") or dataset.dtype.kind not in "biuf":
+            raise ModelFileError(self.source, where, "a numeric dataset (object, string or variable-length data "
+                                 "is refused)")
+        size = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
+        if size > self.left:
+            raise ModelFileError(self.source, where, f"at most {self.left} more bytes (the file is "
+                                 f"smaller than its datasets claim), it declares {size}")
+        self.left -= size
+        return np.asarray(dataset)
+
+
+def _weights_keras3(group, budget, prefix=""):
     """{layer name: [arrays]} from a Keras 3 ``model.weights.h5`` group (nested models flattened)."""
     out = {}
     layers = group.get("layers")
@@ -37,13 +67,14 @@ def _weights_keras3(group, prefix=""):
     for name in layers:
         sub = layers[name]
         if "vars" in sub and len(sub["vars"]):
-            out[prefix + name] = [np.asarray(sub["vars"][str(i)]) for i in range(len(sub["vars"]))]
+            out[prefix + name] = [budget.read(sub["vars"][str(i)], f"layer {prefix}{name}, variable {i}")
+                                  for i in range(len(sub["vars"]))]
         if "layers" in sub:
-            out.update(_weights_keras3(sub, prefix=f"{prefix}{name}/"))
+            out.update(_weights_keras3(sub, budget, prefix=f"{prefix}{name}/"))
     return out
 
 
-def _weights_h5(group):
+def _weights_h5(group, budget):
     """{layer name: [arrays]} from a legacy ``.h5`` file's ``model_weights`` group, in the file's order."""
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", list(group))]
     out = {}
@@ -51,8 +82,20 @@ def _weights_h5(group):
         sub = group[name]
         weight_names = [w.decode() if isinstance(w, bytes) else str(w) for w in sub.attrs.get("weight_names", [])]
         if weight_names:
-            out[name] = [np.asarray(sub[w]) for w in weight_names]
+            out[name] = [budget.read(sub[w], f"layer {name}, weight {w}") for w in weight_names]
     return out
+
+
+def _first_bytes(source, count=8):
+    """The first bytes of a regular file (a FIFO, device or folder is refused before it is opened)."""
+    try:
+        info = os.stat(source)
+    except OSError as e:
+        raise ModelFileError(source, "cannot be read", f"a Keras file ({e.strerror or e})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(source, "is not a regular file", "a Keras file (a FIFO, device or folder is refused)")
+    with open(source, "rb") as f:
+        return f.read(count)
 
 
 def read_keras(path):
@@ -64,29 +107,32 @@ def read_keras(path):
         [(3, 3, 3, 32)]
     """
     source = os.fspath(path)
-    if not os.path.exists(source):
-        raise FileNotFoundError(f"{source}: no such file")
-    with open(source, "rb") as f:
-        head = f.read(8)
+    head = _first_bytes(source)
     if head[:4] == b"PK\x03\x04":
+        with open_archive(source, "a Keras 3 .keras file") as zf:
+            if "model.weights.h5" not in zf.namelist():
+                raise ModelFileError(source, "member model.weights.h5", "present (a Keras 3 .keras file has it)")
+            config = read_json(zf, source, "config.json") if "config.json" in zf.namelist() else None
+            data = read_member(zf, source, "model.weights.h5")
         try:
-            with zipfile.ZipFile(source) as zf:
-                names = set(zf.namelist())
-                if "model.weights.h5" not in names:
-                    raise ValueError(f"{source}: a zip file without model.weights.h5: not a Keras 3 .keras file")
-                config = json.loads(zf.read("config.json")) if "config.json" in names else None
-                data = zf.read("model.weights.h5")
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"{source}: a damaged .keras archive ({e})") from e
-        with _h5py().File(io.BytesIO(data), "r") as f:
-            return config, _by_layer_name(_weights_keras3(f), config)
+            with _h5py().File(io.BytesIO(data), "r") as f:
+                return config, _by_layer_name(_weights_keras3(f, _Budget(source, len(data))), config)
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            if isinstance(e, ModelFileError):
+                raise
+            raise ModelFileError(source, "member model.weights.h5", f"Keras weights in HDF5 ({e})") from None
     if head != b"\x89HDF\r\n\x1a\n":
-        raise ValueError(f"{source}: neither a .keras zip nor an HDF5 (.h5) file")
-    with _h5py().File(source, "r") as f:
-        raw = f.attrs.get("model_config")
-        config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-        group = f["model_weights"] if "model_weights" in f else f  # save_weights files have no model_weights
-        return config, _weights_h5(group)
+        raise ModelFileError(source, "its first bytes", "a .keras zip or an HDF5 (.h5) file")
+    try:
+        with _h5py().File(source, "r") as f:
+            raw = f.attrs.get("model_config")
+            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+            group = f["model_weights"] if "model_weights" in f else f  # save_weights files have no model_weights
+            return config, _weights_h5(group, _Budget(source, os.path.getsize(source)))
+    except (OSError, KeyError, ValueError, TypeError, RecursionError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(source, "its HDF5 content", f"a Keras model file ({type(e).__name__}: {e})") from None
 
 
 def _snake(name):

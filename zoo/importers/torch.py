@@ -17,12 +17,14 @@ import collections
 import io
 import os
 import pickle
+import stat
 import struct
 import zipfile
 
 import numpy as np
 
 from ember.layers import BatchNormalization, Conv1D, Conv2D, Dense, DepthwiseConv2D, Embedding, LayerNormalization
+from ember.layers.archive import ModelFileError
 from ember.layers.containers import Model
 
 # the storage classes a tensor may name, and their element types (bfloat16 is widened to float32)
@@ -35,8 +37,13 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
-class TorchFileError(ValueError):
-    """A file that is not a readable PyTorch state dict (names the file and what is wrong)."""
+class TorchFileError(ModelFileError):
+    """A file that is not a readable PyTorch state dict (names the file and what is wrong); a
+    ``ModelFileError``, like every damaged model file ember reads."""
+
+    def __init__(self, message):
+        ValueError.__init__(self, message)
+        self.path = self.what = self.expected = None
 
 
 class _StorageType:
@@ -291,6 +298,8 @@ def read_torch(path):
     if isinstance(path, (str, os.PathLike)):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{source}: no such file")
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would hang, /dev/zero would never end
+            raise TorchFileError(f"{source}: not a regular file (a FIFO, device or folder is refused)")
         with open(path, "rb") as f:
             data = f.read()
     else:
