@@ -163,17 +163,26 @@ with open("/proc/self/statm") as f:
 resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30),) * 2)
 folder, cases, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ember.set_seed(0)
-model = ember.Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2)])
+model = ember.Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2, activation="softmax")])
 model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
 good = os.path.join(folder, "good.ember")
 model.save(good)
-with zipfile.ZipFile(good) as zf:
-    members = {n: zf.read(n) for n in zf.namelist()}
+import numpy as np
+x = np.random.default_rng(0).normal(size=(8, 3))
+opt = optim.Optimizer(model, (x, (x[:, 0] > 0).astype(int)), "sparse_categorical_crossentropy", optim.Adam(0.01),
+                      optim.MaxIteration(1), 4)
+opt.set_checkpoint(os.path.join(folder, "ck"), optim.SeveralIteration(1)).set_progress(0, quiet=True).optimize()
+sources = {}
+for kind, path in (("model", good), ("checkpoint", optim.latest_checkpoint(os.path.join(folder, "ck")))):
+    with zipfile.ZipFile(path) as zf:
+        sources[kind] = {n: zf.read(n) for n in zf.namelist()}
+load = {"model": ember.load_model, "checkpoint": optim.load_checkpoint}
 rng = random.Random(seed)
 outcomes = {"loaded": 0, "ModelFileError": 0}
 slowest = 0.0
 for case in range(cases):
-    entries = dict(members)
+    target = "model" if case % 2 == 0 else "checkpoint"
+    entries = dict(sources[target])
     name = rng.choice(sorted(entries))
     data = bytearray(entries[name])
     kind = rng.randrange(6)
@@ -221,7 +230,7 @@ for case in range(cases):
                 zf.writestr(n, d)
     t0 = time.perf_counter()
     try:
-        ember.load_model(path)
+        load[target](path)
         outcomes["loaded"] += 1
     except ModelFileError:
         outcomes["ModelFileError"] += 1
@@ -236,9 +245,9 @@ print(json.dumps({"cases": cases, **outcomes, "slowest_s": round(slowest, 3),
 
 
 def test_fuzzed_model_files_give_a_model_or_a_model_file_error(tmp_path):
-    """Seeded mutations of a compiled model file (bytes flipped, truncated, members dropped or replaced,
-    JSON values and layer configs of the wrong type or size, a damaged container), loaded in a process
-    whose address space is capped at 1 GiB above what it maps at the start."""
+    """Seeded mutations of a compiled model file and of a checkpoint (bytes flipped, truncated, members
+    dropped or replaced, JSON values and layer configs of the wrong type or size, a damaged container),
+    loaded in a process whose address space is capped at 1 GiB above what it maps at the start."""
     script = tmp_path / "fuzz.py"
     script.write_text(FUZZ)
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "400", "7"], capture_output=True, text=True,
