@@ -46,19 +46,17 @@ class Preprocessing:
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
 
+    @property
+    def transform(self):
+        """The same steps as an ``ember.zoo.vision.transforms.Compose`` (to extend or to run on Spark)."""
+        from ember.zoo.vision import transforms as T
+
+        return T.Compose([T.Resize(self.resize), T.CenterCrop(self.crop), T.ToTensor(),
+                          T.ChannelNormalize(self.mean, self.std)])
+
     def __call__(self, image):
         """A (H, W, 3) uint8 RGB image (array or PIL image) -> a float32 (crop, crop, 3) model input."""
-        from PIL import Image
-
-        img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = self.resize / min(w, h)
-        img = img.resize((max(self.crop, round(w * scale)), max(self.crop, round(h * scale))), Image.BILINEAR)
-        w, h = img.size
-        left, top = (w - self.crop) // 2, (h - self.crop) // 2
-        x = np.asarray(img.crop((left, top, left + self.crop, top + self.crop)), dtype=np.float32) / 255.0
-        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+        return self.transform(image)
 
 
 @functools.cache
