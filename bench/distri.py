@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--drop", type=float, default=None,
                         help="straggler dropping: drop percentage (max 4x that; warm-up 50 iterations)")
     parser.add_argument("--sub-batches", type=int, default=4, help="with --drop: sub-batches per share")
+    parser.add_argument("--no-shuffle", action="store_true", help="visit each partition in its stored order")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     import models
@@ -56,7 +57,7 @@ def main():
         model = models.mlp() if workload == "W1" else models.lenet5()
         opt = optim.Optimizer(model, train, "sparse_categorical_crossentropy", optim.SGD(0.01, momentum=0.9),
                               optim.MaxEpoch(1), args.batch_size)
-        opt.set_progress(0, quiet=True).set_compression(args.compress)
+        opt.set_progress(0, quiet=True).set_compression(args.compress).set_shuffle(not args.no_shuffle)
         if args.drop:
             opt.set_drop_module_property(args.drop, min(1.0, 4 * args.drop), warmup_iteration=50,
                                          sub_batches=args.sub_batches)

@@ -216,7 +216,7 @@ class _ProgressWatcher:
             loop.progress(k, (k - 1) // ipe + 1, min(((k - 1) % ipe + 1) * loop.batch_size, e.size),
                           (k - last_iteration) * loop.batch_size, now - last_time, totals[0] / max(totals[1], 1))
             last_time, last_iteration = now, k
-        while not self.done.wait(0.25):
+        while not self.done.wait(1.0):  # a user error fails a local job at once; on clusters this cancels retries
             if self._check_error():
                 return
 

@@ -217,8 +217,11 @@ class _Trainer:
             if q != self.worker:
                 self.param[a:b] = P.decode(self.client.get(self.name("w", i, q), s.timeout), self.param.dtype,
                                            s.compress)
-        self.param[self.lo:self.hi] = P.decode(P.encode(self.master, s.compress).tobytes(), self.param.dtype,
-                                               s.compress)
+        if s.compress is None:
+            self.param[self.lo:self.hi] = self.master
+        else:  # every replica computes with the same weights: the owner's block as the others received it
+            self.param[self.lo:self.hi] = P.decode(P.encode(self.master, s.compress).tobytes(), self.param.dtype,
+                                                   s.compress)
 
     def samples(self, i):
         s = self.settings
@@ -257,16 +260,20 @@ class _Trainer:
         """The sum of every trainer's gradient of the owned block (a fixed order: the same sum in every
         run) and the samples that arrived."""
         s = self.settings
-        total = np.zeros(self.hi - self.lo, dtype=self.param.dtype)
-        counts = []
+        total, counts = None, []
         for r in range(s.trainers):
             if r == self.worker:
-                total += self.grad[self.lo:self.hi]
+                part = self.grad[self.lo:self.hi]
                 counts.append((count, seconds))
             else:
                 data = self.client.get(self.name("g", i, r, self.worker), s.timeout)
                 counts.append(tuple(np.frombuffer(data, dtype=np.float64, count=2)))
-                total += P.decode(memoryview(data)[16:], self.param.dtype, s.compress)
+                part = P.decode(memoryview(data)[16:], self.param.dtype, s.compress)
+            # NOTE: starting from a copy of the first part (not zeros + it) saves a pass and gives the same bits
+            if total is None:
+                total = part.astype(self.param.dtype, copy=True)
+            else:
+                total += part
         if self.history is not None:
             self.history.extend(secs / n for n, secs in counts if n > 0)
         return total, int(sum(n for n, _ in counts))
