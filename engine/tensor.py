@@ -5,9 +5,11 @@ Each operation is a ``Function`` subclass with ``forward`` and ``backward`` side
 on the result. ``Tensor.backward`` walks the recorded graph once in reverse topological order, so
 gradients through shared subgraphs are summed exactly once per path.
 """
+import time
+
 import numpy as np
 
-from ember.engine import config
+from ember.engine import config, profiler
 from ember.engine.backend import get_array_module
 
 
@@ -132,7 +134,12 @@ class Tensor:
                     else:
                         node.grad += g  # in place: .grad may be a view into a flat buffer
                 continue
-            parent_grads = ctx.backward(g)
+            if profiler.ACTIVE is None:
+                parent_grads = ctx.backward(g)
+            else:
+                t0 = time.perf_counter()
+                parent_grads = ctx.backward(g)
+                profiler.ACTIVE.add(type(ctx).__name__, "backward", time.perf_counter() - t0)
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):
@@ -214,7 +221,12 @@ class Function:
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         track = config.is_grad_enabled() and any(ctx.needs_input_grad)
         ctx.tracked = track
-        out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if profiler.ACTIVE is None:
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        else:
+            t0 = time.perf_counter()
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+            profiler.ACTIVE.add(cls.__name__, "forward", time.perf_counter() - t0)
         if not hasattr(out, "__array_interface__") and not hasattr(out, "__cuda_array_interface__"):
             out = np.asarray(out)
         elif isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays

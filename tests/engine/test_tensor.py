@@ -152,3 +152,28 @@ def test_gpu_request_without_cuda_is_clear():
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="CuPy"):
         to_device(np.zeros(2), "gpu")
+
+
+def test_the_op_profiler_attributes_a_step_to_its_ops():
+    import ember
+    from ember.engine.profiler import profile
+    from ember.layers import Conv2D, Dense, Flatten
+
+    ember.set_seed(0)
+    model = ember.Sequential([Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)), Flatten(), Dense(3)])
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32)
+    with profile() as p:
+        for _ in range(3):
+            model.zero_grad()
+            ember.engine.functional.sum(model(x, training=True)).backward()
+    rows = p.table(per=3)
+    names = {(name, phase) for name, phase, *_ in rows}
+    assert {("Conv2D", "forward"), ("Conv2D", "backward"), ("MatMul", "forward")} <= names
+    conv = next(r for r in rows if r[:2] == ("Conv2D", "forward"))
+    assert conv[3] == 1.0  # calls per step
+    assert rows[-1][0] == "(outside ops)" and 0 <= rows[-1][2] and abs(sum(r[4] for r in rows) - 1) < 1e-9
+    with pytest.raises(RuntimeError, match="already being recorded"), profile(), profile():
+        pass
+    with ember.engine.profiler.profile() as quiet:
+        pass
+    assert quiet.seconds == {}  # nothing ran
