@@ -1,5 +1,6 @@
 """``init_nncontext``: a SparkSession set up for ember (its block service plugin loaded), and the
 check that a context the user made can train."""
+import atexit
 import logging
 import os
 import sys
@@ -78,6 +79,14 @@ def _submitted_conf():
     return SparkConf()
 
 
+def _release_barrier_timer(jvm):
+    """At a spark-submit driver's exit: let the JVM end (Spark 3.5's barrier timer is a non-daemon thread)."""
+    try:
+        jvm.ember.jvm.BlockServicePlugin.releaseBarrierTimer()
+    except Exception:  # noqa: BLE001 - the gateway is gone already: nothing holds the JVM then
+        pass
+
+
 def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", default_master="local[*]"):
     """Create (or reuse) the SparkSession ember trains on, and return its SparkContext.
 
@@ -133,6 +142,8 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
     spark = SparkSession.builder.config(conf=spark_conf).getOrCreate()
     if log_level:
         spark.sparkContext.setLogLevel(log_level)
+    if submitted:
+        atexit.register(_release_barrier_timer, spark.sparkContext._jvm)
     logger.info("Spark %s session %s on %s ready in %.1f s", spark.version, spark.sparkContext.appName,
                 spark.sparkContext.master, time.perf_counter() - t0)
     return spark.sparkContext
