@@ -1,12 +1,13 @@
-"""The ``ember`` command (also ``python -m ember``): ``ember info`` and ``ember doctor``.
+"""The ``ember`` command (also ``python -m ember``): ``ember info`` and ``ember doctor``; and ``ember-submit``.
 
 ``ember info`` prints what ember runs on: versions, Java and Spark, the Numba cache, the CPU features
 Numba and BLAS use, the BLAS library and the GPU. ``ember doctor`` checks what training on Spark
-needs (Python, Java 17+, pyspark 4.x, ember's block-service plugin, a writable kernel cache), says
+needs (Python, Java 17+, pyspark 3.5 or 4.x, ember's block-service plugin, a writable kernel cache), says
 how to fix each failed check, and exits with status 1 when one failed.
 
-Neither starts Spark or compiles a kernel; ``doctor`` compiles the block-service jar (javac, a few
-seconds, cached) when it is not built yet, because that is what it checks.
+``ember-submit`` is spark-submit (same arguments) with ember's jar and plugin added before the JVM
+starts. Neither info nor doctor starts Spark or compiles a kernel; ``doctor`` compiles the block-service
+jar (javac, a few seconds, cached) only when the jar shipped in the package does not match its source.
 """
 import argparse
 import importlib.metadata
@@ -208,11 +209,11 @@ def check_pyspark():
     try:
         import pyspark  # noqa: PLC0415
     except Exception as e:  # noqa: BLE001 - any import failure is the finding
-        return Check("pyspark", False, f"does not import: {e}", "pip install 'pyspark>=4.0' (a ~450 MB download)")
-    major = int(pyspark.__version__.split(".")[0])
-    if major != 4:
+        return Check("pyspark", False, f"does not import: {e}", "pip install 'pyspark>=3.5' (a ~450 MB download)")
+    version = tuple(int(p) for p in re.findall(r"\d+", pyspark.__version__)[:2])
+    if not (3, 5) <= version < (5, 0):
         return Check("pyspark", False, f"{pyspark.__version__} at {os.path.dirname(pyspark.__file__)}: ember's "
-                     "block service is built for Spark 4.x", "pip install 'pyspark>=4.0,<5'")
+                     "block service supports Spark 3.5 and 4.x", "pip install 'pyspark>=3.5,<5'")
     return Check("pyspark", True, f"{pyspark.__version__} at {os.path.dirname(pyspark.__file__)}")
 
 
@@ -274,3 +275,118 @@ def main(argv=None):
     """Entry point of the ``ember`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     return args.run(args)
+
+
+# ---------------------------------------------------------------- ember-submit
+# spark-submit's options that take no value (every other option before the application takes one)
+_SUBMIT_FLAGS = {"--verbose", "-v", "--supervise", "--help", "-h", "--version", "--usage-error"}
+
+
+def _find_spark_submit():
+    """$SPARK_HOME/bin/spark-submit, else the pyspark package's, else spark-submit on PATH."""
+    candidates = []
+    if os.environ.get("SPARK_HOME"):
+        candidates.append(os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"))
+    folder = _pyspark_folder()
+    if folder:
+        candidates.append(os.path.join(folder, "bin", "spark-submit"))
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    import shutil  # noqa: PLC0415
+
+    found = shutil.which("spark-submit")
+    if found is None:
+        raise SystemExit("ember-submit: no spark-submit found (looked in $SPARK_HOME/bin, the pyspark package and "
+                         "PATH): pip install 'pyspark>=3.5' or set SPARK_HOME")
+    return found
+
+
+def _defaults_file(options):
+    """The properties file spark-submit reads: --properties-file, else spark-defaults.conf in SPARK_CONF_DIR or
+    SPARK_HOME/conf."""
+    if "--properties-file" in options:
+        return options["--properties-file"]
+    folder = os.environ.get("SPARK_CONF_DIR") or (os.path.join(os.environ["SPARK_HOME"], "conf")
+                                                  if os.environ.get("SPARK_HOME") else None)
+    return os.path.join(folder, "spark-defaults.conf") if folder else None
+
+
+def _read_defaults(path):
+    found = {}
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(None, 1)
+                if len(parts) == 2 and not parts[0].startswith("#"):
+                    found[parts[0]] = parts[1].strip()
+    return found
+
+
+def _merge(existing, item):
+    parts = [p for p in (existing or "").split(",") if p]
+    return ",".join(parts + ([item] if item not in parts else []))
+
+
+def submit_command(argv, spark_submit=None, jar=None):
+    """The spark-submit command for ``argv`` (spark-submit's own arguments) with ember's jar and plugin
+    added to what the user set (``--jars``, ``--conf spark.jars``/``spark.plugins``, spark-defaults.conf)
+    and nothing of theirs replaced; the master and every other setting stay as given."""
+    from ember.optim.spark.blocks import PLUGIN_CLASS, block_service_jar  # noqa: PLC0415
+
+    jar = jar or block_service_jar()
+    argv = list(argv)
+    options, confs, end = {}, {}, len(argv)  # confs: setting -> index of its value in argv
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-"):  # the application (script or jar): its own arguments follow
+            end = i
+            break
+        if arg in _SUBMIT_FLAGS:
+            i += 1
+            continue
+        if "=" in arg and arg.startswith("--"):
+            name, value = arg.split("=", 1)
+            argv[i:i + 1] = [name, value]
+            arg = name
+        if i + 1 >= len(argv):
+            break
+        options[arg] = argv[i + 1]
+        if arg in ("--conf", "-c") and "=" in argv[i + 1]:
+            confs[argv[i + 1].split("=", 1)[0]] = i + 1
+        i += 2
+    defaults = _read_defaults(_defaults_file(options))
+    head, tail = argv[:end], argv[end:]
+    # spark-submit's --jars replaces spark.jars (from --conf or spark-defaults): keep theirs in ours
+    jars = options.get("--jars") or (head[confs["spark.jars"]].split("=", 1)[1] if "spark.jars" in confs
+                                     else defaults.get("spark.jars", ""))
+    if "--jars" in options:
+        head[head.index("--jars") + 1] = _merge(jars, jar)
+    else:
+        head = ["--jars", _merge(jars, jar)] + head
+    if "spark.plugins" in confs:
+        at = confs["spark.plugins"] + (0 if "--jars" in options else 2)
+        head[at] = "spark.plugins=" + _merge(head[at].split("=", 1)[1], PLUGIN_CLASS)
+    else:
+        head = ["--conf", "spark.plugins=" + _merge(defaults.get("spark.plugins", ""), PLUGIN_CLASS)] + head
+    return [spark_submit or _find_spark_submit()] + head + tail
+
+
+def submit_main(argv=None):
+    """Entry point of ``ember-submit``: spark-submit with ember's block service loaded before the JVM starts.
+
+    Example: ``ember-submit --master local[2] examples/train_lenet_spark.py``. The Python that runs this
+    command (ember's environment) runs the driver unless PYSPARK_DRIVER_PYTHON/PYSPARK_PYTHON say
+    otherwise, and on a local master the workers too.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    command = submit_command(argv)
+    master = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--master"), None)
+    if master is None:
+        master = next((a.split("=", 1)[1] for a in argv if a.startswith("--master=")), "local[*]")
+    if "PYSPARK_PYTHON" not in os.environ and "PYSPARK_DRIVER_PYTHON" not in os.environ:
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        if master.startswith("local"):
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.execv(command[0], command)

@@ -1,9 +1,11 @@
 """Train LeNet-5 on real MNIST with ember's distributed optimizer on Spark, and report test accuracy.
 
 Run locally (embedded Spark, local[2]):   python examples/train_lenet_spark.py
-Or on a cluster:                           spark-submit examples/train_lenet_spark.py --master yarn ...
-    (ember must be installed on every node; the executors compile nothing, the driver builds ember's
-    block-service jar once and ships it with the job.)
+With spark-submit:                         ember-submit --master local[2] examples/train_lenet_spark.py
+Or on a cluster:                           ember-submit --master spark://host:7077 examples/train_lenet_spark.py
+    (ember-submit is spark-submit with ember's block-service jar and plugin added; `python -m ember.jvm`
+    prints those arguments for a spark-submit of your own. ember must be installed on every node, or
+    shipped with --archives; see the README's "Running on a cluster".)
 
 Options: --epochs 1 --batch-size 128 --lr 0.01 --partitions 2 --master local[2]
 A short run (CI): EMBER_EXAMPLE_ITERATIONS=20 stops after 20 iterations instead of the epochs.

@@ -2,14 +2,18 @@
 
 The plugin (``ember/jvm/ember/jvm/BlockServicePlugin.java``) runs in every executor JVM and lets
 Python workers put, get and remove byte blocks in that executor's BlockManager; Spark's own block
-transfer service moves them between executors. The jar is compiled once per Spark version with the
-JDK's ``javac`` against the installed pyspark's jars and cached in ``~/.ember/jvm``.
+transfer service moves them between executors. Its docstring describes the protocol and the security
+model (a per-application secret, private folders and files). The compiled jar ships inside the package
+(``ember/jvm/ember-blocks.jar``, Java 8 class files, one jar for Spark 3.5 and 4.x; it records the
+digest of the source it was built from, and ``python -m ember.jvm --build`` rebuilds it); only when the
+source has changed since is it compiled with the JDK's ``javac`` and cached in ``~/.ember/jvm``.
 """
 import hashlib
 import logging
 import os
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -18,20 +22,47 @@ import zipfile
 PLUGIN_CLASS = "ember.jvm.BlockServicePlugin"
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _SOURCE = os.path.join(_PACKAGE, "jvm", "ember", "jvm", "BlockServicePlugin.java")
+SHIPPED_JAR = os.path.join(_PACKAGE, "jvm", "ember-blocks.jar")
+_DIGEST_ENTRY = "META-INF/ember/source.sha256"
+# NOTE: Java 8 class files: Spark 3.5 still runs on Java 8; one jar loads in Spark 3.5 and 4.x (the
+# BlockManager calls whose signatures differ are resolved by reflection in the plugin).
+JAVA_RELEASE = "8"
 
 
 class SparkSetupError(RuntimeError):
     """Java, the JDK or the installed Spark cannot run ember's block service."""
 
 
-def _pyspark_jars():
-    import pyspark
+def spark_jars_folder():
+    """Spark's ``jars/`` folder, found whatever way pyspark was imported: ``$SPARK_HOME/jars``, the pip
+    package's ``pyspark/jars``, or, under spark-submit (pyspark imported from ``python/lib/pyspark.zip``),
+    the Spark home three levels above that zip."""
+    candidates = []
+    if os.environ.get("SPARK_HOME"):
+        candidates.append(os.path.join(os.environ["SPARK_HOME"], "jars"))
+    try:
+        import pyspark
 
-    folder = os.path.join(os.path.dirname(pyspark.__file__), "jars")
-    if not os.path.isdir(folder):
-        raise SparkSetupError(f"pyspark at {os.path.dirname(pyspark.__file__)} has no jars/ folder; install pyspark "
-                              "from PyPI (pip install pyspark)")
-    return folder, pyspark.__version__
+        folder = os.path.dirname(os.path.abspath(pyspark.__file__))
+        candidates.append(os.path.join(folder, "jars"))
+        zipped = os.path.dirname(folder)  # .../python/lib/pyspark.zip when imported from the zip
+        if zipped.endswith(".zip"):
+            candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(zipped))), "jars"))
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if os.path.isdir(candidate) and any(n.startswith("spark-core") for n in os.listdir(candidate)):
+            return candidate
+    looked = ", ".join(candidates) or "nowhere: pyspark does not import"
+    raise SparkSetupError(f"no Spark jars found (looked in {looked}); install pyspark (pip install "
+                          "'pyspark>=3.5') or set SPARK_HOME to a Spark install")
+
+
+def _spark_version(jars):
+    for name in sorted(os.listdir(jars)):
+        if name.startswith("spark-core_") and name.endswith(".jar"):
+            return name[:-4].split("-")[-1]
+    return "unknown"
 
 
 def find_java_tool(name):
@@ -51,76 +82,187 @@ def cache_folder():
     return os.environ.get("EMBER_JVM_CACHE", os.path.join(os.path.expanduser("~"), ".ember", "jvm"))
 
 
-def block_service_jar():
-    """The path of the plugin jar for the installed pyspark, compiling it on first use."""
-    jars, version = _pyspark_jars()
+def source_digest():
+    """SHA-256 of the plugin's Java source: the shipped jar records the digest of the source it was built from."""
     with open(_SOURCE, "rb") as f:
-        source = f.read()
-    digest = hashlib.sha256(source + version.encode()).hexdigest()[:16]
-    target = os.path.join(cache_folder(), f"ember-blocks-{version}-{digest}.jar")
-    if os.path.exists(target):
-        return target
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def jar_source_digest(jar):
+    """The source digest recorded in ``jar`` (None when it has none or cannot be read)."""
+    try:
+        with zipfile.ZipFile(jar) as z:
+            return z.read(_DIGEST_ENTRY).decode().strip()
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def compile_plugin(target, jars=None):
+    """Compile the plugin with ``javac --release 8`` against Spark's jars into the jar ``target`` (written
+    atomically, reproducible: fixed timestamps, sorted entries) and return ``target``."""
+    jars = jars or spark_jars_folder()
     javac = find_java_tool("javac")
-    os.makedirs(cache_folder(), exist_ok=True)
-    logging.getLogger("ember.spark").info("compiling ember's Spark plugin against pyspark %s once (about 5 s; "
-                                          "cached in %s)", version, cache_folder())
+    folder = os.path.dirname(os.path.abspath(target))
+    os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ember-javac-") as work:
-        proc = subprocess.run([javac, "--release", "17", "-nowarn", "-d", work, "-cp", os.path.join(jars, "*"),
-                               _SOURCE], capture_output=True, text=True)
+        proc = subprocess.run([javac, "--release", JAVA_RELEASE, "-Xlint:-options", "-nowarn", "-d", work, "-cp",
+                               os.path.join(jars, "*"), _SOURCE], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SparkSetupError(f"ember's block service does not compile against pyspark {version} (ember supports "
-                                  f"Spark 4.x); javac said:\n{proc.stderr.strip()[-2000:]}")
-        fd, tmp = tempfile.mkstemp(prefix=".ember-jar-", dir=cache_folder())
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as jar:
-            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: ember\n")
-            for root, _, files in os.walk(work):
-                for name in files:
-                    full = os.path.join(root, name)
-                    jar.write(full, os.path.relpath(full, work))
+            raise SparkSetupError(f"ember's block service does not compile against the Spark jars in {jars} "
+                                  f"(Spark {_spark_version(jars)}; ember supports 3.5 and 4.x); javac said:\n"
+                                  f"{proc.stderr.strip()[-2000:]}")
+        classes = sorted(os.path.relpath(os.path.join(root, n), work) for root, _, names in os.walk(work)
+                         for n in names)
+        version = subprocess.run([javac, "-version"], capture_output=True, text=True)
+        javac_version = (version.stdout or version.stderr).strip()
+        fd, tmp = tempfile.mkstemp(prefix=".ember-jar-", dir=folder)
+        stamp = (2020, 1, 1, 0, 0, 0)
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr(zipfile.ZipInfo("META-INF/MANIFEST.MF", stamp),
+                         f"Manifest-Version: 1.0\nCreated-By: {javac_version} --release {JAVA_RELEASE}\n"
+                         f"Ember-Built-Against: Spark {_spark_version(jars)}\n")
+            jar.writestr(zipfile.ZipInfo(_DIGEST_ENTRY, stamp), source_digest() + "\n")
+            for name in classes:
+                with open(os.path.join(work, name), "rb") as c:
+                    jar.writestr(zipfile.ZipInfo(name.replace(os.sep, "/"), stamp), c.read())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     return target
 
 
-# ---------------------------------------------------------------- client
-def _port_folders():
+def block_service_jar():
+    """The plugin jar: the one shipped inside the package (built from this source: no JDK needed), else,
+    when the source was changed since, one compiled once with javac into ``cache_folder()``."""
+    digest = source_digest()
+    if jar_source_digest(SHIPPED_JAR) == digest:
+        return SHIPPED_JAR
+    jars = spark_jars_folder()
+    version = _spark_version(jars)
+    target = os.path.join(cache_folder(), f"ember-blocks-{version}-{digest[:16]}.jar")
+    if os.path.exists(target):
+        return target
+    logging.getLogger("ember.spark").info("the shipped plugin jar does not match its source: compiling ember's Spark "
+                                          "plugin against Spark %s once (about 5 s; cached in %s)", version,
+                                          cache_folder())
+    return compile_plugin(target, jars)
+
+
+def submit_args():
+    """What spark-submit needs to load ember's block service: ``--jars <jar> --conf spark.plugins=...``."""
+    return ["--jars", block_service_jar(), "--conf", f"spark.plugins={PLUGIN_CLASS}"]
+
+
+# ---------------------------------------------------------------- finding the service
+def root_folders():
+    """Where executors put their application folders: ``{base}/ember-{uid}``, base being $EMBER_BLOCKS_DIR,
+    else /dev/shm, else the temporary folder (the JVM's rule, ``BlockServicePlugin.rootFolder``)."""
     env = os.environ.get("EMBER_BLOCKS_DIR")
-    if env:
-        return [env]
-    return list(dict.fromkeys([os.path.join("/tmp", "ember-blocks"), os.path.join(tempfile.gettempdir(),
-                                                                                   "ember-blocks")]))
+    bases = [env] if env else ["/dev/shm", "/tmp", tempfile.gettempdir()]
+    return list(dict.fromkeys(os.path.join(b, f"ember-{os.getuid()}") for b in bases))
+
+
+def check_private(path, folder):
+    """Raise SparkSetupError unless ``path`` is a folder (``folder``) or regular file of this user, not a
+    link, that nobody else may read or write (0700 / 0600)."""
+    st = os.lstat(path)
+    kind_ok = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
+    what = "folder" if folder else "file"
+    if not kind_ok:
+        raise SparkSetupError(f"ember block service: {path} is not a {what} of its own (a link or something else "
+                              "planted there?); remove it")
+    if st.st_uid != os.getuid():
+        raise SparkSetupError(f"ember block service: {path} belongs to user id {st.st_uid}, not to this user "
+                              f"({os.getuid()}); remove it or set EMBER_BLOCKS_DIR to a folder of your own")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise SparkSetupError(f"ember block service: {path} has mode {stat.S_IMODE(st.st_mode):o}: other users may "
+                              f"read or change it; remove it (expected {'700' if folder else '600'})")
 
 
 def _parent_pid(pid):
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-        return int(stat[stat.rindex(")") + 2:].split()[1])
+            stat_line = f.read().decode(errors="replace")
+        return int(stat_line[stat_line.rindex(")") + 2:].split()[1])
     except (OSError, ValueError, IndexError):
         out = subprocess.run(["ps", "-o", "ppid=", "-p", str(pid)], capture_output=True, text=True)
         return int(out.stdout.strip() or 0)
 
 
-def find_service_port(pid=None):
-    """The port of the block service of the JVM that is ``pid`` or one of its ancestors."""
+def port_files():
+    """``[(jvm pid, path of its port file)]`` of this user's running block services on this host."""
+    found = []
+    for root in root_folders():
+        if not os.path.isdir(root):
+            continue
+        for app in sorted(os.listdir(root)):
+            folder = os.path.join(root, app)
+            if not os.path.isdir(folder) or os.path.islink(folder):
+                continue
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            found += [(int(n[:-5]), os.path.join(folder, n)) for n in names if n.endswith(".port") and
+                      n[:-5].isdigit()]
+    return found
+
+
+def read_port_file(path):
+    """``(port, secret)`` from a port file, which must be private (0600, this user's, not a link) inside a
+    private folder; opened without following links."""
+    for folder in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):
+        check_private(folder, folder=True)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            raise SparkSetupError(f"ember block service: {path} is not a private file of this user; remove it")
+        text = os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+    lines = text.split("\n")
+    if len(lines) < 2 or not lines[0].isdigit() or not lines[1]:
+        raise SparkSetupError(f"ember block service: {path} is incomplete")
+    return int(lines[0]), lines[1].encode()
+
+
+class ServiceAddress:
+    """Where a JVM's block service listens, its application secret, and its application folder."""
+
+    def __init__(self, port, secret, folder, pid):
+        self.port, self.secret, self.folder, self.pid = port, secret, folder, pid
+
+    def __repr__(self):  # never the secret
+        return f"ServiceAddress(port={self.port}, folder={self.folder!r}, pid={self.pid})"
+
+
+def find_service(pid=None):
+    """The block service of the JVM that is ``pid`` (default: this process) or one of its ancestors."""
     pid = os.getpid() if pid is None else pid
+    services = {}
+    for jvm, path in port_files():
+        services.setdefault(jvm, path)
     seen = 0
     while pid > 1 and seen < 16:
-        for folder in _port_folders():
-            path = os.path.join(folder, f"{pid}.port")
-            if os.path.exists(path):
-                with open(path) as f:
-                    return int(f.read().strip())
+        if pid in services:
+            port, secret = read_port_file(services[pid])
+            return ServiceAddress(port, secret, os.path.dirname(services[pid]), pid)
         pid = _parent_pid(pid)
         seen += 1
     raise SparkSetupError("no ember block service found for this process: start Spark with ember.init_nncontext() "
-                          f"(it sets spark.plugins={PLUGIN_CLASS})")
+                          f"(it sets spark.plugins={PLUGIN_CLASS}), or with `ember-submit`")
+
+
+def find_service_port(pid=None):
+    """The port of the block service of the JVM that is ``pid`` or one of its ancestors."""
+    return find_service(pid).port
 
 
 class BlockTimeout(TimeoutError):
     """A block did not appear in the BlockManagers in time."""
 
 
-SHARED_DIR = "/dev/shm"
+SHARED_DIR = "/dev/shm"  # where ember before 0.1 put its shared-memory files (see remove_stale_shared_files)
 SHARED_MIN = 1 << 16  # smaller blocks go through the socket (as fast, one round trip less)
 
 
@@ -135,8 +277,9 @@ def _process_alive(pid):
 
 
 def remove_stale_shared_files(folder=SHARED_DIR):
-    """Delete this user's ``ember-blocks-<pid>-*`` files whose process has died (a killed worker cannot
-    remove its own); returns their names."""
+    """Delete this user's ``ember-blocks-<pid>-*`` files whose process has died, left in /dev/shm by earlier
+    ember versions (the service now keeps its files in the application folder and cleans those itself);
+    returns their names."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -177,10 +320,12 @@ def _read_all(fd, size):
 class BlockClient:
     """Put, get and remove byte blocks in the local executor's BlockManager (see module docstring).
 
-    Blocks of 64 KB and more travel through two files in /dev/shm that this client owns (the worker
-    and its JVM share the host), not through the socket: measured in a local[2] task, a 1 MB put
-    took 1.5 ms and a get 1.1 ms through the socket. ``EMBER_BLOCK_SHM=0`` turns this off; without
-    /dev/shm, or when it is full, the socket carries everything.
+    The client finds its executor's service through the port file in the application's private folder,
+    and presents the application's secret as the first message (the service serves nothing before).
+    Blocks of 64 KB and more travel through two files that the service creates for this connection in
+    that folder (the worker and its JVM share the host), not through the socket: measured in a local[2]
+    task, a 1 MB put took 1.5 ms and a get 1.1 ms through the socket. ``EMBER_BLOCK_SHM=0`` turns this
+    off; where the files cannot be made, or the memory is full, the socket carries everything.
 
     Example (inside a Spark task started by ``init_nncontext``):
         client = BlockClient()
@@ -188,31 +333,48 @@ class BlockClient:
         data = client.get("run1-w-0", timeout=60)
     """
 
-    def __init__(self, port=None, shared_memory=None):
-        self.port = find_service_port() if port is None else int(port)
+    def __init__(self, service=None, shared_memory=None):
+        self.service = find_service() if service is None else service
+        self.port = self.service.port
         self.sock = socket.create_connection(("127.0.0.1", self.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = self.sock.makefile("rwb", buffering=1 << 16)
+        self.shared = None
+        self._authenticate()
         if shared_memory is None:
             shared_memory = os.environ.get("EMBER_BLOCK_SHM", "1") != "0"
-        self.shared = self._open_shared() if shared_memory else None
+        if shared_memory:
+            self.shared = self._open_shared()
 
-    @staticmethod
-    def _open_shared():
-        """Two private files in /dev/shm (for puts and gets), or None where there is no such place."""
-        if not (os.path.isdir(SHARED_DIR) and os.access(SHARED_DIR, os.W_OK)):
+    def _authenticate(self):
+        secret = self.service.secret
+        self.stream.write(b"A" + struct.pack(">i", len(secret)) + secret)
+        self.stream.flush()
+        try:
+            self._read(1)
+        except ConnectionError:
+            self.close()
+            raise ConnectionError(f"ember block service on port {self.port} refused this client's secret (the port "
+                                  "file belongs to another application, or the service restarted)") from None
+
+    def _open_shared(self):
+        """Ask the service for this connection's two files (put, get) and open them; None where it has none."""
+        self.stream.write(b"S")
+        self.stream.flush()
+        (length,) = struct.unpack(">i", self._read(4))
+        name = self._read(length).decode() if length else ""
+        if not name:
             return None
-        remove_stale_shared_files()
+        if "/" in name or name.startswith("."):
+            raise ConnectionError(f"ember block service named an unexpected shared-memory file {name!r}")
         files = {}
         try:
             for kind in ("put", "get"):
-                name = f"ember-blocks-{os.getpid()}-{os.urandom(6).hex()}-{kind}"
-                fd = os.open(os.path.join(SHARED_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-                files[kind] = (fd, name)
+                path = os.path.join(self.service.folder, f"{name}-{kind}")
+                files[kind] = (os.open(path, os.O_RDWR | os.O_NOFOLLOW), path)
         except OSError:
-            for fd, name in files.values():
+            for fd, _ in files.values():
                 os.close(fd)
-                os.unlink(os.path.join(SHARED_DIR, name))
             return None
         return files
 
@@ -231,13 +393,13 @@ class BlockClient:
         """Store ``payload`` (bytes-like) as block ``block_id`` (replicated nowhere; other executors fetch it)."""
         view = memoryview(payload).cast("B")
         if self.shared is not None and view.nbytes >= SHARED_MIN:
-            fd, name = self.shared["put"]
+            fd, _ = self.shared["put"]
             try:
                 _write_all(fd, view)
-            except OSError:  # /dev/shm full: the socket it is
+            except OSError:  # the shared memory is full: the socket it is
                 pass
             else:
-                self.stream.write(b"F" + self._id(block_id) + self._id(name) + struct.pack(">q", view.nbytes))
+                self.stream.write(b"F" + self._id(block_id) + struct.pack(">q", view.nbytes))
                 self.stream.flush()
                 if self._read(1) != b"\x00":
                     raise ConnectionError(f"ember block service failed to store {block_id!r}")
@@ -250,17 +412,14 @@ class BlockClient:
 
     def get(self, block_id, timeout=120.0):
         """The bytes of block ``block_id``, waiting up to ``timeout`` seconds for it to appear anywhere."""
-        if self.shared is not None:
-            fd, name = self.shared["get"]
-            self.stream.write(b"H" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)) + self._id(name))
-        else:
-            self.stream.write(b"G" + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
+        op = b"H" if self.shared is not None else b"G"
+        self.stream.write(op + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
         self.stream.flush()
         (size,) = struct.unpack(">q", self._read(8))
         if size < 0:
             raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
         if self.shared is not None and self._read(1) == b"\x01":
-            return _read_all(fd, size)
+            return _read_all(self.shared["get"][0], size)
         return self._read(size)
 
     def remove(self, block_id):
@@ -278,10 +437,10 @@ class BlockClient:
             self.stream.close()
         finally:
             self.sock.close()
-            for fd, name in (self.shared or {}).values():
+            for fd, path in (self.shared or {}).values():
                 os.close(fd)
                 try:
-                    os.unlink(os.path.join(SHARED_DIR, name))
+                    os.unlink(path)
                 except FileNotFoundError:  # the service removed it when the connection closed
                     pass
             self.shared = None

@@ -1,5 +1,6 @@
 """``init_nncontext``: a SparkSession set up for ember (its block service plugin loaded), and the
 check that a context the user made can train."""
+import atexit
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from ember.optim.spark.blocks import (
     block_service_jar,
     find_java_tool,
     remove_stale_shared_files,
+    submit_args,
 )
 
 logger = logging.getLogger("ember.spark")
@@ -23,9 +25,9 @@ def _merge_list(existing, item):
 
 
 def _how_to_enable():
-    return (f"start it with spark.plugins={PLUGIN_CLASS} and spark.jars={block_service_jar()} (for example "
-            "`spark-submit --jars <that jar> --conf spark.plugins=" + PLUGIN_CLASS + " ...`), or let "
-            "ember.init_nncontext() create the session")
+    return (f"start it with spark.plugins={PLUGIN_CLASS} and spark.jars={block_service_jar()}: run your script "
+            "with `ember-submit` (same arguments as spark-submit), or add `" + " ".join(submit_args()) + "` to "
+            "spark-submit (`python -m ember.jvm` prints them), or let ember.init_nncontext() create the session")
 
 
 def has_block_service(sc):
@@ -48,6 +50,41 @@ def _running_context():
 def _submitted():
     """Whether this driver was started by spark-submit (which passes its gateway to pyspark)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _plugin_in_driver_jvm(jvm):
+    """Whether the running driver JVM can load ember's plugin class (under spark-submit the class path is
+    fixed before Python starts: spark.jars set from Python comes too late for the driver)."""
+    try:
+        return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(PLUGIN_CLASS))
+    except Exception:  # noqa: BLE001 - py4j error: ask the class loader directly
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        try:
+            jvm.java.lang.Class.forName(PLUGIN_CLASS, False, loader)
+            return True
+        except Exception:  # noqa: BLE001 - ClassNotFoundException through py4j
+            return False
+
+
+def _submitted_conf():
+    """spark-submit's configuration (its --master, --conf, --name, spark-defaults), checked for the plugin."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM; SparkConf() then reads its settings
+    if not _plugin_in_driver_jvm(SparkContext._jvm):
+        raise SparkSetupError("this driver was started by spark-submit without ember's block-service jar on its "
+                              "class path, and Spark cannot add it now that the JVM runs: run the same command with "
+                              "`ember-submit` instead of `spark-submit`, or add `" + " ".join(submit_args()) +
+                              "` before the script (`python -m ember.jvm` prints them)")
+    return SparkConf()
+
+
+def _release_barrier_timer(jvm):
+    """At a spark-submit driver's exit: let the JVM end (Spark 3.5's barrier timer is a non-daemon thread)."""
+    try:
+        jvm.ember.jvm.BlockServicePlugin.releaseBarrierTimer()
+    except Exception:  # noqa: BLE001 - the gateway is gone already: nothing holds the JVM then
+        pass
 
 
 def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", default_master="local[*]"):
@@ -76,30 +113,37 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
                                   + _how_to_enable())
         return running
     t0 = time.perf_counter()
-    remove_stale_shared_files()  # left by processes of earlier runs that were killed
-    jar = block_service_jar()
-    spark_conf = conf if isinstance(conf, SparkConf) else SparkConf()
-    if isinstance(conf, dict):
+    remove_stale_shared_files()  # left in /dev/shm by killed processes of earlier ember versions
+    submitted = _submitted()
+    spark_conf = _submitted_conf() if submitted else SparkConf()  # under spark-submit: its settings, checked
+    if isinstance(conf, SparkConf):
+        spark_conf = conf
+    elif isinstance(conf, dict):
         for k, v in conf.items():
             spark_conf.set(k, str(v))
     if master is not None:
         spark_conf.setMaster(master)
-    elif not spark_conf.contains("spark.master") and not _submitted():
+    elif not spark_conf.contains("spark.master") and not submitted:
         spark_conf.setMaster(default_master)
     chosen = spark_conf.get("spark.master", "the submitted master")
     if chosen.startswith("local") and "PYSPARK_PYTHON" not in os.environ and \
             not spark_conf.contains("spark.pyspark.python"):
         os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run the driver's interpreter
-    spark_conf.setAppName(app_name)
-    spark_conf.set("spark.jars", _merge_list(spark_conf.get("spark.jars", ""), jar))
+    if not spark_conf.contains("spark.app.name"):  # spark-submit's --name (or the script's name) stays
+        spark_conf.setAppName(app_name)
+    if not submitted:  # under spark-submit the jar came with --jars (checked above): the JVM has it
+        spark_conf.set("spark.jars", _merge_list(spark_conf.get("spark.jars", ""), block_service_jar()))
     spark_conf.set("spark.plugins", _merge_list(spark_conf.get("spark.plugins", ""), PLUGIN_CLASS))
-    spark_conf.set("spark.python.worker.reuse", "true")  # workers keep their cached training data
+    if not spark_conf.contains("spark.python.worker.reuse"):
+        spark_conf.set("spark.python.worker.reuse", "true")  # workers keep their cached training data
     if not spark_conf.contains("spark.ui.showConsoleProgress"):  # ember prints its own progress lines
         spark_conf.set("spark.ui.showConsoleProgress", "false")
     logger.info("starting Spark (%s) with ember's block service...", chosen)
     spark = SparkSession.builder.config(conf=spark_conf).getOrCreate()
     if log_level:
         spark.sparkContext.setLogLevel(log_level)
-    logger.info("Spark %s session %s on %s ready in %.1f s", spark.version, app_name, spark.sparkContext.master,
-                time.perf_counter() - t0)
+    if submitted:
+        atexit.register(_release_barrier_timer, spark.sparkContext._jvm)
+    logger.info("Spark %s session %s on %s ready in %.1f s", spark.version, spark.sparkContext.appName,
+                spark.sparkContext.master, time.perf_counter() - t0)
     return spark.sparkContext

@@ -13,7 +13,7 @@ import numpy as np
 import ember
 from ember import optim
 from ember.layers import Dense
-from ember.optim.spark.blocks import _parent_pid, _port_folders
+from ember.optim.spark.blocks import _parent_pid, port_files, read_port_file
 from ember.optim.spark.context import init_nncontext
 
 
@@ -32,13 +32,9 @@ def probe(it):
 
 
 def jvm_with_port(port):
-    for folder in _port_folders():
-        if os.path.isdir(folder):
-            for name in os.listdir(folder):
-                if name.endswith(".port"):
-                    with open(os.path.join(folder, name)) as f:
-                        if f.read().strip() == str(port):
-                            return int(name.split(".")[0])
+    for pid, path in port_files():
+        if read_port_file(path)[0] == port:
+            return pid
     return None
 
 

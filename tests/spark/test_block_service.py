@@ -1,5 +1,7 @@
-"""The JVM block service: Python tasks exchange byte blocks through the executors' BlockManager."""
+"""The JVM block service: Python tasks exchange byte blocks through the executors' BlockManager; only
+clients that present the application's secret are served; its folders and files are private."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -41,9 +43,8 @@ def test_tasks_exchange_blocks(sc):
         assert timed_out
 
 
-def test_jar_is_cached_and_errors_are_clear(tmp_path, monkeypatch):
-    jar = spark_blocks.block_service_jar()
-    assert os.path.exists(jar) and spark_blocks.block_service_jar() == jar
+def test_jar_is_shipped_and_errors_are_clear(tmp_path, monkeypatch):
+    assert spark_blocks.block_service_jar() == spark_blocks.SHIPPED_JAR  # no JDK needed
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(spark_blocks.SparkSetupError, match="JDK"):
@@ -52,17 +53,197 @@ def test_jar_is_cached_and_errors_are_clear(tmp_path, monkeypatch):
         spark_blocks.find_service_port(pid=os.getpid())
 
 
-def _shared_memory_checks(it):
+def _raw_connection(port):
     import socket
+
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.settimeout(20)
+    return raw
+
+
+def _closed_unanswered(raw, message):
+    """Send ``message``; True when the service closes the connection without a byte of answer."""
+    raw.sendall(message)
+    try:
+        return raw.recv(64) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        raw.close()
+
+
+def _request(op, block_id, tail=b""):
     import struct
+
+    raw = block_id.encode()
+    return op + struct.pack(">i", len(raw)) + raw + tail
+
+
+def _auth(secret):
+    import struct
+
+    return b"A" + struct.pack(">i", len(secret)) + secret
+
+
+def _authentication_checks(it):
+    import struct
+
+    from ember.optim.spark.blocks import BlockClient, BlockTimeout, find_service
+
+    service = find_service()
+    good = BlockClient(shared_memory=False)
+    good.put("test-auth-kept", b"weights")
+    wrong = bytes(b ^ 1 for b in service.secret)  # same length, every byte different
+    out = {
+        # no secret: a get, a remove and a put are closed unanswered
+        "get_without": _closed_unanswered(_raw_connection(service.port), _request(b"G", "test-auth-kept",
+                                                                                  struct.pack(">q", 0))),
+        "remove_without": _closed_unanswered(_raw_connection(service.port), _request(b"R", "test-auth-kept")),
+        "put_without": _closed_unanswered(_raw_connection(service.port),
+                                          _request(b"P", "test-auth-planted", struct.pack(">q", 4) + b"evil")),
+        # a wrong secret, then requests: closed unanswered
+        "get_wrong": _closed_unanswered(_raw_connection(service.port), _auth(wrong) + _request(
+            b"G", "test-auth-kept", struct.pack(">q", 0))),
+        "put_wrong": _closed_unanswered(_raw_connection(service.port), _auth(wrong) + _request(
+            b"P", "test-auth-planted", struct.pack(">q", 4) + b"evil")),
+        "short_secret": _closed_unanswered(_raw_connection(service.port), _auth(service.secret[:-1]) + b"E"),
+    }
+    # the right secret is served (the control that shows the refusals above are refusals)
+    right = _raw_connection(service.port)
+    right.sendall(_auth(service.secret) + b"E")
+    answer = b""
+    while len(answer) < 2:
+        part = right.recv(2 - len(answer))
+        if not part:
+            break
+        answer += part
+    out["right_served"] = answer == b"\x00\x00"  # authenticated, then the echo
+    right.close()
+    out["kept_intact"] = good.get("test-auth-kept", 10) == b"weights"
+    try:
+        good.get("test-auth-planted", timeout=0.3)
+        out["nothing_planted"] = False
+    except BlockTimeout:
+        out["nothing_planted"] = True
+    good.remove("test-auth-kept")
+    good.close()
+    yield out
+
+
+def test_service_refuses_clients_without_the_applications_secret(sc):
+    (out,) = sc.parallelize([0], 1).mapPartitions(_authentication_checks).collect()
+    assert out == {"get_without": True, "remove_without": True, "put_without": True, "get_wrong": True,
+                   "put_wrong": True, "short_secret": True, "right_served": True, "kept_intact": True,
+                   "nothing_planted": True}
+
+
+def _folder_listing(it):
+    import stat
+
+    from ember.optim.spark.blocks import BlockClient, find_service
+
+    service = find_service()
+    client = BlockClient(shared_memory=True)
+    paths = [os.path.dirname(service.folder), service.folder, os.path.join(service.folder, f"{service.pid}.port")]
+    paths += [path for _, path in client.shared.values()]
+    listing = [(p, oct(stat.S_IMODE(os.lstat(p).st_mode)), os.lstat(p).st_uid, stat.S_ISLNK(os.lstat(p).st_mode))
+               for p in paths]
+    # the secret is on no process's command line (the JVMs got it through Spark's RPC)
+    secret_on_command_line = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if service.secret in f.read():
+                        secret_on_command_line.append(int(entry))
+            except OSError:
+                continue
+    client.close()
+    yield listing, secret_on_command_line, os.getuid()
+
+
+def test_block_folders_and_files_are_private(sc):
+    (listing, on_command_line, uid), = sc.parallelize([0], 1).mapPartitions(_folder_listing).collect()
+    modes = [mode for _, mode, _, _ in listing]
+    assert modes == ["0o700", "0o700", "0o600", "0o600", "0o600"], listing
+    assert all(owner == uid and not link for _, _, owner, link in listing), listing
+    assert os.path.basename(listing[0][0]) == f"ember-{uid}"
+    assert on_command_line == []
+    # the conf entry that carries the secret is redacted by Spark (its name says "secret")
+    keys = [k for k, _ in sc.getConf().getAll() if k.startswith("spark.plugins.internal.conf.ember")]
+    assert sorted(keys) == ["spark.plugins.internal.conf.ember.jvm.BlockServicePlugin.app",
+                            "spark.plugins.internal.conf.ember.jvm.BlockServicePlugin.secret"]
+    pattern = sc.getConf().get("spark.redaction.regex", "(?i)secret|password|token|access[.]?key")
+    assert all(re.search(pattern, k) for k in keys if k.endswith("secret"))
+
+
+def test_port_file_is_never_written_through_a_planted_link(sc, tmp_path):
+    from py4j.protocol import Py4JJavaError
+
+    plugin = sc._jvm.ember.jvm.BlockServicePlugin
+    folder = tmp_path / "app"
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (folder / "4242.port").symlink_to(victim)
+    plugin.writePrivateFile(str(folder), "4242.port", "1234\nsecret\n")
+    assert victim.read_bytes() == b"keep me"  # the link was replaced, not followed
+    port_file = folder / "4242.port"
+    assert not port_file.is_symlink() and oct(port_file.stat().st_mode & 0o777) == "0o600"
+    assert spark_blocks.read_port_file(str(port_file)) == (1234, b"secret")
+    assert sorted(p.name for p in folder.iterdir()) == ["4242.port"]  # no temporary file left
+    # a folder that is a link, or that others may enter, is refused before anything is written in it
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "linked").symlink_to(real, target_is_directory=True)
+    with pytest.raises(Py4JJavaError, match="symbolic link"):
+        plugin.writePrivateFile(str(tmp_path / "linked"), "4242.port", "1\ns\n")
+    assert list(real.iterdir()) == []
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o755)
+    with pytest.raises(Py4JJavaError, match="0700"):
+        plugin.writePrivateFile(str(tmp_path / "open"), "4242.port", "1\ns\n")
+    assert list((tmp_path / "open").iterdir()) == []
+    # and the Python side reads no port file through a link or out of a folder others may enter
+    (folder / "link.port").symlink_to(port_file)
+    with pytest.raises(OSError):
+        spark_blocks.read_port_file(str(folder / "link.port"))
+    folder.chmod(0o755)
+    with pytest.raises(spark_blocks.SparkSetupError, match="mode 755"):
+        spark_blocks.read_port_file(str(port_file))
+
+
+def test_files_of_dead_processes_are_removed_at_start(sc, tmp_path):
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    root.chmod(0o700)
+    app = root / "app-0123456789abcdef"
+    app.mkdir(mode=0o700)
+    for name in (f"{dead}.port", f"shm-{dead}-ab12-put", f".{dead}.port.ab12.tmp", f"{os.getpid()}.port",
+                 f"shm-{os.getpid()}-cd34-get"):
+        (app / name).write_bytes(b"x")
+    removed = sc._jvm.ember.jvm.BlockServicePlugin.removeStale(str(root))
+    assert removed == 3
+    assert sorted(p.name for p in app.iterdir()) == [f"{os.getpid()}.port", f"shm-{os.getpid()}-cd34-get"]
+
+
+def _shared_memory_checks(it):
     import time
 
-    from ember.optim.spark.blocks import SHARED_DIR, BlockClient
+    from ember.optim.spark.blocks import BlockClient, find_service
 
     out = {}
+    service = find_service()
     client = BlockClient(shared_memory=True)
     out["shared"] = client.shared is not None
-    names = [name for _, name in client.shared.values()]
+    paths = [path for _, path in client.shared.values()]
+    out["in_app_folder"] = all(os.path.dirname(p) == service.folder for p in paths)
     big = np.arange(300_000, dtype=np.float64)  # 2.4 MB: through the files
     client.put("test-shm-big", big)
     out["roundtrip"] = bool(np.array_equal(np.frombuffer(client.get("test-shm-big", 10)), big))
@@ -73,40 +254,18 @@ def _shared_memory_checks(it):
     client.stream.close()
     client.sock.close()
     for _ in range(100):
-        if not any(os.path.exists(os.path.join(SHARED_DIR, n)) for n in names):
+        if not any(os.path.exists(p) for p in paths):
             break
         time.sleep(0.05)
-    out["cleaned"] = not any(os.path.exists(os.path.join(SHARED_DIR, n)) for n in names)
+    out["cleaned"] = not any(os.path.exists(p) for p in paths)
+    # an authenticated client that asks for a shared-memory transfer before the service made its files
+    import struct
 
-    def refused(op, name, tail):
-        raw = socket.create_connection(("127.0.0.1", BlockClient(shared_memory=False).port))
-        ident = b"test-shm-big"
-        raw.sendall(op + struct.pack(">i", len(ident)) + ident + tail(name))
-        raw.settimeout(10)
-        try:
-            return raw.recv(16) == b""  # the service closed the connection instead of answering
-        finally:
-            raw.close()
-
-    def name_field(name):
-        raw = name.encode()
-        return struct.pack(">i", len(raw)) + raw
-
-    # names outside /dev/shm/ember-blocks-*, and links, are refused
-    out["traversal"] = refused(b"F", "../../etc/passwd", lambda n: name_field(n) + struct.pack(">q", 8))
-    victim = os.path.join(SHARED_DIR, f"victim-{os.getpid()}")
-    link = os.path.join(SHARED_DIR, f"ember-blocks-link-{os.getpid()}")
-    with open(victim, "wb") as f:
-        f.write(b"keep me")
-    os.symlink(victim, link)
-    try:
-        out["link"] = refused(b"H", os.path.basename(link),
-                              lambda n: struct.pack(">q", 1000) + name_field(n))
-        with open(victim, "rb") as f:
-            out["victim_intact"] = f.read() == b"keep me"
-    finally:
-        os.unlink(link)
-        os.unlink(victim)
+    for op, tail in ((b"F", struct.pack(">q", 8)), (b"H", struct.pack(">q", 1000))):
+        raw = _raw_connection(service.port)
+        raw.sendall(_auth(service.secret))
+        assert raw.recv(1) == b"\x00"
+        out[f"{op.decode()}_without_files"] = _closed_unanswered(raw, _request(op, "test-shm-big", tail))
     cleanup = BlockClient(shared_memory=False)
     cleanup.remove("test-shm-big")
     cleanup.remove("test-shm-small")
@@ -114,8 +273,7 @@ def _shared_memory_checks(it):
     yield out
 
 
-@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system: the socket carries all blocks")
 def test_big_blocks_through_shared_memory_files(sc):
     (out,) = sc.parallelize([0], 1).mapPartitions(_shared_memory_checks).collect()
-    assert out == {"shared": True, "roundtrip": True, "small": True, "cleaned": True, "traversal": True,
-                   "link": True, "victim_intact": True}
+    assert out == {"shared": True, "in_app_folder": True, "roundtrip": True, "small": True, "cleaned": True,
+                   "F_without_files": True, "H_without_files": True}

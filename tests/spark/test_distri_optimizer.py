@@ -166,9 +166,13 @@ def test_killed_python_workers_mid_training_still_end_in_a_trained_model(sc, tmp
     assert opt._failures >= 1, "no training job was interrupted"
     assert opt.state["iteration"] == 6 * 63
     # the killed workers' shared-memory files were removed by the clients that came after them
-    stale = [n for n in os.listdir("/dev/shm") if n.startswith("ember-blocks-") and n.split("-")[2].isdigit()
-             and not os.path.exists(f"/proc/{n.split('-')[2]}")]
-    assert stale == []
+    from ember.optim.spark.blocks import port_files
+
+    # (the service creates each connection's files in the application folder and removes them when the
+    # connection ends, a killed worker's included)
+    folders = {os.path.dirname(path) for _, path in port_files()}
+    left = [n for folder in folders for n in os.listdir(folder) if n.startswith("shm-")]
+    assert folders and left == []
     assert (model.predict(x).argmax(1) == y).mean() > 0.95
 
 

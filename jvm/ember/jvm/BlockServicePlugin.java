@@ -5,25 +5,45 @@ import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
-import java.io.File;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.api.plugin.DriverPlugin;
 import org.apache.spark.api.plugin.ExecutorPlugin;
@@ -43,34 +63,100 @@ import scala.Option;
  * that executor's BlockManager, so that tensors move between executors the way Spark moves its own
  * blocks (the BlockManager's transfer service), never through the driver.
  *
- * Each executor (and, in local mode, the driver's embedded executor) listens on 127.0.0.1 at a free
- * port and writes the port to a file named {jvm pid}.port (see portFile); a Python worker finds it
- * by walking up its own process ancestors to the JVM that started it.
+ * Security. The driver side creates, per application, a random secret (32 bytes from SecureRandom) and
+ * a random folder name, and hands both to the executors through Spark itself (a DriverPlugin's extra
+ * conf, spark.plugins.internal.conf.ember.jvm.BlockServicePlugin.*, which Spark sends to executors
+ * over its RPC, never on a command line, and redacts in the UI and logs because its name contains
+ * "secret"). With spark.authenticate on, Spark's own secret is used instead. Each executor listens on
+ * the loopback address only and writes "port\nsecret\n" to {pid}.port in the application's folder
+ * {base}/ember-{uid}/{app} (base: $EMBER_BLOCKS_DIR, else /dev/shm, else java.io.tmpdir); both folders
+ * are created with mode 0700 and checked (owner, mode, not a link) before use, and every file is
+ * created with CREATE_NEW and NOFOLLOW_LINKS, mode 0600. A Python worker finds the file by walking
+ * up its own process ancestors to the JVM that started it; only the application's user can read it.
  *
- * Protocol (big-endian), one request after another on a connection:
+ * Protocol (big-endian). The first message of every connection must be
+ *   'A' length:int secret:bytes              -> 0:byte
+ * compared in constant time; anything else, or a wrong secret, closes the connection unanswered.
+ * Then, one request after another:
  *   'P' id-length:int id:utf8 size:long bytes  -> status:byte (0 stored)
  *   'G' id-length:int id:utf8 timeout-ms:long  -> size:long bytes (size -1: not there in time)
  *   'R' id-length:int id:utf8                  -> status:byte (0)
  *   'E' (echo, for health checks)              -> 0:byte
- *   'F' id-length:int id:utf8 name-length:int name:utf8 size:long -> status:byte (0 stored)
- *       put the first size bytes of shared-memory file SHM/name (written by the client)
- *   'H' id-length:int id:utf8 timeout-ms:long name-length:int name:utf8
- *       -> size:long (-1: not there in time), then where:byte (1: in SHM/name, 0: bytes follow)
- * Block ids are Spark TestBlockIds named "test_" + id. 'F' and 'H' spare the socket copies of big
- * blocks (the Python worker and its JVM share the host): the client creates its two files in /dev/shm,
- * named ember-blocks-*, and the service opens only such files there, never through a link; it
- * deletes a connection's files when the connection ends (a killed worker leaves nothing behind).
+ *   'S' (shared memory)                        -> length:int name:utf8 (0: none); the service creates
+ *       name-put and name-get in the application folder for this connection and deletes them when
+ *       the connection ends (a killed worker leaves nothing behind)
+ *   'F' id-length:int id:utf8 size:long        -> status:byte (0 stored)
+ *       put the first size bytes of this connection's put file
+ *   'H' id-length:int id:utf8 timeout-ms:long  -> size:long (-1: not there in time), then where:byte
+ *       (1: in this connection's get file, 0: bytes follow)
+ * Block ids are Spark TestBlockIds named "test_" + id. The service opens no file a client names.
+ *
+ * One source for Spark 3.5 and 4.x: BlockManager.putBytes differs between them (4 Scala parameters
+ * with defaults in 3.5, 6 in 4.x), so it is resolved by reflection once per JVM. The code is Java 8
+ * (Spark 3.5 still runs on Java 8).
  */
 public class BlockServicePlugin implements SparkPlugin {
 
+  static final String SECRET_KEY = "secret";
+  static final String APP_KEY = "app";
+
   @Override
   public DriverPlugin driverPlugin() {
-    return null;
+    return new Driver();
   }
 
   @Override
   public ExecutorPlugin executorPlugin() {
     return new Service();
+  }
+
+  /** The driver side: creates the application's secret and folder name, handed to every executor. */
+  public static class Driver implements DriverPlugin {
+    @Override
+    public Map<String, String> init(SparkContext sc, PluginContext ctx) {
+      Map<String, String> extra = new HashMap<>();
+      extra.put(APP_KEY, "app-" + randomHex(8));
+      if (!authenticate(ctx.conf())) {
+        extra.put(SECRET_KEY, randomHex(32));
+      }
+      return extra;
+    }
+  }
+
+  static boolean authenticate(SparkConf conf) {
+    return conf.getBoolean("spark.authenticate", false);
+  }
+
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  static String randomHex(int bytes) {
+    byte[] raw = new byte[bytes];
+    RANDOM.nextBytes(raw);
+    StringBuilder text = new StringBuilder();
+    for (byte b : raw) {
+      text.append(String.format("%02x", b & 0xff));
+    }
+    return text.toString();
+  }
+
+  /** The secret executors check: Spark's own with spark.authenticate on, else the driver plugin's. */
+  static byte[] resolveSecret(SparkConf conf, Map<String, String> extra) {
+    String secret = null;
+    if (authenticate(conf)) {
+      try {
+        Object security = SparkEnv.class.getMethod("securityManager").invoke(SparkEnv.get());
+        secret = (String) security.getClass().getMethod("getSecretKey").invoke(security);
+      } catch (ReflectiveOperationException e) {
+        throw new IllegalStateException("ember block service: cannot read Spark's authentication secret: " + e, e);
+      }
+    } else if (extra != null) {
+      secret = extra.get(SECRET_KEY);
+    }
+    if (secret == null || secret.isEmpty()) {
+      throw new IllegalStateException("ember block service: no application secret (the driver did not load "
+          + "ember.jvm.BlockServicePlugin; start the application with --conf spark.plugins=ember.jvm.BlockServicePlugin)");
+    }
+    return secret.getBytes(StandardCharsets.UTF_8);
   }
 
   /** Put a block into this JVM's BlockManager (used by the driver through py4j). */
@@ -89,6 +175,28 @@ public class BlockServicePlugin implements SparkPlugin {
   }
 
   /**
+   * Cancel Spark 3.5's timer for barrier() calls, a non-daemon java.util.Timer that keeps the JVM that ran
+   * barrier tasks alive after its main thread ended (4.x uses a daemon thread pool: nothing to do there).
+   * NOTE: measured with pyspark 3.5.9, spark-submit --master local[2] of the LeNet example: the script
+   * finished, the driver JVM was still waiting on that timer's thread after 2 minutes. Called from Python
+   * when a spark-submit driver exits; true when a timer was cancelled.
+   */
+  public static boolean releaseBarrierTimer() {
+    try {
+      Class<?> module = Class.forName("org.apache.spark.BarrierTaskContext$");
+      Object instance = module.getField("MODULE$").get(null);
+      Object timer = module.getMethod("org$apache$spark$BarrierTaskContext$$timer").invoke(instance);
+      if (timer instanceof java.util.Timer) {
+        ((java.util.Timer) timer).cancel();
+        return true;
+      }
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      // another Spark: no such timer
+    }
+    return false;
+  }
+
+  /**
    * True in local mode, where every task runs in this one JVM: blocks need not be reported to the
    * BlockManagerMaster (a synchronous RPC, about 1 ms per put or remove) since nobody fetches them
    * from elsewhere.
@@ -98,37 +206,180 @@ public class BlockServicePlugin implements SparkPlugin {
     return master.startsWith("local") && !master.startsWith("local-cluster");
   }
 
-  /** {EMBER_BLOCKS_DIR} if set, else {java.io.tmpdir}/ember-blocks. */
-  public static File portFile(long pid) {
-    String dir = System.getenv("EMBER_BLOCKS_DIR");
-    File folder = dir != null && !dir.isEmpty() ? new File(dir)
-        : new File(System.getProperty("java.io.tmpdir"), "ember-blocks");
-    return new File(folder, pid + ".port");
+  // ------------------------------------------------------------ private files and folders
+  private static final Set<PosixFilePermission> OWNER_DIR = PosixFilePermissions.fromString("rwx------");
+  private static final Set<PosixFilePermission> OWNER_FILE = PosixFilePermissions.fromString("rw-------");
+
+  /** This process's pid (Java 8: no ProcessHandle). */
+  public static long pid() {
+    String name = ManagementFactory.getRuntimeMXBean().getName();
+    return Long.parseLong(name.substring(0, name.indexOf('@')));
   }
 
-  /** The executor side: a socket server in front of the BlockManager. */
+  /** The user id this JVM runs as. */
+  public static int uid() throws IOException {
+    Path self = Paths.get("/proc/self");
+    if (Files.exists(self)) {
+      return (Integer) Files.getAttribute(self, "unix:uid");
+    }
+    Path probe = Files.createTempFile("ember-uid-", ".tmp");
+    try {
+      return (Integer) Files.getAttribute(probe, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+    } finally {
+      Files.deleteIfExists(probe);
+    }
+  }
+
+  /** {base}/ember-{uid}: base is $EMBER_BLOCKS_DIR, else /dev/shm (memory), else java.io.tmpdir. */
+  public static Path rootFolder() throws IOException {
+    String env = System.getenv("EMBER_BLOCKS_DIR");
+    Path base;
+    if (env != null && !env.isEmpty()) {
+      base = Paths.get(env);
+    } else if (Files.isDirectory(Paths.get("/dev/shm")) && Files.isWritable(Paths.get("/dev/shm"))) {
+      base = Paths.get("/dev/shm");
+    } else {
+      base = Paths.get(System.getProperty("java.io.tmpdir"));
+    }
+    return base.resolve("ember-" + uid());
+  }
+
+  /**
+   * Create {@code folder} with mode 0700 unless it exists, then check that it is a real folder (not a
+   * link), owned by this user, with mode 0700; an IOException naming the problem and the fix otherwise.
+   */
+  public static Path privateFolder(String folder) throws IOException {
+    Path dir = Paths.get(folder);
+    try {
+      Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(OWNER_DIR));
+    } catch (FileAlreadyExistsException e) {
+      // checked below
+    }
+    PosixFileAttributes attrs = Files.readAttributes(dir, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+    if (attrs.isSymbolicLink() || !attrs.isDirectory()) {
+      throw new IOException("ember block service: " + dir + " is " + (attrs.isSymbolicLink() ? "a symbolic link"
+          : "not a folder") + "; it must be a private folder of this user: remove it (or set EMBER_BLOCKS_DIR)");
+    }
+    int owner = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+    if (owner != uid()) {
+      throw new IOException("ember block service: " + dir + " belongs to user id " + owner + ", not to this user ("
+          + uid() + "); remove it or set EMBER_BLOCKS_DIR to a folder of your own");
+    }
+    if (!attrs.permissions().equals(OWNER_DIR)) {
+      throw new IOException("ember block service: " + dir + " has mode "
+          + PosixFilePermissions.toString(attrs.permissions()) + ", expected rwx------ (0700): other users could "
+          + "read or plant files there; remove it (or chmod 700 it) and start again");
+    }
+    return dir;
+  }
+
+  /** A new file {@code dir/name} (CREATE_NEW, NOFOLLOW_LINKS, mode 0600): never an existing file or link. */
+  static FileChannel createPrivateFile(Path dir, String name) throws IOException {
+    Set<OpenOption> all = new HashSet<OpenOption>(Arrays.asList(StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS));
+    FileAttribute<Set<PosixFilePermission>> mode = PosixFilePermissions.asFileAttribute(OWNER_FILE);
+    return FileChannel.open(dir.resolve(name), all, mode);
+  }
+
+  /**
+   * Write {@code text} to {@code folder/name} atomically: a new private temporary file (random name,
+   * CREATE_NEW, NOFOLLOW_LINKS, 0600) renamed over the target; a link planted at the target is replaced,
+   * never written through.
+   */
+  public static void writePrivateFile(String folder, String name, String text) throws IOException {
+    Path dir = privateFolder(folder);
+    String tmpName = "." + name + "." + randomHex(6) + ".tmp";
+    try (SeekableByteChannel channel = createPrivateFile(dir, tmpName)) {
+      ByteBuffer buffer = ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
+      while (buffer.hasRemaining()) {
+        channel.write(buffer);
+      }
+    }
+    Files.move(dir.resolve(tmpName), dir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  /** {pid}.port, .{pid}.port.*.tmp, shm-{pid}-*: the process that made a file. */
+  private static final Pattern OWNER_PID = Pattern.compile("^\\.?(?:shm-)?(\\d+)[.-].*");
+
+  /**
+   * Remove the files of dead processes (a killed executor cannot remove its own) from every application
+   * folder under {@code root}, and the folders left empty for a minute; returns how many were removed.
+   */
+  public static int removeStale(String root) throws IOException {
+    Path dir = privateFolder(root);
+    int removed = 0;
+    long now = System.currentTimeMillis();
+    try (DirectoryStream<Path> apps = Files.newDirectoryStream(dir)) {
+      for (Path app : apps) {
+        if (!Files.isDirectory(app, LinkOption.NOFOLLOW_LINKS)) {
+          continue;
+        }
+        boolean empty = true;
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(app)) {
+          for (Path file : files) {
+            Matcher m = OWNER_PID.matcher(file.getFileName().toString());
+            if (m.matches() && !alive(Long.parseLong(m.group(1))) && Files.deleteIfExists(file)) {
+              removed++;
+            } else {
+              empty = false;
+            }
+          }
+        } catch (IOException e) {
+          continue;  // not ours to clean
+        }
+        if (empty && now - Files.getLastModifiedTime(app, LinkOption.NOFOLLOW_LINKS).toMillis() > 60_000) {
+          try {
+            Files.deleteIfExists(app);
+          } catch (IOException e) {
+            // a file appeared meanwhile: in use again
+          }
+        }
+      }
+    }
+    return removed;
+  }
+
+  private static boolean alive(long pid) {
+    if (!Files.isDirectory(Paths.get("/proc/self"))) {
+      return true;  // no way to tell here: keep the file
+    }
+    return Files.exists(Paths.get("/proc/" + pid));
+  }
+
+  // ------------------------------------------------------------ the executor side
+  /** A socket server in front of the BlockManager, for the Python workers of this executor. */
   public static class Service implements ExecutorPlugin {
     private ServerSocket server;
-    private File portFile;
+    private Path folder;
+    private Path portFile;
+    private byte[] secret;
     private volatile boolean running;
+    private final List<Path> liveFiles = Collections.synchronizedList(new ArrayList<Path>());
 
     @Override
     public void init(PluginContext ctx, Map<String, String> extraConf) {
       try {
+        secret = resolveSecret(ctx.conf(), extraConf);
+        String app = extraConf == null ? null : extraConf.get(APP_KEY);
+        if (app == null || !app.matches("app-[0-9a-f]{16}")) {
+          throw new IllegalStateException("ember block service: the driver did not name the application folder "
+              + "(start the application with --conf spark.plugins=ember.jvm.BlockServicePlugin)");
+        }
+        Path root = rootFolder();
+        privateFolder(root.toString());
+        removeStale(root.toString());
+        folder = privateFolder(root.resolve(app).toString());
         server = new ServerSocket(0, 128, InetAddress.getLoopbackAddress());
         running = true;
         Thread acceptor = new Thread(this::acceptLoop, "ember-block-service");
         acceptor.setDaemon(true);
         acceptor.start();
-        long pid = ProcessHandle.current().pid();
-        portFile = portFile(pid);
-        portFile.getParentFile().mkdirs();
-        File tmp = new File(portFile.getParentFile(), pid + ".port.tmp");
-        Files.write(tmp.toPath(), Integer.toString(server.getLocalPort()).getBytes(StandardCharsets.UTF_8));
-        Files.move(tmp.toPath(), portFile.toPath(), StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
+        long pid = pid();
+        writePrivateFile(folder.toString(), pid + ".port", server.getLocalPort() + "\n"
+            + new String(secret, StandardCharsets.UTF_8) + "\n");
+        portFile = folder.resolve(pid + ".port");
       } catch (IOException e) {
-        throw new RuntimeException("ember block service could not start: " + e, e);
+        throw new RuntimeException("ember block service could not start: " + e.getMessage(), e);
       }
     }
 
@@ -142,8 +393,20 @@ public class BlockServicePlugin implements SparkPlugin {
       } catch (IOException ignored) {
         // closing anyway
       }
-      if (portFile != null) {
-        portFile.delete();
+      try {
+        if (portFile != null) {
+          Files.deleteIfExists(portFile);
+        }
+        synchronized (liveFiles) {
+          for (Path file : liveFiles) {
+            Files.deleteIfExists(file);
+          }
+        }
+        if (folder != null) {
+          Files.deleteIfExists(folder);  // the last executor of the application on this host removes it
+        }
+      } catch (IOException ignored) {
+        // another executor of this application still has files there
       }
     }
 
@@ -163,11 +426,44 @@ public class BlockServicePlugin implements SparkPlugin {
       }
     }
 
+    static final int AUTH_TIMEOUT_MS = 10_000;
+    static final int MAX_SECRET = 1024;
+
+    /** True when the connection's first message is 'A' with the application's secret (constant-time). */
+    private boolean authenticated(Socket socket, DataInputStream in, DataOutputStream out) throws IOException {
+      socket.setSoTimeout(AUTH_TIMEOUT_MS);
+      try {
+        if (in.readUnsignedByte() != 'A') {
+          return false;
+        }
+        int length = in.readInt();
+        if (length < 0 || length > MAX_SECRET) {
+          return false;
+        }
+        byte[] offered = new byte[length];
+        in.readFully(offered);
+        if (!MessageDigest.isEqual(offered, secret)) {
+          return false;
+        }
+      } catch (IOException e) {  // closed, or silent past the timeout
+        return false;
+      }
+      socket.setSoTimeout(0);
+      out.writeByte(0);
+      out.flush();
+      return true;
+    }
+
     private void serve(Socket socket) {
-      Set<Path> files = new HashSet<>();
+      Path[] shared = null;
       try (Socket s = socket;
            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 16));
            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16))) {
+        if (!authenticated(s, in, out)) {
+          System.err.println("ember block service: refused a connection from " + s.getRemoteSocketAddress()
+              + " that did not present the application's secret");
+          return;
+        }
         while (true) {
           int op;
           try {
@@ -177,6 +473,16 @@ public class BlockServicePlugin implements SparkPlugin {
           }
           if (op == 'E') {
             out.writeByte(0);
+            out.flush();
+            continue;
+          }
+          if (op == 'S') {
+            if (shared == null) {
+              shared = createShared();
+            }
+            byte[] name = shared == null ? new byte[0] : sharedName(shared[0]).getBytes(StandardCharsets.UTF_8);
+            out.writeInt(name.length);
+            out.write(name);
             out.flush();
             continue;
           }
@@ -201,19 +507,23 @@ public class BlockServicePlugin implements SparkPlugin {
             remove(bm, id);
             out.writeByte(0);
           } else if (op == 'F') {
-            Path file = sharedFile(readString(in), files);
             long size = in.readLong();
-            put(bm, id, readFile(file, Math.toIntExact(size)));
+            if (shared == null) {
+              throw new IOException("'F' before 'S': this connection has no shared-memory files");
+            }
+            put(bm, id, readFile(shared[0], Math.toIntExact(size)));
             out.writeByte(0);
           } else if (op == 'H') {
             long timeoutMs = in.readLong();
-            Path file = sharedFile(readString(in), files);
+            if (shared == null) {
+              throw new IOException("'H' before 'S': this connection has no shared-memory files");
+            }
             byte[] bytes = get(bm, id, timeoutMs);
             if (bytes == null) {
               out.writeLong(-1L);
             } else {
               out.writeLong(bytes.length);
-              if (bytes.length >= SHARED_MIN && writeFile(file, bytes)) {
+              if (bytes.length >= SHARED_MIN && writeFile(shared[1], bytes)) {
                 out.writeByte(1);
               } else {  // small, or the shared memory is full: through the socket
                 out.writeByte(0);
@@ -230,31 +540,47 @@ public class BlockServicePlugin implements SparkPlugin {
           System.err.println("ember block service: connection failed: " + e);
         }
       } finally {
-        for (Path file : files) {
-          try {
-            Files.deleteIfExists(file);
-          } catch (IOException ignored) {
-            // best effort: the client normally removes its own files
+        if (shared != null) {
+          for (Path file : shared) {
+            liveFiles.remove(file);
+            try {
+              Files.deleteIfExists(file);
+            } catch (IOException ignored) {
+              // best effort: the client normally removes them itself
+            }
           }
         }
       }
     }
 
     static final int SHARED_MIN = 1 << 16;
-    private static final Path SHARED_DIR = Paths.get("/dev/shm");
-    private static final Pattern SHARED_NAME = Pattern.compile("ember-blocks-[A-Za-z0-9_-]{1,100}");
 
-    /** The client's file in /dev/shm, checked: a bare ember-blocks-* name, a regular file, not a link. */
-    private static Path sharedFile(String name, Set<Path> files) throws IOException {
-      if (!SHARED_NAME.matcher(name).matches()) {
-        throw new IOException("refusing shared-memory file name " + name);
+    /** This connection's two new files, shm-{pid}-{random}-put and -get; null when they cannot be made. */
+    private Path[] createShared() {
+      String name = "shm-" + pid() + "-" + randomHex(8);
+      Path[] files = new Path[] {folder.resolve(name + "-put"), folder.resolve(name + "-get")};
+      try {
+        for (Path file : files) {
+          createPrivateFile(folder, file.getFileName().toString()).close();
+          liveFiles.add(file);
+        }
+        return files;
+      } catch (IOException e) {
+        for (Path file : files) {
+          liveFiles.remove(file);
+          try {
+            Files.deleteIfExists(file);
+          } catch (IOException ignored) {
+            // nothing more to do
+          }
+        }
+        return null;
       }
-      Path file = SHARED_DIR.resolve(name);
-      if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
-        throw new IOException("no shared-memory file " + file);
-      }
-      files.add(file);
-      return file;
+    }
+
+    private static String sharedName(Path put) {
+      String name = put.getFileName().toString();
+      return name.substring(0, name.length() - "-put".length());
     }
 
     private static byte[] readFile(Path file, int size) throws IOException {
@@ -292,16 +618,18 @@ public class BlockServicePlugin implements SparkPlugin {
     }
 
     private static String readString(DataInputStream in) throws IOException {
-      byte[] raw = new byte[in.readInt()];
+      int length = in.readInt();
+      if (length < 0 || length > 4096) {
+        throw new IOException("block id of " + length + " bytes");
+      }
+      byte[] raw = new byte[length];
       in.readFully(raw);
       return new String(raw, StandardCharsets.UTF_8);
     }
 
-    private static void put(BlockManager bm, BlockId id, byte[] bytes) throws IOException {
+    static void put(BlockManager bm, BlockId id, byte[] bytes) throws IOException {
       ChunkedByteBuffer buffer = new ChunkedByteBuffer(ByteBuffer.wrap(bytes));
-      boolean stored = bm.putBytes(id, buffer, StorageLevel.MEMORY_ONLY_SER(), !singleJvm(), bm.putBytes$default$5(),
-          bm.putBytes$default$6(), scala.reflect.ClassTag$.MODULE$.Any());
-      if (!stored) {
+      if (!PutBytes.call(bm, id, buffer, StorageLevel.MEMORY_ONLY_SER(), !singleJvm())) {
         throw new IOException("BlockManager refused block " + id);
       }
       synchronized (PUT_SIGNAL) {
@@ -312,7 +640,7 @@ public class BlockServicePlugin implements SparkPlugin {
     /** Local puts wake up local waiters at once; remote blocks are looked up with a growing pause. */
     private static final Object PUT_SIGNAL = new Object();
 
-    private static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
+    static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
       long deadline = System.currentTimeMillis() + timeoutMs;
       // one JVM (local mode): every block is local, and asking the driver for locations would only
       // delay the wake-up of a waiter whose block is being put right now
@@ -366,6 +694,65 @@ public class BlockServicePlugin implements SparkPlugin {
       byte[] bytes = new byte[view.remaining()];
       view.get(bytes);
       return bytes;
+    }
+  }
+
+  /**
+   * BlockManager.putBytes, found at run time: (blockId, bytes, level, tellMaster, [defaults...], classTag).
+   * Spark 3.5 has 4 Scala parameters, 4.x 6; the ones past tellMaster take their Scala defaults
+   * (putBytes$default$N).
+   */
+  static final class PutBytes {
+    private static Method method;
+    private static Object[] defaults;
+
+    static synchronized void resolve(BlockManager bm) throws IOException {
+      if (method != null) {
+        return;
+      }
+      Method found = null;
+      for (Method m : BlockManager.class.getMethods()) {
+        Class<?>[] t = m.getParameterTypes();
+        if (m.getName().equals("putBytes") && t.length >= 5 && t[0] == BlockId.class
+            && t[1] == ChunkedByteBuffer.class && t[2] == StorageLevel.class && t[3] == boolean.class
+            && t[t.length - 1] == scala.reflect.ClassTag.class && (found == null || t.length > found.getParameterCount())) {
+          found = m;
+        }
+      }
+      if (found == null) {
+        throw new IOException("this Spark's BlockManager has no putBytes(BlockId, ChunkedByteBuffer, StorageLevel, "
+            + "boolean, ..., ClassTag): ember supports Spark 3.5 and 4.x");
+      }
+      Object[] values = new Object[found.getParameterCount()];
+      for (int i = 4; i < values.length - 1; i++) {
+        try {
+          values[i] = BlockManager.class.getMethod("putBytes$default$" + (i + 1)).invoke(bm);
+        } catch (ReflectiveOperationException e) {
+          throw new IOException("BlockManager.putBytes has a parameter " + (i + 1) + " without a default: ember "
+              + "supports Spark 3.5 and 4.x (" + found + ")", e);
+        }
+      }
+      defaults = values;
+      method = found;
+    }
+
+    static boolean call(BlockManager bm, BlockId id, ChunkedByteBuffer bytes, StorageLevel level, boolean tell)
+        throws IOException {
+      resolve(bm);
+      Object[] args = defaults.clone();
+      args[0] = id;
+      args[1] = bytes;
+      args[2] = level;
+      args[3] = tell;
+      args[args.length - 1] = scala.reflect.ClassTag$.MODULE$.Any();
+      try {
+        return (Boolean) method.invoke(bm, args);
+      } catch (IllegalAccessException e) {
+        throw new IOException(e);
+      } catch (InvocationTargetException e) {
+        Throwable cause = e.getCause();
+        throw cause instanceof IOException ? (IOException) cause : new IOException(cause);
+      }
     }
   }
 }
