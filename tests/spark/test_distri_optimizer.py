@@ -171,8 +171,15 @@ def test_killed_python_workers_mid_training_still_end_in_a_trained_model(sc, tmp
     # (the service creates each connection's files in the application folder and removes them when the
     # connection ends, a killed worker's included)
     folders = {os.path.dirname(path) for _, path in port_files()}
-    left = [n for folder in folders for n in os.listdir(folder) if n.startswith("shm-")]
-    assert folders and left == []
+
+    def files_of_dead_processes():
+        names = [n for folder in folders for n in os.listdir(folder) if n.startswith("shm-")]
+        return [n for n in names if not os.path.exists(f"/proc/{n.split('-')[1]}")]
+
+    deadline = time.time() + 10  # the service removes a connection's files once it sees the connection end
+    while files_of_dead_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert folders and files_of_dead_processes() == []
     assert (model.predict(x).argmax(1) == y).mean() > 0.95
 
 
