@@ -7,6 +7,8 @@ Example:
     >>> model.count_params()
     8
 """
+# ``import ember as keras``: the modules Keras code reaches through the package (README: "Coming from Keras")
+from ember import callbacks, datasets, losses, metrics, models, optimizers, preprocessing, utils
 from ember._version import __version__  # noqa: E402
 from ember.engine import (
     Tensor,
@@ -16,11 +18,12 @@ from ember.engine import (
     set_default_dtype,
     set_seed,
 )
-from ember.layers import Input, losses
+from ember.layers import Input, initializers
 from ember.optim.spark.context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
 
 __all__ = [
-    "Input", "Model", "Sequential", "Tensor", "init_nncontext", "get_default_dtype", "load_model", "losses", "no_grad",
-    "set_check_numerics", "set_default_dtype", "set_seed", "__version__",
+    "Input", "Model", "Sequential", "Tensor", "callbacks", "datasets", "init_nncontext", "initializers",
+    "get_default_dtype", "load_model", "losses", "metrics", "models", "no_grad", "optimizers", "preprocessing",
+    "set_check_numerics", "set_default_dtype", "set_seed", "utils", "__version__",
 ]

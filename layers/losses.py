@@ -177,7 +177,7 @@ class BinaryCrossentropy(Loss):
             log(1 + exp(-|x|)), which never overflows); otherwise probabilities clipped to [1e-7, 1 - 1e-7].
 
     Shape:
-        ``y_true`` targets in [0, 1] of the same shape as ``y_pred``.
+        ``y_true`` targets in [0, 1] of the same shape as ``y_pred``, or (N,) against ``y_pred`` (N, 1).
 
     Example:
         >>> import numpy as np
@@ -193,6 +193,8 @@ class BinaryCrossentropy(Loss):
 
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
+        if y.ndim + 1 == y_pred.ndim and y_pred.shape[-1] == 1 and tuple(y.shape) == tuple(y_pred.shape[:-1]):
+            y = Tensor(y.data.reshape(y_pred.shape))  # labels of shape (N,) against outputs (N, 1), as Keras takes
         _check_same_shape(self.name, y, y_pred)
         if self.from_logits:
             # max(x, 0) - x*y + log(1 + exp(-|x|))
@@ -335,6 +337,11 @@ _BY_NAME = {cls.name: cls for cls in (SparseCategoricalCrossentropy, Categorical
                                       MeanSquaredError, MeanAbsoluteError, Huber, KLDivergence, Hinge)}
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "kld": "kl_divergence",
             "kullback_leibler_divergence": "kl_divergence", "huber_loss": "huber"}
+
+
+def names():
+    """Every name and alias ``get`` accepts."""
+    return set(_BY_NAME) | set(_ALIASES)
 
 
 def get(identifier):
