@@ -36,10 +36,10 @@ def main():
     parser.add_argument("--sub-batches", type=int, default=4, help="with --drop: sub-batches per share")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
+    import models
     from run import _mnist
 
     import ember
-    import models
     from ember import optim
     from ember.optim.spark.context import init_nncontext
 

@@ -39,8 +39,9 @@ def twins():
 def record_calls(workloads):
     """Run one training step of each workload; returns {(kernel, shapes): (dispatcher, args copy)}."""
     sys.path.insert(0, HERE)
-    import ember
     import models
+
+    import ember
     from ember.layers import losses
     from ember.optim import SGD
     from ember.optim.loop import compute_loss
