@@ -7,8 +7,10 @@ Example:
     >>> model.count_params()
     8
 """
+import sys
+
 # ``import ember as keras``: the modules Keras code reaches through the package (README: "Coming from Keras")
-from ember import callbacks, datasets, losses, metrics, models, optimizers, preprocessing, utils
+from ember import callbacks, datasets, metrics, models, optimizers, preprocessing, utils
 from ember._version import __version__  # noqa: E402
 from ember.engine import (
     Tensor,
@@ -18,9 +20,12 @@ from ember.engine import (
     set_default_dtype,
     set_seed,
 )
-from ember.layers import Input, initializers
+from ember.layers import Input, initializers, losses
 from ember.optim.spark.context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
+
+# ``ember.losses`` is ``ember.layers.losses`` under Keras's name: `from ember.losses import mse` works too
+sys.modules.setdefault(f"{__name__}.losses", losses)
 
 __all__ = [
     "Input", "Model", "Sequential", "Tensor", "callbacks", "datasets", "init_nncontext", "initializers",

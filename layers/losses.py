@@ -340,7 +340,13 @@ _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "kld": "k
 
 
 def names():
-    """Every name and alias ``get`` accepts."""
+    """Every name and alias ``get`` accepts.
+
+    Example:
+        >>> from ember import losses
+        >>> {"mse", "binary_crossentropy"} <= losses.names()
+        True
+    """
     return set(_BY_NAME) | set(_ALIASES)
 
 
@@ -497,3 +503,9 @@ def hinge(y_true, y_pred):
         0.35
     """
     return Hinge()(y_true, y_pred)
+
+
+# Keras's short names of the loss functions (``keras.losses.mse``)
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+kld = KLD = kl_divergence
