@@ -19,10 +19,20 @@ class Sample:
 
 
 def create_spark_conf():
-    """A SparkConf with ember's defaults for a training application (pass it to ``SparkContext``)."""
+    """A SparkConf that starts ember's block service with the SparkContext made from it (BigDL's conf
+    carried its jars the same way): pass it to ``SparkContext(conf=...)``. Local masters run the workers
+    on this interpreter."""
+    import os
+    import sys
+
     from pyspark import SparkConf
 
-    return SparkConf().set("spark.ui.showConsoleProgress", "false")
+    from ember.optim.spark.blocks import PLUGIN_CLASS, block_service_jar
+
+    if "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    return (SparkConf().set("spark.jars", block_service_jar()).set("spark.plugins", PLUGIN_CLASS)
+            .set("spark.python.worker.reuse", "true").set("spark.ui.showConsoleProgress", "false"))
 
 
 def init_engine(bigdl_type="float"):
