@@ -7,6 +7,10 @@ Example:
     >>> model.count_params()
     8
 """
+import sys
+
+# ``import ember as keras``: the modules Keras code reaches through the package (README: "Coming from Keras")
+from ember import callbacks, datasets, metrics, models, optimizers, preprocessing, utils
 from ember._version import __version__  # noqa: E402
 from ember.engine import (
     Tensor,
@@ -16,11 +20,15 @@ from ember.engine import (
     set_default_dtype,
     set_seed,
 )
-from ember.layers import Input, losses
+from ember.layers import Input, initializers, losses
 from ember.optim.spark.context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
 
+# ``ember.losses`` is ``ember.layers.losses`` under Keras's name: `from ember.losses import mse` works too
+sys.modules.setdefault(f"{__name__}.losses", losses)
+
 __all__ = [
-    "Input", "Model", "Sequential", "Tensor", "init_nncontext", "get_default_dtype", "load_model", "losses", "no_grad",
-    "set_check_numerics", "set_default_dtype", "set_seed", "__version__",
+    "Input", "Model", "Sequential", "Tensor", "callbacks", "datasets", "init_nncontext", "initializers",
+    "get_default_dtype", "load_model", "losses", "metrics", "models", "no_grad", "optimizers", "preprocessing",
+    "set_check_numerics", "set_default_dtype", "set_seed", "utils", "__version__",
 ]

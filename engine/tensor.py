@@ -29,7 +29,9 @@ class Tensor:
         [2.0, 4.0, 6.0]
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    # _keras_mask: a boolean (batch, steps) array that layers attach to sequence outputs (Embedding(mask_zero=True),
+    # Masking) for the recurrent layers after them; unset on every other tensor (see ember.layers.base.get_mask)
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_keras_mask", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):

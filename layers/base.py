@@ -129,6 +129,18 @@ class Node:
         return list(self.inputs) if isinstance(self.inputs, (list, tuple)) else [self.inputs]
 
 
+def get_mask(tensor):
+    """The (batch, steps) boolean mask attached to ``tensor`` by a masking layer, or None."""
+    return getattr(tensor, "_keras_mask", None)
+
+
+def set_mask(tensor, mask):
+    """Attach ``mask`` ((batch, steps) booleans, or None) to ``tensor``; returns ``tensor``."""
+    if isinstance(tensor, Tensor):
+        tensor._keras_mask = mask
+    return tensor
+
+
 def _flatten(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -152,6 +164,9 @@ class Layer:
 
     input_spec = None
     _dtype_kind = "f"  # inputs are cast to the layer's floating dtype
+    # a mask on the input (Embedding(mask_zero=True), Masking) is attached to the output unchanged (layers that
+    # keep the time axis: Dense, Dropout, Activation...); layers that consume or make masks set it themselves
+    supports_masking = False
     # activations this layer can apply itself (``call(x, activation=name)``): a model runs such a
     # layer and the Activation layer after it as one op when nothing else reads the layer's output
     fusable_activations = ()
@@ -296,7 +311,8 @@ class Layer:
             return self._call_symbolic(inputs, **kwargs)
         if any(isinstance(x, SymbolicTensor) for x in flat):
             raise TypeError(f"Layer '{self.name}': cannot mix symbolic and concrete inputs")
-        tensors = [self._prepare(x) for x in flat]
+        masks = [get_mask(x) for x in flat]
+        tensors = [set_mask(self._prepare(x), m) if m is not None else self._prepare(x) for x, m in zip(flat, masks)]
         self._build_once([tuple(t.shape) for t in tensors])
         self._check_input([tuple(t.shape) for t in tensors])
         if config.check_numerics_enabled():
@@ -305,7 +321,11 @@ class Layer:
                     raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) got NaN or infinite input")
         x = tensors if isinstance(inputs, (list, tuple)) else tensors[0]
         mode = self.training if training is None else bool(training)
-        return self.call(x, training=mode, **kwargs)
+        out = self.call(x, training=mode, **kwargs)
+        if self.supports_masking and len(masks) == 1 and masks[0] is not None and get_mask(out) is None \
+                and isinstance(out, Tensor) and out.shape[:2] == tensors[0].shape[:2]:
+            set_mask(out, masks[0])
+        return out
 
     def _prepare(self, x):
         t = x if isinstance(x, Tensor) else Tensor(np.asarray(x) if not hasattr(x, "__cuda_array_interface__") else x)

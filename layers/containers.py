@@ -13,13 +13,15 @@ from ember.layers.core import Activation, InputLayer
 TRAINING_METHODS = ("compile", "fit", "evaluate", "predict", "predict_classes", "set_tensorboard",
                     "get_train_summary", "get_validation_summary", "set_checkpoint",
                     "set_gradient_clipping_by_l2_norm", "set_constant_gradient_clipping", "clear_gradient_clipping",
-                    "training_config", "compile_from_config")
+                    "training_config", "compile_from_config", "metrics_names")
 _TRAINING = {}
 
 
 def register_training(implementation):
     """Give every Model the training methods of ``implementation`` (a class defining TRAINING_METHODS)."""
-    missing = [name for name in TRAINING_METHODS if not callable(getattr(implementation, name, None))]
+    missing = [name for name in TRAINING_METHODS
+               if not callable(getattr(implementation, name, None)) and not isinstance(
+                   getattr(implementation, name, None), property)]
     if missing:
         raise TypeError(f"register_training: {implementation.__name__} lacks {missing}")
     _TRAINING.update({name: getattr(implementation, name) for name in TRAINING_METHODS})
@@ -71,6 +73,7 @@ class Model(Layer):
     clear_gradient_clipping = _TrainingMethod()
     training_config = _TrainingMethod()
     compile_from_config = _TrainingMethod()
+    metrics_names = _TrainingMethod()
     # run a layer and the Activation after it as one op where the layer can (see Layer.fusable_activations)
     fuse_activations = True
 
@@ -300,7 +303,7 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
-        """Append a layer (or an ``Input(...)`` as the first entry)."""
+        """Append a layer (or an ``Input(...)`` as the first entry); returns the model."""
         if isinstance(layer, SymbolicTensor):
             if self._layer_list or self._input is not None:
                 raise ValueError("Sequential: an Input may only come first")
@@ -315,6 +318,7 @@ class Sequential(Model):
         shape = self._known_input_shape()
         if shape is not None:
             self._build_graph(shape)
+        return self  # BigDL's add returns the model, so that calls chain
 
     def _known_input_shape(self):
         if self._input is not None:

@@ -5,7 +5,7 @@ out, and 1-D inputs get a unit height.
 """
 from ember.engine import functional as F
 from ember.layers import activations, initializers
-from ember.layers.base import InputSpec, Layer, to_tuple
+from ember.layers.base import InputSpec, Layer, get_mask, to_tuple
 from ember.layers.core import _check_format
 
 
@@ -375,3 +375,220 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
+
+
+class _Pooling1D(Layer):
+    """1-D pooling over the steps axis, run as 2-D pooling with a unit height."""
+
+    input_spec = InputSpec(ndim=3)
+    _op = None
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = to_tuple(pool_size, 1, "pool_size")[0]
+        self.strides = self.pool_size if strides is None else to_tuple(strides, 1, "strides")[0]
+        self.padding = _check_padding(padding)
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        if self.data_format == "channels_first":
+            x = F.transpose(x, (0, 2, 1))
+        n, length, c = x.shape
+        pads = ((0, 0), _pads(length, self.pool_size, self.strides, 1, self.padding))
+        y = type(self)._op(F.reshape(x, (n, 1, length, c)), (1, self.pool_size), (1, self.strides), pads)
+        y = F.reshape(y, (n, y.shape[2], c))
+        return F.transpose(y, (0, 2, 1)) if self.data_format == "channels_first" else y
+
+    def compute_output_shape(self, input_shape):
+        first = self.data_format == "channels_first"
+        length, c = (input_shape[2], input_shape[1]) if first else (input_shape[1], input_shape[2])
+        lo = _out_len(length, self.pool_size, self.strides, 1, self.padding)
+        return (input_shape[0], c, lo) if first else (input_shape[0], lo, c)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling1D(_Pooling1D):
+    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C).
+
+    Example:
+        >>> import numpy as np
+        >>> MaxPooling1D(2)(np.arange(8.0).reshape(1, 4, 2)).numpy().tolist()
+        [[[2.0, 3.0], [6.0, 7.0]]]
+    """
+
+    _op = staticmethod(F.max_pool2d)
+
+
+class AveragePooling1D(_Pooling1D):
+    """Mean over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C)."""
+
+    _op = staticmethod(F.avg_pool2d)
+
+
+class _GlobalPooling1D(Layer):
+    input_spec = InputSpec(ndim=3)
+
+    def __init__(self, data_format="channels_last", keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _check_format(data_format)
+        self.keepdims = bool(keepdims)
+
+    def _axis(self):
+        return 2 if self.data_format == "channels_first" else 1
+
+    def compute_output_shape(self, input_shape):
+        c = input_shape[1] if self.data_format == "channels_first" else input_shape[2]
+        if self.keepdims:
+            return (input_shape[0], c, 1) if self.data_format == "channels_first" else (input_shape[0], 1, c)
+        return (input_shape[0], c)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling1D(_GlobalPooling1D):
+    """Mean over the steps: (N, T, C) -> (N, C); masked steps (Masking, mask_zero) are left out, as in Keras."""
+
+    def call(self, x, training=False):
+        mask = get_mask(x)
+        if mask is None:
+            return F.mean(x, axis=self._axis(), keepdims=self.keepdims)
+        weights = mask.astype(x.dtype)
+        weights = weights[:, None, :] if self.data_format == "channels_first" else weights[:, :, None]
+        total = F.sum(x * weights, axis=self._axis(), keepdims=self.keepdims)
+        count = weights.sum(axis=self._axis(), keepdims=self.keepdims)
+        return total / count.clip(min=1)
+
+
+class GlobalMaxPooling1D(_GlobalPooling1D):
+    """Max over the steps: (N, T, C) -> (N, C)."""
+
+    def call(self, x, training=False):
+        return F.max(x, axis=self._axis(), keepdims=self.keepdims)
+
+
+class UpSampling2D(Layer):
+    """Repeat rows and columns ``size`` times (nearest neighbour): (N, H, W, C) -> (N, H*sh, W*sw, C).
+
+    Example:
+        >>> import numpy as np
+        >>> UpSampling2D(2)(np.arange(4.0).reshape(1, 2, 2, 1)).numpy()[0, :, :, 0].tolist()
+        [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0], [2.0, 2.0, 3.0, 3.0]]
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, size=(2, 2), data_format="channels_last", interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        if interpolation != "nearest":
+            raise ValueError(f"UpSampling2D: only interpolation='nearest' is supported, got {interpolation!r}")
+        self.size = to_tuple(size, 2, "size")
+        self.data_format = _check_format(data_format)
+        self.interpolation = interpolation
+
+    def call(self, x, training=False):
+        x = _to_nhwc(x, self.data_format)
+        n, h, w, c = x.shape
+        sh, sw = self.size
+        y = F.broadcast_to(F.reshape(x, (n, h, 1, w, 1, c)), (n, h, sh, w, sw, c))
+        return _from_nhwc(F.reshape(y, (n, h * sh, w * sw, c)), self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _spatial(input_shape, self.data_format)
+        sh, sw = self.size
+        return _pack(input_shape[0], None if h is None else h * sh, None if w is None else w * sw, c,
+                     self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
+                "interpolation": self.interpolation}
+
+
+class Cropping2D(Layer):
+    """Cut rows and columns off the edges: ``cropping`` int, (h, w), or ((top, bottom), (left, right)).
+
+    Example:
+        >>> import numpy as np
+        >>> Cropping2D(((1, 0), (0, 2)))(np.zeros((1, 4, 5, 3))).shape
+        (1, 3, 3, 3)
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, cropping=((0, 0), (0, 0)), data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cropping, int):
+            cropping = ((cropping, cropping), (cropping, cropping))
+        elif all(isinstance(p, int) for p in cropping):
+            cropping = ((cropping[0], cropping[0]), (cropping[1], cropping[1]))
+        self.cropping = tuple(to_tuple(p, 2, "cropping") for p in cropping)
+        if any(v < 0 for p in self.cropping for v in p):
+            raise ValueError(f"Cropping2D: cropping must be >= 0, got {self.cropping}")
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        h, w, _ = _spatial(x.shape, self.data_format)
+        (t, b), (le, r) = self.cropping
+        if t + b >= h or le + r >= w:
+            raise ValueError(f"Layer '{self.name}' (Cropping2D): cropping {self.cropping} leaves nothing of an "
+                             f"input of {h}x{w}")
+        rows, cols = slice(t, h - b), slice(le, w - r)
+        if self.data_format == "channels_first":
+            return x[:, :, rows, cols]
+        return x[:, rows, cols, :]
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _spatial(input_shape, self.data_format)
+        (t, b), (le, r) = self.cropping
+        return _pack(input_shape[0], None if h is None else h - t - b, None if w is None else w - le - r, c,
+                     self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "cropping": [list(p) for p in self.cropping], "data_format": self.data_format}
+
+
+class SeparableConv2D(Layer):
+    """Depthwise convolution (``depth_multiplier`` kernels per input channel) followed by a 1x1 pointwise
+    convolution to ``filters`` channels (Keras's weights: depthwise_kernel (KH, KW, C, M), pointwise_kernel
+    (1, 1, C*M, filters), bias (filters,)).
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, filters).
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format="channels_last",
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.depthwise = DepthwiseConv2D(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate,
+                                         use_bias=False, depthwise_initializer=depthwise_initializer,
+                                         name=f"{self.name}_depthwise")
+        self.pointwise = Conv2D(self.filters, 1, data_format=data_format, activation=activation, use_bias=use_bias,
+                                kernel_initializer=pointwise_initializer, bias_initializer=bias_initializer,
+                                name=f"{self.name}_pointwise")
+
+    def build(self, input_shape):
+        self.depthwise._build_once([tuple(input_shape)])
+        self.pointwise._build_once([self.depthwise.compute_output_shape(tuple(input_shape))])
+
+    def call(self, x, training=False):
+        return self.pointwise(self.depthwise(x, training=training), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return self.pointwise.compute_output_shape(self.depthwise.compute_output_shape(input_shape))
+
+    def get_config(self):
+        d, p = self.depthwise, self.pointwise
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(d.kernel_size),
+                "strides": list(d.strides), "padding": d.padding, "data_format": d.data_format,
+                "dilation_rate": list(d.dilation_rate), "depth_multiplier": d.depth_multiplier,
+                "activation": activations.serialize(p.activation), "use_bias": p.use_bias,
+                "depthwise_initializer": initializers.serialize(d.kernel_initializer),
+                "pointwise_initializer": initializers.serialize(p.kernel_initializer),
+                "bias_initializer": initializers.serialize(p.bias_initializer)}

@@ -4,7 +4,7 @@ import math
 from ember.engine import config
 from ember.engine import functional as F
 from ember.layers import activations, initializers
-from ember.layers.base import InputSpec, Layer, SymbolicTensor
+from ember.layers.base import InputSpec, Layer, SymbolicTensor, set_mask
 
 
 class InputLayer(Layer):
@@ -55,6 +55,8 @@ class Dense(Layer):
     Shape: (batch, ..., in) -> (batch, ..., units)
     """
 
+    supports_masking = True
+
     input_spec = InputSpec(min_ndim=2)
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -90,6 +92,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation by name: relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softmax, ..."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -106,6 +110,8 @@ class Activation(Layer):
 
 class Dropout(Layer):
     """Zeroes a fraction ``rate`` of inputs in training and scales the rest by 1/(1-rate)."""
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
@@ -245,3 +251,106 @@ def _check_format(data_format):
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
     return data_format
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole feature maps: one keep/drop draw per (sample, channel), shared by every step.
+
+    Shape: (N, T, C) -> (N, T, C).
+    """
+
+    input_spec = InputSpec(ndim=3)
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(rate, **kwargs)
+
+    def call(self, x, training=False):
+        self.noise_shape = (x.shape[0], 1, x.shape[2])
+        return super().call(x, training)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.pop("noise_shape")
+        return cfg
+
+
+class SpatialDropout2D(Dropout):
+    """Dropout of whole feature maps: one keep/drop draw per (sample, channel), shared over H and W.
+
+    Shape: (N, H, W, C) (or (N, C, H, W) with ``channels_first``), unchanged.
+    """
+
+    input_spec = InputSpec(ndim=4)
+
+    def __init__(self, rate, data_format="channels_last", **kwargs):
+        super().__init__(rate, **kwargs)
+        self.data_format = _check_format(data_format)
+
+    def call(self, x, training=False):
+        n = x.shape[0]
+        self.noise_shape = (n, x.shape[1], 1, 1) if self.data_format == "channels_first" else (n, 1, 1, x.shape[3])
+        return super().call(x, training)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.pop("noise_shape")
+        return {**cfg, "data_format": self.data_format}
+
+
+class RepeatVector(Layer):
+    """Repeat each input vector ``n`` times along a new time axis: (N, D) -> (N, n, D).
+
+    Example:
+        >>> import numpy as np
+        >>> RepeatVector(3)(np.ones((2, 4))).shape
+        (2, 3, 4)
+    """
+
+    input_spec = InputSpec(ndim=2)
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        if int(n) < 1:
+            raise ValueError(f"RepeatVector: n must be >= 1, got {n!r}")
+        self.n = int(n)
+
+    def call(self, x, training=False):
+        return F.broadcast_to(F.reshape(x, (x.shape[0], 1, x.shape[1])), (x.shape[0], self.n, x.shape[1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n, input_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
+
+
+class Masking(Layer):
+    """Mark the time steps whose features all equal ``mask_value`` as padding: the recurrent layers
+    after it skip them (the state carries over), as in Keras. The values pass through unchanged.
+
+    Shape: (N, T, ...) -> (N, T, ...), with a (N, T) mask attached.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers.base import get_mask
+        >>> get_mask(Masking()(np.array([[[1.0], [0.0]]]))).tolist()
+        [[True, False]]
+    """
+
+    input_spec = InputSpec(min_ndim=3)
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def call(self, x, training=False):
+        data = x.data
+        keep = (data != self.mask_value).any(axis=tuple(range(2, data.ndim)))
+        y = x * keep[(...,) + (None,) * (data.ndim - 2)].astype(x.dtype)  # masked steps read as zeros (as Keras)
+        return set_mask(y, keep)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

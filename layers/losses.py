@@ -185,7 +185,7 @@ class BinaryCrossentropy(Loss):
             log(1 + exp(-|x|)), which never overflows); otherwise probabilities clipped to [1e-7, 1 - 1e-7].
 
     Shape:
-        ``y_true`` targets in [0, 1] of the same shape as ``y_pred``.
+        ``y_true`` targets in [0, 1] of the same shape as ``y_pred``, or (N,) against ``y_pred`` (N, 1).
 
     Example:
         >>> import numpy as np
@@ -201,6 +201,8 @@ class BinaryCrossentropy(Loss):
 
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
+        if y.ndim + 1 == y_pred.ndim and y_pred.shape[-1] == 1 and tuple(y.shape) == tuple(y_pred.shape[:-1]):
+            y = Tensor(y.data.reshape(y_pred.shape))  # labels of shape (N,) against outputs (N, 1), as Keras takes
         _check_same_shape(self.name, y, y_pred)
         _check_probabilities(self.name, y)
         if self.from_logits:
@@ -344,6 +346,17 @@ _BY_NAME = {cls.name: cls for cls in (SparseCategoricalCrossentropy, Categorical
                                       MeanSquaredError, MeanAbsoluteError, Huber, KLDivergence, Hinge)}
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "kld": "kl_divergence",
             "kullback_leibler_divergence": "kl_divergence", "huber_loss": "huber"}
+
+
+def names():
+    """Every name and alias ``get`` accepts.
+
+    Example:
+        >>> from ember import losses
+        >>> {"mse", "binary_crossentropy"} <= losses.names()
+        True
+    """
+    return set(_BY_NAME) | set(_ALIASES)
 
 
 def get(identifier):
@@ -499,3 +512,9 @@ def hinge(y_true, y_pred):
         0.35
     """
     return Hinge()(y_true, y_pred)
+
+
+# Keras's short names of the loss functions (``keras.losses.mse``)
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+kld = KLD = kl_divergence

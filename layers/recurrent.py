@@ -4,12 +4,13 @@ The input projection for all steps is one matrix product; the time loop runs the
 """
 import numpy as np
 
+from ember.engine import config
 from ember.engine import functional as F
 from ember.engine.backend import get_array_module
 from ember.engine.ops.activation import GRUCell, LSTMCell
 from ember.engine.tensor import Tensor
 from ember.layers import activations, initializers
-from ember.layers.base import InputSpec, Layer
+from ember.layers.base import InputSpec, Layer, get_mask, set_mask
 
 
 class _RNN(Layer):
@@ -18,8 +19,17 @@ class _RNN(Layer):
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
-                 go_backwards=False, **kwargs):
+                 go_backwards=False, return_state=False, dropout=0.0, recurrent_dropout=0.0, stateful=False,
+                 unroll=False, **kwargs):
         super().__init__(**kwargs)
+        if stateful:
+            raise ValueError(f"{type(self).__name__}: stateful=True is not supported (each batch starts from zeros)")
+        for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{type(self).__name__}: {what} must be in [0, 1), got {rate!r}")
+        self.return_state = bool(return_state)
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.unroll = bool(unroll)  # accepted for Keras scripts; the loop over time is the same either way
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -45,36 +55,70 @@ class _RNN(Layer):
     def _zeros(self, x):
         return Tensor(get_array_module(x.data).zeros((x.shape[0], self.units), dtype=x.dtype))
 
+    def _dropout_mask(self, shape, rate, dtype):
+        """Keras's RNN dropout: one keep mask per sequence, the same at every step, scaled by 1/(1-rate)."""
+        return (config.rng().random(shape) >= rate).astype(dtype) / (1.0 - rate)
+
     def call(self, x, training=False):
         if x.shape[1] == 0:
             raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the input has 0 time steps; expected "
                              "(batch, steps >= 1, features)")
+        mask = get_mask(x)
+        if training and self.dropout > 0:
+            x = x * self._dropout_mask((x.shape[0], 1, x.shape[2]), self.dropout, x.dtype)
+        self._recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            self._recurrent_mask = self._dropout_mask((x.shape[0], self.units), self.recurrent_dropout, x.dtype)
         projected = F.matmul(x, self.kernel)
         if self.bias is not None:
             projected = projected + (self.bias if self.bias.ndim == 1 else self.bias[0])
         steps = range(x.shape[1] - 1, -1, -1) if self.go_backwards else range(x.shape[1])
         state = self._initial_state(x)
+        h = self._zeros(x)
         outputs = []
         for t in steps:
-            h, state = self._step(projected[:, t, :], state)
+            h_new, new_state = self._step(projected[:, t, :], state)
+            if mask is not None:  # a masked step leaves the state and the output as they were (Keras)
+                keep = mask[:, t:t + 1]
+                h_new = F.where(keep, h_new, h)
+                new_state = tuple(F.where(keep, a, b) for a, b in zip(_as_tuple(new_state), _as_tuple(state)))
+                new_state = new_state if isinstance(state, tuple) else new_state[0]
+            h, state = h_new, new_state
             if self.return_sequences:
                 outputs.append(h)
-        return F.stack(outputs, axis=1) if self.return_sequences else h
+        y = F.stack(outputs, axis=1) if self.return_sequences else h
+        if self.return_sequences and mask is not None:
+            set_mask(y, mask[:, ::-1] if self.go_backwards else mask)
+        if self.return_state:
+            return [y] + list(_as_tuple(state))
+        return y
+
+    def _recurrent_input(self, h):
+        return h if self._recurrent_mask is None else h * self._recurrent_mask
 
     def _initial_state(self, x):
         return self._zeros(x)
 
     def compute_output_shape(self, input_shape):
-        if self.return_sequences:
-            return (input_shape[0], input_shape[1], self.units)
-        return (input_shape[0], self.units)
+        out = (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
+        if self.return_state:
+            return [out] + [(input_shape[0], self.units)] * self._state_count
+        return out
+
+    _state_count = 1
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "return_sequences": self.return_sequences, "go_backwards": self.go_backwards}
+                "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
+                "return_state": self.return_state, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "unroll": self.unroll}
+
+
+def _as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
 
 
 class SimpleRNN(_RNN):
@@ -84,7 +128,7 @@ class SimpleRNN(_RNN):
     """
 
     def _step(self, xw, h):
-        h = self.activation(xw + F.matmul(h, self.recurrent_kernel))
+        h = self.activation(xw + F.matmul(self._recurrent_input(h), self.recurrent_kernel))
         return h, h
 
 
@@ -95,6 +139,7 @@ class LSTM(_RNN):
     """
 
     _gates = 4
+    _state_count = 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
@@ -121,7 +166,7 @@ class LSTM(_RNN):
 
     def _step(self, xw, state):
         h, c = state
-        z = xw + F.matmul(h, self.recurrent_kernel)
+        z = xw + F.matmul(self._recurrent_input(h), self.recurrent_kernel)
         u = self.units
         if self._fused:
             hc = LSTMCell.apply(z, c)
@@ -158,7 +203,7 @@ class GRU(_RNN):
 
     def _step(self, xw, h):
         u = self.units
-        inner = F.matmul(h, self.recurrent_kernel)
+        inner = F.matmul(self._recurrent_input(h), self.recurrent_kernel)
         if self.bias is not None:
             inner = inner + self.bias[1]
         if self._fused:

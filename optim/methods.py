@@ -15,15 +15,21 @@ def _kernel(name, arr):
     return get_kernel(name, backend_name(get_array_module(arr)))
 
 
-def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-    """SGD with optional momentum, dampening, Nesterov and L2 weight decay, in place.
+def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+               learning_rate_decay=0.0):
+    """SGD with optional momentum, dampening, Nesterov, L2 weight decay and BigDL's learning-rate decay, in place.
 
+        lr <- lr / (1 + n * learning_rate_decay)   (n: the updates done before this one)
         g <- grad + weight_decay * param
         v <- g on the first step, else momentum * v + (1 - dampening) * g
         d <- g + momentum * v (Nesterov) or v (momentum) or g (plain)
         param <- param - lr * d
     """
     xp = get_array_module(param)
+    if learning_rate_decay:
+        n = state.get("neval", 0)
+        lr = lr / (1 + n * learning_rate_decay)
+        state["neval"] = n + 1
     buf, first = None, False
     if momentum:
         first = "momentum_buffer" not in state
@@ -247,11 +253,19 @@ class SGD(OptimMethod):
 
     _rule = staticmethod(sgd_update)
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                 learning_rate_decay=0.0, learningrate=None, learningrate_decay=None, weightdecay=None):
+        # BigDL's keyword names (bigdl.optim.optimizer.SGD(learningrate=, learningrate_decay=, weightdecay=))
+        learning_rate = learning_rate if learningrate is None else learningrate
+        learning_rate_decay = learning_rate_decay if learningrate_decay is None else learningrate_decay
+        weight_decay = weight_decay if weightdecay is None else weightdecay
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+        if learning_rate_decay < 0:
+            raise ValueError(f"SGD: learning_rate_decay must be >= 0, got {learning_rate_decay!r}")
+        hyper = {"learning_rate_decay": float(learning_rate_decay)} if learning_rate_decay else {}
         super().__init__(learning_rate, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, **hyper)
 
 
 class Adam(OptimMethod):

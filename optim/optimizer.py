@@ -9,12 +9,36 @@ the one place that picks the step engine from the training data:
 Both are the same ``TrainingLoop`` (``optim/loop.py``) with the same setters, History, summaries,
 checkpoints and progress lines; only the steps run elsewhere.
 """
-from ember.optim.dataset import is_spark_data
+import functools
+
+import numpy as np
+
+from ember.optim.dataset import ArrayDataset, is_spark_data
 from ember.optim.local import LocalEngine, is_local_data
 from ember.optim.loop import TrainingLoop
 
 
-class LocalOptimizer(TrainingLoop):
+class _BigDLArguments:
+    """BigDL's spellings of two setters: ``set_validation(batch_size, val_rdd=..., trigger, val_method)`` and
+    ``set_checkpoint(trigger, path)`` (BigDL's argument order) beside ``set_checkpoint(path, trigger)``."""
+
+    def set_validation(self, batch_size, val_set=None, trigger=None, val_method=None, val_rdd=None):
+        if (val_set is None) == (val_rdd is None):
+            raise TypeError("set_validation: give the validation set once, as val_set (or BigDL's val_rdd)")
+        data = val_set if val_rdd is None else val_rdd
+        if getattr(self, "label_base", 0):
+            data = shift_labels(data, self.label_base)
+        return super().set_validation(batch_size, data, trigger, val_method)
+
+    def set_checkpoint(self, path, trigger=None, overwrite=False, isOverWrite=None):  # noqa: N803 - BigDL's name
+        from ember.optim.triggers import Trigger
+
+        if isinstance(path, Trigger):  # BigDL's order: set_checkpoint(trigger, path)
+            path, trigger = trigger, path
+        return super().set_checkpoint(path, trigger, overwrite if isOverWrite is None else isOverWrite)
+
+
+class LocalOptimizer(_BigDLArguments, TrainingLoop):
     """Trains on this machine, one mini-batch after another (BigDL's LocalOptimizer).
 
     Example:
@@ -32,7 +56,7 @@ class LocalOptimizer(TrainingLoop):
         super().__init__(model, LocalEngine(training_set), criterion, optim_method, end_trigger, batch_size)
 
 
-class DistriOptimizer(TrainingLoop):
+class DistriOptimizer(_BigDLArguments, TrainingLoop):
     """Trains on a Spark RDD of ``(features, label)`` samples (or a DataFrame) by synchronous
     data-parallel SGD, parameters exchanged in blocks (BigDL's DistriOptimizer). Same setters as the
     local one, plus ``set_compression`` and ``set_drop_module_property``."""
@@ -59,8 +83,8 @@ class DistriOptimizer(TrainingLoop):
         return self.engine.iteration_records
 
 
-def Optimizer(model, training_set, criterion, optim_method=None, end_trigger=None, batch_size=32,  # noqa: N802
-              feature_cols=None, label_cols=None):
+def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_trigger=None,  # noqa: N802
+              batch_size=32, feature_cols=None, label_cols=None, training_rdd=None):
     """An optimizer suited to ``training_set`` (see the module docstring).
 
     Args:
@@ -72,11 +96,50 @@ def Optimizer(model, training_set, criterion, optim_method=None, end_trigger=Non
         end_trigger: when to stop (default MaxEpoch(1)).
         batch_size: the global mini-batch size (any size >= 1, whatever the partition count).
         feature_cols, label_cols: a DataFrame's columns (default "features" and "label").
+        training_rdd: BigDL's name for ``training_set``.
+
+    A criterion with ``label_base=1`` (BigDL's ClassNLLCriterion, CrossEntropyCriterion from ``ember.nn``)
+    says the labels count from 1: they are shifted to 0-based here, for training and validation alike.
     """
+    if (training_set is None) == (training_rdd is None):
+        raise TypeError("Optimizer: give the training data once, as training_set (or BigDL's training_rdd)")
+    if criterion is None:
+        raise TypeError("Optimizer: give a criterion (a loss name or object)")
+    training_set = training_rdd if training_set is None else training_set
+    base = getattr(criterion, "label_base", 0)
+    if base:
+        training_set = shift_labels(training_set, base)
+        criterion = criterion.zero_based()
     if is_local_data(training_set):
-        return LocalOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
-    if is_spark_data(training_set):
-        return DistriOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size,
-                               feature_cols, label_cols)
+        optimizer = LocalOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
+    elif is_spark_data(training_set):
+        optimizer = DistriOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size,
+                                    feature_cols, label_cols)
+    else:
+        optimizer = None
+    if optimizer is not None:
+        optimizer.label_base = base
+        return optimizer
     raise TypeError(f"Optimizer: training_set must be (x, y) NumPy arrays, an ArrayDataset, a Spark RDD of "
                     f"(features, label) samples or a DataFrame, got {type(training_set).__name__}")
+
+
+def _shift_sample(sample, base):
+    x, y = sample
+    return x, np.asarray(y) - base
+
+
+def shift_labels(data, base):
+    """``data`` ((x, y) arrays, an ArrayDataset or an RDD of (features, label) samples) with ``base``
+    subtracted from the labels (BigDL's 1-based class ids to ember's 0-based ones)."""
+    if is_spark_data(data):
+        if not hasattr(data, "mapPartitions"):
+            raise TypeError("label_base=1 takes arrays or an RDD of samples; shift a DataFrame's label column first")
+        return data.map(functools.partial(_shift_sample, base=base))
+    if isinstance(data, ArrayDataset):
+        if data.y is None or len(data.y) != 1:
+            raise ValueError("label_base=1 needs exactly one label array")
+        return ArrayDataset(data.x if data.x_is_list else data.x[0], data.y[0] - base)
+    if isinstance(data, tuple) and len(data) == 2:
+        return data[0], np.asarray(data[1]) - base
+    raise TypeError(f"label_base=1: expected (x, y) arrays, an ArrayDataset or an RDD, got {type(data).__name__}")

@@ -185,9 +185,81 @@ class AUC(ValidationMethod):
         return AUCResult(out.astype(np.float64), t.astype(np.int64))
 
 
+class SparseCategoricalAccuracy(Top1Accuracy):
+    """Keras' ``sparse_categorical_accuracy``: the argmax of each output row equals the integer target."""
+
+    name = "sparse_categorical_accuracy"
+
+
+class CategoricalAccuracy(Top1Accuracy):
+    """Keras' ``categorical_accuracy``: the argmax of each output row equals the argmax of the one-hot target."""
+
+    name = "categorical_accuracy"
+
+
+class BinaryAccuracy(ValidationMethod):
+    """Keras' ``binary_accuracy``: the fraction of elements where ``output > threshold`` equals the 0/1 target
+    (every output column counts, as in Keras for multi-label outputs).
+
+    Example:
+        >>> import numpy as np
+        >>> BinaryAccuracy()(np.array([[0.2], [0.7], [0.9]]), np.array([0, 1, 0])).result()
+        (0.6666666666666666, 3)
+    """
+
+    name = "binary_accuracy"
+
+    def __init__(self, threshold=0.5):
+        self.threshold = float(threshold)
+
+    def __call__(self, output, target):
+        out, t = to_numpy(output), to_numpy(target)
+        if t.size != out.size:
+            raise ValueError(f"{self.name}: {out.size} outputs but {t.size} targets; expected one 0/1 target per "
+                             f"output element (output shape {out.shape})")
+        hits = (out.reshape(-1) > self.threshold) == (t.reshape(-1) > 0.5)
+        return ValidationResult(hits.sum(), out.size, self.name)
+
+
+class TopKCategoricalAccuracy(ValidationMethod):
+    """Keras' ``top_k_categorical_accuracy``: the target (class id or one-hot) is among the ``k``
+    highest-scoring classes.
+
+    Example:
+        >>> import numpy as np
+        >>> TopKCategoricalAccuracy(k=2)(np.array([[0.1, 0.5, 0.4], [0.6, 0.3, 0.1]]), np.array([2, 2])).result()
+        (0.5, 2)
+    """
+
+    name = "top_k_categorical_accuracy"
+
+    def __init__(self, k=5):
+        if int(k) < 1:
+            raise ValueError(f"{type(self).__name__}: k must be >= 1, got {k!r}")
+        self.k = int(k)
+
+    def __call__(self, output, target):
+        out = to_numpy(output)
+        if out.ndim != 2:
+            raise ValueError(f"{self.name}: expected outputs of shape (batch, classes), got {out.shape}")
+        t = _class_targets(self.name, target, out.shape[0])
+        k = min(self.k, out.shape[1])
+        top = np.argpartition(-out, k - 1, axis=1)[:, :k]
+        return ValidationResult((top == t[:, None]).any(axis=1).sum(), out.shape[0], self.name)
+
+
+class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
+    """Keras' ``sparse_top_k_categorical_accuracy`` (integer targets)."""
+
+    name = "sparse_top_k_categorical_accuracy"
+
+
 _BY_NAME = {"accuracy": Top1Accuracy, "acc": Top1Accuracy, "top1": Top1Accuracy, "top1accuracy": Top1Accuracy,
-            "top5": Top5Accuracy, "top5accuracy": Top5Accuracy, "top_k_categorical_accuracy": Top5Accuracy,
-            "loss": Loss, "mae": MAE, "mean_absolute_error": MAE, "mse": MSE, "mean_squared_error": MSE, "auc": AUC}
+            "top5": Top5Accuracy, "top5accuracy": Top5Accuracy,
+            "loss": Loss, "mae": MAE, "mean_absolute_error": MAE, "mse": MSE, "mean_squared_error": MSE, "auc": AUC,
+            "sparse_categorical_accuracy": SparseCategoricalAccuracy, "categorical_accuracy": CategoricalAccuracy,
+            "binary_accuracy": BinaryAccuracy, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+            "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
 
 
 def metric_names():
@@ -201,4 +273,9 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"unknown metric {identifier!r}: expected one of {sorted(_BY_NAME)} or a ValidationMethod")
+    if isinstance(identifier, str) and identifier in losses_module.names():
+        method = Loss(identifier)  # a loss used as a metric (Keras allows metrics=["binary_crossentropy"])
+        method.name = identifier
+        return method
+    raise ValueError(f"unknown metric {identifier!r}: expected one of {sorted(_BY_NAME)}, a loss name or a "
+                     "ValidationMethod")

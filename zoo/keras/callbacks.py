@@ -1,8 +1,14 @@
-"""Keras callbacks: a base class to subclass, History, EarlyStopping, ModelCheckpoint and
-LearningRateScheduler. Epochs are counted from 0, as in Keras."""
+"""Keras callbacks: a base class to subclass, History, EarlyStopping, ModelCheckpoint,
+LearningRateScheduler, ReduceLROnPlateau, CSVLogger, TensorBoard, TerminateOnNaN and LambdaCallback.
+Epochs are counted from 0, as in Keras."""
+import csv
 import math
+import os
 
 import numpy as np
+
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "History", "LambdaCallback", "LearningRateScheduler",
+           "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
 
 
 class Callback:
@@ -106,9 +112,14 @@ class ModelCheckpoint(Callback):
     e.g. ``"model-{epoch:02d}-{val_loss:.3f}.ember"``); with ``save_best_only`` only when ``monitor``
     improved. Writes are atomic."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto"):
         super().__init__()
-        self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
+        if save_weights_only:
+            raise ValueError("ModelCheckpoint: save_weights_only=True is not supported; ember writes the whole model "
+                             "(architecture + weights) and load_model reads it back")
+        self.filepath, self.monitor, self.save_best_only = os.fspath(filepath), monitor, save_best_only
+        self.verbose = int(verbose)
         self.mode = _mode_better(monitor, mode)
         self.best = None
 
@@ -122,7 +133,10 @@ class ModelCheckpoint(Callback):
             if not better:
                 return
             self.best = value
-        self.model.save(self.filepath.format(epoch=epoch + 1, **logs))
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
 
 
 class LearningRateScheduler(Callback):
@@ -142,3 +156,159 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = self.model.optimizer.learning_rate
+
+
+def _get_monitored(callback, logs):
+    value = (logs or {}).get(callback.monitor)
+    if value is None:
+        raise ValueError(f"{type(callback).__name__}: metric {callback.monitor!r} is not in the logs "
+                         f"{sorted(logs or {})}; validation metrics need validation_data or validation_split")
+    return value
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved by ``min_delta`` for
+    ``patience`` epochs, then wait ``cooldown`` epochs; never below ``min_lr`` (Keras's arguments).
+
+    Example:
+        >>> cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1)
+        >>> cb.factor, cb.mode
+        (0.5, 'min')
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not 0 < factor < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.verbose, self.mode = int(verbose), _mode_better(monitor, mode)
+        self.min_delta, self.cooldown, self.min_lr = abs(float(min_delta)), int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _get_monitored(self, logs)
+        optimizer = self.model.optimizer
+        if logs is not None:
+            logs["lr"] = optimizer.learning_rate
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
+            new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
+            optimizer.learning_rate = new_lr
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr:.6g}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch: ``epoch`` and every log value (columns fixed by the first epoch).
+
+    Args:
+        filename: the CSV file.
+        separator: the field separator.
+        append: add to an existing file instead of replacing it.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self.keys = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115 - closed at train end
+        self._header_written = exists
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        writer = csv.writer(self._file, delimiter=self.separator)
+        if not self._header_written:
+            writer.writerow(["epoch"] + self.keys)
+            self._header_written = True
+        writer.writerow([epoch] + [logs.get(k, "NA") for k in self.keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class TensorBoard(Callback):
+    """Write the epoch logs as TensorBoard scalars, as Keras does: ``epoch_<name>`` under ``log_dir/train``
+    and the ``val_`` values under ``log_dir/validation``. Per-iteration loss, throughput and learning rate:
+    ``model.set_tensorboard(log_dir, app_name)`` (BigDL's summaries)."""
+
+    def __init__(self, log_dir="logs", **kwargs):
+        super().__init__()
+        unsupported = sorted(k for k, v in kwargs.items() if v and k not in ("histogram_freq", "write_graph",
+                                                                            "update_freq", "write_images"))
+        if unsupported:
+            raise TypeError(f"TensorBoard: unsupported argument(s) {unsupported}")
+        self.log_dir = os.fspath(log_dir)
+
+    def on_train_begin(self, logs=None):
+        from ember.optim.summary import TrainSummary, ValidationSummary
+
+        self._train, self._val = TrainSummary(self.log_dir, ""), ValidationSummary(self.log_dir, "")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            if name.startswith("val_"):
+                self._val.add_scalar(f"epoch_{name[4:]}", value, epoch)
+            else:
+                self._train.add_scalar(f"epoch_{name}", value, epoch)
+
+    def on_train_end(self, logs=None):
+        self._train.close()
+        self._val.close()
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite. (ember's loop stops before applying such a
+    step; with this callback ``fit`` then returns normally, with the last good weights, instead of raising.)"""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    """A callback from functions: ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
+    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+
+    Example:
+        >>> seen = []
+        >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+        >>> cb.on_epoch_end(0, {}); seen
+        [0]
+    """
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None, on_batch_end=None,
+                 on_train_begin=None, on_train_end=None):
+        super().__init__()
+        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_batch_begin", on_batch_begin), ("on_batch_end", on_batch_end),
+                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"LambdaCallback: {name} must be callable, got {fn!r}")
+                setattr(self, name, fn)

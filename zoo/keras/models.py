@@ -11,11 +11,11 @@ from ember.layers import losses as losses_module
 from ember.optim import methods as methods_module
 from ember.optim import validation as validation_module
 from ember.optim.dataset import ArrayDataset, is_spark_data
-from ember.optim.loop import evaluate_dataset, predict_arrays
+from ember.optim.loop import TrainingDivergedError, evaluate_dataset, predict_arrays
 from ember.optim.optimizer import Optimizer
 from ember.optim.summary import TrainSummary, ValidationSummary
 from ember.optim.triggers import EveryEpoch, MaxEpoch
-from ember.zoo.keras.callbacks import Callback, History
+from ember.zoo.keras.callbacks import Callback, History, TerminateOnNaN
 
 _OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": methods_module.AdamW,
                "adamax": methods_module.Adamax, "rmsprop": methods_module.RMSprop,
@@ -113,7 +113,14 @@ def _run(model, optimizer, callbacks, params):
         c.set_params(params)
     model.stop_training = False
     optimizer.add_listener(_CallbackBridge(model, callbacks))
-    optimizer.optimize()
+    try:
+        optimizer.optimize()
+    except TrainingDivergedError as e:
+        if not any(isinstance(c, TerminateOnNaN) for c in callbacks):
+            raise
+        print(f"TerminateOnNaN: {e}")  # Keras's TerminateOnNaN stops quietly; the loop stopped before the bad update
+        for c in callbacks:
+            c.on_train_end({})
     model.history = history
     return history
 
@@ -241,9 +248,16 @@ class KerasTraining:
         return _run(self, optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
                                                 "verbose": verbose})
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0):
+    @property
+    def metrics_names(self):
+        """The names ``evaluate`` reports, in order: ``["loss", metric names...]`` (Keras's attribute)."""
+        _require_compiled(self, "metrics_names")
+        return ["loss"] + [m.name for m in self.metrics]
+
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
-        ``[loss, metric, ...]`` when metrics were compiled."""
+        ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
+        ``return_dict`` a dict ``{"loss": ..., name: ...}``."""
         _require_compiled(self, "evaluate")
         data = _dataset(x, y, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
@@ -255,6 +269,8 @@ class KerasTraining:
         finally:
             self.train(was_training)
         values = [r.result()[0] for r in results]
+        if return_dict:
+            return dict(zip(self.metrics_names, values))
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=32, verbose=0):

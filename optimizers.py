@@ -1,0 +1,15 @@
+"""``keras.optimizers`` for ``import ember as keras``: Keras's optimizer names and arguments
+(``SGD(learning_rate=0.01, momentum=0.9, nesterov=True)``, ``Adam(learning_rate=1e-3)``, ...), which are
+``ember.optim``'s update rules; ``get("adam")`` as in Keras.
+
+Example:
+    >>> from ember import optimizers
+    >>> optimizers.SGD(learning_rate=0.1, momentum=0.9).hyper["momentum"]
+    0.9
+"""
+from ember.optim.methods import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, OptimMethod, RMSprop
+from ember.zoo.keras.models import get_optimizer as get
+
+Optimizer = OptimMethod
+
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Optimizer", "RMSprop", "get"]
