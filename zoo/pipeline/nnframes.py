@@ -19,11 +19,12 @@ Example:
 import functools
 import json
 import os
+import time
 
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 from pyspark.sql import functions as F
 
 from ember.layers import losses as losses_module
@@ -165,8 +166,8 @@ class _NNTrainingParams(_NNParams):
                         "ember.optim method", typeConverter=_to_optim_method)
     gradientClipL2Norm = Param(Params._dummy(), "gradientClipL2Norm", "clip the gradient to this global L2 norm",
                                typeConverter=TypeConverters.toFloat)
-    cachingSample = Param(Params._dummy(), "cachingSample", "cache the converted training batches in Spark",
-                          typeConverter=TypeConverters.toBoolean)
+    cachingSample = Param(Params._dummy(), "cachingSample", "cache the converted training batches in Spark "
+                          "(when the DataFrame itself is not cached)", typeConverter=TypeConverters.toBoolean)
 
     def __init__(self):
         super().__init__()
@@ -279,9 +280,9 @@ class _NNWriter(MLWriter):
         params = {p.name: _saved_form(p.name, v) for p, v in inst._paramMap.items() if p.name != "model"}
         defaults = {p.name: _saved_form(p.name, v) for p, v in inst._defaultParamMap.items() if p.name != "model"}
         model = inst._stage_model()
-        metadata = json.loads(DefaultParamsWriter._get_metadata_to_save(inst, self.sparkSession, None, params))
-        metadata["defaultParamMap"] = defaults
-        metadata["emberModel"] = model is not None
+        metadata = {"class": f"{type(inst).__module__}.{type(inst).__name__}", "timestamp": int(time.time() * 1000),
+                    "sparkVersion": self.sparkSession.version, "uid": inst.uid, "paramMap": params,
+                    "defaultParamMap": defaults, "emberModel": model is not None}  # DefaultParamsWriter's layout
         local = _local_path(path)
         self.sparkSession.createDataFrame([(json.dumps(metadata),)], ["value"]).coalesce(1).write.text(
             os.path.join(path, "metadata"))
@@ -376,7 +377,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     # ---- training ----
     def _optim_method(self):
         method = _to_optim_method(_saved_form("optimMethod", self.getOptimMethod()))  # a fresh copy
-        if self.isSet(self.learningRate) or isinstance(self.getOptimMethod(), str):
+        if self.isSet(self.learningRate):
             method.learning_rate = float(self.getLearningRate())
         return method
 
@@ -396,7 +397,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
-        samples = dataframe_samples(dataset, features, labels, shape, cache=self.isCachingSample())
+        samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False)
         validation = None
         try:
             self._check_labels(samples, model)
