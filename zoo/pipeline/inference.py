@@ -242,7 +242,7 @@ def predict_dataframe(model, df, feature_cols=None, prediction_col="prediction",
 def evaluate_dataframe(model, df, methods, batch_size=32, feature_cols=None, label_cols=None):
     """Sum ``methods``' ValidationResults of ``model`` over a DataFrame on the executors (column batches;
     the model broadcast once); a list with one result per method."""
-    from ember.optim.spark.data import dataframe_samples
+    from ember.optim.spark.data import dataframe_samples, raise_data_error
 
     samples = dataframe_samples(df, feature_cols, label_cols, input_shape(model))
     shipment = ModelShipment(model, df.sparkSession)
@@ -258,6 +258,8 @@ def evaluate_dataframe(model, df, methods, batch_size=32, feature_cols=None, lab
 
     try:
         parts = samples.rdd.mapPartitions(run).collect()
+    except Exception as error:  # noqa: BLE001 - bad data as a DataFrameError, the rest as it is
+        raise_data_error(error)
     finally:
         samples.unpersist()
     totals = None
