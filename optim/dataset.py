@@ -114,3 +114,59 @@ def to_dataset(data, what="training set"):
             raise ValueError(f"{what}: the targets (y) are None; expected (x, y) with one target per sample")
         return ArrayDataset(*data)
     raise TypeError(f"{what}: expected (x, y) NumPy arrays or an ArrayDataset, got {type(data).__name__}")
+
+
+class SampleArrays:
+    """A run of samples held as arrays (one Arrow batch of a DataFrame, or a whole partition): ``x`` and
+    ``y`` are arrays, or lists of arrays for several inputs / outputs; ``y`` may be None. Unlike
+    ``ArrayDataset`` it may be empty, and it slices and concatenates without going through samples one by one.
+
+    Example:
+        >>> import numpy as np
+        >>> a = SampleArrays(np.zeros((4, 3)), np.arange(4))
+        >>> b = SampleArrays.concat([a, a.take([0, 2])])
+        >>> len(b), b[1:3].stacked()[1].tolist()
+        (6, [1, 2])
+    """
+    __slots__ = ("x", "y")
+
+    def __init__(self, x, y=None):
+        self.x, self.y = x, y
+
+    @staticmethod
+    def _first(a):
+        return a[0] if isinstance(a, (list, tuple)) else a
+
+    def __len__(self):
+        return len(self._first(self.x))
+
+    @staticmethod
+    def _index(a, index):
+        if a is None:
+            return None
+        return [v[index] for v in a] if isinstance(a, (list, tuple)) else a[index]
+
+    def take(self, index):
+        """The samples at ``index`` (positions, a slice or a boolean mask)."""
+        return SampleArrays(self._index(self.x, index), self._index(self.y, index))
+
+    __getitem__ = take
+
+    def stacked(self):
+        """(x batch, y batch) shaped for the model."""
+        return self.x, self.y
+
+    @staticmethod
+    def concat(parts):
+        """One SampleArrays of ``parts`` in order (at least one part)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def join(values):
+            if values[0] is None:
+                return None
+            if isinstance(values[0], (list, tuple)):
+                return [np.concatenate([v[i] for v in values]) for i in range(len(values[0]))]
+            return np.concatenate(values)
+
+        return SampleArrays(join([p.x for p in parts]), join([p.y for p in parts]))

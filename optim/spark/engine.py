@@ -21,12 +21,12 @@ import numpy as np
 
 from ember.engine import config, no_grad
 from ember.layers.serialization import serialize_layer
-from ember.optim.dataset import is_spark_data, to_dataset
+from ember.optim.dataset import SampleArrays, is_spark_data, to_dataset
 from ember.optim.local import is_local_data
 from ember.optim.loop import InfrastructureFailure, IterationRecord, Segment, evaluate_dataset
 from ember.optim.methods import LBFGS
 from ember.optim.spark import parameter as P
-from ember.optim.spark.data import barrier_ready, group_partitions, to_sample_rdd
+from ember.optim.spark.data import barrier_ready, group_partitions, is_dataframe, to_sample_rdd
 from ember.optim.spark.plan import assign_partitions, iterations_per_epoch
 from ember.optim.spark.trainer import (
     USER_ERROR_MARK,
@@ -242,6 +242,7 @@ class SparkEngine:
     def __init__(self, data, feature_cols=None, label_cols=None):
         self.feature_cols, self.label_cols = feature_cols, label_cols
         self.rdd = to_sample_rdd(data, feature_cols, label_cols)
+        self._converted = is_dataframe(data)  # a cached RDD made here, released when training ends
         self.sc = self.rdd.context
         self.run_id = uuid.uuid4().hex[:10]
         self.timeout = 600.0
@@ -284,7 +285,8 @@ class SparkEngine:
             raise ValueError("LBFGS evaluates the loss several times per step; use it with the local optimizer")
         model = loop.model
         if not model.built:
-            x, _ = stack_samples([self.rdd.first()])
+            first = self.rdd.first()
+            x, _ = stack_samples([first[:1] if isinstance(first, SampleArrays) else first])
             with no_grad():
                 model(x, training=False)
         self._seed = int(config.rng().integers(2 ** 31))
@@ -416,6 +418,8 @@ class SparkEngine:
 
     def finish(self, loop):
         self.sync_model(loop)
+        if self._converted:
+            self.rdd.unpersist()  # (a later optimize() converts nothing again: Spark recomputes it)
 
     def evaluate(self, loop, data, batch_size, methods):
         t0 = time.perf_counter()
@@ -511,6 +515,6 @@ def _drop_settings(drop_percentage, max_drop_percentage, batch_size, warmup_iter
 
 def _count_tags(iterator):
     counts = {}
-    for p, _ in iterator:
-        counts[p] = counts.get(p, 0) + 1
+    for p, record in iterator:  # a (features, label) sample, or a DataFrame's column batch
+        counts[p] = counts.get(p, 0) + (len(record) if isinstance(record, SampleArrays) else 1)
     return list(counts.items())

@@ -19,6 +19,7 @@ import traceback
 
 import numpy as np
 
+from ember.optim.dataset import SampleArrays
 from ember.optim.loop import TrainingDivergedError, compute_loss
 from ember.optim.spark import parameter as P
 from ember.optim.spark.plan import dealt_slots, sample_positions
@@ -87,7 +88,8 @@ _WORKER_CACHE = {}
 
 def cache_partitions(key, tagged_samples):
     """The samples of trainer ``key`` = (run, worker), read once per Python worker process and kept
-    there for the next jobs of the run (Spark reuses its Python workers)."""
+    there for the next jobs of the run (Spark reuses its Python workers). A partition's records are
+    (features, label) samples, or ``SampleArrays`` (column batches of a DataFrame), joined into one."""
     cached = _WORKER_CACHE.get(key)
     if cached is None:
         for other in [k for k in _WORKER_CACHE if k[0] != key[0]]:
@@ -95,6 +97,9 @@ def cache_partitions(key, tagged_samples):
         by_partition = {}
         for p, sample in tagged_samples:
             by_partition.setdefault(p, []).append(sample)
+        for p, records in by_partition.items():
+            if isinstance(records[0], SampleArrays):
+                by_partition[p] = SampleArrays.concat(records)
         cached = _WORKER_CACHE[key] = by_partition
     else:
         for _ in tagged_samples:  # already here: just drain the iterator
@@ -103,7 +108,12 @@ def cache_partitions(key, tagged_samples):
 
 
 def stack_samples(samples):
-    """Samples (x, y) -> (x batch, y batch); x and y may be arrays or lists of arrays."""
+    """Samples (x, y) -> (x batch, y batch); x and y may be arrays or lists of arrays. ``samples`` may
+    also be a ``SampleArrays`` or a list of them (already in columns)."""
+    if isinstance(samples, SampleArrays):
+        return samples.stacked()
+    if samples and isinstance(samples[0], SampleArrays):
+        return SampleArrays.concat(list(samples)).stacked()
     xs, ys = zip(*samples)
     if isinstance(xs[0], (list, tuple)):
         x = [np.stack([s[i] for s in xs]) for i in range(len(xs[0]))]
@@ -226,13 +236,16 @@ class _Trainer:
     def samples(self, i):
         s = self.settings
         slots = dealt_slots(s.partition_sizes)
-        out = []
+        out, columns = [], []
         for p in self.held:
             if p in slots:
                 data = self.cached[p]
                 positions = sample_positions(i, slots[p], s.batch_size, len(slots), len(data), s.shuffle_seed)
-                out.extend(data[j] for j in positions)
-        return out
+                if isinstance(data, SampleArrays):  # a DataFrame's partition, in columns
+                    columns.append(data.take(positions))
+                else:
+                    out.extend(data[j] for j in positions)
+        return SampleArrays.concat(columns) if columns else out
 
     def compute(self, i, samples, t1):
         """The gradient of this trainer's samples (zero when it has none); (loss sum, count, metrics)."""

@@ -11,6 +11,7 @@ import ember
 from ember import optim
 from ember.layers import Dense, Layer
 from ember.layers.serialization import npz_bytes, serialize_layer
+from ember.optim.dataset import SampleArrays
 from ember.optim.loop import compute_loss
 from ember.optim.spark import parameter as P
 from ember.optim.spark import plan
@@ -59,7 +60,10 @@ class MemoryBlocks:
             self.blocks.pop(block_id, None)
 
 
-def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
+@pytest.mark.parametrize("records", ["samples", "column batches"])
+def test_two_trainers_in_threads_equal_the_local_optimizer(float64, records):
+    """Partitions of (features, label) samples (an RDD) or of SampleArrays column batches (a DataFrame's
+    Arrow batches, here two per partition) train identically."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(90, 4))
     y = (x[:, 0] > 0).astype(np.int64)
@@ -86,7 +90,12 @@ def test_two_trainers_in_threads_equal_the_local_optimizer(float64):
 
     def trainer(w):
         T._WORKER_CACHE.clear()
-        results[w] = T.train_segment(w, ((w, s) for s in partitions[w]), settings, store, barrier.wait)[0]
+        if records == "samples":
+            tagged = ((w, s) for s in partitions[w])
+        else:
+            xs, ys = np.array([s[0] for s in partitions[w]]), np.array([s[1] for s in partitions[w]])
+            tagged = [(w, SampleArrays(xs[:7], ys[:7])), (w, SampleArrays(xs[7:], ys[7:]))]
+        results[w] = T.train_segment(w, tagged, settings, store, barrier.wait)[0]
 
     threads = [threading.Thread(target=trainer, args=(w,)) for w in range(2)]
     for t in threads:

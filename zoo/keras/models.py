@@ -254,30 +254,43 @@ class KerasTraining:
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False, feature_cols=None, label_cols=None):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
-        ``return_dict`` a dict ``{"loss": ..., name: ...}``."""
+        ``return_dict`` a dict ``{"loss": ..., name: ...}``. ``x`` may be a DataFrame (``feature_cols``,
+        ``label_cols``; default "features", "label"): evaluated on the executors in column batches."""
         _require_compiled(self, "evaluate")
-        data = _dataset(x, y, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
         methods = [validation_module.Loss(loss)] + list(self.metrics)
-        was_training = self.training
-        self.eval()
-        try:
-            results = evaluate_dataset(self, data, batch_size, methods)
-        finally:
-            self.train(was_training)
+        if is_spark_data(x):
+            from ember.zoo.pipeline.inference import evaluate_dataframe
+
+            if not hasattr(x, "columns"):
+                raise TypeError("evaluate: a DataFrame (or NumPy arrays) is expected, got an RDD")
+            results = evaluate_dataframe(self, x, methods, batch_size, feature_cols, label_cols)
+        else:
+            data = _dataset(x, y, "evaluate")
+            was_training = self.training
+            self.eval()
+            try:
+                results = evaluate_dataset(self, data, batch_size, methods)
+            finally:
+                self.train(was_training)
         values = [r.result()[0] for r in results]
         if return_dict:
             return dict(zip(self.metrics_names, values))
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for ``x`` in inference mode (a list of arrays for several outputs)."""
+    def predict(self, x, batch_size=32, verbose=0, feature_cols=None, prediction_col="prediction"):
+        """Outputs for ``x`` in inference mode (a list of arrays for several outputs). For a DataFrame ``x``:
+        the DataFrame with ``prediction_col`` (the outputs as ``array<double>``) appended, computed on the
+        executors in Arrow batches (``ember.zoo.pipeline.NNModel``'s transform)."""
         if is_spark_data(x):
-            raise TypeError("predict: Spark DataFrames and RDDs are not supported by this version yet; pass "
-                            "NumPy arrays")
+            from ember.zoo.pipeline.inference import predict_dataframe
+
+            if not hasattr(x, "columns"):
+                raise TypeError("predict: a DataFrame (or NumPy arrays) is expected, got an RDD")
+            return predict_dataframe(self, x, feature_cols, prediction_col, batch_size)
         was_training = self.training
         self.eval()
         try:

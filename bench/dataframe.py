@@ -1,0 +1,103 @@
+"""DataFrame training and inference against the RDD path, side by side in one run (real MNIST).
+
+    python bench/dataframe.py W1 W2 [--master local[2]] [--batch-size 128]
+
+For each workload (W1 = MLP 784-512-256-10, W2 = LeNet-5), one epoch of 60,000 images, each fit timed
+whole (set-up included):
+  rdd        Optimizer(model, rdd) on an RDD of (image, label) samples, cached and counted beforehand
+  dataframe  NNClassifier(model).fit(df) on a DataFrame of (features array<float>, label), cached and
+             counted beforehand (the conversion to column batches is inside the timed fit)
+and then inference on the 60,000 training images: NNClassifierModel.transform (all three output columns,
+forced with the "noop" sink; batches of 1,000 rows) against model.predict on the same arrays in this process.
+Each path is fitted --repeat times, alternating; the best fit of each is compared (the machine is shared
+and noisy). Prints one JSON line per workload.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="+")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeat", type=int, default=2, help="fits per path, alternating (the machine is shared)")
+    args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    import models
+    import pandas as pd
+    from pyspark.sql import SparkSession
+    from run import _mnist
+
+    import ember
+    from ember import optim
+    from ember.optim.spark.context import init_nncontext
+    from ember.optim.spark.data import rdd_from_arrays
+    from ember.zoo.pipeline import NNClassifier
+
+    sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
+                                                  "spark.driver.memory": "3g",
+                                                  "spark.sql.execution.arrow.pyspark.enabled": "true"})
+    sc.setLogLevel("ERROR")
+    spark = SparkSession.builder.getOrCreate()
+    parts = sc.defaultParallelism
+    x, y, xt, yt = _mnist()
+    rdd = rdd_from_arrays(sc, x, y, parts).cache()
+    rdd.count()
+
+    def frame(images, labels):
+        pdf = pd.DataFrame({"features": list(images.reshape(len(images), -1)), "label": labels.astype(np.int64)})
+        df = spark.createDataFrame(pdf, "features array<float>, label long").repartition(parts).cache()
+        df.count()
+        return df
+
+    df, test_df = frame(x, y), frame(xt, yt)
+    build = {"W1": models.mlp, "W2": models.lenet5}
+    for workload in args.workloads:
+        result = {"workload": workload, "master": args.master, "batch_size": args.batch_size,
+                  "rdd_fit_s": [], "dataframe_fit_s": []}
+        for _ in range(args.repeat):
+            for path in ("rdd", "dataframe"):
+                ember.set_seed(0)
+                model = build[workload]()
+                t = time.perf_counter()
+                if path == "rdd":
+                    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy",
+                                          optim.SGD(0.01, momentum=0.9), optim.MaxEpoch(1), args.batch_size)
+                    opt.set_progress(0, quiet=True).optimize()
+                    trained = model
+                else:
+                    clf = NNClassifier(model, batchSize=args.batch_size, maxEpoch=1,
+                                       optimMethod=optim.SGD(0.01, momentum=0.9))
+                    fitted = clf.fit(df)
+                    trained = fitted.model
+                result[f"{path}_fit_s"].append(round(time.perf_counter() - t, 2))
+                accuracy = float((trained.predict(xt, batch_size=1000).argmax(1) == yt).mean())
+                result[f"{path}_test_accuracy"] = accuracy
+        samples = -(-len(x) // args.batch_size) * args.batch_size
+        for path in ("rdd", "dataframe"):
+            result[f"{path}_samples_per_s"] = samples / min(result[f"{path}_fit_s"])
+        result["dataframe_vs_rdd"] = result["dataframe_samples_per_s"] / result["rdd_samples_per_s"]
+        fitted.setBatchSize(1000)
+        fitted.transform(test_df).write.format("noop").mode("overwrite").save()  # workers start, model ships
+        t = time.perf_counter()
+        fitted.transform(df).write.format("noop").mode("overwrite").save()
+        transform_s = time.perf_counter() - t
+        t = time.perf_counter()
+        trained.predict(x, batch_size=1000)
+        local_s = time.perf_counter() - t
+        result.update({"transform_rows_per_s": len(x) / transform_s, "local_predict_rows_per_s": len(x) / local_s,
+                       "transform_vs_local": local_s / transform_s})
+        print(json.dumps(result), flush=True)
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main()
