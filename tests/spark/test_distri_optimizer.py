@@ -110,7 +110,7 @@ def test_keras_fit_on_a_dataframe(sc):
     assert history.epoch == [0, 1, 2] and seen[0] == (0, ["accuracy", "loss", "val_accuracy", "val_loss"])
     assert history.history["val_accuracy"][-1] > 0.9
     assert history.history["loss"][-1] < history.history["loss"][0]
-    with pytest.raises(ValueError, match="feature_cols"):
+    with pytest.raises(ValueError, match=r"columns \[.pixels.\] are not in the DataFrame"):
         model.fit(df, nb_epoch=1, verbose=0, feature_cols="pixels")
 
 
