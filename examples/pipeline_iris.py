@@ -51,7 +51,7 @@ def main():
     cv = CrossValidator(estimator=pipeline, estimatorParamMaps=grid.build(), evaluator=evaluator, numFolds=2)
     tuned = cv.fit(train)  # (one model after another: each fit is itself distributed)
     fitted = tuned.bestModel
-    print(f"cross-validated accuracy per setting: {[round(m, 3) for m in tuned.avgMetrics]}")
+    print(f"cross-validated accuracy per setting: {[round(float(m), 3) for m in tuned.avgMetrics]}")
     print(f"test accuracy: {evaluator.evaluate(fitted.transform(test)):.3f}")
 
     fitted.write().overwrite().save(args.out)

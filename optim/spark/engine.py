@@ -308,8 +308,12 @@ class SparkEngine:
         self.trainers = min(partitions, max(1, self.sc.defaultParallelism))
         self.assignment = assign_partitions(partitions, self.trainers)
         tagged = self.rdd.mapPartitionsWithIndex(lambda i, it: ((i, s) for s in it))
-        counts = dict(tagged.mapPartitions(_count_tags).reduceByKey(lambda a, b: a + b).collect())
-        self.sizes = [counts.get(p, 0) for p in range(partitions)]
+        known = getattr(self.rdd, "ember_partition_sizes", None)  # counted on the JVM (a DataFrame's batches)
+        if known is not None and len(known) == partitions:
+            self.sizes = list(known)
+        else:
+            counts = dict(tagged.mapPartitions(_count_tags).reduceByKey(lambda a, b: a + b).collect())
+            self.sizes = [counts.get(p, 0) for p in range(partitions)]
         self.total = sum(self.sizes)
         if not self.total:
             raise ValueError("the training set is empty")

@@ -196,6 +196,12 @@ class _Trainer:
         missing = [p for p in self.held if p not in self.cached and s.partition_sizes[p]]
         if missing:
             raise RuntimeError(f"trainer {worker} expected partitions {self.held} but has no samples of {missing}")
+        changed = {p: len(self.cached[p]) for p in self.held
+                   if p in self.cached and len(self.cached[p]) != s.partition_sizes[p]}
+        if changed:
+            raise RuntimeError(f"trainer {worker}: partitions {changed} (partition: samples) differ from the plan's "
+                               f"counts {[s.partition_sizes[p] for p in changed]}; the data changed between passes "
+                               "(a non-deterministic source): cache or checkpoint it before training")
         self.model = rebuild_model(s)
         self.model.train()
         self.criterion = losses_module.get(s.criterion)
