@@ -34,12 +34,19 @@ class ModelFileError(ValueError):
     """A model or checkpoint file that is unreadable, malformed or larger than it may be."""
 
     def __init__(self, path, what, expected):
-        super().__init__(f"{os.fspath(path)!r}: {what}; expected {expected}")
-        self.path, self.what, self.expected = os.fspath(path), what, expected
+        name = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else getattr(path, "name", "<bytes>")
+        super().__init__(f"{name!r}: {what}; expected {expected}")
+        self.path, self.what, self.expected = name, what, expected
 
 
 def open_archive(path, kind="an ember model file"):
-    """A ``ZipFile`` on ``path`` once it is known to be a regular file and a zip archive."""
+    """A ``ZipFile`` on ``path`` once it is known to be a regular file and a zip archive (or on an open
+    binary file object, such as model bytes received in a Spark task)."""
+    if hasattr(path, "read"):
+        try:
+            return zipfile.ZipFile(path)
+        except ZIP_ERRORS as e:
+            raise ModelFileError(path, "is not a zip archive", f"{kind} ({e})") from None
     try:
         info = os.stat(path)
     except OSError as e:
