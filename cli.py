@@ -1,4 +1,5 @@
-"""The ``ember`` command (also ``python -m ember``): ``ember info`` and ``ember doctor``; and ``ember-submit``.
+"""The ``ember`` command (also ``python -m ember``): ``ember info``, ``ember doctor`` and ``ember submit``
+(also the command ``ember-submit``).
 
 ``ember info`` prints what ember runs on: versions, Java and Spark, the Numba cache, the CPU features
 Numba and BLAS use, the BLAS library and the GPU. ``ember doctor`` checks what training on Spark
@@ -268,11 +269,37 @@ def build_parser():
     doctor = commands.add_parser("doctor", help="check Java, Spark and the block-service plugin; say how to fix",
                                  description="Check what training on Spark needs; exit status 1 if a check failed.")
     doctor.set_defaults(run=cmd_doctor)
+    commands.add_parser("submit", help="spark-submit with ember's block service loaded (same arguments)",
+                        description=SUBMIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
 
 
+SUBMIT_HELP = """\
+usage: ember submit [spark-submit options] APPLICATION [application arguments]
+
+spark-submit with ember's plugin jar (--jars) and block service (spark.plugins) added to
+what you set, before the JVM starts; every other option is spark-submit's own and passes
+through unchanged (also as the command `ember-submit`).
+
+examples:
+  ember submit --master local[2] examples/train_lenet_spark.py
+  ember submit --master spark://host:7077 --executor-cores 2 train.py --epochs 5
+  ember submit --master yarn --deploy-mode cluster --num-executors 4 train.py
+"""
+
+
 def main(argv=None):
-    """Entry point of the ``ember`` command; returns the exit status."""
+    """Entry point of the ``ember`` command; returns the exit status.
+
+    ``ember submit ...`` hands everything after ``submit`` to spark-submit (see ``submit_main``), so
+    spark-submit's options are not parsed here; ``ember submit`` alone or with ``--help`` prints its help.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "submit":
+        if argv[1:] in ([], ["--help"], ["-h"]):
+            print(SUBMIT_HELP, end="")
+            return 0 if argv[1:] else 2
+        return submit_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.run(args)
 

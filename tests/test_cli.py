@@ -24,6 +24,10 @@ def test_help_lists_the_commands():
     for command in ("info", "doctor"):
         sub = run(command, "--help")
         assert sub.returncode == 0 and f"usage: ember {command}" in sub.stdout
+    assert "submit" in proc.stdout
+    sub = run("submit", "--help")
+    assert sub.returncode == 0 and "usage: ember submit [spark-submit options] APPLICATION" in sub.stdout
+    assert run("submit").returncode == 2  # an application is required
     assert run().returncode == 2  # a command is required
     assert "invalid choice" in run("frobnicate").stderr
 

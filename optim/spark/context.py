@@ -79,6 +79,39 @@ def _submitted_conf():
     return SparkConf()
 
 
+LOG_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "jvm",
+                          "log4j2-ember.properties")
+
+
+def _user_log_config(spark_conf):
+    """Whether the user configures Spark's logging: a log4j2 file in Spark's conf folder or a -Dlog4j option."""
+    options = spark_conf.get("spark.driver.extraJavaOptions", "") or ""
+    if "log4j" in options:
+        return True
+    folders = [os.environ.get("SPARK_CONF_DIR"),
+               os.path.join(os.environ["SPARK_HOME"], "conf") if os.environ.get("SPARK_HOME") else None]
+    return any(f and os.path.exists(os.path.join(f, name)) for f in folders
+               for name in ("log4j2.properties", "log4j2.xml", "log4j2.yaml", "log4j2.json"))
+
+
+def _quiet_start(spark_conf, master):
+    """Start the driver JVM at WARN (ember's log4j2 file) so that Spark's INFO start-up lines, printed before
+    ``setLogLevel`` can run, do not bury ember's progress; nothing changes when the user configures logging.
+    Returns the environment the JVM should start with: on a local master the driver binds to the loopback
+    address (every executor is on this host), which also spares the 'hostname resolves to a loopback
+    address' warning."""
+    if not _user_log_config(spark_conf) and os.path.exists(LOG_CONFIG):
+        option = f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}"
+        if " " in option:
+            option = f'"{option}"'
+        spark_conf.set("spark.driver.extraJavaOptions",
+                       " ".join(p for p in (spark_conf.get("spark.driver.extraJavaOptions", ""), option) if p))
+    if master.startswith("local") and "SPARK_LOCAL_IP" not in os.environ and \
+            not spark_conf.contains("spark.driver.host") and not spark_conf.contains("spark.driver.bindAddress"):
+        return {"SPARK_LOCAL_IP": "127.0.0.1"}
+    return {}
+
+
 def _release_barrier_timer(jvm):
     """At a spark-submit driver's exit: let the JVM end (Spark 3.5's barrier timer is a non-daemon thread)."""
     try:
@@ -95,7 +128,9 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
         app_name: the application name.
         master: e.g. "local[4]" or "yarn"; default: spark-submit's ``--master`` (or ``spark.master`` in
             ``conf``), else ``default_master``.
-        log_level: Spark's log level for this application ("WARN" by default; None keeps Spark's).
+        log_level: Spark's log level for this application ("WARN" by default; None keeps Spark's). At WARN
+            or above, the JVM ember starts logs at WARN from its first line (``jvm/log4j2-ember.properties``)
+            unless you configure log4j2 yourself (a file in Spark's conf folder or a -Dlog4j2 option).
 
     A running SparkContext (from a SparkSession or SparkContext you made) is reused when it loads
     ember's plugin; without it the error says how to start one that does. On a local master the Python
@@ -138,8 +173,20 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
         spark_conf.set("spark.python.worker.reuse", "true")  # workers keep their cached training data
     if not spark_conf.contains("spark.ui.showConsoleProgress"):  # ember prints its own progress lines
         spark_conf.set("spark.ui.showConsoleProgress", "false")
+    jvm_env = {}
+    if not submitted and log_level and log_level.upper() in ("WARN", "ERROR", "FATAL", "OFF"):
+        jvm_env = _quiet_start(spark_conf, chosen)
     logger.info("starting Spark (%s) with ember's block service...", chosen)
-    spark = SparkSession.builder.config(conf=spark_conf).getOrCreate()
+    saved = {k: os.environ.get(k) for k in jvm_env}
+    os.environ.update(jvm_env)  # the JVM (started now) inherits it; this process gets its environment back
+    try:
+        spark = SparkSession.builder.config(conf=spark_conf).getOrCreate()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if log_level:
         spark.sparkContext.setLogLevel(log_level)
     if submitted:

@@ -50,8 +50,9 @@ def test_ember_submit_keeps_the_master_and_name_and_plain_spark_submit_says_what
 
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
-    out = subprocess.run([_ember_submit(), "--master", "local[1]", "--name", "given-name", str(script)],
-                         capture_output=True, text=True, timeout=300, env=_env())
+    # the subcommand `ember submit` (here as python -m ember submit) is the same as the script ember-submit
+    out = subprocess.run([sys.executable, "-m", "ember", "submit", "--master", "local[1]", "--name", "given-name",
+                          str(script)], capture_output=True, text=True, timeout=300, env=_env())
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT")]
     assert out.returncode == 0 and lines == ["RESULT local[1] given-name [True]"], out.stdout + out.stderr[-3000:]
     plain = subprocess.run([_find_spark_submit(), "--master", "local[1]", str(script)], capture_output=True,
