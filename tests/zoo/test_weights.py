@@ -85,7 +85,7 @@ def test_download_verifies_and_caches(server, home):
 
 def test_an_interrupted_download_resumes_with_a_range_request(server, home):
     server.cut_after = weights.CHUNK + 100
-    with pytest.raises(weights.DownloadError, match=r"w\.bin\.partial, the next call resumes"):
+    with pytest.raises(weights.DownloadError, match=r"w\.bin\.partial and the next call resumes"):
         weights.fetch(entry(server.url), progress=False)
     partial = os.path.join(str(home), "weights", "w.bin.partial")
     assert os.path.getsize(partial) == weights.CHUNK + 100
