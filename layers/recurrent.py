@@ -88,7 +88,10 @@ class _RNN(Layer):
                 outputs.append(h)
         y = F.stack(outputs, axis=1) if self.return_sequences else h
         if self.return_sequences and mask is not None:
-            set_mask(y, mask[:, ::-1] if self.go_backwards else mask)
+            # NOTE: Keras passes the input's mask on unchanged, also with go_backwards (whose outputs are in
+            # reversed time order); a Keras model that stacks a layer on such an RNN computes with that mask,
+            # so ember does the same (checked against Keras 3 in tests/zoo/test_keras_import.py)
+            set_mask(y, mask)
         if self.return_state:
             return [y] + list(_as_tuple(state))
         return y

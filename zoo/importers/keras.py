@@ -58,31 +58,74 @@ class _Budget:
         return np.asarray(dataset)
 
 
-def _weights_keras3(group, budget, prefix=""):
-    """{layer name: [arrays]} from a Keras 3 ``model.weights.h5`` group (nested models flattened)."""
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+def _object_vars(group, budget, where):
+    """The variables of one saved Keras 3 object in the layer's weight order: its own ``vars`` (0, 1, ...),
+    then those of the objects it holds (an RNN's ``cell``, a Bidirectional's ``forward_layer`` before its
+    ``backward_layer``, a wrapper's ``layer``)."""
+    arrays = []
+    if "vars" in group:
+        arrays += [budget.read(group["vars"][str(i)], f"{where}, variable {i}") for i in range(len(group["vars"]))]
+    inner = [k for k in group if k not in ("vars", "layers")]
+    for key in sorted(inner, key=lambda k: (k != "forward_layer", k != "backward_layer", k)):
+        arrays += _object_vars(group[key], budget, f"{where}/{key}")
+    return arrays
+
+
+def _keras3_keys(specs):
+    """[(key, spec)]: Keras 3 saves a model's layers under keys made from their class (``conv2d``,
+    ``conv2d_1``, ... counted per class in the order of the layers), not under their names."""
+    used, out = {}, []
+    for spec in specs:
+        key = _snake(spec["class_name"])
+        used[key] = used.get(key, -1) + 1
+        out.append((key if used[key] == 0 else f"{key}_{used[key]}", spec))
+    return out
+
+
+def _weights_keras3(group, budget, specs=None, prefix=""):
+    """{layer name: [arrays]} from a Keras 3 ``model.weights.h5`` group; the layers of a nested model are
+    named ``<model name>/<layer name>``. Without a config (``specs`` None) layers keep their keys."""
     out = {}
     layers = group.get("layers")
     if layers is None:
         return out
-    for name in layers:
-        sub = layers[name]
-        if "vars" in sub and len(sub["vars"]):
-            out[prefix + name] = [budget.read(sub["vars"][str(i)], f"layer {prefix}{name}, variable {i}")
-                                  for i in range(len(sub["vars"]))]
-        if "layers" in sub:
-            out.update(_weights_keras3(sub, budget, prefix=f"{prefix}{name}/"))
+    named = [(key, spec["config"]["name"], spec) for key, spec in _keras3_keys(specs or [])]
+    claimed = {key for key, _, _ in named}
+    named += [(key, key, None) for key in layers if key not in claimed]
+    for key, name, spec in named:
+        if key not in layers:
+            continue
+        sub = layers[key]
+        if "layers" in sub:  # a model inside the model
+            inner = spec["config"].get("layers") if spec is not None else None
+            out.update(_weights_keras3(sub, budget, inner, prefix=f"{prefix}{name}/"))
+            continue
+        arrays = _object_vars(sub, budget, f"layer {prefix}{name}")
+        if arrays:
+            out[prefix + name] = arrays
     return out
 
 
-def _weights_h5(group, budget):
-    """{layer name: [arrays]} from a legacy ``.h5`` file's ``model_weights`` group, in the file's order."""
+def _weights_h5(group, budget, config=None):
+    """{layer name: [arrays]} from a legacy ``.h5`` file's ``model_weights`` group, in the file's order; the
+    layers of a nested model (weights named ``<model>/<layer>/<weight>``) as ``<model>/<layer>``."""
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", list(group))]
+    specs = (config or {}).get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    models = {spec["config"]["name"] for spec in specs if spec.get("class_name") in _MODEL_CLASSES}
     out = {}
     for name in names:
         sub = group[name]
         weight_names = [w.decode() if isinstance(w, bytes) else str(w) for w in sub.attrs.get("weight_names", [])]
-        if weight_names:
-            out[name] = [budget.read(sub[w], f"layer {name}, weight {w}") for w in weight_names]
+        for w in weight_names:
+            parts = w.split("/")
+            if name in models and parts[0] == name and len(parts) > 2:  # a nested Sequential: "head/dense/kernel"
+                parts = parts[1:]
+            # a nested Functional's weights are named "dense/kernel"
+            key = f"{name}/{parts[0]}" if name in models and len(parts) > 1 else name
+            out.setdefault(key, []).append(budget.read(sub[w], f"layer {name}, weight {w}"))
     return out
 
 
@@ -115,8 +158,9 @@ def read_keras(path):
             config = read_json(zf, source, "config.json") if "config.json" in zf.namelist() else None
             data = read_member(zf, source, "model.weights.h5")
         try:
+            specs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
             with _h5py().File(io.BytesIO(data), "r") as f:
-                return config, _by_layer_name(_weights_keras3(f, _Budget(source, len(data))), config)
+                return config, _weights_keras3(f, _Budget(source, len(data)), specs)
         except (OSError, KeyError, ValueError, TypeError) as e:
             if isinstance(e, ModelFileError):
                 raise
@@ -128,7 +172,7 @@ def read_keras(path):
             raw = f.attrs.get("model_config")
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
             group = f["model_weights"] if "model_weights" in f else f  # save_weights files have no model_weights
-            return config, _weights_h5(group, _Budget(source, os.path.getsize(source)))
+            return config, _weights_h5(group, _Budget(source, os.path.getsize(source)), config)
     except (OSError, KeyError, ValueError, TypeError, RecursionError) as e:
         if isinstance(e, ModelFileError):
             raise
@@ -146,25 +190,6 @@ def _natural(name):
     """("conv2d", 7) for "conv2d_7", ("conv2d", -1) for "conv2d": sorts Keras's automatic names in creation order."""
     match = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
     return match.group(1), int(match.group(2)) if match.group(2) is not None else -1
-
-
-def _by_layer_name(arrays, config):
-    """Keras 3 stores a model's layers under class-derived keys (``conv2d``, ``conv2d_1``, ... in the
-    order of the model's layers, counted per class), not under their names: rename them by the config."""
-    if not config or "layers" not in config.get("config", {}):
-        return arrays
-    used, renamed = {}, {}
-    for spec in config["config"]["layers"]:
-        key = _snake(spec["class_name"])
-        if key in used:
-            used[key] += 1
-            key = f"{key}_{used[key]}"
-        else:
-            used[key] = 0
-        if key in arrays:
-            renamed[spec["config"]["name"]] = arrays.pop(key)
-    renamed.update(arrays)
-    return renamed
 
 
 # ---------------------------------------------------------------- layers
@@ -192,6 +217,16 @@ def _relu(cfg):
 
 
 _CONV = ("strides", "padding", "data_format", "dilation_rate", "use_bias")
+_RNN = ("use_bias", "return_sequences", "return_state", "go_backwards", "dropout", "recurrent_dropout", "unroll")
+
+
+def _gru(cfg):
+    if not cfg.get("reset_after", True):
+        raise ValueError(f"Keras layer '{cfg['name']}' (GRU) with reset_after=False has no ember equivalent (ember's "
+                         "GRU is Keras's default reset_after=True layout)")
+    if not isinstance(cfg.get("recurrent_activation", "sigmoid"), str):
+        raise ValueError(f"Keras layer '{cfg['name']}': recurrent_activation is not a built-in name")
+    return L.GRU(cfg["units"], activation=_activation(cfg), **_pick(cfg, *_RNN, "recurrent_activation"))
 _BUILDERS = {
     "Dense": lambda c: L.Dense(c["units"], activation=_activation(c), **_pick(c, "use_bias")),
     "Conv2D": lambda c: L.Conv2D(c["filters"], c["kernel_size"], activation=_activation(c),
@@ -213,21 +248,50 @@ _BUILDERS = {
     "Flatten": lambda c: L.Flatten(**_pick(c, "data_format")),
     "Reshape": lambda c: L.Reshape(c["target_shape"]),
     "Permute": lambda c: L.Permute(c["dims"]),
-    "Embedding": lambda c: L.Embedding(c["input_dim"], c["output_dim"]),
+    "Embedding": lambda c: L.Embedding(c["input_dim"], c["output_dim"], **_pick(c, "mask_zero")),
+    "Conv2DTranspose": lambda c: L.Conv2DTranspose(c["filters"], c["kernel_size"], activation=_activation(c),
+                                                   **_pick(c, *_CONV, "output_padding")),
+    "SeparableConv2D": lambda c: L.SeparableConv2D(c["filters"], c["kernel_size"], activation=_activation(c),
+                                                   **_pick(c, *_CONV, "depth_multiplier")),
+    "MaxPooling1D": lambda c: L.MaxPooling1D(**_pick(c, "pool_size", "strides", "padding", "data_format")),
+    "AveragePooling1D": lambda c: L.AveragePooling1D(**_pick(c, "pool_size", "strides", "padding", "data_format")),
+    "GlobalAveragePooling1D": lambda c: L.GlobalAveragePooling1D(**_pick(c, "data_format", "keepdims")),
+    "GlobalMaxPooling1D": lambda c: L.GlobalMaxPooling1D(**_pick(c, "data_format", "keepdims")),
+    "UpSampling2D": lambda c: L.UpSampling2D(**_pick(c, "size", "data_format", "interpolation")),
+    "Cropping2D": lambda c: L.Cropping2D(**_pick(c, "cropping", "data_format")),
+    "SpatialDropout1D": lambda c: L.SpatialDropout1D(c["rate"]),
+    "SpatialDropout2D": lambda c: L.SpatialDropout2D(c["rate"], **_pick(c, "data_format")),
+    "RepeatVector": lambda c: L.RepeatVector(c["n"]),
+    "Masking": lambda c: L.Masking(**_pick(c, "mask_value")),
+    "SimpleRNN": lambda c: L.SimpleRNN(c["units"], activation=_activation(c), **_pick(c, *_RNN)),
+    "LSTM": lambda c: L.LSTM(c["units"], activation=_activation(c), **_pick(c, *_RNN, "recurrent_activation")),
+    "GRU": lambda c: _gru(c),
     "Add": lambda c: L.Add(), "Subtract": lambda c: L.Subtract(), "Multiply": lambda c: L.Multiply(),
     "Average": lambda c: L.Average(), "Maximum": lambda c: L.Maximum(), "Minimum": lambda c: L.Minimum(),
     "Concatenate": lambda c: L.Concatenate(axis=c.get("axis", -1)),
 }
 
 
+_WRAPPERS = ("Bidirectional", "TimeDistributed")
+
+
 def _make_layer(spec, source):
     cls, cfg = spec["class_name"], spec["config"]
     if cls == "ReLU":
         return _relu(cfg)
-    if cls not in _BUILDERS:
+    if cls in _MODEL_CLASSES:  # a model used as a layer of this one
+        return _build_model(cls, cfg, source)
+    if cls == "Bidirectional":
+        backward = cfg.get("backward_layer")
+        layer = L.Bidirectional(_make_layer(cfg["layer"], source), merge_mode=cfg.get("merge_mode", "concat"),
+                                backward_layer=_make_layer(backward, source) if backward else None)
+    elif cls == "TimeDistributed":
+        layer = L.TimeDistributed(_make_layer(cfg["layer"], source))
+    elif cls in _BUILDERS:
+        layer = _BUILDERS[cls](cfg)
+    else:
         raise ValueError(f"{source}: Keras layer '{cfg.get('name')}' ({cls}) has no ember equivalent; supported: "
-                         f"{', '.join(sorted(_BUILDERS) + ['InputLayer', 'ReLU'])}")
-    layer = _BUILDERS[cls](cfg)
+                         f"{', '.join(sorted([*_BUILDERS, *_WRAPPERS, 'InputLayer', 'ReLU', *_MODEL_CLASSES]))}")
     layer.name = cfg["name"]
     return layer
 
@@ -264,8 +328,27 @@ def _refs(value):
     return [tuple(v) for v in value]
 
 
+def _mask_only(specs, config):
+    """Names of the layers whose outputs only feed other layers' ``mask`` arguments: Keras 3 records how it
+    computed a mask (``NotEqual`` of an ``Embedding(mask_zero=True)``'s input) as graph nodes; in ember the
+    mask travels with the tensor from the layer that makes it, so these nodes are not rebuilt."""
+    used, masks = set(), set()
+    for spec in specs:
+        for node in spec.get("inbound_nodes", []):
+            refs, _ = _inbound(node)
+            used.update(r[0] for r in refs)
+            mask = node.get("kwargs", {}).get("mask") if isinstance(node, dict) else None
+            for ref in mask if isinstance(mask, list) else [mask]:
+                if isinstance(ref, dict) and "keras_history" in ref.get("config", {}):
+                    masks.add(ref["config"]["keras_history"][0])
+    used.update(r[0] for r in _refs(config["output_layers"]))
+    return masks - used
+
+
 def _functional(config, source):
     specs = config["layers"]
+    skipped = _mask_only(specs, config)
+    specs = [spec for spec in specs if spec["config"]["name"] not in skipped]
     tensors, built, pending = {}, {}, []
     for spec in specs:
         if spec["class_name"] == "InputLayer":
@@ -324,26 +407,32 @@ def load_keras(path):
         raise ValueError(f"{source} holds weights only (no model config): build the model, then "
                          "load_keras_weights(path, model)")
     cls, cfg = config["class_name"], config["config"]
-    if cls in ("Functional", "Model"):
-        inputs, outputs = _functional(cfg, source)
-        inputs = inputs if len(inputs) > 1 else inputs[0]
-        outputs = outputs if len(outputs) > 1 else outputs[0]
-    elif cls == "Sequential":
-        inputs, outputs = _sequential(cfg, source)
-    else:
+    if cls not in _MODEL_CLASSES:
         raise ValueError(f"{source}: a Keras {cls} model; only Functional and Sequential models can be read")
-    model = Model(inputs, outputs, name=cfg.get("name"))
+    model = _build_model(cls, cfg, source, Model)
     load_keras_weights(source, model)
     return model
 
 
-def _weighted_layers(model):
+def _build_model(cls, cfg, source, model_class=_GraphModel):
+    """An ember graph model from a Keras Functional or Sequential config (also one nested in another)."""
+    if cls == "Sequential":
+        inputs, outputs = _sequential(cfg, source)
+    else:
+        inputs, outputs = _functional(cfg, source)
+        inputs = inputs if len(inputs) > 1 else inputs[0]
+        outputs = outputs if len(outputs) > 1 else outputs[0]
+    return model_class(inputs, outputs, name=cfg.get("name"))
+
+
+def _weighted_layers(model, prefix=""):
+    """[(name, layer)] of the layers with weights; those of a nested model named ``<model>/<layer>``."""
     out = []
     for layer in model.layers:
         if isinstance(layer, _GraphModel):
-            out.extend(_weighted_layers(layer))
+            out.extend(_weighted_layers(layer, f"{prefix}{layer.name}/"))
         elif layer.weights:
-            out.append(layer)
+            out.append((prefix + layer.name, layer))
     return out
 
 
@@ -362,26 +451,26 @@ def load_keras_weights(path, model, strict=True):
     _, arrays = read_keras(source)
     ours = _weighted_layers(model)
     pairs, problems, taken, missing = [], [], set(), []
-    for kind in dict.fromkeys(type(layer) for layer in ours):
+    for kind in dict.fromkeys(type(layer) for _, layer in ours):
         snake = _snake(kind.__name__)
-        mine = [layer for layer in ours if type(layer) is kind]
-        auto = [layer for layer in mine if _natural(layer.name)[0] == snake]  # Keras-style automatic names
-        named = [layer for layer in mine if layer not in auto]
-        if all(layer.name in arrays for layer in auto):
+        mine = [(name, layer) for name, layer in ours if type(layer) is kind]
+        auto = [item for item in mine if _natural(_base(item[0]))[0] == snake]  # Keras-style automatic names
+        named = [item for item in mine if item not in auto]
+        if all(name in arrays for name, _ in auto):
             named, auto = mine, []
-        for layer in named:
-            if layer.name in arrays:
-                pairs.append((layer.name, layer, arrays[layer.name]))
-                taken.add(layer.name)
+        for name, layer in named:
+            if name in arrays:
+                pairs.append((name, layer, arrays[name]))
+                taken.add(name)
             else:
-                missing.append(layer.name)
+                missing.append(name)
         if auto:  # names numbered from another start (another Keras session): match them in creation order
-            theirs = sorted((n for n in arrays if n not in taken and _natural(n)[0] == snake), key=_natural)
+            theirs = sorted((n for n in arrays if n not in taken and _natural(_base(n))[0] == snake), key=_order)
             if len(theirs) != len(auto):
                 problems.append(f"{len(auto)} {kind.__name__} layer(s) named '{snake}_N' in the model, "
                                 f"{len(theirs)} in the file")
                 continue
-            for layer, name in zip(sorted(auto, key=lambda layer: _natural(layer.name)), theirs):
+            for (_, layer), name in zip(sorted(auto, key=lambda item: _order(item[0])), theirs):
                 pairs.append((name, layer, arrays[name]))
                 taken.add(name)
     extra = [name for name in arrays if name not in taken]
@@ -398,6 +487,16 @@ def load_keras_weights(path, model, strict=True):
         raise ValueError(f"load_keras_weights({source}) into model '{model.name}': " + "; ".join(problems))
     for _, layer, values in pairs:
         layer.set_weights(values)
+
+
+def _base(name):
+    """"conv2d_3" of "encoder/conv2d_3" (a layer of a nested model)."""
+    return name.rsplit("/", 1)[-1]
+
+
+def _order(name):
+    """Sorts automatic names by their nested model, then in creation order."""
+    return (name.rsplit("/", 1)[0] if "/" in name else "", _natural(_base(name)))
 
 
 def _listing(items, limit=12):
