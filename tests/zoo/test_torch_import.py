@@ -211,3 +211,51 @@ def test_only_regular_files_are_read(tmp_path):
     for name in ("fifo.pth", "zero.pth"):  # a FIFO hung, /dev/zero read until MemoryError
         with pytest.raises(ModelFileError, match="not a regular file"):
             read_torch(tmp_path / name)
+
+
+def test_recurrent_and_transposed_convolution_layers_give_torchs_outputs():
+    torch = pytest.importorskip("torch")
+    from ember.layers import GRU, LSTM, Bidirectional, Conv2DTranspose, Cropping2D, Dense, Input, SimpleRNN
+    from ember.layers.containers import Model
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(3, 5, batch_first=True)
+            self.gru = torch.nn.GRU(5, 4, batch_first=True)
+            self.rnn = torch.nn.RNN(4, 3, batch_first=True, bidirectional=True)
+            self.fc = torch.nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(self.gru(self.lstm(x)[0])[0])[0][:, -1])
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():
+        for p in net.parameters():  # biases far from zero: the two PyTorch biases must both arrive
+            p.add_(torch.rand_like(p) - 0.5)
+    inp = Input(shape=(6, 3))
+    x = LSTM(5, return_sequences=True, name="lstm")(inp)
+    x = GRU(4, return_sequences=True, name="gru")(x)
+    # PyTorch's bidirectional output at the last step: the forward state there, the backward one after one step
+    x = Bidirectional(SimpleRNN(3, return_sequences=True), name="rnn")(x)
+    ours = Model(inp, Dense(2, name="fc")(x))
+    load_torch(net.state_dict(), ours)
+    xs = np.random.default_rng(0).normal(size=(4, 6, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(xs)).numpy()
+    with ember.no_grad():
+        got = ours.eval()(xs).numpy()[:, -1]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+    up = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1).eval()
+    inp = Input(shape=(5, 5, 3))
+    # NOTE: PyTorch's padding=1, output_padding=1 crops one row and column from the top left of the "valid"
+    # output; Keras's (and ember's) padding="same" crops them at the bottom right: not the same layer
+    model = Model(inp, Cropping2D(((1, 0), (1, 0)))(Conv2DTranspose(4, 3, strides=2, name="up")(inp)))
+    load_torch({"up.weight": up.weight, "up.bias": up.bias}, model)
+    images = np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = up(torch.from_numpy(images).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    with ember.no_grad():
+        np.testing.assert_allclose(model(images).numpy(), want, atol=1e-5)

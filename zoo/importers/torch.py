@@ -11,7 +11,13 @@ sizes are checked against the bytes really in the file before any array is alloc
 Mapping: a key ``<layer name>.<parameter>`` goes to the ember layer of that name (the zoo's
 ``variant="torchvision"`` models name their layers by torchvision's module paths), converted by the
 layer's type: convolution kernels (O, I, KH, KW) -> (KH, KW, I, O), Dense (out, in) -> (in, out),
-BatchNorm weight/bias/running_mean/running_var -> gamma/beta/moving_mean/moving_variance.
+BatchNorm weight/bias/running_mean/running_var -> gamma/beta/moving_mean/moving_variance,
+transposed convolutions (I, O, KH, KW) -> (KH, KW, O, I). Recurrent layers take ``nn.RNN``/``nn.LSTM``/
+``nn.GRU`` (one layer, ``batch_first`` or not: weights do not depend on it): ``weight_ih_l0`` and
+``weight_hh_l0`` transposed into the kernel and recurrent kernel, ``bias_ih_l0 + bias_hh_l0`` into the
+bias; PyTorch's gate order is Keras's for the LSTM (i, f, g, o), and for the GRU (r, z, n) is reordered
+into Keras's (z, r, h) with the two biases kept apart (``reset_after=True`` is PyTorch's GRU). A
+``Bidirectional`` layer takes ``bidirectional=True`` weights (``..._l0_reverse`` for the backward half).
 """
 import collections
 import io
@@ -23,7 +29,20 @@ import zipfile
 
 import numpy as np
 
-from ember.layers import BatchNormalization, Conv1D, Conv2D, Dense, DepthwiseConv2D, Embedding, LayerNormalization
+from ember.layers import (
+    GRU,
+    LSTM,
+    BatchNormalization,
+    Bidirectional,
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    DepthwiseConv2D,
+    Embedding,
+    LayerNormalization,
+    SimpleRNN,
+)
 from ember.layers.archive import ModelFileError
 from ember.layers.containers import Model
 
@@ -327,9 +346,58 @@ def _depthwise(w, layer):
     return w.reshape(c, -1, *w.shape[2:]).transpose(2, 3, 0, 1)
 
 
+def _gru_gates(w):
+    """PyTorch's GRU gate blocks (r, z, n) along the first axis -> Keras's (z, r, h)."""
+    r, z, n = np.split(w, 3, axis=0)
+    return np.concatenate([z, r, n], axis=0)
+
+
+def _recurrent_rules(layer, suffix=""):
+    """Rules of an RNN, LSTM or GRU from PyTorch's layer-0 weights (``suffix`` "_reverse": the backward half)."""
+    gru = isinstance(layer, GRU)
+    order = _gru_gates if gru else (lambda w: w)
+    rules = {f"weight_ih_l0{suffix}": (layer.kernel, lambda w: order(w).T),
+             f"weight_hh_l0{suffix}": (layer.recurrent_kernel, lambda w: order(w).T)}
+    if layer.bias is not None:
+        if gru:  # Keras's reset_after layout keeps the input and the recurrent bias apart: bias (2, 3u)
+            rules[f"bias_ih_l0{suffix}"] = (_Row(layer.bias, 0), order)
+            rules[f"bias_hh_l0{suffix}"] = (_Row(layer.bias, 1), order)
+        else:  # one bias: the sum of PyTorch's two
+            rules[f"bias_ih_l0{suffix}"] = (layer.bias, None)
+            rules[f"bias_hh_l0{suffix}"] = (_Sum(layer.bias), None)
+    return rules
+
+
+class _Row:
+    """Rule target: row ``index`` of a weight (the GRU's two bias rows)."""
+
+    def __init__(self, tensor, index):
+        self.tensor, self.index = tensor, index
+        self.shape, self.ndim = tensor.shape[1:], tensor.ndim - 1
+
+    def assign(self, value):
+        self.tensor.data[self.index] = value.astype(self.tensor.dtype, copy=False)
+
+
+class _Sum:
+    """Rule target: a weight that receives a second array added to the first (the RNN's two biases)."""
+
+    def __init__(self, tensor):
+        self.tensor, self.shape, self.ndim = tensor, tensor.shape, tensor.ndim
+
+    def assign(self, value):
+        self.tensor.data[...] += value.astype(self.tensor.dtype, copy=False)
+
+
 def _layer_rules(layer):
     """{torch parameter name: (our weight tensor, convert)} for one layer; None for a type without a rule."""
-    if isinstance(layer, DepthwiseConv2D):
+    if isinstance(layer, (SimpleRNN, LSTM, GRU)):
+        return _recurrent_rules(layer)
+    if isinstance(layer, Bidirectional) and isinstance(layer.forward_layer, (SimpleRNN, LSTM, GRU)):
+        return {**_recurrent_rules(layer.forward_layer), **_recurrent_rules(layer.backward_layer, "_reverse")}
+    if isinstance(layer, Conv2DTranspose):
+        rules = {"weight": (layer.kernel, lambda w: w.transpose(2, 3, 1, 0))}
+    elif isinstance(layer, DepthwiseConv2D):
         rules = {"weight": (layer.depthwise_kernel, lambda w: _depthwise(w, layer))}
     elif type(layer) is Conv2D:
         rules = {"weight": (layer.kernel, _conv2d)}
@@ -451,8 +519,12 @@ def load_torch(path_or_state_dict, model, skip=(), strict=True):
         problems.append(f"{len(unexpected)} unexpected key(s) that no layer takes: {_listing(unexpected)}")
     if problems:
         raise ValueError(f"load_torch({source}) into model '{model.name}': " + "; ".join(problems))
-    for tensor, value in assign:
-        tensor.data[...] = value.astype(tensor.dtype, copy=False)
+    # plain targets first: a _Sum adds to the value its tensor received
+    for tensor, value in sorted(assign, key=lambda item: isinstance(item[0], _Sum)):
+        if isinstance(tensor, (_Row, _Sum)):
+            tensor.assign(value)
+        else:
+            tensor.data[...] = value.astype(tensor.dtype, copy=False)
 
 
 def _listing(items, limit=12):
