@@ -7,6 +7,13 @@ model (a per-application secret, private folders and files). The compiled jar sh
 (``ember/jvm/ember-blocks.jar``, Java 8 class files, one jar for Spark 3.5 and 4.x; it records the
 digest of the source it was built from, and ``python -m ember.jvm --build`` rebuilds it); only when the
 source has changed since is it compiled with the JDK's ``javac`` and cached in ``~/.ember/jvm``.
+
+Every block the Python clients (``BlockClient`` in tasks, ``DriverBlocks`` on the driver) put ends in a
+20-byte trailer: its size and an XXH3-64 checksum seeded by its id (``block_trailer``); every get
+checks both before the bytes are used (``verified_payload``), so that a block damaged or cut short
+anywhere between two Python processes (shared-memory files, sockets, the BlockManagers, Spark's
+transfer between executors) raises ``BlockCorruptError``, an infrastructure failure that training
+retries from its newest checkpoint, and is never applied.
 """
 import hashlib
 import logging
@@ -18,6 +25,8 @@ import struct
 import subprocess
 import tempfile
 import zipfile
+
+import xxhash
 
 PLUGIN_CLASS = "ember.jvm.BlockServicePlugin"
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -262,6 +271,72 @@ class BlockTimeout(TimeoutError):
     """A block did not appear in the BlockManagers in time."""
 
 
+# ---------------------------------------------------------------- checksums
+class BlockCorruptError(ConnectionError):
+    """A block whose bytes do not match its trailer: damaged in memory, in a shared-memory file or on the
+    wire, cut short (half received), or not written by ember's block clients. An infrastructure failure
+    (a ``ConnectionError``): training retries it from the newest checkpoint, never applies the block."""
+
+
+TRAILER = struct.Struct(">4sQQ")  # mark, payload bytes, XXH3-64 of the payload seeded by the block id
+TRAILER_MARK = b"EMB1"
+
+
+def _id_seed(block_id):
+    return xxhash.xxh3_64_intdigest(block_id.encode())
+
+
+def block_trailer(block_id, payload):
+    """The 20 bytes that follow every block ember stores: a mark, the payload's size and its checksum,
+    XXH3-64 seeded by the block's id (bytes stored under another id do not verify either).
+
+    NOTE: XXH3-64 runs at 24-29 GB/s on this machine against 0.5-1.3 GB/s for zlib.crc32 (4 MB
+    buffers, wall time on a loaded machine). Per W1 iteration (0.54M parameters, 2 trainers) a trainer
+    checksums 4 blocks of 1.07 MB (2 puts, 2 gets): 0.11 ms of CPU with XXH3 against 0.99 ms with
+    CRC32 (process time, median of 7 x 50), against an iteration of about 20 ms.
+
+    Example:
+        >>> data = b"weights" + block_trailer("run-w-0-1", b"weights")
+        >>> bytes(verified_payload("run-w-0-1", data))
+        b'weights'
+    """
+    view = memoryview(payload).cast("B")
+    return TRAILER.pack(TRAILER_MARK, view.nbytes, xxhash.xxh3_64_intdigest(view, _id_seed(block_id)))
+
+
+def verified_payload(block_id, data):
+    """The payload of the stored block ``data`` (payload + ``block_trailer``), as a memoryview without
+    the trailer, after checking its size and checksum; ``BlockCorruptError`` naming the block otherwise.
+
+    Example:
+        >>> data = bytearray(b"weights" + block_trailer("run-w-0-1", b"weights"))
+        >>> data[0] ^= 1
+        >>> verified_payload("run-w-0-1", data)
+        Traceback (most recent call last):
+        ...
+        ember.optim.spark.blocks.BlockCorruptError: block 'run-w-0-1' is corrupt: ...
+    """
+    view = memoryview(data).cast("B")
+    where = f"block {block_id!r} is corrupt: "
+    if view.nbytes < TRAILER.size:
+        raise BlockCorruptError(f"{where}{view.nbytes} bytes arrived, fewer than its {TRAILER.size}-byte checksum "
+                                "trailer (cut short, or not written by ember's block client)")
+    mark, size, digest = TRAILER.unpack(view[view.nbytes - TRAILER.size:])
+    payload = view[:view.nbytes - TRAILER.size]
+    if mark != TRAILER_MARK:
+        raise BlockCorruptError(f"{where}it does not end in ember's checksum trailer (found {bytes(mark)!r}, "
+                                f"expected {TRAILER_MARK!r}): damaged, cut short, or not written by ember's block "
+                                "client")
+    if size != payload.nbytes:
+        raise BlockCorruptError(f"{where}{payload.nbytes} payload bytes arrived, its trailer says {size} (half "
+                                "received or cut short)")
+    actual = xxhash.xxh3_64_intdigest(payload, _id_seed(block_id))
+    if actual != digest:
+        raise BlockCorruptError(f"{where}checksum {actual:016x} of its {size} bytes, expected {digest:016x} "
+                                "(damaged in memory, in a file or on the wire, or stored under another id)")
+    return payload
+
+
 SHARED_DIR = "/dev/shm"  # where ember before 0.1 put its shared-memory files (see remove_stale_shared_files)
 SHARED_MIN = 1 << 16  # smaller blocks go through the socket (as fast, one round trip less)
 
@@ -390,28 +465,34 @@ class BlockClient:
         return data
 
     def put(self, block_id, payload):
-        """Store ``payload`` (bytes-like) as block ``block_id`` (replicated nowhere; other executors fetch it)."""
+        """Store ``payload`` (bytes-like) as block ``block_id`` (replicated nowhere; other executors fetch it),
+        followed by its checksum trailer (``block_trailer``)."""
         view = memoryview(payload).cast("B")
+        trailer = block_trailer(block_id, view)
+        size = view.nbytes + len(trailer)
         if self.shared is not None and view.nbytes >= SHARED_MIN:
             fd, _ = self.shared["put"]
             try:
                 _write_all(fd, view)
+                os.pwrite(fd, trailer, view.nbytes)
             except OSError:  # the shared memory is full: the socket it is
                 pass
             else:
-                self.stream.write(b"F" + self._id(block_id) + struct.pack(">q", view.nbytes))
+                self.stream.write(b"F" + self._id(block_id) + struct.pack(">q", size))
                 self.stream.flush()
                 if self._read(1) != b"\x00":
                     raise ConnectionError(f"ember block service failed to store {block_id!r}")
                 return
-        self.stream.write(b"P" + self._id(block_id) + struct.pack(">q", view.nbytes))
+        self.stream.write(b"P" + self._id(block_id) + struct.pack(">q", size))
         self.stream.write(view)
+        self.stream.write(trailer)
         self.stream.flush()
         if self._read(1) != b"\x00":
             raise ConnectionError(f"ember block service failed to store {block_id!r}")
 
     def get(self, block_id, timeout=120.0):
-        """The bytes of block ``block_id``, waiting up to ``timeout`` seconds for it to appear anywhere."""
+        """The bytes of block ``block_id`` (a memoryview), waiting up to ``timeout`` seconds for it to appear
+        anywhere; ``BlockCorruptError`` when its size or checksum do not match (``verified_payload``)."""
         op = b"H" if self.shared is not None else b"G"
         self.stream.write(op + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
         self.stream.flush()
@@ -419,8 +500,8 @@ class BlockClient:
         if size < 0:
             raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
         if self.shared is not None and self._read(1) == b"\x01":
-            return _read_all(self.shared["get"][0], size)
-        return self._read(size)
+            return verified_payload(block_id, _read_all(self.shared["get"][0], size))
+        return verified_payload(block_id, self._read(size))
 
     def remove(self, block_id):
         self.stream.write(b"R" + self._id(block_id))
@@ -455,13 +536,17 @@ class DriverBlocks:
         self._service = sc._jvm.ember.jvm.BlockServicePlugin
 
     def put(self, block_id, payload):
-        self._service.driverPut(block_id, bytearray(memoryview(payload).cast("B")))
+        view = memoryview(payload).cast("B")
+        data = bytearray(view.nbytes + TRAILER.size)
+        data[:view.nbytes] = view
+        data[view.nbytes:] = block_trailer(block_id, view)
+        self._service.driverPut(block_id, data)
 
     def get(self, block_id, timeout=120.0):
         data = self._service.driverGet(block_id, int(timeout * 1000))
         if data is None:
             raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
-        return bytes(data)
+        return verified_payload(block_id, data)
 
     def remove(self, block_id):
         self._service.driverRemove(block_id)

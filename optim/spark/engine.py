@@ -156,6 +156,7 @@ def rebuild_user_error(payload):
 def failure_kind(text):
     for needle, kind in (("ExecutorLostFailure", "lost executor"), ("FetchFailed", "fetch failure"),
                          ("Python worker exited unexpectedly", "killed worker"), ("BlockTimeout", "block timeout"),
+                         ("BlockCorruptError", "corrupt block"),
                          ("EOFError", "killed worker"), ("Connection reset", "connection lost"),
                          ("TaskKilled", "killed task")):
         if needle in text:

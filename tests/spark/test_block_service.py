@@ -277,3 +277,134 @@ def test_big_blocks_through_shared_memory_files(sc):
     (out,) = sc.parallelize([0], 1).mapPartitions(_shared_memory_checks).collect()
     assert out == {"shared": True, "in_app_folder": True, "roundtrip": True, "small": True, "cleaned": True,
                    "F_without_files": True, "H_without_files": True}
+
+
+# ---------------------------------------------------------------- checksums
+def test_every_damaged_byte_a_cut_and_another_id_are_detected():
+    import doctest
+
+    rng = np.random.default_rng(0)
+    payload = rng.bytes(1000)
+    stored = payload + spark_blocks.block_trailer("run-g-3-0-1", payload)
+    assert len(stored) == 1000 + spark_blocks.TRAILER.size
+    assert bytes(spark_blocks.verified_payload("run-g-3-0-1", stored)) == payload
+    for at in range(len(stored)):  # one flipped bit anywhere, payload or trailer
+        damaged = bytearray(stored)
+        damaged[at] ^= 1 << (at % 8)
+        with pytest.raises(spark_blocks.BlockCorruptError, match="'run-g-3-0-1' is corrupt"):
+            spark_blocks.verified_payload("run-g-3-0-1", damaged)
+    for keep in (0, 19, 500, len(stored) - 1):  # half received
+        with pytest.raises(spark_blocks.BlockCorruptError, match="corrupt"):
+            spark_blocks.verified_payload("run-g-3-0-1", stored[:keep])
+    with pytest.raises(spark_blocks.BlockCorruptError, match="another id"):
+        spark_blocks.verified_payload("run-g-3-1-0", stored)  # the right bytes under another name
+    with pytest.raises(spark_blocks.BlockCorruptError, match="checksum trailer"):
+        spark_blocks.verified_payload("run-g-3-0-1", payload)  # written without the client
+    assert issubclass(spark_blocks.BlockCorruptError, ConnectionError)  # an infrastructure failure: retried
+    from ember.optim.spark.trainer import describe_user_error
+
+    assert describe_user_error(spark_blocks.BlockCorruptError("x"), 0) is None
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder().find(spark_blocks):
+        if test.name.endswith(("block_trailer", "verified_payload")):
+            runner.run(test)
+    assert runner.summarize(verbose=False) == doctest.TestResults(0, 5)
+
+
+def _store_for_damage(it):
+    from ember.optim.spark.blocks import BlockClient
+
+    client = BlockClient(shared_memory=True)
+    client.put("test-crc-big", np.arange(100_000, dtype=np.float64))  # 800 KB: through the shared-memory file
+    client.put("test-crc-small", np.arange(10, dtype=np.float64))  # through the socket
+    client.close()
+    yield True
+
+
+def _read_damaged(it):
+    from ember.optim.spark.blocks import BlockClient, BlockCorruptError
+
+    out = {}
+    for shared in (True, False):
+        client = BlockClient(shared_memory=shared)
+        for name in ("test-crc-big", "test-crc-small", "test-crc-cut"):
+            try:
+                client.get(name, timeout=10)
+                out[(shared, name)] = "read"
+            except BlockCorruptError as e:
+                out[(shared, name)] = str(e)
+        client.close()
+    yield out
+
+
+def test_a_damaged_stored_block_is_refused_on_every_path(sc):
+    from ember.optim.spark.blocks import DriverBlocks
+
+    plugin = sc._jvm.ember.jvm.BlockServicePlugin
+    sc.parallelize([0], 1).mapPartitions(_store_for_damage).collect()
+    driver = DriverBlocks(sc)
+    assert np.array_equal(np.frombuffer(driver.get("test-crc-big", 10)), np.arange(100_000, dtype=np.float64))
+    # damage the stored bytes in the BlockManager: one bit of one float, and a block cut to half its length
+    for name, cut in (("test-crc-big", False), ("test-crc-small", False), ("test-crc-cut", True)):
+        raw = bytearray(plugin.driverGet("test-crc-big" if cut else name, 10000))
+        if cut:
+            raw = raw[:len(raw) // 2]
+        else:
+            raw[len(raw) // 3] ^= 0x10
+        plugin.driverRemove(name)
+        plugin.driverPut(name, raw)
+    (out,) = sc.parallelize([0], 1).mapPartitions(_read_damaged).collect()
+    for shared in (True, False):
+        assert "checksum" in out[(shared, "test-crc-big")], out
+        assert "checksum" in out[(shared, "test-crc-small")], out
+        assert "half received" in out[(shared, "test-crc-cut")] or "trailer" in out[(shared, "test-crc-cut")], out
+    with pytest.raises(spark_blocks.BlockCorruptError, match="'test-crc-big' is corrupt"):
+        driver.get("test-crc-big", 10)
+    for name in ("test-crc-big", "test-crc-small", "test-crc-cut"):
+        driver.remove(name)
+
+
+def test_a_block_damaged_between_jobs_is_retried_from_the_checkpoint(sc, tmp_path, float64, caplog):
+    """A weight block damaged after the epoch-1 checkpoint: the next job refuses it, the run goes on from
+    that checkpoint and ends with the weights of an undisturbed run."""
+    import logging
+
+    import ember
+    from ember import optim
+    from ember.layers import Dense
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+
+    def run(folder, damage):
+        ember.set_seed(0)
+        model = ember.Sequential([Dense(8, activation="tanh", input_shape=(5,)), Dense(2, activation="softmax")])
+        opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.1, momentum=0.9),
+                              optim.MaxEpoch(3), 32)
+        opt.set_checkpoint(str(folder), optim.EveryEpoch()).set_progress(0, quiet=True)
+        damaged = []
+
+        class Damage:
+            def on_epoch_end(self, loop, epoch, logs):
+                if damage and epoch == 1:
+                    name = f"ember-{loop.engine.run_id}-w-{loop.state['iteration']}-1"
+                    plugin = sc._jvm.ember.jvm.BlockServicePlugin
+                    raw = bytearray(plugin.driverGet(name, 10000))
+                    raw[7] ^= 0x01  # one bit of the first weight
+                    plugin.driverRemove(name)
+                    plugin.driverPut(name, raw)
+                    damaged.append(name)
+
+        opt.add_listener(Damage())
+        opt.optimize()
+        return model, opt, damaged
+
+    clean, _, _ = run(tmp_path / "clean", False)
+    with caplog.at_level(logging.WARNING, logger="ember.optim"):
+        model, opt, damaged = run(tmp_path / "damaged", True)
+    assert damaged and opt._failures == 1 and opt.state["iteration"] == 24
+    assert "corrupt block" in caplog.text and "checkpoint-8.ember" in caplog.text, caplog.text
+    for a, b in zip(model.get_weights(), clean.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

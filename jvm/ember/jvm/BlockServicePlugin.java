@@ -143,12 +143,12 @@ public class BlockServicePlugin implements SparkPlugin {
   static byte[] resolveSecret(SparkConf conf, Map<String, String> extra) {
     String secret = null;
     if (authenticate(conf)) {
-      try {
-        Object security = SparkEnv.class.getMethod("securityManager").invoke(SparkEnv.get());
-        secret = (String) security.getClass().getMethod("getSecretKey").invoke(security);
-      } catch (ReflectiveOperationException e) {
-        throw new IllegalStateException("ember block service: cannot read Spark's authentication secret: " + e, e);
-      }
+      // NOTE: a direct call, not SparkEnv.class.getMethod(...): reflection resolves the types of every
+      // SparkEnv method, and on a standalone cluster with spark.authenticate on (Spark 4.3) one of them
+      // needs protobuf classes absent from the executor's class path: NoClassDefFoundError, and every
+      // executor exited with code 50 before this was changed (securityManager and getSecretKey are
+      // private[spark] in Scala, public in the class files of Spark 3.5 and 4.x).
+      secret = SparkEnv.get().securityManager().getSecretKey();
     } else if (extra != null) {
       secret = extra.get(SECRET_KEY);
     }

@@ -1,0 +1,165 @@
+"""Synchronisation cost per iteration against parameter size and block count, with the bandwidth it implies.
+
+    python bench/sync_cost.py [--master local[2]] [--sizes 0.1 1 10 25] [--blocks 1 4 16 64] [--iterations 10]
+
+Two tables, float32 parameters, one Spark application:
+
+1. Training (DistriOptimizer, 2 trainers: one block per trainer). A Dense(n) + Dense(10) model with about
+   the given number of parameters, batch 16 of random data; per iteration the median over the trainers'
+   slowest of: synchronisation (weights in, gradient blocks out and in, the owner's update, weights out)
+   and compute. Each trainer moves 8 bytes per parameter per iteration (out: half the gradient to the
+   other owner and its own weight block; in: the same from the other), so bandwidth = 8 P / sync time.
+   "limit" is those bytes at this machine's memcpy bandwidth (measured here, one core): what moving
+   them once would cost; "x limit" how far sync is from it.
+2. The block exchange alone (no model): 2 barrier tasks each put P parameters cut into B blocks and get
+   the other task's B blocks, per round; ms per round and MB/s per task (8 P bytes / round time).
+   It shows the cost per block (latency) against the cost per byte.
+
+Times are medians; the machine may be shared (say so with the numbers you report).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def memcpy_gbps(nbytes=100_000_000, repeats=5):
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return nbytes / best / 1e9
+
+
+def dense_width(parameters):
+    """n such that Dense(n) on n inputs + Dense(10) has about ``parameters`` parameters."""
+    return int(round((-11 + np.sqrt(121 + 4 * parameters)) / 2))
+
+
+def training_row(sc, millions, iterations, gbps):
+    import ember
+    from ember import optim
+    from ember.layers import Dense
+
+    n = dense_width(millions * 1e6)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, n)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    data = sc.parallelize(list(zip(x, y)), 2).cache()
+    data.count()
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(n, activation="relu", input_shape=(n,)), Dense(10, activation="softmax")])
+    opt = optim.Optimizer(model, data, "sparse_categorical_crossentropy", optim.SGD(0.001, momentum=0.9),
+                          optim.MaxIteration(iterations), 16)
+    opt.set_progress(0, quiet=True).optimize()
+    records = opt.iteration_records[2:]  # the first ones include reading the data and compiling kernels
+    params = model.count_params()
+    sync = float(np.median([r["sync_s"] for r in records]))
+    moved = 8 * params  # bytes per trainer and iteration (2 trainers)
+    limit = moved / (gbps * 1e9)
+    data.unpersist()
+    return {"table": "training", "parameters": params, "trainers": opt.trainers, "blocks": opt.trainers,
+            "sync_ms": sync * 1e3, "compute_ms": float(np.median([r["compute_s"] for r in records])) * 1e3,
+            "iteration_ms": opt.timings["jobs_s"] / iterations * 1e3, "bytes_moved": moved,
+            "MB_per_s": moved / sync / 1e6, "limit_ms": limit * 1e3, "x_limit": sync / limit}
+
+
+def exchange(parameters, blocks, rounds):
+    """The function each of 2 barrier tasks runs: ``rounds`` exchanges of ``parameters`` float32 in
+    ``blocks`` blocks; yields the median seconds per round."""
+
+    def run(index, iterator):
+        from pyspark import BarrierTaskContext
+
+        from ember.optim.spark.blocks import BlockClient
+
+        ctx = BarrierTaskContext.get()
+        me = ctx.partitionId()
+        client = BlockClient()
+        vector = np.random.default_rng(me).normal(size=parameters).astype(np.float32)
+        received = np.empty_like(vector)
+        bounds = np.linspace(0, parameters, blocks + 1).astype(int)
+        times = []
+        ctx.barrier()
+        for r in range(rounds):
+            t = time.perf_counter()
+            for b in range(blocks):
+                client.put(f"sync-{r}-{me}-{b}", vector[bounds[b]:bounds[b + 1]])
+            for b in range(blocks):
+                received[bounds[b]:bounds[b + 1]] = np.frombuffer(client.get(f"sync-{r}-{1 - me}-{b}", 120),
+                                                                  dtype=np.float32)
+            times.append(time.perf_counter() - t)
+            if r >= 1:  # the other task has read round r - 1 (it is in round r): drop it
+                for b in range(blocks):
+                    client.remove(f"sync-{r - 1}-{me}-{b}")
+        ctx.barrier()
+        for b in range(blocks):
+            client.remove(f"sync-{rounds - 1}-{me}-{b}")
+        client.close()
+        yield float(np.median(times[1:]))
+
+    return run
+
+
+def exchange_row(sc, millions, blocks, rounds):
+    parameters = int(millions * 1e6)
+    seconds = max(sc.parallelize(range(2), 2).barrier().mapPartitionsWithIndex(
+        exchange(parameters, blocks, rounds)).collect())
+    moved = 8 * parameters
+    return {"table": "exchange", "parameters": parameters, "blocks": blocks, "round_ms": seconds * 1e3,
+            "ms_per_block": seconds * 1e3 / (2 * blocks), "bytes_moved": moved, "MB_per_s": moved / seconds / 1e6}
+
+
+def print_tables(rows, gbps):
+    print(f"\nmemcpy bandwidth (one core, 100 MB): {gbps:.2f} GB/s")
+    print("\n| parameters | sync ms/iteration | compute ms | MB/s (8 B/param) | memcpy limit ms | x limit |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if r["table"] == "training":
+            print(f"| {r['parameters'] / 1e6:.2f}M | {r['sync_ms']:.1f} | {r['compute_ms']:.1f} | "
+                  f"{r['MB_per_s']:.0f} | {r['limit_ms']:.2f} | {r['x_limit']:.1f} |")
+    print("\n| parameters | blocks per task | ms per round | ms per block (put or get) | MB/s per task |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        if r["table"] == "exchange":
+            print(f"| {r['parameters'] / 1e6:.2f}M | {r['blocks']} | {r['round_ms']:.1f} | "
+                  f"{r['ms_per_block']:.2f} | {r['MB_per_s']:.0f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 1, 10, 25], help="millions of parameters")
+    parser.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 64], help="blocks per task (table 2)")
+    parser.add_argument("--exchange-sizes", type=float, nargs="+", default=[0.1, 1, 10])
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    from ember.optim.spark.context import init_nncontext
+
+    sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false", "spark.driver.memory": "4g"})
+    sc.setLogLevel("ERROR")
+    gbps = memcpy_gbps()
+    rows = []
+    for millions in args.sizes:
+        rows.append(training_row(sc, millions, args.iterations, gbps))
+        print(json.dumps(rows[-1]), flush=True)
+    for millions in args.exchange_sizes:
+        for blocks in args.blocks:
+            rows.append(exchange_row(sc, millions, blocks, args.rounds))
+            print(json.dumps(rows[-1]), flush=True)
+    print_tables(rows, gbps)
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Submitted by test_standalone.py with ``ember-submit --master spark://...`` to a real standalone cluster
+(two workers, one core each, spark.authenticate on). Checks that the block service of each executor
+uses Spark's own secret and refuses a wrong one, trains a float64 MLP once undisturbed, then again with
+one executor JVM killed (SIGKILL, by its pid) in the middle of the second epoch's job, and prints one
+JSON line: the run goes on from its newest checkpoint and must end with the same weights."""
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+import ember
+from ember import optim
+from ember.layers import Dense
+from ember.optim.spark.blocks import root_folders
+from ember.optim.spark.context import init_nncontext
+
+APP_KEY = "spark.plugins.internal.conf.ember.jvm.BlockServicePlugin.app"
+
+
+def probe(it):
+    import socket
+    import struct
+
+    from pyspark import BarrierTaskContext
+
+    from ember.optim.spark.blocks import BlockClient, find_service
+
+    ctx = BarrierTaskContext.get()
+    service = find_service()
+    client = BlockClient()
+    client.put(f"probe-{ctx.partitionId()}", np.array([ctx.partitionId()]))
+    other = int(np.frombuffer(client.get(f"probe-{1 - ctx.partitionId()}", timeout=60), dtype=np.int64)[0])
+    ctx.barrier()
+    wrong = socket.create_connection(("127.0.0.1", service.port))
+    wrong.settimeout(20)
+    wrong.sendall(b"A" + struct.pack(">i", 6) + b"wrong!" + b"E")
+    try:
+        refused = wrong.recv(8) == b""
+    except ConnectionResetError:
+        refused = True
+    wrong.close()
+    client.close()
+    yield ctx.partitionId(), service.pid, hashlib.sha256(service.secret).hexdigest(), other, refused
+
+
+def executor_jvms(app):
+    """{pid: port file} of this application's executor JVMs on this host (from their port files)."""
+    found = {}
+    for root in root_folders():
+        folder = os.path.join(root, app)
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name.endswith(".port") and name[:-5].isdigit():
+                    found[int(name[:-5])] = os.path.join(folder, name)
+    return found
+
+
+def is_executor(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"CoarseGrainedExecutorBackend" in f.read()
+    except OSError:
+        return False
+
+
+def wait_for_executors(sc, count, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sc._jsc.sc().getExecutorMemoryStatus().size() >= count + 1:  # (the driver is listed too)
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def train(rdd, folder, victim_after=None, app=None):
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(16, activation="tanh", input_shape=(5,)), Dense(2, activation="softmax")])
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.05, momentum=0.9),
+                          optim.MaxEpoch(3), 32)
+    opt.set_checkpoint(folder, optim.EveryEpoch()).set_progress(0, quiet=True)
+    epoch_seconds, killed, done = [], [], threading.Event()
+    marks = [time.perf_counter()]
+
+    class Timer:
+        def on_epoch_end(self, loop, epoch, logs):
+            epoch_seconds.append(time.perf_counter() - marks[-1])
+            marks.append(time.perf_counter())
+
+    opt.add_listener(Timer())
+
+    def killer():
+        first = os.path.join(folder, "checkpoint-125.ember")
+        while not os.path.exists(first) and not done.is_set():
+            time.sleep(0.01)
+        if done.is_set():
+            return
+        time.sleep(victim_after)  # about half of an epoch's job: in the middle of the second epoch
+        victims = [pid for pid in sorted(executor_jvms(app)) if is_executor(pid)]
+        if victims:
+            os.kill(victims[-1], signal.SIGKILL)
+            killed.append(victims[-1])
+
+    thread = threading.Thread(target=killer, daemon=True)
+    if victim_after is not None:
+        thread.start()
+    t = time.perf_counter()
+    try:
+        opt.optimize()
+    finally:
+        done.set()
+        if victim_after is not None:
+            thread.join(timeout=30)
+    return model, opt, time.perf_counter() - t, epoch_seconds, killed
+
+
+class Recorded(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def main(folder):
+    warnings = Recorded()
+    logging.getLogger("ember.optim").addHandler(warnings)
+    sc = init_nncontext(app_name="ember-standalone-test")
+    sc.setLogLevel("ERROR")
+    ember.set_default_dtype("float64")
+    out = {"master": sc.master, "executors_ready": wait_for_executors(sc, 2)}
+    conf = sc.getConf()
+    app = conf.get(APP_KEY)
+    out["plugin_made_a_secret"] = conf.contains("spark.plugins.internal.conf.ember.jvm.BlockServicePlugin.secret")
+    spark_secret = conf.get("spark.authenticate.secret", "")
+    out["authenticate"] = conf.get("spark.authenticate", "false")
+    probes = sorted(sc.parallelize(range(2), 2).barrier().mapPartitions(probe).collect())
+    out["probe_pids"] = sorted({p[1] for p in probes})
+    out["secret_is_sparks"] = [h == hashlib.sha256(spark_secret.encode()).hexdigest() for _, _, h, _, _ in probes]
+    out["read_other"] = [o for *_, o, _ in probes]
+    out["wrong_secret_refused"] = [r for *_, r in probes]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    clean, opt, seconds, epochs, _ = train(rdd, os.path.join(folder, "clean"))
+    out.update(clean_seconds=seconds, clean_epoch_seconds=epochs, clean_iteration=opt.state["iteration"])
+    before = sorted(executor_jvms(app))
+    model, opt, seconds, epochs, killed = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 2), app)
+    out.update(killed=killed, executors_before=before, executors_after=sorted(executor_jvms(app)),
+               failures=opt._failures, iteration=opt.state["iteration"], seconds=seconds,
+               max_weight_difference=max(float(np.max(np.abs(a - b)))
+                                         for a, b in zip(model.get_weights(), clean.get_weights())),
+               accuracy=float((model.predict(x).argmax(1) == y).mean()), warnings=warnings.lines)
+    print(json.dumps(out), flush=True)
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
