@@ -11,6 +11,17 @@ and then inference on the 60,000 training images: NNClassifierModel.transform (a
 forced with the "noop" sink; batches of 1,000 rows) against model.predict on the same arrays in this process.
 Each path is fitted --repeat times, alternating; the best fit of each is compared (the machine is shared
 and noisy). Prints one JSON line per workload.
+
+    python bench/dataframe.py W1 --transform-only [--repeat 5]
+
+skips the fits and splits transform's time (best of --repeat, alternating, seconds for the 60,000 rows):
+  jvm_arrow        the JVM writing the features as Arrow batches, nothing sent to Python
+                   (Dataset.toArrowBatchRdd, counted)
+  transfer         an Arrow UDF over the features that returns zeros: the JVM's conversion, the batches
+                   sent to the Python workers and a double back per row, no model
+  nnmodel          NNModel.transform (outputs as array<double>)
+  classifier       NNClassifierModel.transform (rawPrediction, probability, prediction)
+  local_predict    model.predict on the same arrays in this process
 """
 import argparse
 import json
@@ -29,6 +40,7 @@ def main():
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2, help="fits per path, alternating (the machine is shared)")
+    parser.add_argument("--transform-only", action="store_true", help="only transform's time, split in parts")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     import models
@@ -60,6 +72,12 @@ def main():
 
     df, test_df = frame(x, y), frame(xt, yt)
     build = {"W1": models.mlp, "W2": models.lenet5}
+    if args.transform_only:
+        for workload in args.workloads:
+            ember.set_seed(0)
+            print(json.dumps(transform_parts(workload, build[workload](), df, test_df, x, args.repeat)), flush=True)
+        sc.stop()
+        return
     for workload in args.workloads:
         result = {"workload": workload, "master": args.master, "batch_size": args.batch_size,
                   "rdd_fit_s": [], "dataframe_fit_s": []}
@@ -97,6 +115,44 @@ def main():
                        "transform_vs_local": local_s / transform_s})
         print(json.dumps(result), flush=True)
     sc.stop()
+
+
+def transform_parts(workload, model, df, warm_df, x, repeat):
+    """Seconds of each part of transform (see the module's doc), best of ``repeat`` alternating rounds."""
+    from collections.abc import Iterator
+
+    import pyarrow as pa
+    from pyspark.sql.functions import arrow_udf
+
+    from ember.zoo.pipeline import NNClassifierModel, NNModel
+
+    @arrow_udf("double")
+    def zeros(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        for batch in batches:
+            yield pa.array(np.zeros(len(batch)))
+
+    def noop(frame):
+        frame.write.format("noop").mode("overwrite").save()
+
+    model.predict(x[:10])
+    plain, classifier = NNModel(model, batchSize=1000), NNClassifierModel(model, batchSize=1000)
+    noop(plain.transform(warm_df))  # workers start, the model ships
+    noop(classifier.transform(warm_df))
+    parts = {"jvm_arrow": lambda: df.select("features")._jdf.toArrowBatchRdd().count(),
+             "transfer": lambda: noop(df.select(zeros("features"))),
+             "nnmodel": lambda: noop(plain.transform(df)),
+             "classifier": lambda: noop(classifier.transform(df)),
+             "local_predict": lambda: model.predict(x, batch_size=1000)}
+    seen = {name: [] for name in parts}
+    for _ in range(repeat):
+        for name, run in parts.items():
+            t = time.perf_counter()
+            run()
+            seen[name].append(round(time.perf_counter() - t, 3))
+    best = {name: min(times) for name, times in seen.items()}
+    result = {"workload": workload, "rows": len(x), "seconds": seen, "best_s": best}
+    result.update({f"{name}_vs_local": best["local_predict"] / best[name] for name in parts if name != "local_predict"})
+    return result
 
 
 if __name__ == "__main__":
