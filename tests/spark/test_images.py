@@ -1,0 +1,175 @@
+"""Images on Spark: the reader gives the local reader's pixels (RGB order checked with a red/blue image),
+bad files become counted invalid rows or are dropped, sampling and folder labels; the pretrained
+featurizer, predictor and SQL UDF against the local ImageClassifier on real photos; image columns as
+NNClassifier features with a transform pipeline."""
+import io
+import logging
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ember.zoo.vision import from_image_struct
+from ember.zoo.vision import read_images as local_read_images
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark(sc):
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.getOrCreate()
+
+
+def red_left_blue_right(h=4, w=6):
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:, : w // 2, 0] = 255
+    a[:, w // 2:, 2] = 255
+    return a
+
+
+def _png_header_only(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+EIGHT_BIT = ["cats/red_blue.png", "cats/photo.jpg", "cats/deeper/photo.bmp", "cats/palette.gif", "dogs/gray.png",
+             "dogs/rgba.png", "dogs/photo.tif"]
+PILLOW_ONLY = ["dogs/sixteen.png", "dogs/photo.webp"]  # Spark's image source misreads / refuses these
+INVALID = ["dogs/broken.jpg", "dogs/truncated.png", "dogs/empty.png"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for sub in ("cats/deeper", "dogs"):
+        os.makedirs(root / sub)
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+    rgb = red_left_blue_right()
+    Image.fromarray(rgb).save(root / "cats/red_blue.png")
+    Image.fromarray(photo).save(root / "cats/photo.jpg", quality=90)
+    Image.fromarray(photo).save(root / "cats/deeper/photo.bmp")
+    Image.fromarray(rgb).convert("P").save(root / "cats/palette.gif")
+    Image.fromarray(photo[:, :, 1]).save(root / "dogs/gray.png")
+    Image.fromarray(np.concatenate([rgb, np.full((4, 6, 1), 9, np.uint8)], axis=2)).save(root / "dogs/rgba.png")
+    Image.fromarray(photo).save(root / "dogs/photo.tif")
+    Image.fromarray(np.array([[0, 1000, 65535]], dtype=np.uint16)).save(root / "dogs/sixteen.png")
+    Image.fromarray(photo).save(root / "dogs/photo.webp", lossless=True)
+    (root / "dogs/broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    (root / "dogs/truncated.png").write_bytes(buf.getvalue()[:60])
+    (root / "dogs/empty.png").write_bytes(b"")
+    (root / "dogs/notes.txt").write_text("not an image, not listed")
+    return root
+
+
+def rows_by_file(df, root):
+    out = {}
+    for row in df.collect():
+        origin = row.image.origin
+        rel = origin[origin.index(str(root)) + len(str(root)) + 1:].replace("%20", " ")
+        out[rel] = row
+    return out
+
+
+def test_the_spark_reader_gives_the_local_readers_pixels(spark, folder):
+    from ember.zoo.pipeline import read_images
+
+    local = local_read_images(folder, label_from_folder=False)
+    local_pixels = {os.path.relpath(p, folder): im for p, im in zip(local["paths"], local["images"])}
+    assert sorted(os.path.relpath(p, folder) for p in local["invalid"]) == sorted(INVALID)
+
+    kept = rows_by_file(read_images(folder, spark, drop_invalid=False, label_from_folder=True), folder)
+    assert sorted(kept) == sorted(EIGHT_BIT + PILLOW_ONLY + INVALID)  # notes.txt is not an image file
+    for name in EIGHT_BIT + PILLOW_ONLY:
+        row = kept[name].image
+        assert (row.mode, row.nChannels) == (16, 3)
+        np.testing.assert_array_equal(from_image_struct(row), local_pixels[name], err_msg=name)
+    assert bytes(kept["cats/red_blue.png"].image.data[:3]) == bytes([0, 0, 255])  # stored BGR: red = (0, 0, 255)
+    np.testing.assert_array_equal(from_image_struct(kept["cats/red_blue.png"].image), red_left_blue_right())
+    np.testing.assert_array_equal(from_image_struct(kept["dogs/sixteen.png"].image)[0, :, 0], [0, 4, 255])
+    for name in INVALID:
+        assert (kept[name].image.mode, kept[name].image.height, len(kept[name].image.data)) == (-1, -1, 0)
+    assert {name: row.label for name, row in kept.items()} == {
+        name: 0.0 if name.startswith("cats") else 1.0 for name in kept}
+
+    dropped = read_images(folder, spark)
+    assert dropped.count() == len(EIGHT_BIT + PILLOW_ONLY)
+
+    native = rows_by_file(read_images(folder, spark, decoder="spark", drop_invalid=False, label_from_folder=True),
+                          folder)
+    for name in EIGHT_BIT:  # Spark's own decoder (JVM ImageIO) gives the same pixels for 8-bit files
+        np.testing.assert_array_equal(from_image_struct(native[name].image), local_pixels[name], err_msg=name)
+    assert native["dogs/gray.png"].image.mode == 0 and native["dogs/rgba.png"].image.mode == 24
+    assert bytes(native["cats/red_blue.png"].image.data[:3]) == bytes([0, 0, 255])
+    assert native["dogs/empty.png"].image.mode == -1  # (added by ember: Spark's source skips zero-byte files)
+    assert native["cats/photo.jpg"].label == 0.0 and native["dogs/gray.png"].label == 1.0
+
+
+def test_sampling_labels_and_options(spark, folder):
+    from pyspark.ml.feature import IndexToString
+
+    from ember.zoo.pipeline import NNImageReader, read_images
+
+    def names(df):
+        return sorted(rows_by_file(df, folder))
+
+    half = names(read_images(folder, spark, sample_fraction=0.5, seed=7, drop_invalid=False))
+    assert 0 < len(half) < len(EIGHT_BIT + PILLOW_ONLY + INVALID)
+    assert half == names(read_images(folder, spark, sample_fraction=0.5, seed=7, drop_invalid=False,
+                                     min_partitions=3))  # the same files whatever the partitioning
+    assert half == names(read_images(folder, spark, sample_fraction=0.5, seed=7, drop_invalid=False,
+                                     decoder="spark"))  # and whichever decoder
+    assert half != names(read_images(folder, spark, sample_fraction=0.5, seed=8, drop_invalid=False))
+
+    df = read_images(folder, spark, label_from_folder=True)
+    assert df.schema["label"].metadata["ml_attr"]["vals"] == ["cats", "dogs"]
+    back = IndexToString(inputCol="label", outputCol="animal").transform(df).select("image.origin", "animal")
+    assert all(r.animal in r.origin for r in back.collect())
+
+    top = read_images(folder / "cats", spark, recursive=False)
+    assert sorted(rows_by_file(top, folder)) == ["cats/palette.gif", "cats/photo.jpg", "cats/red_blue.png"]
+    small = NNImageReader.readImages(str(folder / "cats"), spark, resizeH=3, resizeW=5).collect()
+    assert {(r.image.height, r.image.width) for r in small} == {(3, 5)}
+    bombs = folder.parent / (folder.name + "_bombs")  # (kept away from Spark's own decoder: it has no such limit)
+    os.makedirs(bombs, exist_ok=True)
+    (bombs / "bomb.png").write_bytes(_png_header_only(40000, 40000))  # 1.6 gigapixels declared
+    assert read_images(bombs, spark).count() == 0
+    assert read_images(bombs, spark, drop_invalid=False).first().image.mode == -1
+    with pytest.raises(ValueError, match="class folder"):
+        read_images([folder / "cats", folder / "dogs"], spark, label_from_folder=True)
+    with pytest.raises(ValueError, match="decoder must be"):
+        read_images(folder, spark, decoder="opencv")
+    with pytest.raises(ValueError, match="sample_fraction"):
+        read_images(folder, spark, sample_fraction=0)
+
+
+def test_decoding_a_partition_counts_the_bad_files_in_the_log(caplog):
+    from ember.zoo.pipeline.image import decode_files
+
+    buf = io.BytesIO()
+    Image.fromarray(red_left_blue_right()).save(buf, "PNG")
+    with caplog.at_level(logging.WARNING):
+        rows, invalid = decode_files(["a.png", "b.png", "c.png"], [buf.getvalue(), b"", b"junk"])
+    assert [r["mode"] for r in rows] == [16, -1, -1]
+    assert [p for p, _ in invalid] == ["b.png", "c.png"] and "empty file" in invalid[0][1]
+
+    from ember.zoo.pipeline.image import _decode_partition
+
+    pa = pytest.importorskip("pyarrow")
+    batch = pa.RecordBatch.from_pydict({"path": ["a.png", "b.png", "c.png"],
+                                        "content": [buf.getvalue(), b"", b"junk"]})
+    with caplog.at_level(logging.WARNING, logger="ember.zoo.pipeline.image"):
+        out = list(_decode_partition(None, True, [])(iter([batch])))
+    assert out[0].num_rows == 1
+    assert "2 of 3 files in this partition are not decodable images (dropped)" in caplog.text
+    assert "c.png: not a decodable image" in caplog.text
