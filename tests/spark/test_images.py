@@ -265,3 +265,57 @@ def test_a_column_that_is_not_an_image_is_refused(spark):
         DeepImageFeaturizer(inputCol="image", outputCol="f", modelName="resnet50").transform(df)
     with pytest.raises(ValueError, match="unknown model 'alexnet'"):
         DeepImageFeaturizer(inputCol="path", outputCol="f", modelName="alexnet").transform(df)
+
+
+# ---------------------------------------------------------------- image columns as NNClassifier features
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """90 real MNIST digits (classes 0, 1, 2) as PNG files in class folders."""
+    from ember.zoo.datasets import mnist
+
+    (x, y), _ = mnist.load_data()
+    root = tmp_path_factory.mktemp("digits")
+    for label in range(3):
+        os.makedirs(root / str(label))
+        for k, i in enumerate(np.flatnonzero(y == label)[:30]):
+            Image.fromarray(x[i]).save(root / str(label) / f"{k}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_nnclassifier_on_an_image_column_with_a_transform_pipeline(spark, digits, tmp_path):
+    import ember
+    from ember import optim
+    from ember.layers import Dense, Flatten
+    from ember.zoo.pipeline import NNClassifier, NNClassifierModel, read_images
+    from ember.zoo.vision import transforms as T
+
+    prep = T.Compose([T.Resize(14), T.ToTensor(), T.ChannelNormalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    ember.set_seed(0)
+    model = ember.Sequential([Flatten(input_shape=(14, 14, 3)), Dense(3, activation="softmax")])
+    df = read_images(digits, spark, label_from_folder=True).cache()
+    clf = NNClassifier(model, featuresCol="image", batchSize=16, maxEpoch=8, optimMethod=optim.Adam(0.01))
+    fitted = clf.setImagePreprocessing(prep).fit(df)
+    assert isinstance(fitted.getImagePreprocessing(), T.Compose)
+
+    rows = fitted.transform(df).select("image.origin", "label", "prediction", "probability").collect()
+    rows.sort(key=lambda r: r.origin)
+    accuracy = np.mean([r.label == r.prediction for r in rows])
+    assert accuracy > 0.9, accuracy  # 0/1/2 are easy: it learned from the preprocessed pixels
+    local = local_read_images(digits, label_from_folder=True)
+    order = np.argsort(["file:" + p for p in local["paths"]])
+    expected = fitted.model.predict(prep.batch([local["images"][i] for i in order]))
+    np.testing.assert_allclose(np.array([r.probability.toArray() for r in rows]), expected, rtol=1e-5, atol=1e-6)
+
+    fitted.write().overwrite().save(str(tmp_path / "model"))
+    loaded = NNClassifierModel.load(str(tmp_path / "model"))
+    assert repr(loaded.getImagePreprocessing()) == repr(prep)
+    again = loaded.transform(df).select("image.origin", "probability").collect()
+    again.sort(key=lambda r: r.origin)
+    np.testing.assert_allclose(np.array([r.probability.toArray() for r in again]), expected, rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ValueError, match="cannot be saved"):
+        fitted.copy().setImagePreprocessing(lambda im: im / 255.0).write().overwrite().save(str(tmp_path / "m2"))
+    with pytest.raises(ValueError, match="imagePreprocessing is set but column 'label' has type double"):
+        NNClassifierModel(model, featuresCol="label").setImagePreprocessing(prep).transform(df)
+    df.unpersist()

@@ -326,7 +326,9 @@ _SHIPMENTS = {}  # (model, featurize, application) -> ModelShipment, so that a m
 _SHIPMENTS_LOCK = threading.Lock()
 
 
-def _shipment(spark, model_name, featurize):
+def _shipment(spark, model_name, featurize, model=None):
+    """The shipment of the model for ``model_name`` (built with ImageNet weights once per application;
+    ``model``: use this one instead, e.g. random weights for a benchmark without the file)."""
     from ember.zoo.pipeline.inference import ModelShipment
 
     try:
@@ -335,8 +337,9 @@ def _shipment(spark, model_name, featurize):
         app = id(spark)
     key = (_model_key(model_name), bool(featurize), app)
     with _SHIPMENTS_LOCK:
-        if key not in _SHIPMENTS:
-            _SHIPMENTS[key] = ModelShipment(build_model(model_name, featurize), spark, custom_objects={})
+        if key not in _SHIPMENTS or model is not None:
+            model = model if model is not None else build_model(model_name, featurize)
+            _SHIPMENTS[key] = ModelShipment(model, spark, custom_objects={})
         return _SHIPMENTS[key]
 
 
@@ -656,3 +659,15 @@ def image_features(dataset, features, preprocessing):
                              f"{fields[features].simpleString()}, not Spark's image struct")
         return None
     return _preprocess_udf(preprocessing if preprocessing is not None else T.ToTensor())(F.col(features))
+
+
+IMAGE_FEATURES = "__ember_image_features"
+
+
+def image_input(dataset, features, preprocessing):
+    """``(dataset, features)`` unchanged, or where ``features`` is an image column, ``dataset`` with the
+    preprocessed images added as an ``array<float>`` column and that column's name (``NNEstimator.fit``)."""
+    column = image_features(dataset, features, preprocessing)
+    if column is None:
+        return dataset, features
+    return dataset.withColumn(IMAGE_FEATURES, column), IMAGE_FEATURES
