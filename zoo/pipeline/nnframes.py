@@ -32,6 +32,7 @@ from ember.layers.base import Layer
 from ember.optim import methods as methods_module
 from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
+from ember.zoo.pipeline.image import HasImagePreprocessing, image_features, image_input, transform_to_json
 from ember.zoo.pipeline.inference import ModelShipment, input_shape, prediction_udf
 
 # ---------------------------------------------------------------- converters of the object Params
@@ -81,6 +82,8 @@ def _saved_form(name, value):
     """A Param value as JSON (losses and optimization methods by their settings; None for the model)."""
     if name == "model":
         return None
+    if name == "imagePreprocessing" and value is not None:
+        return transform_to_json(value)
     if name == "criterion" and not isinstance(value, str):
         return {"name": value.name, "config": value.get_config()}
     if name == "optimMethod" and not isinstance(value, str):
@@ -110,8 +113,8 @@ def _keyword_only_after(*positional):
 
 
 # ---------------------------------------------------------------- Params
-class _NNParams(Params):
-    """Params shared by the estimators and the models."""
+class _NNParams(HasImagePreprocessing):
+    """Params shared by the estimators and the models (``imagePreprocessing``: see ``image.py``)."""
 
     featuresCol = Param(Params._dummy(), "featuresCol", "features column: an MLlib vector, an array of numbers, "
                         "or a list of numeric columns stacked into one vector", typeConverter=_to_columns)
@@ -397,6 +400,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
+        dataset, features = image_input(dataset, features, self.getImagePreprocessing())  # an image column
         samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False)
         validation = None
         try:
@@ -405,6 +409,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
             opt = Optimizer(model, samples.rdd, self.getCriterion(), self._optim_method(), end, self.getBatchSize())
             if self._validation is not None:
                 trigger, val_df, methods, batch_size = self._validation
+                val_df = image_input(val_df, self.getFeaturesCol(), self.getImagePreprocessing())[0]
                 validation = dataframe_samples(val_df, features, labels, shape)
                 self._check_labels(validation, model)
                 opt.set_validation(batch_size, validation.rdd, trigger, methods)
@@ -474,8 +479,9 @@ class NNModel(_NNParams, _NNPersistence, Model):
         features = column_names(self.getFeaturesCol(), "features")
         udf = prediction_udf(self._shipment, "+".join(features), self._feature_shape(), int(self.getBatchSize()),
                              classify)
+        column = image_features(dataset, self.getFeaturesCol(), self.getImagePreprocessing())  # an image column
         try:
-            column = array_column(dataset, features, "features")
+            column = array_column(dataset, features, "features") if column is None else column
         except DataFrameError as error:
             raise DataFrameError(f"{type(self).__name__}.transform: {error}") from None
         return udf(column)
