@@ -84,12 +84,51 @@ def _require_compiled(model, what):
         raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
 
 
-def _dataset(x, y, what):
+def _dataset(x, y, what, sample_weight=None):
     if is_spark_data(x):
         raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
     if y is None:
         raise ValueError(f"{what}: give targets y")
-    return ArrayDataset(x, y)
+    return ArrayDataset(x, y, sample_weight=sample_weight)
+
+
+def class_weights_of(y, class_weight):
+    """Keras's sample weights for ``class_weight`` ({class id: weight}): each sample gets its class's weight
+    (1.0 for classes not listed); the class is the argmax of a one-hot row, else the rounded label.
+
+    Example:
+        >>> import numpy as np
+        >>> class_weights_of(np.array([0, 2, 1]), {0: 0.5, 2: 3.0}).tolist()
+        [0.5, 3.0, 1.0]
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class id: weight}}, got {type(class_weight).__name__}")
+    if isinstance(y, (list, tuple)):
+        raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
+                         "sample_weight instead")
+    labels = np.asarray(y)
+    if labels.ndim > 1:
+        labels = labels.argmax(axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
+    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    lookup = {int(k): float(v) for k, v in class_weight.items()}
+    return np.array([lookup.get(int(c), 1.0) for c in labels], dtype=np.float64)
+
+
+def _fit_weights(y, sample_weight, class_weight):
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("fit: give class_weight or sample_weight, not both (Keras refuses them together)")
+    if class_weight is not None:
+        return class_weights_of(y, class_weight)
+    return sample_weight
+
+
+def _validation_set(validation_data):
+    """An ArrayDataset from ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``."""
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+        raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), "
+                         "an RDD or a DataFrame")
+    weights = validation_data[2] if len(validation_data) == 3 else None
+    return ArrayDataset(validation_data[0], validation_data[1], sample_weight=weights)
 
 
 def _run(model, optimizer, callbacks, params):
@@ -202,15 +241,21 @@ class KerasTraining:
 
     # ---- fit / evaluate / predict ----
     def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, nb_epoch=None, feature_cols=None, label_cols=None):
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, nb_epoch=None,
+            feature_cols=None, label_cols=None):
         """Train for ``epochs`` (BigDL alias ``nb_epoch``) epochs; returns a History.
 
         Args:
             x, y: NumPy arrays (lists of arrays for several inputs / outputs); or ``x`` a Spark RDD of
                 (features, label) samples, or a DataFrame with ``feature_cols``/``label_cols``, which
                 trains on the cluster (``y`` unused; per-batch callbacks are not called there).
-            validation_data: ``(x_val, y_val)``, scored after every epoch.
-            validation_split: the fraction of (x, y) held out for validation (the last samples).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``, scored after every epoch.
+            validation_split: the fraction of (x, y) held out for validation (the last samples, before
+                shuffling, with their sample weights).
+            class_weight: ``{class id: weight}``: each sample's loss (and training metrics) weighted by its
+                class's weight (Keras: the class is the argmax of a one-hot target).
+            sample_weight: one weight per sample, shape (samples,). The loss is
+                ``sum(w * loss) / batch size`` and the metrics weighted means, as in Keras.
             callbacks: Callback instances.
             verbose: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch.
         """
@@ -221,15 +266,16 @@ class KerasTraining:
             if validation_split:
                 raise ValueError("fit: validation_split takes arrays; for an RDD or DataFrame pass validation_data "
                                  "(for example from df.randomSplit([0.9, 0.1]))")
+            if class_weight is not None or sample_weight is not None:
+                raise ValueError("fit: class_weight and sample_weight take NumPy arrays; on an RDD or DataFrame "
+                                 "they are not supported (weight the samples in the data instead)")
             data, samples = x, None
         else:
-            data = _dataset(x, y, "fit")
+            data = _dataset(x, y, "fit", _fit_weights(y, sample_weight, class_weight))
             samples = len(data)
         val = validation_data
         if validation_data is not None and not is_spark_data(validation_data):
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val), an RDD or a DataFrame")
-            val = ArrayDataset(*validation_data)
+            val = _validation_set(validation_data)
         elif validation_split:
             data, val = data.split(validation_split)
             samples = len(data)
@@ -243,7 +289,7 @@ class KerasTraining:
             optimizer.set_progress(0, bar=(verbose == 1))
         if val is not None:
             loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-            methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
+            methods = list(self.metrics) + [_keras_loss(loss)]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
         return _run(self, optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
                                                 "verbose": verbose})
@@ -254,22 +300,27 @@ class KerasTraining:
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False, feature_cols=None, label_cols=None):
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False,
+                 feature_cols=None, label_cols=None):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
         ``return_dict`` a dict ``{"loss": ..., name: ...}``. ``x`` may be a DataFrame (``feature_cols``,
-        ``label_cols``; default "features", "label"): evaluated on the executors in column batches."""
+        ``label_cols``; default "features", "label"): evaluated on the executors in column batches.
+        ``sample_weight`` (one per sample) weighs the loss and the metrics as Keras does. The loss includes
+        the regularization penalties, as Keras's does."""
         _require_compiled(self, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-        methods = [validation_module.Loss(loss)] + list(self.metrics)
+        methods = [_keras_loss(loss)] + list(self.metrics)
         if is_spark_data(x):
             from ember.zoo.pipeline.inference import evaluate_dataframe
 
             if not hasattr(x, "columns"):
                 raise TypeError("evaluate: a DataFrame (or NumPy arrays) is expected, got an RDD")
+            if sample_weight is not None:
+                raise ValueError("evaluate: sample_weight takes NumPy arrays, not a DataFrame")
             results = evaluate_dataframe(self, x, methods, batch_size, feature_cols, label_cols)
         else:
-            data = _dataset(x, y, "evaluate")
+            data = _dataset(x, y, "evaluate", sample_weight)
             was_training = self.training
             self.eval()
             try:
@@ -307,8 +358,11 @@ class KerasTraining:
         return out.argmax(axis=-1)
 
 
-def _renamed(method, name):
-    method.name = name
+def _keras_loss(criterion):
+    """The "loss" that Keras reports: the criterion's mean plus the model's regularization penalties."""
+    method = validation_module.Loss(criterion)
+    method.name = "loss"
+    method.keras_loss = True
     return method
 
 
