@@ -116,6 +116,28 @@ def _sample_weights(sample_weight, size):
     return w
 
 
+def class_weights_of(y, class_weight):
+    """Keras's sample weights for ``class_weight`` ({class id: weight}): each sample gets its class's weight
+    (1.0 for classes not listed); the class is the argmax of a one-hot row, else the rounded label.
+
+    Example:
+        >>> import numpy as np
+        >>> class_weights_of(np.array([0, 2, 1]), {0: 0.5, 2: 3.0}).tolist()
+        [0.5, 3.0, 1.0]
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class id: weight}}, got {type(class_weight).__name__}")
+    if isinstance(y, (list, tuple)):
+        raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
+                         "sample_weight instead")
+    labels = np.asarray(y)
+    if labels.ndim > 1:
+        labels = labels.argmax(axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
+    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    lookup = {int(k): float(v) for k, v in class_weight.items()}
+    return np.array([lookup.get(int(c), 1.0) for c in labels], dtype=np.float64)
+
+
 def is_spark_data(data):
     """A pyspark RDD or DataFrame (told by type, without importing pyspark)."""
     return (type(data).__module__ or "").startswith("pyspark") and (hasattr(data, "mapPartitions")

@@ -165,6 +165,7 @@ class IterationRecord:
     records: int  # samples planned for the step
     seconds: float
     learning_rate: float
+    ends_epoch: bool = None  # whether the step ends its epoch; None: when the epoch's samples are done
 
 
 @dataclasses.dataclass
@@ -493,7 +494,7 @@ class TrainingLoop:
         if self.train_summary is not None:
             self._write_train_summary(record)
         self._report(record)
-        if st["position"] >= self.engine.size:
+        if self._ends_epoch(record):
             st["epoch"] += 1
             st["position"] = 0
             st["epoch_finished"] = True
@@ -530,11 +531,16 @@ class TrainingLoop:
         self._pending[0] += record.records
         self._pending[1] += record.seconds
         st = self.state
-        epoch_end = st["position"] >= self.engine.size
+        epoch_end = self._ends_epoch(record)
         due = self.log_every and record.iteration % self.log_every == 0
         if self._bar is not None or due or (self.progress_bar and epoch_end):
             self.progress(record.iteration, st["epoch"], min(st["position"], self.engine.size), self._pending[0],
                           self._pending[1], record.loss)
+
+    def _ends_epoch(self, record):
+        if record.ends_epoch is not None:  # a stream of batches knows when its epoch ends
+            return record.ends_epoch
+        return self.state["position"] >= self.engine.size
 
     def progress(self, iteration, epoch, position, records, seconds, loss):
         """Report progress up to ``iteration`` (``records`` samples in ``seconds`` since the last report):
