@@ -1,5 +1,5 @@
 """Layers (Keras names), containers (Sequential, Model), losses and initializers."""
-from ember.layers import initializers, losses
+from ember.layers import initializers, losses, regularizers
 from ember.layers.base import InputSpec, Layer, SymbolicTensor
 from ember.layers.containers import Model, Sequential
 from ember.layers.convolutional import (
@@ -51,5 +51,5 @@ __all__ = [
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec", "Lambda", "Layer",
     "LayerNormalization", "LocalResponseNormalization", "MaxPooling2D", "Maximum", "Minimum", "Model",
     "Multiply", "Permute", "Reshape", "Sequential", "SimpleRNN", "Subtract", "SymbolicTensor", "ZeroPadding2D",
-    "initializers", "load_model", "losses",
+    "initializers", "load_model", "losses", "regularizers",
 ]

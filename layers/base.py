@@ -8,7 +8,7 @@ import numpy as np
 from ember.engine import config
 from ember.engine import functional as F
 from ember.engine.tensor import Tensor
-from ember.layers import initializers
+from ember.layers import initializers, regularizers
 
 # every Layer class by its qualified name ("module.QualName"): names that cannot collide
 LAYER_CLASSES = {}
@@ -39,6 +39,8 @@ def _snake(name):
 
 # while a model is rebuilt from a file: how many weight elements may still be created (None: no limit)
 _WEIGHT_BUDGET = contextvars.ContextVar("ember_weight_budget", default=None)
+# while the outermost layer call runs: the list its activity penalties (and its sublayers') go into
+_CALL_LOSSES = contextvars.ContextVar("ember_call_losses", default=None)
 
 
 class WeightBudgetExceeded(ValueError):
@@ -170,13 +172,17 @@ class Layer:
     # activations this layer can apply itself (``call(x, activation=name)``): a model runs such a
     # layer and the Activation layer after it as one op when nothing else reads the layer's output
     fusable_activations = ()
+    # penalties (see ``losses``); set per instance by __init__, class defaults for layers made without it
+    activity_regularizer = None
+    _weight_regularizers = ()
+    _call_losses = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         register_layer_class(cls)
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None,
-                 batch_size=None, **kwargs):
+                 batch_size=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         object.__setattr__(self, "_sublayers", {})
@@ -185,6 +191,9 @@ class Layer:
         self.built = False
         self.training = True
         self._weights = []  # (Tensor, trainable, initializer) in creation order
+        self._weight_regularizers = []  # (Tensor, regularizer)
+        self._call_losses = []  # the activity penalties of the last outermost call
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self._inbound_nodes = []
         self.dtype = np.dtype(dtype) if dtype is not None else None
         if batch_input_shape is not None:
@@ -205,14 +214,55 @@ class Layer:
                 layer.trainable = value
 
     # ---- weights ----
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
-        """Create, initialise and track a weight; returns its Tensor."""
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, regularizer=None):
+        """Create, initialise and track a weight; returns its Tensor. ``regularizer`` (a name or a
+        ``Regularizer``) adds its penalty on this weight to the training loss (see ``losses``)."""
         _spend_weight_budget(self.name, name, shape)
         init = initializers.get(initializer)
         dtype = self.dtype or config.get_default_dtype()
         tensor = Tensor(init(shape, dtype), requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")
         self._weights.append((tensor, trainable, init))
+        regularizer = regularizers.get(regularizer)
+        if regularizer is not None:
+            self._weight_regularizers.append((tensor, regularizer))
         return tensor
+
+    @property
+    def losses(self):
+        """The penalties to add to the training loss (Keras's ``layer.losses``): every weight regularizer's
+        penalty on the current weights (of this layer and its sublayers), then the activity penalties of the
+        last call, as scalar Tensors that ``backward`` reaches the weights through.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.layers import Dense
+            >>> layer = Dense(2, kernel_initializer="ones", kernel_regularizer="l2", activity_regularizer="l1")
+            >>> _ = layer(np.ones((4, 3)))
+            >>> [round(float(p.item()), 4) for p in layer.losses]  # 0.01 * 6 ones; 0.01 * (4 * 2 * 3) / 4
+            [0.06, 0.06]
+        """
+        found, seen = [], set()
+
+        def weight_penalties(layer):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            for tensor, regularizer in layer._weight_regularizers:
+                found.append(regularizer(tensor))
+            for sub in layer._sublayers.values():
+                weight_penalties(sub)
+
+        weight_penalties(self)
+        return found + list(self._call_losses)
+
+    def penalty(self):
+        """The sum of ``losses`` as one scalar Tensor, or None when there is no penalty."""
+        if not self._call_losses and not self._has_weight_regularizers():
+            return None
+        return regularizers.total_penalty(self.losses)
+
+    def _has_weight_regularizers(self):
+        return bool(self._weight_regularizers) or any(s._has_weight_regularizers() for s in self._sublayers.values())
 
     def reset_parameters(self):
         """Re-draw every weight from its initializer, in place (views stay valid)."""
@@ -321,7 +371,17 @@ class Layer:
                     raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) got NaN or infinite input")
         x = tensors if isinstance(inputs, (list, tuple)) else tensors[0]
         mode = self.training if training is None else bool(training)
-        out = self.call(x, training=mode, **kwargs)
+        collected = _CALL_LOSSES.get()
+        token = _CALL_LOSSES.set([]) if collected is None else None
+        try:
+            out = self.call(x, training=mode, **kwargs)
+            if self.activity_regularizer is not None:
+                _CALL_LOSSES.get().extend(regularizers.activity_penalty(self.activity_regularizer, o)
+                                          for o in _flatten(out) if isinstance(o, Tensor))
+        finally:
+            if token is not None:
+                self._call_losses = _CALL_LOSSES.get()
+                _CALL_LOSSES.reset(token)
         if self.supports_masking and len(masks) == 1 and masks[0] is not None and get_mask(out) is None \
                 and isinstance(out, Tensor) and out.shape[:2] == tensors[0].shape[:2]:
             set_mask(out, masks[0])
@@ -361,6 +421,8 @@ class Layer:
             cfg["batch_input_shape"] = list(self._batch_input_shape)
         if self.dtype is not None:
             cfg["dtype"] = self.dtype.name
+        if self.activity_regularizer is not None:
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return cfg
 
     @classmethod

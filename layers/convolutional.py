@@ -4,7 +4,7 @@ Internally every spatial op runs on NHWC arrays; ``channels_first`` inputs are t
 out, and 1-D inputs get a unit height.
 """
 from ember.engine import functional as F
-from ember.layers import activations, initializers
+from ember.layers import activations, initializers, regularizers
 from ember.layers.base import InputSpec, Layer, get_mask, to_tuple
 from ember.layers.core import _check_format
 
@@ -70,8 +70,11 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format="channels_last",
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.filters = int(filters)
         self.kernel_size = to_tuple(kernel_size, 2, "kernel_size")
         self.strides = to_tuple(strides, 2, "strides")
@@ -91,10 +94,15 @@ class Conv2D(Layer):
         if c % self.groups:
             raise ValueError(f"Layer '{self.name}': input channels ({c}) must be divisible by groups ({self.groups})")
         self.kernel = self.add_weight("kernel", self.kernel_size + (c // self.groups, self.filters),
-                                      self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
+        self.bias = self._bias_weight()
         axis = 1 if self.data_format == "channels_first" else -1
         self.input_spec = InputSpec(ndim=4, axes={axis: c})
+
+    def _bias_weight(self):
+        if not self.use_bias:
+            return None
+        return self.add_weight("bias", (self.filters,), self.bias_initializer, regularizer=self.bias_regularizer)
 
     def _conv(self, x, kernel, groups):
         h, w, _ = x.shape[1:]
@@ -118,7 +126,8 @@ class Conv2D(Layer):
                 "dilation_rate": list(self.dilation_rate), "groups": self.groups,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                **regularizers.serialize_fields(self, "kernel_regularizer", "bias_regularizer")}
 
 
 class Conv1D(Layer):
@@ -131,8 +140,11 @@ class Conv1D(Layer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format="channels_last",
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.filters = int(filters)
         self.kernel_size = to_tuple(kernel_size, 1, "kernel_size")[0]
         self.strides = to_tuple(strides, 1, "strides")[0]
@@ -151,8 +163,9 @@ class Conv1D(Layer):
             raise ValueError(f"Layer '{self.name}': channels ({c}) and filters ({self.filters}) "
                              f"must be divisible by groups ({self.groups})")
         self.kernel = self.add_weight("kernel", (self.kernel_size, c // self.groups, self.filters),
-                                      self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
         self.input_spec = InputSpec(ndim=3, axes={1 if self.data_format == "channels_first" else -1: c})
 
     def call(self, x, training=False):
@@ -179,7 +192,8 @@ class Conv1D(Layer):
                 "dilation_rate": self.dilation_rate, "groups": self.groups,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                **regularizers.serialize_fields(self, "kernel_regularizer", "bias_regularizer")}
 
 
 class DepthwiseConv2D(Conv2D):
@@ -190,17 +204,18 @@ class DepthwiseConv2D(Conv2D):
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  data_format="channels_last", dilation_rate=(1, 1), activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 depthwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
+                 **kwargs):
         super().__init__(1, kernel_size, strides, padding, data_format, dilation_rate, 1, activation, use_bias,
-                         depthwise_initializer, bias_initializer, **kwargs)
+                         depthwise_initializer, bias_initializer, kernel_regularizer=depthwise_regularizer, **kwargs)
         self.depth_multiplier = int(depth_multiplier)
 
     def build(self, input_shape):
         c = _spatial(input_shape, self.data_format)[2]
         self.filters = c * self.depth_multiplier
         self.depthwise_kernel = self.add_weight("depthwise_kernel", self.kernel_size + (c, self.depth_multiplier),
-                                                self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+                                                self.kernel_initializer, regularizer=self.kernel_regularizer)
+        self.bias = self._bias_weight()
         axis = 1 if self.data_format == "channels_first" else -1
         self.input_spec = InputSpec(ndim=4, axes={axis: c})
 
@@ -220,6 +235,8 @@ class DepthwiseConv2D(Conv2D):
         for key in ("filters", "groups"):
             cfg.pop(key)
         cfg["depthwise_initializer"] = cfg.pop("kernel_initializer")
+        if "kernel_regularizer" in cfg:
+            cfg["depthwise_regularizer"] = cfg.pop("kernel_regularizer")
         return {**cfg, "depth_multiplier": self.depth_multiplier}
 
 
@@ -241,8 +258,9 @@ class Conv2DTranspose(Conv2D):
 
     def build(self, input_shape):
         c = _spatial(input_shape, self.data_format)[2]
-        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, c), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, c), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self._bias_weight()
         self.input_spec = InputSpec(ndim=4, axes={1 if self.data_format == "channels_first" else -1: c})
 
     def _out_len(self, size, i):

@@ -3,7 +3,7 @@ import math
 
 from ember.engine import config
 from ember.engine import functional as F
-from ember.layers import activations, initializers
+from ember.layers import activations, initializers, regularizers
 from ember.layers.base import InputSpec, Layer, SymbolicTensor, set_mask
 
 
@@ -60,8 +60,10 @@ class Dense(Layer):
     input_spec = InputSpec(min_ndim=2)
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if int(units) <= 0:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = int(units)
@@ -72,8 +74,10 @@ class Dense(Layer):
 
     def build(self, input_shape):
         in_dim = input_shape[-1]
-        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, x, training=False):
@@ -86,7 +90,8 @@ class Dense(Layer):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                **regularizers.serialize_fields(self, "kernel_regularizer", "bias_regularizer")}
 
 
 class Activation(Layer):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ember.engine.ops.shape import EmbeddingLookup
-from ember.layers import initializers
+from ember.layers import initializers, regularizers
 from ember.layers.base import Layer, set_mask
 
 
@@ -26,8 +26,9 @@ class Embedding(Layer):
     _dtype_kind = "i"
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, input_length=None,
-                 **kwargs):
+                 embeddings_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
         self.input_length = input_length  # Keras 2's argument; the length comes from the input
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
@@ -35,7 +36,7 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                                          self.embeddings_initializer)
+                                          self.embeddings_initializer, regularizer=self.embeddings_regularizer)
 
     def call(self, x, training=False):
         ids = x.data
@@ -55,4 +56,5 @@ class Embedding(Layer):
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
-                "mask_zero": self.mask_zero, "input_length": self.input_length}
+                "mask_zero": self.mask_zero, "input_length": self.input_length,
+                **regularizers.serialize_fields(self, "embeddings_regularizer")}

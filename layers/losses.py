@@ -58,14 +58,24 @@ class Loss:
 
     name = None
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The batch loss; with ``sample_weight`` (one weight per sample) Keras's weighted form:
+        ``sum(per_sample * sample_weight) / number of per-sample values``."""
         if not isinstance(y_pred, Tensor):
             y_pred = Tensor(y_pred)
-        return self.call(y_true, y_pred)
+        if sample_weight is None:
+            return self.call(y_true, y_pred)
+        return weighted_mean(self.per_sample(y_true, y_pred), sample_weight, self.name)
 
     def call(self, y_true, y_pred):
         """The loss of ``y_pred`` (a Tensor) against ``y_true``, as a scalar Tensor; subclasses implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
+
+    def per_sample(self, y_true, y_pred):
+        """The loss of each sample (reduced over the last axis only, as Keras's loss functions return it), a
+        Tensor of shape ``y_pred.shape[:-1]``; needed for ``sample_weight``."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-sample losses (per_sample), so it cannot "
+                                  "take sample_weight or class_weight; implement per_sample(y_true, y_pred)")
 
     def get_config(self):
         """The constructor's arguments as a dict (what ``repr`` shows and a saved model stores)."""
@@ -73,6 +83,27 @@ class Loss:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.get_config()})"
+
+
+def weighted_mean(values, sample_weight, name="loss"):
+    """``sum(values * w) / values.size`` with ``w`` (one weight per sample) broadcast over the trailing
+    axes of ``values`` (Keras's "sum_over_batch_size" reduction with sample weights).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import losses
+        >>> per = losses.MeanSquaredError().per_sample(np.zeros((2, 2)), np.array([[1.0, 1.0], [2.0, 0.0]]))
+        >>> losses.weighted_mean(per, np.array([3.0, 0.5])).item()  # (3 * 1 + 0.5 * 2) / 2
+        2.0
+    """
+    w = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight, dtype=values.dtype)
+    if w.ndim == values.ndim + 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim > values.ndim or tuple(w.shape) != tuple(values.shape[:w.ndim]):
+        raise ValueError(f"{name}: sample_weight of shape {w.shape} does not fit per-sample losses of shape "
+                         f"{tuple(values.shape)}; expected one weight per sample, shape ({values.shape[0]},)")
+    w = w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
+    return F.sum(values * Tensor(w)) * (1.0 / max(values.size, 1))
 
 
 def _softmax_logits(y_pred):
@@ -107,7 +138,8 @@ class SparseCategoricalCrossentropy(Loss):
     def __init__(self, from_logits=False):
         self.from_logits = from_logits
 
-    def call(self, y_true, y_pred):
+    def _labels(self, y_true, y_pred):
+        """The labels as 0-based int64 ids of shape ``y_pred.shape[:-1]``, checked."""
         labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
         if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
             labels = labels[..., 0]
@@ -124,16 +156,33 @@ class SparseCategoricalCrossentropy(Loss):
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{self.name}: labels must be in [0, {classes}) (0-based), got range "
                              f"[{labels.min()}, {labels.max()}]")
+        return labels
+
+    def call(self, y_true, y_pred):
+        labels = self._labels(y_true, y_pred)
         logits = y_pred if self.from_logits else _softmax_logits(y_pred)
         if logits is not None:
             # NOTE: on a softmax output the loss is taken from that softmax's logits (as Keras does
             # on TensorFlow): the same value without clipping, and the exact gradient p - onehot.
-            return SoftmaxCrossEntropy.apply(F.reshape(logits, (-1, classes)), labels=labels.reshape(-1))
-        p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
-        logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
+            return SoftmaxCrossEntropy.apply(F.reshape(logits, (-1, y_pred.shape[-1])), labels=labels.reshape(-1))
+        return -F.mean(self._picked_log_probabilities(y_pred, None, labels))
+
+    @staticmethod
+    def _picked_log_probabilities(y_pred, logits, labels):
+        classes = y_pred.shape[-1]
+        if logits is not None:
+            logp = F.log_softmax(logits, axis=-1)
+        else:
+            p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
+            logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
         flat = F.reshape(logp, (-1, classes))
-        picked = flat[np.arange(flat.shape[0]), labels.reshape(-1)]
-        return -F.mean(picked)
+        return flat[np.arange(flat.shape[0]), labels.reshape(-1)]
+
+    def per_sample(self, y_true, y_pred):
+        labels = self._labels(y_true, y_pred)
+        logits = y_pred if self.from_logits else _softmax_logits(y_pred)
+        picked = self._picked_log_probabilities(y_pred, logits, labels)
+        return F.reshape(-picked, tuple(y_pred.shape[:-1]))
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -173,6 +222,17 @@ class CategoricalCrossentropy(Loss):
             logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
         return -F.mean(F.sum(y * logp, axis=-1))
 
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
+        _check_probabilities(self.name, y)
+        if self.from_logits:
+            logp = F.log_softmax(y_pred, axis=-1)
+        else:
+            p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
+            logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
+        return -F.sum(y * logp, axis=-1)
+
     def get_config(self):
         return {"from_logits": self.from_logits}
 
@@ -199,7 +259,7 @@ class BinaryCrossentropy(Loss):
     def __init__(self, from_logits=False):
         self.from_logits = from_logits
 
-    def call(self, y_true, y_pred):
+    def _elements(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         if y.ndim + 1 == y_pred.ndim and y_pred.shape[-1] == 1 and tuple(y.shape) == tuple(y_pred.shape[:-1]):
             y = Tensor(y.data.reshape(y_pred.shape))  # labels of shape (N,) against outputs (N, 1), as Keras takes
@@ -207,11 +267,16 @@ class BinaryCrossentropy(Loss):
         _check_probabilities(self.name, y)
         if self.from_logits:
             # max(x, 0) - x*y + log(1 + exp(-|x|))
-            per = F.relu(y_pred) - y_pred * y + F.softplus(-F.abs(y_pred))
-        else:
-            p = F.clip(y_pred, EPSILON, 1 - EPSILON)
-            per = -(y * F.log(p) + (1 - y) * F.log(1 - p))
-        return F.mean(per)
+            return F.relu(y_pred) - y_pred * y + F.softplus(-F.abs(y_pred))
+        p = F.clip(y_pred, EPSILON, 1 - EPSILON)
+        return -(y * F.log(p) + (1 - y) * F.log(1 - p))
+
+    def call(self, y_true, y_pred):
+        return F.mean(self._elements(y_true, y_pred))
+
+    def per_sample(self, y_true, y_pred):
+        per = self._elements(y_true, y_pred)
+        return F.mean(per, axis=-1) if per.ndim > 1 else per
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -238,6 +303,12 @@ class MeanSquaredError(Loss):
         d = y_pred - y
         return F.mean(d * d)
 
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
+        d = y_pred - y
+        return _last_axis_mean(d * d)
+
 
 class MeanAbsoluteError(Loss):
     """mean(|y_pred - y_true|) over every element (Keras names: "mean_absolute_error", "mae").
@@ -258,6 +329,11 @@ class MeanAbsoluteError(Loss):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
         return F.mean(F.abs(y_pred - y))
+
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
+        return _last_axis_mean(F.abs(y_pred - y))
 
 
 class Huber(Loss):
@@ -285,9 +361,17 @@ class Huber(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
+        return F.mean(self._elements(y, y_pred))
+
+    def _elements(self, y, y_pred):
         a = F.abs(y_pred - y)
         quad = F.minimum(a, Tensor(np.asarray(self.delta, dtype=y_pred.dtype)))
-        return F.mean(quad * quad * 0.5 + (a - quad) * self.delta)
+        return quad * quad * 0.5 + (a - quad) * self.delta
+
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
+        return _last_axis_mean(self._elements(y, y_pred))
 
     def get_config(self):
         return {"delta": self.delta}
@@ -312,9 +396,14 @@ class KLDivergence(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
+        return F.mean(self.per_sample(y, y_pred))
+
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
         yc = F.clip(y, EPSILON, 1.0)
         pc = F.clip(y_pred, EPSILON, 1.0)
-        return F.mean(F.sum(yc * F.log(yc / pc), axis=-1))
+        return F.sum(yc * F.log(yc / pc), axis=-1)
 
 
 class Hinge(Loss):
@@ -336,10 +425,24 @@ class Hinge(Loss):
     def call(self, y_true, y_pred):
         y = _target(y_true, y_pred)
         _check_same_shape(self.name, y, y_pred)
+        return F.mean(self._elements(y, y_pred))
+
+    @staticmethod
+    def _elements(y, y_pred):
         data = y.data
         if np.all((data == 0) | (data == 1)):
             y = Tensor(2 * data - 1)
-        return F.mean(F.relu(1 - y * y_pred))
+        return F.relu(1 - y * y_pred)
+
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        _check_same_shape(self.name, y, y_pred)
+        return _last_axis_mean(self._elements(y, y_pred))
+
+
+def _last_axis_mean(values):
+    """Per-sample values: the mean over the last axis (Keras's loss functions), a vector as it is."""
+    return F.mean(values, axis=-1) if values.ndim > 1 else values
 
 
 _BY_NAME = {cls.name: cls for cls in (SparseCategoricalCrossentropy, CategoricalCrossentropy, BinaryCrossentropy,

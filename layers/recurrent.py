@@ -9,7 +9,7 @@ from ember.engine import functional as F
 from ember.engine.backend import get_array_module
 from ember.engine.ops.activation import GRUCell, LSTMCell
 from ember.engine.tensor import Tensor
-from ember.layers import activations, initializers
+from ember.layers import activations, initializers, regularizers
 from ember.layers.base import InputSpec, Layer, get_mask, set_mask
 
 
@@ -20,8 +20,11 @@ class _RNN(Layer):
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  go_backwards=False, return_state=False, dropout=0.0, recurrent_dropout=0.0, stateful=False,
-                 unroll=False, **kwargs):
+                 unroll=False, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if stateful:
             raise ValueError(f"{type(self).__name__}: stateful=True is not supported (each batch starts from zeros)")
         for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
@@ -41,9 +44,12 @@ class _RNN(Layer):
 
     def build(self, input_shape):
         g = self._gates * self.units
-        self.kernel = self.add_weight("kernel", (input_shape[-1], g), self.kernel_initializer)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g), self.recurrent_initializer)
-        self.bias = self.add_weight("bias", self._bias_shape(), self._bias_init()) if self.use_bias else None
+        self.kernel = self.add_weight("kernel", (input_shape[-1], g), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g), self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer)
+        self.bias = self.add_weight("bias", self._bias_shape(), self._bias_init(),
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
         self.input_spec = InputSpec(ndim=3, axes={-1: input_shape[-1]})
 
     def _bias_shape(self):
@@ -117,7 +123,9 @@ class _RNN(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "return_sequences": self.return_sequences, "go_backwards": self.go_backwards,
                 "return_state": self.return_state, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-                "unroll": self.unroll}
+                "unroll": self.unroll,
+                **regularizers.serialize_fields(self, "kernel_regularizer", "recurrent_regularizer",
+                                                "bias_regularizer")}
 
 
 def _as_tuple(state):

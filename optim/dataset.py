@@ -48,7 +48,7 @@ class ArrayDataset:
         (10, [4, 4, 2])
     """
 
-    def __init__(self, x, y=None, allow_nonfinite=False):
+    def __init__(self, x, y=None, allow_nonfinite=False, sample_weight=None):
         self.x = _as_list(x, "inputs", allow_nonfinite)
         self.y = None if y is None else _as_list(y, "targets", allow_nonfinite)
         self.x_is_list = isinstance(x, (list, tuple))
@@ -60,6 +60,7 @@ class ArrayDataset:
         self.size = sizes.pop()
         if self.size == 0:
             raise ValueError("the training set is empty")
+        self.sample_weight = None if sample_weight is None else _sample_weights(sample_weight, self.size)
 
     def __len__(self):
         return self.size
@@ -83,6 +84,10 @@ class ArrayDataset:
         ys = [a[index] for a in self.y]
         return x, (ys if self.y_is_list else ys[0])
 
+    def weights(self, index):
+        """The sample weights of the samples at ``index``, or None when the samples are not weighted."""
+        return None if self.sample_weight is None else self.sample_weight[index]
+
     def split(self, fraction):
         """(first, last) datasets with the last ``fraction`` of the samples held out (Keras' validation_split)."""
         if not 0 < fraction < 1:
@@ -91,12 +96,46 @@ class ArrayDataset:
         if cut == 0 or cut == self.size:
             raise ValueError(f"validation_split={fraction} leaves an empty part of {self.size} samples")
         head, tail = np.arange(cut), np.arange(cut, self.size)
-        return (ArrayDataset(*self._subset(head)), ArrayDataset(*self._subset(tail)))
+        return (ArrayDataset(*self._subset(head), sample_weight=self.weights(head)),
+                ArrayDataset(*self._subset(tail), sample_weight=self.weights(tail)))
 
     def _subset(self, index):
         x = [a[index] for a in self.x]
         y = None if self.y is None else [a[index] for a in self.y]
         return (x if self.x_is_list else x[0]), (None if y is None else (y if self.y_is_list else y[0]))
+
+
+def _sample_weights(sample_weight, size):
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (size,):
+        raise ValueError(f"sample_weight must hold one weight per sample, shape ({size},), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    return w
+
+
+def class_weights_of(y, class_weight):
+    """Keras's sample weights for ``class_weight`` ({class id: weight}): each sample gets its class's weight
+    (1.0 for classes not listed); the class is the argmax of a one-hot row, else the rounded label.
+
+    Example:
+        >>> import numpy as np
+        >>> class_weights_of(np.array([0, 2, 1]), {0: 0.5, 2: 3.0}).tolist()
+        [0.5, 3.0, 1.0]
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class id: weight}}, got {type(class_weight).__name__}")
+    if isinstance(y, (list, tuple)):
+        raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
+                         "sample_weight instead")
+    labels = np.asarray(y)
+    if labels.ndim > 1:
+        labels = labels.argmax(axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
+    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    lookup = {int(k): float(v) for k, v in class_weight.items()}
+    return np.array([lookup.get(int(c), 1.0) for c in labels], dtype=np.float64)
 
 
 def is_spark_data(data):

@@ -9,7 +9,7 @@ from ember.engine import config, no_grad
 from ember.optim.clipping import clip_by_global_norm, clip_by_value
 from ember.optim.dataset import ArrayDataset, to_dataset
 from ember.optim.loop import IterationRecord, Segment, TrainingDivergedError, compute_loss, evaluate_dataset
-from ember.optim.validation import to_numpy
+from ember.optim.validation import score, to_numpy
 
 
 def clip_gradient(grad, clip_const, clip_norm):
@@ -71,25 +71,26 @@ class LocalEngine:
         st = loop.state
         index = self._order[st["position"]:st["position"] + loop.batch_size]
         x, y = self.dataset.take(index)
+        w = self.dataset.weights(index)
         lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, st["epoch"])
         t0 = time.perf_counter()
-        loss, out = self._step(loop, x, y, lr, start)
+        loss, out = self._step(loop, x, y, lr, start, w)
         dt = time.perf_counter() - t0
         metrics = None
         if loop.train_metrics and out is not None:
             o = out[0] if isinstance(out, (list, tuple)) else out
             yb = y[0] if isinstance(y, (list, tuple)) else y
-            metrics = [m(o, yb) for m in loop.train_metrics]
+            metrics = [score(m, o, yb, w) for m in loop.train_metrics]
         return Segment([IterationRecord(start + 1, loss, len(index), dt, lr)], metrics)
 
-    def _step(self, loop, x, y, lr, iteration):
+    def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)
         holder = {}
 
         def feval():
             grad[...] = 0
             out = loop.model(x, training=True)
-            loss = compute_loss(loop.criterion, y, out)
+            loss = compute_loss(loop.criterion, y, out, loop.model, sample_weight)
             value = float(to_numpy(loss))
             if not math.isfinite(value):
                 raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")

@@ -81,8 +81,19 @@ def ensure_log_handler():
         ember_logger.setLevel(logging.INFO)
 
 
-def compute_loss(criterion, y, out):
-    """The training loss: one criterion, or a list (one per model output) summed."""
+def _weighted(criterion, y, out, sample_weight):
+    if sample_weight is None:
+        return criterion(y, out)
+    if not isinstance(criterion, losses_module.Loss):
+        raise TypeError(f"sample_weight/class_weight need a loss that gives per-sample values (an ember.losses.Loss "
+                        f"with per_sample); got {criterion!r}")
+    return criterion(y, out, sample_weight=sample_weight)
+
+
+def compute_loss(criterion, y, out, model=None, sample_weight=None):
+    """The training loss: one criterion, or a list (one per model output) summed; plus the model's
+    penalties (weight and activity regularizers of the call that made ``out``) when ``model`` is given.
+    ``sample_weight``: one weight per sample, applied to every output's loss (Keras's weighting)."""
     if isinstance(criterion, (list, tuple)):
         if not isinstance(out, (list, tuple)) or len(out) != len(criterion):
             raise ValueError(f"{len(criterion)} losses given but the model has "
@@ -91,12 +102,14 @@ def compute_loss(criterion, y, out):
             raise ValueError(f"the model has {len(out)} outputs: give a list of {len(out)} target arrays")
         total = None
         for c, t, o in zip(criterion, y, out):
-            term = c(t, o)
+            term = _weighted(c, t, o, sample_weight)
             total = term if total is None else total + term
-        return total
-    if isinstance(out, (list, tuple)):
+    elif isinstance(out, (list, tuple)):
         raise ValueError(f"the model has {len(out)} outputs: give one loss per output (a list)")
-    return criterion(y, out)
+    else:
+        total = _weighted(criterion, y, out, sample_weight)
+    penalty = model.penalty() if model is not None else None
+    return total if penalty is None else total + penalty
 
 
 def predict_arrays(model, x, batch_size=32):
@@ -114,17 +127,25 @@ def predict_arrays(model, x, batch_size=32):
 
 
 def evaluate_dataset(model, dataset, batch_size, methods):
-    """Sum each validation method's results over ``dataset`` in inference mode; a list of results."""
+    """Sum each validation method's results over ``dataset`` in inference mode; a list of results. A
+    method with ``keras_loss`` set (the Keras loss of ``evaluate``) also counts the model's
+    regularization penalties, as Keras's reported loss does."""
     batch_size = check_batch_size(batch_size)
     totals = [None] * len(methods)
+    penalized = [getattr(m, "keras_loss", False) for m in methods]
     with no_grad():
         for index in dataset.batches(np.arange(len(dataset)), batch_size):
             xb, yb = dataset.take(index)
             out = model(xb, training=False)
             out = out[0] if isinstance(out, (list, tuple)) else out
             yb = yb[0] if isinstance(yb, (list, tuple)) else yb
+            penalty = model.penalty() if any(penalized) else None
+            wb = dataset.weights(index) if hasattr(dataset, "weights") else None
             for i, m in enumerate(methods):
-                r = m(out, yb)
+                r = validation_module.score(m, out, yb, wb)
+                if penalty is not None and penalized[i]:
+                    r = validation_module.ValidationResult(r.total + float(to_numpy(penalty)) * r.count, r.count,
+                                                           r.name)
                 totals[i] = r if totals[i] is None else totals[i] + r
     return totals
 
@@ -144,6 +165,7 @@ class IterationRecord:
     records: int  # samples planned for the step
     seconds: float
     learning_rate: float
+    ends_epoch: bool = None  # whether the step ends its epoch; None: when the epoch's samples are done
 
 
 @dataclasses.dataclass
@@ -472,7 +494,7 @@ class TrainingLoop:
         if self.train_summary is not None:
             self._write_train_summary(record)
         self._report(record)
-        if st["position"] >= self.engine.size:
+        if self._ends_epoch(record):
             st["epoch"] += 1
             st["position"] = 0
             st["epoch_finished"] = True
@@ -509,11 +531,16 @@ class TrainingLoop:
         self._pending[0] += record.records
         self._pending[1] += record.seconds
         st = self.state
-        epoch_end = st["position"] >= self.engine.size
+        epoch_end = self._ends_epoch(record)
         due = self.log_every and record.iteration % self.log_every == 0
         if self._bar is not None or due or (self.progress_bar and epoch_end):
             self.progress(record.iteration, st["epoch"], min(st["position"], self.engine.size), self._pending[0],
                           self._pending[1], record.loss)
+
+    def _ends_epoch(self, record):
+        if record.ends_epoch is not None:  # a stream of batches knows when its epoch ends
+            return record.ends_epoch
+        return self.state["position"] >= self.engine.size
 
     def progress(self, iteration, epoch, position, records, seconds, loss):
         """Report progress up to ``iteration`` (``records`` samples in ``seconds`` since the last report):

@@ -16,6 +16,7 @@ import numpy as np
 from ember.optim.dataset import ArrayDataset, is_spark_data
 from ember.optim.local import LocalEngine, is_local_data
 from ember.optim.loop import TrainingLoop
+from ember.optim.stream import StreamEngine, is_batch_source
 
 
 class _BigDLArguments:
@@ -53,7 +54,8 @@ class LocalOptimizer(_BigDLArguments, TrainingLoop):
     """
 
     def __init__(self, model, training_set, criterion, optim_method=None, end_trigger=None, batch_size=32):
-        super().__init__(model, LocalEngine(training_set), criterion, optim_method, end_trigger, batch_size)
+        engine = StreamEngine(training_set) if is_batch_source(training_set) else LocalEngine(training_set)
+        super().__init__(model, engine, criterion, optim_method, end_trigger, batch_size)
 
 
 class DistriOptimizer(_BigDLArguments, TrainingLoop):
@@ -90,7 +92,8 @@ def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_t
     Args:
         model: an ember model (Sequential, Model or any layer with weights).
         training_set: ``(x, y)`` NumPy arrays, an ArrayDataset, a Spark RDD of (features, label) samples,
-            or a DataFrame.
+            a DataFrame, or batches one at a time (a generator, or a ``keras.utils.Sequence``; see
+            ``optim/stream.py``).
         criterion: a loss (name, class instance, or a list with one per output).
         optim_method: an ember.optim method (default SGD(0.01)).
         end_trigger: when to stop (default MaxEpoch(1)).
@@ -110,7 +113,7 @@ def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_t
     if base:
         training_set = shift_labels(training_set, base)
         criterion = criterion.zero_based()
-    if is_local_data(training_set):
+    if is_local_data(training_set) or _is_batch_source(training_set):
         optimizer = LocalOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
     elif is_spark_data(training_set):
         optimizer = DistriOptimizer(model, training_set, criterion, optim_method, end_trigger, batch_size,
@@ -122,6 +125,10 @@ def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_t
         return optimizer
     raise TypeError(f"Optimizer: training_set must be (x, y) NumPy arrays, an ArrayDataset, a Spark RDD of "
                     f"(features, label) samples or a DataFrame, got {type(training_set).__name__}")
+
+
+def _is_batch_source(data):
+    return not is_spark_data(data) and is_batch_source(data)
 
 
 def _shift_sample(sample, base):

@@ -20,7 +20,9 @@ class ValidationResult:
     """A sum and a count; ``value = total / count``."""
 
     def __init__(self, total, count, name):
-        self.total, self.count, self.name = float(total), int(count), name
+        # a count is a number of samples, or a sum of sample weights (``score`` with sample_weight)
+        count = float(count)
+        self.total, self.count, self.name = float(total), int(count) if count.is_integer() else count, name
 
     def result(self):
         return (self.total / self.count if self.count else float("nan")), self.count
@@ -252,6 +254,40 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     """Keras' ``sparse_top_k_categorical_accuracy`` (integer targets)."""
 
     name = "sparse_top_k_categorical_accuracy"
+
+
+def score(method, output, target, sample_weight=None):
+    """``method(output, target)`` on a batch whose samples carry weights, as Keras uses them: the Keras loss (a
+    ``Loss`` with ``keras_loss`` set) is ``sum(w * loss) / number of samples``; a method with ``weighted``
+    set (Keras's ``weighted_metrics``) is the weighted mean ``sum(w * value) / sum(w)``; other metrics
+    ignore the weights (Keras's ``metrics``).
+
+    The samples are scored in groups of equal weight (class weights give one group per class).
+
+    Example:
+        >>> import numpy as np
+        >>> out = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> accuracy = Top1Accuracy()
+        >>> accuracy.weighted = True
+        >>> score(accuracy, out, np.array([0, 0, 0]), np.array([3.0, 1.0, 0.0])).result()
+        (0.75, 4)
+    """
+    per_loss = getattr(method, "keras_loss", False)
+    if sample_weight is None or not (per_loss or getattr(method, "weighted", False)):
+        return method(output, target)
+    if isinstance(method, AUC):
+        raise ValueError("AUC with sample weights is not supported; use it as an unweighted metric")
+    out, t = to_numpy(output), to_numpy(target)
+    w = np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1)
+    if w.shape[0] != out.shape[0]:
+        raise ValueError(f"sample_weight: {w.shape[0]} weights for {out.shape[0]} samples")
+    total = count = 0.0
+    for value in np.unique(w):
+        index = np.flatnonzero(w == value)
+        r = method(out[index], t[index])
+        total += value * r.total
+        count += r.count if per_loss else value * r.count
+    return ValidationResult(total, count, method.name)
 
 
 _BY_NAME = {"accuracy": Top1Accuracy, "acc": Top1Accuracy, "top1": Top1Accuracy, "top1accuracy": Top1Accuracy,

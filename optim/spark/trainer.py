@@ -162,7 +162,7 @@ def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadli
     for n in sizes:
         x, y = stack_samples(samples[used:used + n])
         out = model(x, training=True)
-        loss = compute_loss(criterion, y, out)
+        loss = compute_loss(criterion, y, out, model)
         value = float(np.asarray(loss.data)) * n
         if not math.isfinite(value):
             raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")

@@ -10,9 +10,10 @@ from ember.layers import containers, serialization
 from ember.layers import losses as losses_module
 from ember.optim import methods as methods_module
 from ember.optim import validation as validation_module
-from ember.optim.dataset import ArrayDataset, is_spark_data
+from ember.optim.dataset import ArrayDataset, class_weights_of, is_spark_data
 from ember.optim.loop import TrainingDivergedError, evaluate_dataset, predict_arrays
 from ember.optim.optimizer import Optimizer
+from ember.optim.stream import BatchStream, evaluate_stream, is_batch_source, predict_stream
 from ember.optim.summary import TrainSummary, ValidationSummary
 from ember.optim.triggers import EveryEpoch, MaxEpoch
 from ember.zoo.keras.callbacks import Callback, History, TerminateOnNaN
@@ -84,12 +85,51 @@ def _require_compiled(model, what):
         raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
 
 
-def _dataset(x, y, what):
+def _dataset(x, y, what, sample_weight=None):
     if is_spark_data(x):
         raise TypeError(f"{what}: this call takes NumPy arrays; a Spark RDD or DataFrame goes to fit")
     if y is None:
         raise ValueError(f"{what}: give targets y")
-    return ArrayDataset(x, y)
+    return ArrayDataset(x, y, sample_weight=sample_weight)
+
+
+def _fit_weights(y, sample_weight, class_weight):
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("fit: give class_weight or sample_weight, not both (Keras refuses them together)")
+    if class_weight is not None:
+        return class_weights_of(y, class_weight)
+    return sample_weight
+
+
+def _training_data(x, y, sample_weight, class_weight, steps_per_epoch):
+    """(what the Optimizer trains on, samples per epoch or None)."""
+    if is_spark_data(x):
+        if class_weight is not None or sample_weight is not None:
+            raise ValueError("fit: class_weight and sample_weight take NumPy arrays; on an RDD or DataFrame "
+                             "they are not supported (weight the samples in the data instead)")
+        if steps_per_epoch is not None:
+            raise ValueError("fit: steps_per_epoch applies to generators and Sequences; on an RDD or DataFrame "
+                             "an epoch is every sample")
+        return x, None
+    if is_batch_source(x):
+        if y is not None or sample_weight is not None:
+            raise ValueError("fit: with a generator or Sequence, the batches carry the targets and sample "
+                             "weights: give x only (batches of (x, y) or (x, y, sample_weight))")
+        return BatchStream(x, steps_per_epoch, "fit", class_weight), None
+    if steps_per_epoch is not None:
+        raise ValueError("fit: steps_per_epoch applies to generators and Sequences; with arrays an epoch is "
+                         "every sample (choose batch_size and epochs)")
+    data = _dataset(x, y, "fit", _fit_weights(y, sample_weight, class_weight))
+    return data, len(data)
+
+
+def _validation_set(validation_data):
+    """An ArrayDataset from ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``."""
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+        raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), "
+                         "an RDD or a DataFrame")
+    weights = validation_data[2] if len(validation_data) == 3 else None
+    return ArrayDataset(validation_data[0], validation_data[1], sample_weight=weights)
 
 
 def _run(model, optimizer, callbacks, params):
@@ -202,35 +242,44 @@ class KerasTraining:
 
     # ---- fit / evaluate / predict ----
     def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, nb_epoch=None, feature_cols=None, label_cols=None):
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, nb_epoch=None, feature_cols=None, label_cols=None):
         """Train for ``epochs`` (BigDL alias ``nb_epoch``) epochs; returns a History.
 
         Args:
-            x, y: NumPy arrays (lists of arrays for several inputs / outputs); or ``x`` a Spark RDD of
-                (features, label) samples, or a DataFrame with ``feature_cols``/``label_cols``, which
-                trains on the cluster (``y`` unused; per-batch callbacks are not called there).
-            validation_data: ``(x_val, y_val)``, scored after every epoch.
-            validation_split: the fraction of (x, y) held out for validation (the last samples).
+            x, y: NumPy arrays (lists of arrays for several inputs / outputs); or ``x`` a Python generator
+                or iterator of ``(x, y)`` / ``(x, y, sample_weight)`` batches, or a ``keras.utils.Sequence``
+                (``y`` unused; an epoch is ``steps_per_epoch`` batches, else ``len(sequence)``, else until the
+                generator stops); or ``x`` a Spark RDD of (features, label) samples, or a DataFrame with
+                ``feature_cols``/``label_cols``, which trains on the cluster (``y`` unused; per-batch
+                callbacks are not called there).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``, or a generator or
+                Sequence of batches (``validation_steps`` of them, else all), scored after every epoch.
+            validation_split: the fraction of (x, y) held out for validation (the last samples, before
+                shuffling, with their sample weights).
+            class_weight: ``{class id: weight}``: each sample's loss weighted by its class's weight (Keras:
+                the class is the argmax of a one-hot target); the metrics stay unweighted, as Keras's.
+            sample_weight: one weight per sample, shape (samples,): the loss is ``sum(w * loss) / batch size``.
             callbacks: Callback instances.
-            verbose: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch.
+            verbose: 0 quiet, 1 (or "auto") a progress bar per epoch, 2 one line per epoch.
         """
         _require_compiled(self, "fit")
         if nb_epoch is not None:
             epochs = nb_epoch
-        if is_spark_data(x):
-            if validation_split:
-                raise ValueError("fit: validation_split takes arrays; for an RDD or DataFrame pass validation_data "
-                                 "(for example from df.randomSplit([0.9, 0.1]))")
-            data, samples = x, None
-        else:
-            data = _dataset(x, y, "fit")
-            samples = len(data)
+        if initial_epoch:
+            raise ValueError("fit: initial_epoch is not supported; resume a run from its checkpoint "
+                             "(set_checkpoint, then ember.optim's Optimizer.resume) instead")
+        batch_size = 32 if batch_size is None else batch_size
+        data, samples = _training_data(x, y, sample_weight, class_weight, steps_per_epoch)
         val = validation_data
-        if validation_data is not None and not is_spark_data(validation_data):
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val), an RDD or a DataFrame")
-            val = ArrayDataset(*validation_data)
+        if validation_data is not None and is_batch_source(validation_data):
+            val = BatchStream(validation_data, validation_steps, what="validation_data")
+        elif validation_data is not None and not is_spark_data(validation_data):
+            val = _validation_set(validation_data)
         elif validation_split:
+            if not isinstance(data, ArrayDataset):
+                raise ValueError("fit: validation_split takes arrays; with a generator, Sequence, RDD or "
+                                 "DataFrame pass validation_data")
             data, val = data.split(validation_split)
             samples = len(data)
         optimizer = Optimizer(self, data, self.loss, self.optimizer, MaxEpoch(epochs), batch_size,
@@ -240,13 +289,13 @@ class KerasTraining:
         if verbose == 0:
             optimizer.set_progress(0, quiet=True)
         else:
-            optimizer.set_progress(0, bar=(verbose == 1))
+            optimizer.set_progress(0, bar=(verbose in (1, "auto")))
         if val is not None:
             loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-            methods = list(self.metrics) + [_renamed(validation_module.Loss(loss), "loss")]
+            methods = list(self.metrics) + [_keras_loss(loss)]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
         return _run(self, optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
-                                                "verbose": verbose})
+                                                "steps": getattr(data, "steps", None), "verbose": verbose})
 
     @property
     def metrics_names(self):
@@ -254,26 +303,45 @@ class KerasTraining:
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0, return_dict=False, feature_cols=None, label_cols=None):
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, sample_weight=None, steps=None, callbacks=None,
+                 return_dict=False, feature_cols=None, label_cols=None):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
-        ``return_dict`` a dict ``{"loss": ..., name: ...}``. ``x`` may be a DataFrame (``feature_cols``,
-        ``label_cols``; default "features", "label"): evaluated on the executors in column batches."""
+        ``return_dict`` a dict ``{"loss": ..., name: ...}``. The loss includes the regularization
+        penalties and is weighted by ``sample_weight`` (one per sample), as Keras's is; the metrics are not.
+
+        ``x`` may also be a generator or ``keras.utils.Sequence`` of ``(x, y)`` / ``(x, y, sample_weight)``
+        batches (``steps`` of them, else all), or a DataFrame (``feature_cols``, ``label_cols``; default
+        "features", "label"), evaluated on the executors in column batches.
+
+        BigDL's spelling ``model.evaluate(rdd, batch_size, [Top1Accuracy(), ...])`` on an RDD of Samples
+        gives BigDL's list of ``EvaluatedResult`` (``result``, ``total_num``, ``method``), one per method.
+        """
+        if is_spark_data(x) and hasattr(x, "mapPartitions"):
+            from ember.zoo.bigdl.evaluation import evaluate_rdd
+
+            return evaluate_rdd(self, x, y if y is not None else batch_size,
+                                batch_size if y is not None else None)
         _require_compiled(self, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-        methods = [validation_module.Loss(loss)] + list(self.metrics)
+        methods = [_keras_loss(loss)] + list(self.metrics)
         if is_spark_data(x):
             from ember.zoo.pipeline.inference import evaluate_dataframe
 
-            if not hasattr(x, "columns"):
-                raise TypeError("evaluate: a DataFrame (or NumPy arrays) is expected, got an RDD")
+            if sample_weight is not None:
+                raise ValueError("evaluate: sample_weight takes NumPy arrays, not a DataFrame")
             results = evaluate_dataframe(self, x, methods, batch_size, feature_cols, label_cols)
         else:
-            data = _dataset(x, y, "evaluate")
             was_training = self.training
             self.eval()
             try:
-                results = evaluate_dataset(self, data, batch_size, methods)
+                if is_batch_source(x):
+                    if y is not None or sample_weight is not None:
+                        raise ValueError("evaluate: with a generator or Sequence the batches carry the targets "
+                                         "(and sample weights): give x only")
+                    results = evaluate_stream(self, BatchStream(x, steps, "evaluate"), methods)
+                else:
+                    results = evaluate_dataset(self, _dataset(x, y, "evaluate", sample_weight), batch_size, methods)
             finally:
                 self.train(was_training)
         values = [r.result()[0] for r in results]
@@ -281,19 +349,26 @@ class KerasTraining:
             return dict(zip(self.metrics_names, values))
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0, feature_cols=None, prediction_col="prediction"):
-        """Outputs for ``x`` in inference mode (a list of arrays for several outputs). For a DataFrame ``x``:
-        the DataFrame with ``prediction_col`` (the outputs as ``array<double>``) appended, computed on the
-        executors in Arrow batches (``ember.zoo.pipeline.NNModel``'s transform)."""
+    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None, feature_cols=None,
+                prediction_col="prediction"):
+        """Outputs for ``x`` in inference mode (a list of arrays for several outputs). ``x`` may be a generator
+        or ``keras.utils.Sequence`` of batches (``x``, or tuples whose first item is ``x``; ``steps`` of
+        them, else all). For a DataFrame ``x``: the DataFrame with ``prediction_col`` (the outputs as
+        ``array<double>``) appended, computed on the executors in Arrow batches (``NNModel``'s transform).
+        For an RDD of Samples (BigDL's ``model.predict(rdd)``): an RDD of output arrays, one per sample."""
         if is_spark_data(x):
+            if not hasattr(x, "columns"):
+                from ember.zoo.bigdl.evaluation import predict_rdd
+
+                return predict_rdd(self, x, batch_size)
             from ember.zoo.pipeline.inference import predict_dataframe
 
-            if not hasattr(x, "columns"):
-                raise TypeError("predict: a DataFrame (or NumPy arrays) is expected, got an RDD")
             return predict_dataframe(self, x, feature_cols, prediction_col, batch_size)
         was_training = self.training
         self.eval()
         try:
+            if is_batch_source(x):
+                return predict_stream(self, BatchStream(x, steps, "predict"))
             return predict_arrays(self, x, batch_size)
         finally:
             self.train(was_training)
@@ -307,8 +382,11 @@ class KerasTraining:
         return out.argmax(axis=-1)
 
 
-def _renamed(method, name):
-    method.name = name
+def _keras_loss(criterion):
+    """The "loss" that Keras reports: the criterion's mean plus the model's regularization penalties."""
+    method = validation_module.Loss(criterion)
+    method.name = "loss"
+    method.keras_loss = True
     return method
 
 
