@@ -85,12 +85,13 @@ POOL_CASES = [
     (2, 8, 5, 3, (2, 3), (1, 2), ((0, 1), (1, 1))),
     (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
     (2, 7, 9, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),  # the unrolled 2x2 kernels; odd sizes drop a row/column
+    (2, 6, 4, 16, (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2 with 8+ channels: compared without branches
     (1, 28, 28, 6, (2, 2), (2, 2), ((0, 0), (0, 0))),
     (2, 5, 4, 3, (3, 2), (2, 1), ((3, 1), (2, 2))),  # windows wholly in the padding (no gradient there)
 ]
 
 
-@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[-2]])
+@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[-3], POOL_CASES[-2]])
 def test_max_pool_ties_go_to_the_first_tap(case, rng):
     n, h, w, c, pool, stride, pads = case
     x = rng.integers(0, 2, size=(n, h, w, c)).astype(np.float32)  # many ties
