@@ -3,13 +3,15 @@
 W3: ResNet-50 in torchvision's v1.5 layout (stride on the 3x3 convolution of each bottleneck),
 25,557,032 trainable parameters. W4: Inception-v1 (GoogLeNet) in torchvision's layout without
 auxiliary heads (its third branch uses a 3x3 convolution, as torchvision does), 6,624,904.
+W5: the Keras IMDB LSTM example without dropout: Embedding(20000, 128) over 80 tokens, LSTM(128),
+Dense(1, sigmoid); 2,691,713 trainable parameters (PyTorch's LSTM has a second bias vector: 2,692,225).
 """
 # NOTE: moving W3/W4 onto the zoo (which pads strided convolutions symmetrically, as torch does, with
 # a ZeroPadding2D) kept inference speed: bench/run.py on 2 shared cores, zoo vs the previous hand-built
 # networks: W3 22.5 vs 22.9 img/s, W4 51.6 vs 53.2 img/s; best of 12 alternating in-process batches:
 # W3 22.6 vs 23.3, W4 53.2 vs 52.9 (the machine's noise is larger than these differences).
 import ember
-from ember.layers import Dense, Flatten
+from ember.layers import LSTM, Dense, Embedding, Flatten
 from ember.zoo.models import InceptionV1, LeNet5, ResNet50
 from ember.zoo.models.inception import INCEPTION_V1 as _INCEPTION_V1
 
@@ -26,6 +28,14 @@ def mlp():
 
 def lenet5():
     return LeNet5()
+
+
+IMDB = {"vocabulary": 20000, "length": 80, "embedding": 128, "units": 128, "batch": 32}
+
+
+def imdb_lstm():
+    return ember.Sequential([Embedding(IMDB["vocabulary"], IMDB["embedding"], input_length=IMDB["length"]),
+                             LSTM(IMDB["units"]), Dense(1, activation="sigmoid")])
 
 
 def resnet50(classes=1000):
@@ -96,4 +106,15 @@ def torch_models():
                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
                              nn.ReLU(), nn.Linear(84, 10))
 
-    return {"W1": mlp_torch, "W2": lenet5_torch, "W3": resnet50_torch, "W4": googlenet_torch}
+    class IMDBLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(IMDB["vocabulary"], IMDB["embedding"])
+            self.lstm = nn.LSTM(IMDB["embedding"], IMDB["units"], batch_first=True)
+            self.out = nn.Linear(IMDB["units"], 1)
+
+        def forward(self, tokens):
+            _, (h, _) = self.lstm(self.embed(tokens))
+            return self.out(h[-1])  # logits: the loss applies the sigmoid
+
+    return {"W1": mlp_torch, "W2": lenet5_torch, "W3": resnet50_torch, "W4": googlenet_torch, "W5": IMDBLSTM}

@@ -1,6 +1,6 @@
 """Benchmarks W1-W4: ember and (where installed) PyTorch CPU, same data, model, optimizer and threads.
 
-    python bench/run.py W1 W2            # or: all
+    python bench/run.py W1 W2            # or: all (W1-W5)
     python bench/run.py W3 --threads 2 --frameworks ember
 
 Each framework runs in its own process (thread limits are set before NumPy/torch load; peak
@@ -15,6 +15,9 @@ MNIST training images, then test accuracy on the 10,000 test images (needs `mnis
 W3: ResNet-50, W4: Inception-v1, on 16 random 224x224x3 images: inference images/s (eval mode,
 mean of 3 batches after one warm-up) and the time of one SGD training step (median of 3 after four
 warm-up steps, which ember needs; the first step's time is printed too).
+W5: the recurrent workload (bench/models.py): an IMDB-like LSTM classifier on random tokens (80 per
+review, vocabulary 20,000), batch 32, SGD momentum 0.9: training samples/s and the median step time
+over W5_STEPS steps after three warm-up steps.
 """
 import argparse
 import json
@@ -27,7 +30,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+W5_STEPS = 20
 
 
 def _peak_mib():
@@ -112,7 +116,72 @@ def ember_imagenet(workload, start):
     return {"inference_img_per_s": infer, **_step_times(steps)}
 
 
+def _tokens():
+    import numpy as np
+
+    sys.path.insert(0, HERE)
+    from models import IMDB
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, IMDB["vocabulary"], (IMDB["batch"], IMDB["length"]))
+    return x, rng.integers(0, 2, (IMDB["batch"], 1)).astype(np.float32)
+
+
+def _recurrent_result(steps, batch):
+    step = statistics.median(steps[3:])
+    return {"samples_per_s": batch / step, "train_step_s": step, "first_train_step_s": steps[0]}
+
+
+def ember_lstm(workload, start):
+    import ember
+    from ember import optim
+    from ember.engine import Tensor
+    from ember.layers import losses
+
+    sys.path.insert(0, HERE)
+    import models
+
+    ember.set_seed(0)
+    x, y = _tokens()
+    model = models.imdb_lstm()
+    loss_fn = losses.get("binary_crossentropy")
+    sgd = optim.SGD(0.01, momentum=0.9)
+    model(x[:2])
+    param, grad = model.parameters_flat(), model.gradients_flat()
+    steps = []
+    for _ in range(3 + W5_STEPS):
+        t = time.perf_counter()
+        model.zero_grad()
+        loss_fn(y, model(Tensor(x), training=True)).backward()
+        sgd.update(param, grad)
+        steps.append(time.perf_counter() - t)
+    return _recurrent_result(steps, len(x))
+
+
 # ---------------------------------------------------------------- torch
+def torch_lstm(workload, threads):
+    import torch
+
+    sys.path.insert(0, HERE)
+    import models
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x, y = _tokens()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    model = models.torch_models()["W5"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    steps = []
+    for _ in range(3 + W5_STEPS):
+        t = time.perf_counter()
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+        steps.append(time.perf_counter() - t)
+    return _recurrent_result(steps, len(x))
+
+
 def torch_mnist(workload, threads):
     import numpy as np
     import torch
@@ -187,9 +256,11 @@ def torch_imagenet(workload, threads):
 # ---------------------------------------------------------------- driver
 def child(workload, framework, threads, start):
     if framework == "ember":
-        result = ember_mnist(workload, start) if workload in ("W1", "W2") else ember_imagenet(workload, start)
+        run = {"W1": ember_mnist, "W2": ember_mnist, "W5": ember_lstm}.get(workload, ember_imagenet)
+        result = run(workload, start)
     else:
-        result = torch_mnist(workload, threads) if workload in ("W1", "W2") else torch_imagenet(workload, threads)
+        run = {"W1": torch_mnist, "W2": torch_mnist, "W5": torch_lstm}.get(workload, torch_imagenet)
+        result = run(workload, threads)
     result.update({"workload": workload, "framework": framework, "threads": threads, "peak_rss_mib": _peak_mib()})
     print(json.dumps(result), flush=True)
 
@@ -303,7 +374,7 @@ def main():
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]), start)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workloads", nargs="+", help="W1 W2 W3 W4 or all")
+    parser.add_argument("workloads", nargs="+", help="W1 W2 W3 W4 W5 or all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frameworks", default="ember,torch")
     parser.add_argument("--repeat", type=int, default=1,

@@ -139,9 +139,10 @@ def set_parallel_mode(mode):
     THREADS["mode"] = mode
 
 
-def parallel_above(min_work, work=None):
+def parallel_above(min_work, work=None, fastmath=None):
     """Compile a kernel twice, with threads (``prange`` in parallel) and without, and run the threaded
     one only for work of at least ``min_work`` (default measure: the first argument's size).
+    ``fastmath``: a set of LLVM fast-math flags for this kernel only (each use carries its measurement).
 
     NOTE: a parallel launch costs 80-150 us with the workqueue layer on two cores (measured in
     bench/parallel.py), longer than a serial pass over a million float32s: small calls run serially.
@@ -154,8 +155,10 @@ def parallel_above(min_work, work=None):
             twin.__qualname__ = fn.__qualname__ + suffix
             return twin
 
-        parallel = numba.njit(**PARALLEL)(renamed(_FLAGS_TAG))
-        serial = numba.njit(**JIT)(renamed(_FLAGS_TAG + "_serial"))
+        extra = {"fastmath": set(fastmath)} if fastmath else {}
+        tag = _FLAGS_TAG + ("_" + hashlib.sha1(repr(sorted(fastmath)).encode()).hexdigest()[:8] if fastmath else "")
+        parallel = numba.njit(**PARALLEL, **extra)(renamed(tag))
+        serial = numba.njit(**JIT, **extra)(renamed(tag + "_serial"))
         measure = work or (lambda *args: args[0].size)
 
         @functools.wraps(fn)

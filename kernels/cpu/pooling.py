@@ -82,8 +82,17 @@ def _max_backward(dy, arg, kh, kw, sh, sw, pt, pl, dx):
 
 # ---- 2x2 windows, stride 2, no padding (LeNet, VGG): the four taps unrolled, channels outermost ----
 # Measured on LeNet's shapes: forward 1019 -> 186 us (128x28x28x6) and 86 -> 25 us (128x10x10x16).
+# NOTE: the tap index is stored as int8 (a quarter of int64's bytes), and the backward pass writes every
+# input position (the gradient or 0) instead of zero-filling the input's shape and then scattering.
+# With 8 channels or more the taps are compared without branches, which LLVM vectorizes over the
+# channels; with fewer, the branches are faster. One thread, min of 60 calls, on a busy machine:
+# 128x10x10x16 forward 0.089 -> 0.028 ms (branch-free, int8); 128x28x28x6 forward 0.29 -> 0.195 ms
+# (branches, int8; branch-free 0.55 ms); backward 0.32 -> 0.28 ms (28x28x6), 0.08 ms either way (10x10x16).
+BRANCH_FREE_MIN_CHANNELS = 8
+
+
 @parallel_above(1 << 20)
-def _max_forward_2x2(x, y, arg):
+def _max_forward_2x2_branches(x, y, arg):
     n = x.shape[0]
     _, ho, wo, c = y.shape
     for r in prange(n * ho):
@@ -110,7 +119,31 @@ def _max_forward_2x2(x, y, arg):
 
 
 @parallel_above(1 << 20)
-def _max_backward_2x2(dy, arg, dx):
+def _max_forward_2x2(x, y, arg):
+    n = x.shape[0]
+    _, ho, wo, c = y.shape
+    for r in prange(n * ho):
+        b = r // ho
+        i = r - b * ho
+        for j in range(wo):
+            for ch in range(c):
+                v0 = x[b, 2 * i, 2 * j, ch]
+                v1 = x[b, 2 * i, 2 * j + 1, ch]
+                v2 = x[b, 2 * i + 1, 2 * j, ch]
+                v3 = x[b, 2 * i + 1, 2 * j + 1, ch]
+                # strictly greater: ties go to the first tap, as in the reference; NaN never wins
+                k01 = v1 > v0
+                m01 = v1 if k01 else v0
+                k23 = v3 > v2
+                m23 = v3 if k23 else v2
+                upper = not (m23 > m01)
+                y[b, i, j, ch] = m01 if upper else m23
+                arg[b, i, j, ch] = (np.int8(1) if k01 else np.int8(0)) if upper else (np.int8(3) if k23 else np.int8(2))
+
+
+@parallel_above(1 << 20)
+def _max_backward_2x2(dy, arg, zero, dx):
+    # every input position of the pooled area is written: the gradient at the window's argmax, else 0
     n, ho, wo, c = dy.shape
     for r in prange(n * ho):
         b = r // ho
@@ -118,7 +151,11 @@ def _max_backward_2x2(dy, arg, dx):
         for j in range(wo):
             for ch in range(c):
                 k = arg[b, i, j, ch]
-                dx[b, 2 * i + k // 2, 2 * j + k % 2, ch] += dy[b, i, j, ch]
+                g = dy[b, i, j, ch]
+                dx[b, 2 * i, 2 * j, ch] = g if k == 0 else zero
+                dx[b, 2 * i, 2 * j + 1, ch] = g if k == 1 else zero
+                dx[b, 2 * i + 1, 2 * j, ch] = g if k == 2 else zero
+                dx[b, 2 * i + 1, 2 * j + 1, ch] = g if k == 3 else zero
 
 
 def _is_2x2(pool, stride, pads):
@@ -161,9 +198,11 @@ def max_pool2d_forward(x, pool, stride, pads):
     ho, wo = _out_hw(x.shape, pool, stride, pads)
     n, _, _, c = x.shape
     y = np.empty((n, ho, wo, c), dtype=x.dtype)
-    arg = np.empty((n, ho, wo, c), dtype=np.int64)
+    # the tap's index in its window, in the smallest integer type that holds it
+    arg = np.empty((n, ho, wo, c), dtype=np.int8 if pool[0] * pool[1] <= 127 else np.int64)
     if _is_2x2(pool, stride, pads):
-        _max_forward_2x2(np.ascontiguousarray(x), y, arg)
+        kernel = _max_forward_2x2 if c >= BRANCH_FREE_MIN_CHANNELS else _max_forward_2x2_branches
+        kernel(np.ascontiguousarray(x), y, arg)
         return y, arg
     _max_forward(np.ascontiguousarray(x), pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], y, arg)
     return y, arg
@@ -171,10 +210,12 @@ def max_pool2d_forward(x, pool, stride, pads):
 
 @register("max_pool2d_backward", "numba", wrap=serialized)
 def max_pool2d_backward(dy, arg, x_shape, pool, stride, pads):
-    dx = np.zeros(x_shape, dtype=dy.dtype)
     if _is_2x2(pool, stride, pads):
-        _max_backward_2x2(np.ascontiguousarray(dy), arg, dx)
+        even = x_shape[1] % 2 == 0 and x_shape[2] % 2 == 0  # no row or column left out of the windows
+        dx = np.empty(x_shape, dtype=dy.dtype) if even else np.zeros(x_shape, dtype=dy.dtype)
+        _max_backward_2x2(np.ascontiguousarray(dy), arg, dy.dtype.type(0), dx)
         return dx
+    dx = np.zeros(x_shape, dtype=dy.dtype)
     _max_backward(np.ascontiguousarray(dy), arg, pool[0], pool[1], stride[0], stride[1], pads[0][0], pads[1][0], dx)
     return dx
 

@@ -85,12 +85,13 @@ POOL_CASES = [
     (2, 8, 5, 3, (2, 3), (1, 2), ((0, 1), (1, 1))),
     (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
     (2, 7, 9, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),  # the unrolled 2x2 kernels; odd sizes drop a row/column
+    (2, 6, 4, 16, (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2 with 8+ channels: compared without branches
     (1, 28, 28, 6, (2, 2), (2, 2), ((0, 0), (0, 0))),
     (2, 5, 4, 3, (3, 2), (2, 1), ((3, 1), (2, 2))),  # windows wholly in the padding (no gradient there)
 ]
 
 
-@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[-2]])
+@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[-3], POOL_CASES[-2]])
 def test_max_pool_ties_go_to_the_first_tap(case, rng):
     n, h, w, c, pool, stride, pads = case
     x = rng.integers(0, 2, size=(n, h, w, c)).astype(np.float32)  # many ties
@@ -447,6 +448,54 @@ def test_shifted_products_match_reference(case, dtype, rtol, rng):
     ref_dw = get_kernel("conv2d_backward_weight", "reference")(x, dy, k.shape, stride, dilation, pads, 1)
     np.testing.assert_allclose(conv.shifted_backward_weight(x, dy, k.shape, dilation, pads), ref_dw,
                                rtol=rtol, atol=rtol * 10)
+
+
+DIRECT_CASES = [
+    # n, h, w, c, kh, kw, f, dilation, pads
+    (3, 28, 28, 1, 5, 5, 6, (1, 1), ((2, 2), (2, 2))),     # LeNet's first layer: five groups of five taps
+    (2, 9, 11, 1, 3, 3, 4, (1, 1), ((0, 0), (0, 0))),     # nine taps: one group and four left over
+    (5, 7, 6, 3, 5, 5, 8, (1, 1), ((1, 3), (0, 2))),      # three channels, asymmetric padding
+    (1, 8, 9, 2, 3, 2, 1, (2, 3), ((2, 1), (1, 2))),      # dilation, one filter, six taps
+    (2, 3, 2, 1, 3, 5, 3, (1, 1), ((1, 1), (2, 2))),      # kernel wider than the input
+    (1, 4, 4, 1, 1, 1, 2, (1, 1), ((0, 0), (0, 0))),      # one tap
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_direct_convolution_matches_reference(case, dtype, rtol, rng):
+    """kernels/cpu/direct.py (few input channels) and the routes that pick it, against the reference."""
+    from ember.kernels.cpu import direct
+
+    n, h, w, c, kh, kw, f, dilation, pads = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    k = rng.normal(size=(kh, kw, c, f)).astype(dtype)
+    args = ((1, 1), dilation, pads, 1)
+    y_ref = get_kernel("conv2d_forward", "reference")(x, k, *args)
+    dy = rng.normal(size=y_ref.shape).astype(dtype)
+    dw_ref = get_kernel("conv2d_backward_weight", "reference")(x, dy, k.shape, *args)
+    for y in (direct.forward(x, k, dilation, pads), get_kernel("conv2d_forward", "numba")(x, k, *args),
+              get_kernel("conv2d_forward_cols", "numba")(x, k, *args)[0]):
+        assert y.dtype == dtype and y.shape == y_ref.shape
+        np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=rtol * 10)
+    for dw in (direct.backward_weight(x, dy, k.shape, dilation, pads),
+               get_kernel("conv2d_backward_weight", "numba")(x, dy, k.shape, *args)):
+        assert dw.dtype == dtype and dw.shape == k.shape and dw.flags.c_contiguous
+        np.testing.assert_allclose(dw, dw_ref, rtol=rtol, atol=rtol * 10)
+    assert get_kernel("conv2d_forward_cols", "numba")(x, k, *args)[1] is None  # no im2col matrix is kept
+
+
+def test_direct_convolution_route():
+    from ember.kernels.cpu import conv
+
+    f32 = np.dtype(np.float32)
+    assert conv._direct((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), 1, f32)        # LeNet's first layer
+    assert conv._direct((16, 32, 32, 3), (5, 5, 3, 8), (1, 1), 1, f32)
+    assert not conv._direct((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), 1, f32)   # LeNet's second: GEMM
+    assert not conv._direct((128, 28, 28, 1), (3, 3, 1, 16), (1, 1), 1, f32)   # 16 filters: GEMM
+    assert not conv._direct((128, 28, 28, 1), (5, 5, 1, 6), (2, 2), 1, f32)    # strided
+    assert not conv._direct((128, 28, 28, 2), (5, 5, 1, 6), (1, 1), 2, f32)    # grouped
+    assert not conv._direct((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), 1, np.dtype(np.float16))
 
 
 WINOGRAD_CASES = [

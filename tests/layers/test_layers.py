@@ -33,6 +33,7 @@ GRAD_CASES = [
     ("permute", lambda: L.Permute((2, 1)), rand(2, 3, 4)),
     ("lambda", lambda: L.Lambda(lambda t: F.tanh(t) * t), rand(2, 5)),
     ("conv2d", lambda: L.Conv2D(3, 3, activation="sigmoid"), rand(2, 5, 5, 2)),
+    ("conv2d_one_channel", lambda: L.Conv2D(4, 3, padding="same", activation="relu"), rand(2, 5, 6, 1)),  # direct
     ("conv2d_same_stride", lambda: L.Conv2D(2, (3, 2), strides=2, padding="same"), rand(2, 5, 6, 3)),
     ("conv2d_dilation", lambda: L.Conv2D(2, 2, dilation_rate=2, padding="same"), rand(1, 5, 5, 2)),
     ("conv2d_groups", lambda: L.Conv2D(4, 3, groups=2, padding="same"), rand(2, 4, 4, 4)),
