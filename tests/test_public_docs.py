@@ -15,7 +15,7 @@ import pytest
 
 # Order matters only for where a re-exported object's examples run: the first module listing it owns it.
 MODULES = [
-    "ember.engine", "ember.engine.functional",
+    "ember.engine", "ember.engine.functional", "ember.layers",
 ]
 
 
