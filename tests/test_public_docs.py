@@ -15,7 +15,8 @@ import pytest
 
 # Order matters only for where a re-exported object's examples run: the first module listing it owns it.
 MODULES = [
-    "ember.engine", "ember.engine.functional", "ember.layers",
+    "ember.engine", "ember.engine.functional", "ember.layers", "ember.optim", "ember.optimizers",
+    "ember.metrics", "ember.zoo.keras",
 ]
 
 
