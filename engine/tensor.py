@@ -182,7 +182,21 @@ def _topological_order(root):
 
 
 def as_tensor(x, like=None):
-    """Wrap ``x`` as a Tensor; plain numbers take the dtype of ``like`` when given."""
+    """Wrap ``x`` as a Tensor; plain numbers take the dtype of ``like`` when given.
+
+    Args:
+        x: a Tensor (returned as is), an array, or a number.
+        like: an optional Tensor whose floating dtype a plain number takes.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.engine import Tensor, as_tensor
+        >>> as_tensor(2.0, like=Tensor(np.zeros(1, "float64")))
+        Tensor(2., dtype=float64)
+        >>> t = Tensor([1.0])
+        >>> as_tensor(t) is t
+        True
+    """
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float, np.number)) and like.dtype.kind == "f":
@@ -195,7 +209,22 @@ class Function:
     """One differentiable operation: ``forward`` on arrays, ``backward`` from output to input grads.
 
     Subclasses keep on ``self`` only what ``backward`` needs. ``self.needs_input_grad`` tells which
-    inputs want a gradient, so ``backward`` can skip work (return ``None`` for those).
+    inputs want a gradient, so ``backward`` can skip work (return ``None`` for those). ``apply`` runs
+    the op on Tensors and records it in the graph when a gradient is needed.
+
+    Example:
+        >>> from ember.engine import Function, Tensor
+        >>> class Cube(Function):
+        ...     def forward(self, x):
+        ...         self.x = x
+        ...         return x ** 3
+        ...     def backward(self, g):
+        ...         return 3 * self.x ** 2 * g
+        >>> x = Tensor([2.0], requires_grad=True)
+        >>> y = Cube.apply(x)
+        >>> y.backward()
+        >>> y, x.grad.tolist()
+        (Tensor([8.], dtype=float32, requires_grad=True), [12.0])
     """
 
     parents = ()

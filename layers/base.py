@@ -88,7 +88,27 @@ def to_tuple(value, n, what):
 
 
 class InputSpec:
-    """What a layer accepts: exact rank (with batch), minimum rank, fixed sizes on some axes."""
+    """What a layer accepts: exact rank (with batch), minimum rank, fixed sizes on some axes.
+
+    Args:
+        ndim: the exact rank, batch axis included, or None.
+        min_ndim: the minimum rank, or None.
+        axes: a dict {axis: size} of sizes the input must have.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Layer
+        >>> from ember.layers.base import InputSpec
+        >>> class Rank3(Layer):
+        ...     input_spec = InputSpec(ndim=3)
+        ...     def call(self, x, training=False):
+        ...         return x
+        >>> try:
+        ...     Rank3(name="r")(np.zeros((2, 3)))
+        ... except ValueError as e:
+        ...     print(e)
+        Layer 'r' (Rank3) expected input of rank 3 (batch included), got shape (2, 3)
+    """
 
     def __init__(self, ndim=None, min_ndim=None, axes=None):
         self.ndim, self.min_ndim, self.axes = ndim, min_ndim, dict(axes or {})
@@ -105,7 +125,22 @@ class InputSpec:
 
 
 class SymbolicTensor:
-    """A placeholder in the functional API: a shape (batch = None) and the layer call that makes it."""
+    """A placeholder in the functional API: a shape (batch = None) and the layer call that makes it.
+
+    Args:
+        shape: the shape, with None for the batch axis.
+        dtype: the dtype of the values it stands for.
+        layer: the layer whose call makes it.
+        node_index: which call of that layer.
+        tensor_index: which output of that call.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Input, Dense
+        >>> x = Dense(3, name="d")(Input(shape=(4,)))
+        >>> x
+        <SymbolicTensor shape=(None, 3) from 'd'>
+    """
 
     def __init__(self, shape, dtype, layer, node_index, tensor_index=0):
         self.shape = tuple(shape)
@@ -156,12 +191,28 @@ class Layer:
 
     Subclasses implement ``build(input_shape)`` (create weights with ``add_weight``), ``call(x)``
     and ``compute_output_shape``; ``get_config`` returns the constructor arguments. A layer called
-    on a ``SymbolicTensor`` records a graph node (functional API); on a ``Tensor`` it computes.
+    on a ``SymbolicTensor`` records a graph node (functional API); on a ``Tensor`` or array it computes.
 
     Args:
         name: unique name (default: from the class name).
         trainable: whether the weights receive updates.
         input_shape: shape without the batch axis, to build eagerly (first layer of a model).
+        batch_input_shape, batch_size: the same with the batch axis / a fixed batch size.
+        dtype: the dtype of the weights (default: the engine's default float).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Layer
+        >>> class Scale(Layer):
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight("w", (input_shape[-1],), initializer="ones")
+        ...     def call(self, x, training=False):
+        ...         return x * self.w
+        ...     def compute_output_shape(self, input_shape):
+        ...         return input_shape
+        >>> layer = Scale()
+        >>> layer(np.array([[1.0, 2.0]])).numpy().tolist(), layer.count_params()
+        ([[1.0, 2.0]], 2)
     """
 
     input_spec = None

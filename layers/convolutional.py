@@ -61,9 +61,21 @@ class Conv2D(Layer):
         kernel_size, strides, dilation_rate: int or pair.
         padding: ``"valid"`` or ``"same"`` (output = ceil(input / stride)).
         groups: split input and output channels into this many independent groups.
+        activation: name or function applied to the output (default linear).
+        use_bias: add a bias per filter.
+        kernel_initializer, bias_initializer: initializer names or objects.
         data_format: ``"channels_last"`` (N, H, W, C) or ``"channels_first"`` (N, C, H, W).
 
     Shape: (N, H, W, C) -> (N, Ho, Wo, filters); kernel (KH, KW, C / groups, filters).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Conv2D
+        >>> conv = Conv2D(4, 3, padding="same", strides=2)
+        >>> conv(np.zeros((2, 8, 8, 3))).shape
+        (2, 4, 4, 4)
+        >>> [w.shape for w in conv.get_weights()]
+        [(3, 3, 3, 4), (4,)]
     """
 
     input_spec = InputSpec(ndim=4)
@@ -133,7 +145,23 @@ class Conv2D(Layer):
 class Conv1D(Layer):
     """1-D convolution over (steps, channels); padding ``valid``, ``same`` or ``causal``.
 
+    Args:
+        filters: number of output channels.
+        kernel_size, strides, dilation_rate: ints.
+        padding: ``"valid"``, ``"same"`` or ``"causal"`` (left padding only: step t sees steps <= t).
+        groups: split input and output channels into this many independent groups.
+        activation, use_bias, kernel_initializer, bias_initializer: as in ``Conv2D``.
+        data_format: ``"channels_last"`` (N, L, C) or ``"channels_first"`` (N, C, L).
+
     Shape: (N, L, C) -> (N, Lo, filters); kernel (K, C / groups, filters).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Conv1D
+        >>> Conv1D(8, 3)(np.zeros((2, 10, 4))).shape
+        (2, 8, 8)
+        >>> Conv1D(8, 3, padding="causal")(np.zeros((2, 10, 4))).shape
+        (2, 10, 8)
     """
 
     input_spec = InputSpec(ndim=3)
@@ -199,7 +227,22 @@ class Conv1D(Layer):
 class DepthwiseConv2D(Conv2D):
     """Depthwise 2-D convolution: each input channel gets ``depth_multiplier`` kernels of its own.
 
+    Args:
+        kernel_size, strides, dilation_rate: int or pair.
+        padding: ``"valid"`` or ``"same"``.
+        depth_multiplier: kernels per input channel.
+        activation, use_bias, depthwise_initializer, bias_initializer, data_format: as in ``Conv2D``.
+
     Shape: (N, H, W, C) -> (N, Ho, Wo, C * depth_multiplier); kernel (KH, KW, C, depth_multiplier).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import DepthwiseConv2D
+        >>> layer = DepthwiseConv2D(3, depth_multiplier=2)
+        >>> layer(np.zeros((1, 5, 5, 3))).shape
+        (1, 3, 3, 6)
+        >>> layer.get_weights()[0].shape
+        (3, 3, 3, 2)
     """
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
@@ -246,7 +289,22 @@ class Conv2DTranspose(Conv2D):
     Output size per axis: ``same``: in * stride; ``valid``: in * stride + max(k - stride, 0);
     with ``output_padding``: (in - 1) * stride + k - 2 * pad + output_padding (Keras' rule).
 
+    Args:
+        filters: number of output channels.
+        kernel_size, strides, dilation_rate: int or pair.
+        padding: ``"valid"`` or ``"same"``.
+        output_padding: int or pair, or None (see above).
+        activation, use_bias, kernel_initializer, bias_initializer, data_format: as in ``Conv2D``.
+
     Shape: (N, H, W, C) -> (N, Ho, Wo, filters); kernel (KH, KW, filters, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Conv2DTranspose
+        >>> Conv2DTranspose(2, 3, strides=2, padding="same")(np.zeros((1, 4, 4, 3))).shape
+        (1, 8, 8, 2)
+        >>> Conv2DTranspose(2, 3, strides=2)(np.zeros((1, 4, 4, 3))).shape
+        (1, 9, 9, 2)
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
@@ -319,13 +377,45 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    """Max over ``pool_size`` windows (padding ``same`` pads with -inf)."""
+    """Max over ``pool_size`` windows (padding ``same`` pads with -inf).
+
+    Args:
+        pool_size: int or pair.
+        strides: int or pair; None means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import MaxPooling2D
+        >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+        >>> MaxPooling2D()(x).numpy()[0, :, :, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+    """
 
     _op = staticmethod(F.max_pool2d)
 
 
 class AveragePooling2D(_Pooling2D):
-    """Mean over ``pool_size`` windows; with ``same`` padding only real elements are averaged."""
+    """Mean over ``pool_size`` windows; with ``same`` padding only real elements are averaged.
+
+    Args:
+        pool_size: int or pair.
+        strides: int or pair; None means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Shape: (N, H, W, C) -> (N, Ho, Wo, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import AveragePooling2D
+        >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+        >>> AveragePooling2D()(x).numpy()[0, :, :, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+    """
 
     _op = staticmethod(F.avg_pool2d)
 
@@ -352,21 +442,62 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    """Mean over H and W: (N, H, W, C) -> (N, C)."""
+    """Mean over H and W.
+
+    Args:
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        keepdims: keep H and W as axes of size 1.
+
+    Shape: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import GlobalAveragePooling2D
+        >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+        >>> GlobalAveragePooling2D()(x).numpy().tolist()
+        [[3.0, 4.0]]
+    """
 
     def call(self, x, training=False):
         return F.mean(x, axis=self._axes(), keepdims=self.keepdims)
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    """Max over H and W: (N, H, W, C) -> (N, C)."""
+    """Max over H and W.
+
+    Args:
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        keepdims: keep H and W as axes of size 1.
+
+    Shape: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import GlobalMaxPooling2D
+        >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+        >>> GlobalMaxPooling2D()(x).numpy().tolist()
+        [[6.0, 7.0]]
+    """
 
     def call(self, x, training=False):
         return F.max(x, axis=self._axes(), keepdims=self.keepdims)
 
 
 class ZeroPadding2D(Layer):
-    """Pads H and W with zeros: ``padding`` int, (h, w), or ((top, bottom), (left, right))."""
+    """Pads H and W with zeros.
+
+    Args:
+        padding: int, (h, w), or ((top, bottom), (left, right)).
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Shape: (N, H, W, C) -> (N, H + top + bottom, W + left + right, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import ZeroPadding2D
+        >>> ZeroPadding2D(((1, 0), (2, 2)))(np.ones((1, 3, 3, 2))).shape
+        (1, 4, 7, 2)
+    """
 
     input_spec = InputSpec(ndim=4)
 
@@ -433,6 +564,7 @@ class MaxPooling1D(_Pooling1D):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import MaxPooling1D
         >>> MaxPooling1D(2)(np.arange(8.0).reshape(1, 4, 2)).numpy().tolist()
         [[[2.0, 3.0], [6.0, 7.0]]]
     """
@@ -441,7 +573,22 @@ class MaxPooling1D(_Pooling1D):
 
 
 class AveragePooling1D(_Pooling1D):
-    """Mean over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C)."""
+    """Mean over windows of ``pool_size`` steps.
+
+    Args:
+        pool_size: int.
+        strides: int; None means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``"channels_last"`` (N, T, C) or ``"channels_first"`` (N, C, T).
+
+    Shape: (N, T, C) -> (N, T', C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import AveragePooling1D
+        >>> AveragePooling1D(2)(np.arange(8.0).reshape(1, 4, 2)).numpy().tolist()
+        [[[1.0, 2.0], [5.0, 6.0]]]
+    """
 
     _op = staticmethod(F.avg_pool2d)
 
@@ -468,7 +615,20 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """Mean over the steps: (N, T, C) -> (N, C); masked steps (Masking, mask_zero) are left out, as in Keras."""
+    """Mean over the steps; masked steps (Masking, mask_zero) are left out, as in Keras.
+
+    Args:
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        keepdims: keep the steps axis with size 1.
+
+    Shape: (N, T, C) -> (N, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import GlobalAveragePooling1D
+        >>> GlobalAveragePooling1D()(np.arange(6.0).reshape(1, 3, 2)).numpy().tolist()
+        [[2.0, 3.0]]
+    """
 
     def call(self, x, training=False):
         mask = get_mask(x)
@@ -482,7 +642,20 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
-    """Max over the steps: (N, T, C) -> (N, C)."""
+    """Max over the steps.
+
+    Args:
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        keepdims: keep the steps axis with size 1.
+
+    Shape: (N, T, C) -> (N, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import GlobalMaxPooling1D
+        >>> GlobalMaxPooling1D()(np.arange(6.0).reshape(1, 3, 2)).numpy().tolist()
+        [[4.0, 5.0]]
+    """
 
     def call(self, x, training=False):
         return F.max(x, axis=self._axis(), keepdims=self.keepdims)
@@ -493,6 +666,7 @@ class UpSampling2D(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import UpSampling2D
         >>> UpSampling2D(2)(np.arange(4.0).reshape(1, 2, 2, 1)).numpy()[0, :, :, 0].tolist()
         [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0], [2.0, 2.0, 3.0, 3.0]]
     """
@@ -530,6 +704,7 @@ class Cropping2D(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import Cropping2D
         >>> Cropping2D(((1, 0), (0, 2)))(np.zeros((1, 4, 5, 3))).shape
         (1, 3, 3, 3)
     """
@@ -573,7 +748,24 @@ class SeparableConv2D(Layer):
     convolution to ``filters`` channels (Keras's weights: depthwise_kernel (KH, KW, C, M), pointwise_kernel
     (1, 1, C*M, filters), bias (filters,)).
 
+    Args:
+        filters: number of output channels.
+        kernel_size, strides, dilation_rate: int or pair.
+        padding: ``"valid"`` or ``"same"``.
+        depth_multiplier: depthwise kernels per input channel (M).
+        activation, use_bias, data_format: as in ``Conv2D``.
+        depthwise_initializer, pointwise_initializer, bias_initializer: initializer names or objects.
+
     Shape: (N, H, W, C) -> (N, Ho, Wo, filters).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import SeparableConv2D
+        >>> layer = SeparableConv2D(8, 3, padding="same")
+        >>> layer(np.zeros((1, 6, 6, 4))).shape
+        (1, 6, 6, 8)
+        >>> [w.shape for w in layer.get_weights()]
+        [(3, 3, 4, 1), (1, 1, 4, 8), (8,)]
     """
 
     input_spec = InputSpec(ndim=4)

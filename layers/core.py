@@ -8,7 +8,26 @@ from ember.layers.base import InputSpec, Layer, SymbolicTensor, set_mask
 
 
 class InputLayer(Layer):
-    """The source of a functional graph; ``Input(...)`` returns its symbolic output."""
+    """The source of a functional graph; ``Input(...)`` returns its symbolic output.
+
+    Args:
+        shape: the input shape without the batch axis.
+        batch_size: an optional fixed batch size.
+        dtype: the input dtype (default: the engine's default float).
+        name: the layer name.
+        batch_input_shape: the shape with the batch axis (instead of ``shape`` and ``batch_size``).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import InputLayer, Dense
+        >>> from ember.layers import Model
+        >>> source = InputLayer(shape=(3,)).output
+        >>> source.shape
+        (None, 3)
+        >>> model = Model(source, Dense(2)(source))
+        >>> model.predict(np.zeros((4, 3)), verbose=0).shape
+        (4, 2)
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_input_shape=None, **kwargs):
         if batch_input_shape is None:
@@ -51,8 +70,18 @@ class Dense(Layer):
         units: output size.
         activation: name or function (default linear).
         use_bias: add a bias.
+        kernel_initializer, bias_initializer: initializer names or objects.
 
-    Shape: (batch, ..., in) -> (batch, ..., units)
+    Shape: (batch, ..., in) -> (batch, ..., units); kernel (in, units), bias (units,).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Dense
+        >>> layer = Dense(2, kernel_initializer="ones", bias_initializer="zeros")
+        >>> layer(np.array([[1.0, 2.0, 3.0]]))
+        Tensor([[6. 6.]], dtype=float32, requires_grad=True)
+        >>> [w.shape for w in layer.get_weights()]
+        [(3, 2), (2,)]
     """
 
     supports_masking = True
@@ -95,7 +124,21 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """Applies an activation by name: relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softmax, ..."""
+    """Applies an activation by name: relu, relu6, leaky_relu, elu, gelu, sigmoid, tanh, softmax, ...
+
+    Args:
+        activation: a name or a function of a Tensor.
+
+    Shape: unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Activation
+        >>> Activation("relu")(np.array([[-1.0, 2.0]])).numpy().tolist() == [[0.0, 2.0]]
+        True
+        >>> Activation("softmax")(np.array([[0.0, 0.0]])).numpy().tolist()
+        [[0.5, 0.5]]
+    """
 
     supports_masking = True
 
@@ -114,7 +157,27 @@ class Activation(Layer):
 
 
 class Dropout(Layer):
-    """Zeroes a fraction ``rate`` of inputs in training and scales the rest by 1/(1-rate)."""
+    """Zeroes a fraction ``rate`` of inputs in training and scales the rest by 1/(1-rate); the identity
+    in inference. Called outside a model, a layer follows its own mode (``train()``, the default, or
+    ``eval()``) unless the call passes ``training``.
+
+    Args:
+        rate: the fraction to drop, in [0, 1).
+        noise_shape: an optional shape of the keep/drop mask, broadcast over the input (1 shares a draw).
+
+    Shape: unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Dropout
+        >>> import ember
+        >>> ember.set_seed(0)
+        >>> y = Dropout(0.5)(np.ones((1, 1000)), training=True).numpy()
+        >>> sorted(set(y.ravel().tolist())), bool(400 < (y == 0).sum() < 600)
+        ([0.0, 2.0], True)
+        >>> Dropout(0.5)(np.ones((1, 3)), training=False).numpy().tolist()
+        [[1.0, 1.0, 1.0]]
+    """
 
     supports_masking = True
 
@@ -143,7 +206,19 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """(batch, ...) -> (batch, prod(...)); ``channels_first`` input is flattened in channels-last order."""
+    """(batch, ...) -> (batch, prod(...)); ``channels_first`` input is flattened in channels-last order.
+
+    Args:
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Shape: (N, d1, d2, ...) -> (N, d1 * d2 * ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Flatten
+        >>> Flatten()(np.zeros((2, 3, 4, 5))).shape
+        (2, 60)
+    """
 
     input_spec = InputSpec(min_ndim=1)
 
@@ -165,7 +240,19 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
-    """Reshape everything but the batch axis to ``target_shape`` (one entry may be -1)."""
+    """Reshape everything but the batch axis to ``target_shape`` (one entry may be -1).
+
+    Args:
+        target_shape: the new shape without the batch axis.
+
+    Shape: (N, ...) -> (N, *target_shape).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Reshape
+        >>> Reshape((3, -1))(np.zeros((2, 12))).shape
+        (2, 3, 4)
+    """
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -197,7 +284,19 @@ class Reshape(Layer):
 
 
 class Permute(Layer):
-    """Permute the non-batch axes; ``dims`` is 1-based as in Keras, e.g. (2, 1)."""
+    """Permute the non-batch axes; ``dims`` is 1-based as in Keras, e.g. (2, 1).
+
+    Args:
+        dims: a permutation of 1..rank-1.
+
+    Shape: (N, d1, d2) -> (N, d2, d1) for ``dims=(2, 1)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Permute
+        >>> Permute((2, 1))(np.zeros((2, 3, 4))).shape
+        (2, 4, 3)
+    """
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -261,7 +360,19 @@ def _check_format(data_format):
 class SpatialDropout1D(Dropout):
     """Dropout of whole feature maps: one keep/drop draw per (sample, channel), shared by every step.
 
+    Args:
+        rate: the fraction of channels to drop, in [0, 1).
+
     Shape: (N, T, C) -> (N, T, C).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import SpatialDropout1D
+        >>> import ember
+        >>> ember.set_seed(0)
+        >>> y = SpatialDropout1D(0.5)(np.ones((2, 4, 8)), training=True).numpy()
+        >>> bool((y == y[:, :1, :]).all())  # each channel is kept or dropped for every step
+        True
     """
 
     input_spec = InputSpec(ndim=3)
@@ -282,7 +393,20 @@ class SpatialDropout1D(Dropout):
 class SpatialDropout2D(Dropout):
     """Dropout of whole feature maps: one keep/drop draw per (sample, channel), shared over H and W.
 
+    Args:
+        rate: the fraction of channels to drop, in [0, 1).
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
     Shape: (N, H, W, C) (or (N, C, H, W) with ``channels_first``), unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import SpatialDropout2D
+        >>> import ember
+        >>> ember.set_seed(0)
+        >>> y = SpatialDropout2D(0.5)(np.ones((2, 3, 3, 8)), training=True).numpy()
+        >>> bool((y == y[:, :1, :1, :]).all())  # each channel is kept or dropped over all of H and W
+        True
     """
 
     input_spec = InputSpec(ndim=4)
@@ -307,6 +431,7 @@ class RepeatVector(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import RepeatVector
         >>> RepeatVector(3)(np.ones((2, 4))).shape
         (2, 3, 4)
     """
@@ -337,6 +462,7 @@ class Masking(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import Masking
         >>> from ember.layers.base import get_mask
         >>> get_mask(Masking()(np.array([[[1.0], [0.0]]]))).tolist()
         [[True, False]]

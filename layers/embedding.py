@@ -18,6 +18,7 @@ class Embedding(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import Embedding
         >>> from ember.layers.base import get_mask
         >>> get_mask(Embedding(5, 2, mask_zero=True)(np.array([[3, 0]]))).tolist()
         [[True, False]]

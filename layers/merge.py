@@ -37,7 +37,16 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """Elementwise sum of a list of inputs of equal shape."""
+    """Elementwise sum of a list of inputs of equal shape.
+
+    Shape: a list of (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Add
+        >>> Add()([np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])]).numpy().tolist()
+        [[11.0, 22.0]]
+    """
 
     fusable_activations = ("relu",)
 
@@ -60,30 +69,78 @@ class Add(_Merge):
 
 
 class Subtract(_Merge):
-    """a - b for exactly two inputs."""
+    """``a - b`` for exactly two inputs.
+
+    Shape: two (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Subtract
+        >>> Subtract()([np.array([[5.0, 5.0]]), np.array([[1.0, 2.0]])]).numpy().tolist()
+        [[4.0, 3.0]]
+    """
 
     def _merge(self, a, b):
         return a - b
 
 
 class Multiply(_Merge):
-    """Elementwise product of a list of inputs of equal shape."""
+    """Elementwise product of a list of inputs of equal shape.
+
+    Shape: a list of (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Multiply
+        >>> Multiply()([np.array([[2.0, 3.0]]), np.array([[4.0, 5.0]])]).numpy().tolist()
+        [[8.0, 15.0]]
+    """
 
     def _merge(self, a, b):
         return a * b
 
 
 class Maximum(_Merge):
+    """Elementwise maximum of a list of inputs of equal shape.
+
+    Shape: a list of (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Maximum
+        >>> Maximum()([np.array([[1.0, 5.0]]), np.array([[3.0, 2.0]])]).numpy().tolist()
+        [[3.0, 5.0]]
+    """
     def _merge(self, a, b):
         return F.maximum(a, b)
 
 
 class Minimum(_Merge):
+    """Elementwise minimum of a list of inputs of equal shape.
+
+    Shape: a list of (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Minimum
+        >>> Minimum()([np.array([[1.0, 5.0]]), np.array([[3.0, 2.0]])]).numpy().tolist()
+        [[1.0, 2.0]]
+    """
     def _merge(self, a, b):
         return F.minimum(a, b)
 
 
 class Average(_Merge):
+    """Elementwise mean of a list of inputs of equal shape.
+
+    Shape: a list of (N, ...) of one shape -> (N, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Average
+        >>> Average()([np.array([[1.0, 2.0]]), np.array([[3.0, 6.0]])]).numpy().tolist()
+        [[2.0, 4.0]]
+    """
     def call(self, inputs, training=False):
         return super().call(inputs) / len(inputs)
 
@@ -92,7 +149,19 @@ class Average(_Merge):
 
 
 class Concatenate(_Merge):
-    """Joins a list of inputs along ``axis`` (default the last); other axes must match."""
+    """Joins a list of inputs along ``axis`` (default the last); other axes must match.
+
+    Args:
+        axis: the axis to join on.
+
+    Shape: (N, ..., a), (N, ..., b) -> (N, ..., a + b) for the last axis.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import Concatenate
+        >>> Concatenate()([np.zeros((2, 3)), np.ones((2, 4))]).shape
+        (2, 7)
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

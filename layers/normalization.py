@@ -17,6 +17,20 @@ class BatchNormalization(Layer):
         axis: the channel axis (-1 for channels_last, 1 for channels_first).
         momentum, epsilon: as in Keras (0.99, 1e-3).
         center, scale: learn beta / gamma.
+        beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer:
+            initializer names or objects.
+
+    Shape: unchanged; weights gamma, beta, moving_mean, moving_variance of (channels,).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import BatchNormalization
+        >>> bn = BatchNormalization(epsilon=0.0)
+        >>> x = np.array([[1.0], [3.0]])
+        >>> bn(x, training=True).numpy().tolist()
+        [[-1.0], [1.0]]
+        >>> [round(float(w[0]), 3) for w in bn.get_weights()]  # gamma, beta, moving mean, moving variance
+        [1.0, 0.0, 0.02, 1.0]
     """
 
     input_spec = InputSpec(min_ndim=2)
@@ -81,7 +95,22 @@ def _constant(x, shape, value):
 
 
 class LayerNormalization(Layer):
-    """Normalises each sample over ``axis`` (default the last), then scales and shifts."""
+    """Normalises each sample over ``axis`` (default the last), then scales and shifts.
+
+    Args:
+        axis: the axis (or axes) to normalise over.
+        epsilon: added to the variance.
+        center, scale: learn beta / gamma.
+        beta_initializer, gamma_initializer: initializer names or objects.
+
+    Shape: unchanged; gamma and beta have the shape of the normalised axes.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import LayerNormalization
+        >>> LayerNormalization(epsilon=0.0)(np.array([[1.0, 3.0], [0.0, 10.0]])).numpy().tolist()
+        [[-1.0, 1.0], [-1.0, 1.0]]
+    """
 
     input_spec = InputSpec(min_ndim=2)
 
@@ -128,6 +157,20 @@ class LocalResponseNormalization(Layer):
 
     y_c = x_c / (k + alpha / size * sum_{c' in window(c)} x_{c'}^2) ** beta, window of ``size``
     channels centred on c (zero beyond the edges).
+
+    Args:
+        size: the number of channels in the window.
+        alpha, beta, k: the constants of the formula above.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Shape: unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import LocalResponseNormalization
+        >>> lrn = LocalResponseNormalization(size=1, alpha=1.0, beta=1.0, k=1.0)
+        >>> lrn(np.array([[[[1.0, 2.0]]]])).numpy().ravel().tolist()  # x / (1 + x ** 2)
+        [0.5, 0.4000000059604645]
     """
 
     input_spec = InputSpec(ndim=4)

@@ -133,9 +133,27 @@ def _as_tuple(state):
 
 
 class SimpleRNN(_RNN):
-    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+    """Fully connected recurrence: h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+
+    Args:
+        units: the size of the state.
+        activation: name or function (default tanh).
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer: as in Keras.
+        return_sequences: return every step's output, not only the last.
+        go_backwards: read the sequence in reverse.
+        return_state: also return the final state.
+        dropout, recurrent_dropout: dropout rates on the inputs and on the state, in [0, 1).
+        stateful: not supported (must be False); ``unroll`` is accepted and changes nothing.
 
     Shape: (N, T, D) -> (N, units), or (N, T, units) with ``return_sequences``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import SimpleRNN
+        >>> SimpleRNN(4)(np.zeros((2, 5, 3))).shape
+        (2, 4)
+        >>> SimpleRNN(4, return_sequences=True)(np.zeros((2, 5, 3))).shape
+        (2, 5, 4)
     """
 
     def _step(self, xw, h):
@@ -146,7 +164,24 @@ class SimpleRNN(_RNN):
 class LSTM(_RNN):
     """Long short-term memory; kernel (D, 4u), recurrent_kernel (u, 4u), bias (4u,), gates i, f, c, o.
 
+    Args:
+        units: the size of the state (u).
+        activation: the cell activation (default tanh).
+        recurrent_activation: the gate activation (default sigmoid).
+        unit_forget_bias: start the forget-gate bias at 1 (Keras' default).
+        **kwargs: the options of ``SimpleRNN`` (return_sequences, return_state, go_backwards, dropout...).
+
     Shape: (N, T, D) -> (N, units), or (N, T, units) with ``return_sequences``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import LSTM
+        >>> lstm = LSTM(4, return_state=True)
+        >>> out, h, c = lstm(np.zeros((2, 5, 3)))
+        >>> out.shape, h.shape, c.shape
+        ((2, 4), (2, 4), (2, 4))
+        >>> [w.shape for w in lstm.get_weights()]
+        [(3, 16), (4, 16), (16,)]
     """
 
     _gates = 4
@@ -199,6 +234,23 @@ class GRU(_RNN):
     """Gated recurrent unit, Keras' default ``reset_after=True`` layout: bias (2, 3u), gates z, r, h.
 
     h_t = z * h_{t-1} + (1 - z) * tanh(x W_h + b_h + r * (h_{t-1} U_h + b'_h)).
+
+    Args:
+        units: the size of the state (u).
+        activation: the candidate activation (default tanh).
+        recurrent_activation: the gate activation (default sigmoid).
+        **kwargs: the options of ``SimpleRNN`` (return_sequences, return_state, go_backwards, dropout...).
+
+    Shape: (N, T, D) -> (N, units), or (N, T, units) with ``return_sequences``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers import GRU
+        >>> gru = GRU(4, return_sequences=True)
+        >>> gru(np.zeros((2, 5, 3))).shape
+        (2, 5, 4)
+        >>> [w.shape for w in gru.get_weights()]
+        [(3, 12), (4, 12), (2, 12)]
     """
 
     _gates = 3

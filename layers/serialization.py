@@ -186,10 +186,29 @@ def build_model(meta, arrays, path, custom_objects=None):
 
 
 def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's name
-    """Load a model written by ``Model.save``; ``custom_objects`` maps names to your layers/functions. A
-    model saved compiled comes back compiled (optimizer with its settings, loss, metrics) unless
+    """Load a model written by ``Model.save``.
+
+    A model saved compiled comes back compiled (optimizer with its settings, loss, metrics) unless
     ``compile=False``. A damaged, hostile or foreign file raises ``ModelFileError`` (a ValueError) naming
-    the file, the field and what was expected."""
+    the file, the field and what was expected.
+
+    Args:
+        path: the file written by ``Model.save``.
+        custom_objects: a dict mapping names to your own layer classes and functions.
+        compile: compile the model as it was saved (when it was).
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from ember.layers import Dense, Sequential, load_model
+        >>> model = Sequential([Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.ember")
+        >>> model.save(path)
+        >>> again = load_model(path)
+        >>> x = np.ones((1, 3), "float32")
+        >>> bool((again.predict(x, verbose=0) == model.predict(x, verbose=0)).all())
+        True
+    """
     with open_archive(path) as zf:
         meta, arrays = read_model_archive(zf, path)
     model = build_model(meta, arrays, path, custom_objects)

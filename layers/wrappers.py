@@ -23,7 +23,7 @@ class TimeDistributed(Layer):
 
     Example:
         >>> import numpy as np
-        >>> from ember.layers import Dense
+        >>> from ember.layers import Dense, TimeDistributed
         >>> TimeDistributed(Dense(4))(np.zeros((2, 5, 3))).shape
         (2, 5, 4)
     """
@@ -75,7 +75,7 @@ class Bidirectional(Layer):
 
     Example:
         >>> import numpy as np
-        >>> from ember.layers import LSTM
+        >>> from ember.layers import LSTM, Bidirectional
         >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 5, 3))).shape
         (2, 5, 8)
     """

@@ -55,12 +55,27 @@ def unflatten_optim_state(meta, arrays):
 
 
 def save_checkpoint(path, model, optim_state_dict, train_state, order=None):
-    """Write a checkpoint to ``path`` atomically.
+    """Write a checkpoint to ``path`` atomically (a zip of arrays and JSON; nothing pickled).
+
+    ``Optimizer.set_checkpoint`` writes these during training; ``load_checkpoint`` reads them.
 
     Args:
+        path: the file to write.
+        model: the model whose weights to save.
         optim_state_dict: ``OptimMethod.state_dict()``.
-        train_state: JSON-able dict (counters, RNG states, schedule state).
+        train_state: JSON-able dict (counters, RNG states, schedule state); ``epoch`` and ``iteration`` are required.
         order: the current epoch's sample order when stopping mid-epoch.
+
+    Example:
+        >>> import os, tempfile
+        >>> import ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Adam, load_checkpoint, save_checkpoint
+        >>> model = ember.Sequential([Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "checkpoint-7.ember")
+        >>> save_checkpoint(path, model, Adam().state_dict(), {"epoch": 1, "iteration": 7})
+        >>> load_checkpoint(path).iteration
+        7
     """
     entries = model_archive_entries(model)
     optim_meta, optim_arrays = flatten_optim_state(optim_state_dict)
@@ -88,7 +103,27 @@ class Checkpoint:
 
 def load_checkpoint(path):
     """Read a checkpoint file written by ``save_checkpoint`` (arrays only: nothing is unpickled). A damaged
-    or foreign file raises ``ModelFileError`` naming the file and the field."""
+    or foreign file raises ``ModelFileError`` naming the file and the field.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        A ``Checkpoint`` with ``weights`` (arrays in ``model.weights`` order), ``optim_state``,
+        ``train_state`` (dict), ``order`` (array or None) and ``iteration``.
+
+    Example:
+        >>> import os, tempfile
+        >>> import ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import SGD, load_checkpoint, save_checkpoint
+        >>> model = ember.Sequential([Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "checkpoint-3.ember")
+        >>> save_checkpoint(path, model, SGD(0.1).state_dict(), {"epoch": 1, "iteration": 3})
+        >>> ckpt = load_checkpoint(path)
+        >>> [w.shape for w in ckpt.weights], ckpt.optim_state["learning_rate"], ckpt.train_state["epoch"]
+        ([(3, 2), (2,)], 0.1, 1)
+    """
     with open_archive(path, "an ember checkpoint") as zf:
         meta, weights = read_model_archive(zf, path)
         state = read_json(zf, path, "state.json", ("epoch", "iteration"))
@@ -151,6 +186,7 @@ class FolderLock:
 
     Example:
         >>> import tempfile
+        >>> from ember.optim.checkpoint import FolderLock
         >>> folder = tempfile.mkdtemp()
         >>> with FolderLock(folder):
         ...     FolderLock(folder).acquire()
@@ -199,7 +235,26 @@ class FolderLock:
 
 
 def latest_checkpoint(folder):
-    """The newest checkpoint in ``folder`` (by iteration), or None."""
+    """The newest checkpoint in ``folder`` (by iteration, from the ``checkpoint-<iteration>.ember`` names), or None.
+
+    Args:
+        folder: the checkpoint folder given to ``set_checkpoint``.
+
+    Example:
+        >>> import os, tempfile
+        >>> import ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import SGD, latest_checkpoint, save_checkpoint
+        >>> folder = tempfile.mkdtemp()
+        >>> latest_checkpoint(folder) is None
+        True
+        >>> model = ember.Sequential([Dense(1, input_shape=(1,))])
+        >>> for it in (5, 10):
+        ...     save_checkpoint(os.path.join(folder, f"checkpoint-{it}.ember"), model, SGD().state_dict(),
+        ...                     {"epoch": 1, "iteration": it})
+        >>> os.path.basename(latest_checkpoint(folder))
+        'checkpoint-10.ember'
+    """
     found = list_checkpoints(folder)
     return found[-1] if found else None
 

@@ -9,7 +9,18 @@ from ember.engine.backend import get_array_module
 
 
 def clip_by_value(grad, min_value, max_value):
-    """Clamp every gradient element into [min_value, max_value], in place."""
+    """Clamp every gradient element into [min_value, max_value], in place; returns ``grad``.
+
+    Args:
+        grad: a float array (the flat gradient or a block of it).
+        min_value, max_value: the bounds (min <= max).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import clip_by_value
+        >>> clip_by_value(np.array([-5.0, 0.5, 5.0]), -1.0, 1.0)
+        array([-1. ,  0.5,  1. ])
+    """
     if min_value > max_value:
         raise ValueError(f"gradient clipping: min {min_value} > max {max_value}")
     xp = get_array_module(grad)
@@ -24,7 +35,20 @@ def squared_norm(grad):
 
 def clip_by_global_norm(grad, max_norm, total_squared_norm=None):
     """Scale ``grad`` in place so that the global L2 norm is at most ``max_norm``; returns the norm
-    before clipping. ``total_squared_norm`` is the sum over all blocks when ``grad`` is one block."""
+    before clipping.
+
+    Args:
+        grad: a float array (the flat gradient or one block of it).
+        max_norm: the largest norm allowed, > 0.
+        total_squared_norm: the sum of squares over all blocks when ``grad`` is one block (None: ``grad``'s own).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import clip_by_global_norm
+        >>> g = np.array([3.0, 4.0])
+        >>> clip_by_global_norm(g, 1.0), g
+        (5.0, array([0.6, 0.8]))
+    """
     if max_norm <= 0:
         raise ValueError(f"gradient clipping: max L2 norm must be > 0, got {max_norm!r}")
     norm = math.sqrt(squared_norm(grad) if total_squared_norm is None else total_squared_norm)

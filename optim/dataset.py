@@ -43,6 +43,7 @@ class ArrayDataset:
 
     Example:
         >>> import numpy as np
+        >>> from ember.optim import ArrayDataset
         >>> ds = ArrayDataset(np.zeros((10, 3)), np.arange(10))
         >>> len(ds), [len(i) for i in ds.batches(ds.order(shuffle=False), 4)]
         (10, [4, 4, 2])

@@ -47,7 +47,21 @@ logger = logging.getLogger("ember.optim")
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite (raised by ``optimize``).
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxEpoch, TrainingDivergedError
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> x, y = np.ones((8, 2), "float32"), np.full((8, 1), 1e30, "float32")  # a loss beyond float32
+        >>> with np.errstate(over="ignore", invalid="ignore"):
+        ...     try:
+        ...         Optimizer(model, (x, y), "mse", SGD(1.0), MaxEpoch(1), 4).set_progress(0).optimize()
+        ...     except TrainingDivergedError as e:
+        ...         print(type(e).__name__)
+        TrainingDivergedError
+    """
 
 
 class InfrastructureFailure(RuntimeError):
@@ -113,7 +127,24 @@ def compute_loss(criterion, y, out, model=None, sample_weight=None):
 
 
 def predict_arrays(model, x, batch_size=32):
-    """Model outputs on ``x`` (arrays) in inference mode, batch by batch, as NumPy arrays."""
+    """Model outputs on ``x`` (arrays) in inference mode, batch by batch, as NumPy arrays.
+
+    Args:
+        model: a model (or layer).
+        x: an array, or a list of arrays for several inputs.
+        batch_size: samples per forward pass.
+
+    Returns:
+        An array, or a list of arrays for a model with several outputs.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import predict_arrays
+        >>> model = ember.Sequential([Dense(2, input_shape=(3,))])
+        >>> predict_arrays(model, np.zeros((10, 3), "float32"), batch_size=4).shape
+        (10, 2)
+    """
     batch_size = check_batch_size(batch_size)
     data = ArrayDataset(x)
     parts = []
@@ -195,9 +226,35 @@ class _Epoch:
 class TrainingLoop:
     """The training loop (BigDL's Optimizer): settings, setters and ``optimize``; the engine runs the steps.
 
+    ``Optimizer(...)`` returns one (a ``LocalOptimizer`` or ``DistriOptimizer``); the setters
+    (``set_validation``, ``set_checkpoint``, ``set_train_summary``, ``set_gradclip_l2norm``,
+    ``set_learning_rate_schedule``...) return the loop, so they chain.
+
+    Args:
+        model: the model to train.
+        engine: the step engine (local or Spark).
+        criterion, optim_method, end_trigger, batch_size: as in ``Optimizer``.
+
     Attributes:
         state: the training state seen by triggers (``epoch``, ``iteration``, ``loss``, ``score``...).
         stop_training: set True (e.g. by a callback) to end after the current segment.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxEpoch
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        >>> y = (x.sum(1) > 0).astype(int)
+        >>> model = ember.Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+        >>> from ember.optim import EveryEpoch, Top1Accuracy, TrainingLoop
+        >>> opt = Optimizer(model, (x, y), "sparse_categorical_crossentropy", SGD(0.5), MaxEpoch(3), 16)
+        >>> isinstance(opt, TrainingLoop)
+        True
+        >>> opt = opt.set_validation(32, (x, y), EveryEpoch(), [Top1Accuracy()]).set_gradclip_l2norm(5.0)
+        >>> _ = opt.set_progress(0).optimize()
+        >>> opt.state["iteration"], opt.state["score"] > 0.8
+        (12, True)
     """
 
     def __init__(self, model, engine, criterion, optim_method=None, end_trigger=None, batch_size=32):

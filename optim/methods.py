@@ -24,6 +24,20 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
         v <- g on the first step, else momentum * v + (1 - dampening) * g
         d <- g + momentum * v (Nesterov) or v (momentum) or g (plain)
         param <- param - lr * d
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr: the learning rate; momentum, dampening, nesterov, weight_decay, learning_rate_decay: as above.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import sgd_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> sgd_update(param, np.array([0.5, 0.5]), state, lr=0.1)
+        >>> param  # param - lr * grad
+        array([ 0.95, -2.05])
     """
     xp = get_array_module(param)
     if learning_rate_decay:
@@ -46,6 +60,20 @@ def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
         AdamW: param <- param * (1 - lr * weight_decay); Adam: g <- grad + weight_decay * param
         m <- beta_1 m + (1 - beta_1) g;   v <- beta_2 v + (1 - beta_2) g^2
         param <- param - lr * (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr, beta_1, beta_2, epsilon, weight_decay: as above; decoupled: AdamW's decay.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import adam_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> adam_update(param, np.array([0.5, -0.5]), state, lr=0.1)
+        >>> param  # the first step moves each element by lr
+        array([ 0.9, -1.9])
     """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
@@ -56,7 +84,22 @@ def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
 
 def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
     """Adamax, in place: m <- beta_1 m + (1 - beta_1) g; u <- max(beta_2 u, |g| + epsilon);
-    param <- param - lr / (1 - beta_1^t) * m / u."""
+    param <- param - lr / (1 - beta_1^t) * m / u (with g = grad + weight_decay * param).
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr, beta_1, beta_2, epsilon, weight_decay: as above.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import adamax_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> adamax_update(param, np.array([0.5, -0.5]), state, lr=0.1)
+        >>> param  # the first step moves each element by lr
+        array([ 0.9, -1.9])
+    """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
     g = grad + weight_decay * param if weight_decay else grad
@@ -71,7 +114,22 @@ def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8
 def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, weight_decay=0.0):
     """RMSprop, in place: v <- rho v + (1 - rho) g^2; with ``centered``, a <- rho a + (1 - rho) g and
     the denominator uses v - a^2; d = g / (sqrt(.) + epsilon); with momentum b <- momentum b + d,
-    param <- param - lr * b, else param <- param - lr * d."""
+    param <- param - lr * b, else param <- param - lr * d (g = grad + weight_decay * param).
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr, rho, epsilon, momentum, centered, weight_decay: as above.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import rmsprop_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> rmsprop_update(param, np.array([0.5, -0.5]), state, lr=0.1)
+        >>> param  # lr * g / sqrt(0.1 * g^2) = 0.316
+        array([ 0.68377243, -1.68377243])
+    """
     xp = get_array_module(param)
     g = grad + weight_decay * param if weight_decay else grad
     v = state.setdefault("v", xp.zeros_like(param))
@@ -94,7 +152,23 @@ def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, 
 
 def adagrad_update(param, grad, state, lr, lr_decay=0.0, initial_accumulator_value=0.0, epsilon=1e-10,
                    weight_decay=0.0):
-    """Adagrad, in place: s <- s + g^2; param <- param - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + epsilon)."""
+    """Adagrad, in place: s <- s + g^2; param <- param - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + epsilon),
+    with s starting at ``initial_accumulator_value`` and g = grad + weight_decay * param.
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr, lr_decay, initial_accumulator_value, epsilon, weight_decay: as above.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import adagrad_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> adagrad_update(param, np.array([0.5, -0.5]), state, lr=0.1)
+        >>> param  # lr * g / sqrt(g^2) = lr
+        array([ 0.9, -1.9])
+    """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
     g = grad + weight_decay * param if weight_decay else grad
@@ -107,7 +181,22 @@ def adagrad_update(param, grad, state, lr, lr_decay=0.0, initial_accumulator_val
 
 def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0):
     """Adadelta, in place: v <- rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
-    u <- rho u + (1 - rho) d^2; param <- param - lr * d."""
+    u <- rho u + (1 - rho) d^2; param <- param - lr * d (g = grad + weight_decay * param).
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        grad: its gradient, same shape.
+        state: a dict this rule keeps its per-element state in (empty at the first step).
+        lr, rho, epsilon, weight_decay: as above.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import adadelta_update
+        >>> param, state = np.array([1.0, -2.0]), {}
+        >>> adadelta_update(param, np.array([0.5, -0.5]), state, lr=1.0)
+        >>> param  # sqrt(eps) / sqrt(0.1 * g^2 + eps) * g
+        array([ 0.99683779, -1.99683779])
+    """
     xp = get_array_module(param)
     g = grad + weight_decay * param if weight_decay else grad
     v = state.setdefault("v", xp.zeros_like(param))
@@ -144,6 +233,24 @@ def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None
     H0 = (y.s)/(y.y); the step is t = min(1, 1/|g|_1) * lr on the very first iteration, lr after;
     it stops early when max|g| <= tolerance_grad, the directional derivative g.d > -tolerance_change,
     max|t d| <= tolerance_change or the loss changes by less than tolerance_change.
+
+    Args:
+        feval: a function of no arguments: the loss at ``param``, with ``grad`` filled in place.
+        param, grad: float arrays of one shape (``param`` is updated in place).
+        state: a dict the method keeps its history in between calls.
+        lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size: as above
+            (``max_eval`` defaults to 1.25 * max_iter).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import lbfgs_optimize
+        >>> param, grad = np.array([3.0, -1.0]), np.zeros(2)
+        >>> def feval():  # (p0 - 1)^2 + 10 p1^2
+        ...     grad[:] = [2 * (param[0] - 1), 20 * param[1]]
+        ...     return (param[0] - 1) ** 2 + 10 * param[1] ** 2
+        >>> first = lbfgs_optimize(feval, param, grad, {}, max_iter=50)
+        >>> first, np.round(param, 4).tolist()
+        (14.0, [1.0, 0.0])
     """
     xp = get_array_module(param)
     max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
@@ -206,7 +313,25 @@ class OptimMethod:
     """Base class: ``update(param, grad)`` applies the rule in place to (a slice of) the flat buffer.
 
     ``learning_rate`` may be changed between steps (schedules do); hyper-parameters are in
-    ``hyper``; per-element state lives in ``state``.
+    ``hyper``; per-element state lives in ``state``; ``state_dict``/``load_state_dict`` save and
+    restore all of it. Subclasses set ``_rule`` to one of the ``*_update`` functions.
+
+    Args:
+        learning_rate: the step size, > 0.
+        **hyper: the rule's other arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import OptimMethod, sgd_update
+        >>> class PlainSGD(OptimMethod):
+        ...     _rule = staticmethod(sgd_update)
+        >>> opt = PlainSGD(0.5)
+        >>> param = np.array([1.0, 2.0])
+        >>> opt.update(param, np.array([1.0, 1.0]))
+        >>> param
+        array([0.5, 1.5])
+        >>> opt
+        PlainSGD(learning_rate=0.5)
     """
 
     _rule = None
@@ -249,7 +374,27 @@ class OptimMethod:
 
 
 class SGD(OptimMethod):
-    """Stochastic gradient descent; see ``sgd_update`` for the rule."""
+    """Stochastic gradient descent; see ``sgd_update`` for the rule.
+
+    Args:
+        learning_rate: the step size.
+        momentum: the momentum factor (0: none).
+        dampening: damps the gradient's share of the momentum.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
+        weight_decay: L2 penalty added to the gradient.
+        learning_rate_decay: BigDL's decay: lr / (1 + n * decay) at update n.
+        learningrate, learningrate_decay, weightdecay: BigDL's spellings of the same.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import SGD
+        >>> opt = SGD(0.1, momentum=0.9)
+        >>> param = np.array([1.0])
+        >>> for _ in range(2):
+        ...     opt.update(param, np.array([1.0]))
+        >>> param.round(4).tolist()  # 1 - 0.1 * 1 - 0.1 * (0.9 + 1)
+        [0.71]
+    """
 
     _rule = staticmethod(sgd_update)
 
@@ -269,7 +414,23 @@ class SGD(OptimMethod):
 
 
 class Adam(OptimMethod):
-    """Adam; see ``adam_update``."""
+    """Adam; see ``adam_update`` for the rule.
+
+    Args:
+        learning_rate: the step size.
+        beta_1, beta_2: decay rates of the first and second moment estimates.
+        epsilon: added to the denominator.
+        weight_decay: L2 penalty added to the gradient.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Adam
+        >>> opt = Adam(0.1)
+        >>> param = np.array([1.0, 1.0])
+        >>> opt.update(param, np.array([2.0, -0.5]))
+        >>> param.round(4).tolist()  # the first step moves each element by about lr
+        [0.9, 1.1]
+    """
 
     _rule = staticmethod(adam_update)
 
@@ -278,7 +439,22 @@ class Adam(OptimMethod):
 
 
 class AdamW(OptimMethod):
-    """Adam with decoupled weight decay; see ``adam_update``."""
+    """Adam with decoupled weight decay (the parameter shrinks by lr * weight_decay each step); see ``adam_update``.
+
+    Args:
+        learning_rate: the step size.
+        beta_1, beta_2, epsilon: as in ``Adam``.
+        weight_decay: the decoupled decay rate.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import AdamW
+        >>> opt = AdamW(0.1, weight_decay=0.5)
+        >>> param = np.array([1.0])
+        >>> opt.update(param, np.array([0.0]))
+        >>> param.tolist()  # no gradient: only the decay, 1 * (1 - 0.1 * 0.5)
+        [0.95]
+    """
 
     _rule = staticmethod(adam_update)
 
@@ -288,7 +464,21 @@ class AdamW(OptimMethod):
 
 
 class Adamax(OptimMethod):
-    """Adamax (Adam with the infinity norm); see ``adamax_update``."""
+    """Adamax (Adam with the infinity norm); see ``adamax_update``.
+
+    Args:
+        learning_rate: the step size.
+        beta_1, beta_2, epsilon, weight_decay: as in ``adamax_update``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Adamax
+        >>> opt = Adamax(0.1)
+        >>> param = np.array([1.0])
+        >>> opt.update(param, np.array([3.0]))
+        >>> param.round(4).tolist()
+        [0.9]
+    """
 
     _rule = staticmethod(adamax_update)
 
@@ -297,7 +487,25 @@ class Adamax(OptimMethod):
 
 
 class RMSprop(OptimMethod):
-    """RMSprop; see ``rmsprop_update``."""
+    """RMSprop; see ``rmsprop_update``.
+
+    Args:
+        learning_rate: the step size.
+        rho: the decay of the squared-gradient average.
+        epsilon: added to the denominator.
+        momentum: momentum on the scaled step (0: none).
+        centered: divide by the variance estimate instead of the second moment.
+        weight_decay: L2 penalty added to the gradient.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import RMSprop
+        >>> opt = RMSprop(0.01)
+        >>> param = np.array([1.0])
+        >>> opt.update(param, np.array([2.0]))
+        >>> param.round(4).tolist()  # 1 - 0.01 * 2 / sqrt(0.1 * 4)
+        [0.9684]
+    """
 
     _rule = staticmethod(rmsprop_update)
 
@@ -307,7 +515,24 @@ class RMSprop(OptimMethod):
 
 
 class Adagrad(OptimMethod):
-    """Adagrad; see ``adagrad_update``."""
+    """Adagrad; see ``adagrad_update``.
+
+    Args:
+        learning_rate: the step size.
+        lr_decay: the rate is lr / (1 + (t - 1) * lr_decay) at step t.
+        initial_accumulator_value: the starting sum of squared gradients.
+        epsilon: added to the denominator.
+        weight_decay: L2 penalty added to the gradient.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Adagrad
+        >>> opt = Adagrad(0.1)
+        >>> param = np.array([1.0])
+        >>> opt.update(param, np.array([4.0]))
+        >>> param.round(4).tolist()  # 1 - 0.1 * 4 / sqrt(16)
+        [0.9]
+    """
 
     _rule = staticmethod(adagrad_update)
 
@@ -318,7 +543,23 @@ class Adagrad(OptimMethod):
 
 
 class Adadelta(OptimMethod):
-    """Adadelta; see ``adadelta_update``."""
+    """Adadelta; see ``adadelta_update``.
+
+    Args:
+        learning_rate: scales the computed step (1.0 as in the paper).
+        rho: the decay of the running averages.
+        epsilon: added inside the square roots.
+        weight_decay: L2 penalty added to the gradient.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Adadelta
+        >>> opt = Adadelta()
+        >>> param = np.array([1.0])
+        >>> opt.update(param, np.array([1.0]))
+        >>> param.round(5).tolist()  # 1 - sqrt(1e-6) / sqrt(0.1 + 1e-6)
+        [0.99684]
+    """
 
     _rule = staticmethod(adadelta_update)
 
@@ -330,7 +571,23 @@ class LBFGS(OptimMethod):
     """Limited-memory BFGS (full-batch or large-batch training); see ``lbfgs_optimize``.
 
     It evaluates the loss several times per step, so it runs in the local optimizer only; the
-    distributed optimizer rejects it.
+    distributed optimizer rejects it. Use ``optimize(feval, param, grad)``; ``update`` raises.
+
+    Args:
+        learning_rate, max_iter, max_eval, tolerance_grad, tolerance_change, history_size:
+            as in ``lbfgs_optimize``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import LBFGS
+        >>> param, grad = np.array([4.0]), np.zeros(1)
+        >>> def feval():
+        ...     grad[:] = 2 * (param - 1)
+        ...     return float(((param - 1) ** 2).sum())
+        >>> LBFGS(max_iter=10).optimize(feval, param, grad)
+        9.0
+        >>> param.round(4).tolist()
+        [1.0]
     """
 
     def __init__(self, learning_rate=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,

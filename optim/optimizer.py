@@ -61,7 +61,30 @@ class LocalOptimizer(_BigDLArguments, TrainingLoop):
 class DistriOptimizer(_BigDLArguments, TrainingLoop):
     """Trains on a Spark RDD of ``(features, label)`` samples (or a DataFrame) by synchronous
     data-parallel SGD, parameters exchanged in blocks (BigDL's DistriOptimizer). Same setters as the
-    local one, plus ``set_compression`` and ``set_drop_module_property``."""
+    local one, plus ``set_compression`` and ``set_drop_module_property``. ``Optimizer(...)`` makes one
+    when given Spark data.
+
+    Args:
+        model, criterion, optim_method, end_trigger, batch_size: as in ``Optimizer``.
+        training_set: a Spark RDD of ``(features, label)`` samples, or a DataFrame.
+        feature_cols, label_cols: a DataFrame's columns (default "features" and "label").
+
+    Example (the lines marked SKIP start Spark, a JVM, so they do not run as doctests):
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxEpoch
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        >>> y = (x.sum(1) > 0).astype(int)
+        >>> model = ember.Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+        >>> sc = ember.init_nncontext(master="local[2]")  # doctest: +SKIP
+        >>> rdd = sc.parallelize(list(zip(x, y)), 2)  # doctest: +SKIP
+        >>> opt = Optimizer(model, rdd, "sparse_categorical_crossentropy", SGD(0.5), MaxEpoch(5), 16)  # doctest: +SKIP
+        >>> type(opt).__name__  # doctest: +SKIP
+        'DistriOptimizer'
+        >>> opt.set_progress(0).optimize() is model  # doctest: +SKIP
+        True
+    """
 
     def __init__(self, model, training_set, criterion, optim_method=None, end_trigger=None, batch_size=32,
                  feature_cols=None, label_cols=None):
@@ -87,7 +110,8 @@ class DistriOptimizer(_BigDLArguments, TrainingLoop):
 
 def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_trigger=None,  # noqa: N802
               batch_size=32, feature_cols=None, label_cols=None, training_rdd=None):
-    """An optimizer suited to ``training_set`` (see the module docstring).
+    """An optimizer suited to ``training_set``: a ``LocalOptimizer`` for arrays, a ``DistriOptimizer``
+    for a Spark RDD or DataFrame (see the module docstring).
 
     Args:
         model: an ember model (Sequential, Model or any layer with weights).
@@ -103,6 +127,23 @@ def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_t
 
     A criterion with ``label_base=1`` (BigDL's ClassNLLCriterion, CrossEntropyCriterion from ``ember.nn``)
     says the labels count from 1: they are shifted to 0-based here, for training and validation alike.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxEpoch
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        >>> y = (x.sum(1) > 0).astype(int)
+        >>> model = ember.Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+        >>> opt = Optimizer(model, (x, y), "sparse_categorical_crossentropy", SGD(0.5), MaxEpoch(5), batch_size=16)
+        >>> type(opt).__name__
+        'LocalOptimizer'
+        >>> trained = opt.set_progress(0).optimize()
+        >>> opt.state["epoch"], opt.state["iteration"]
+        (6, 20)
+        >>> bool((trained.predict(x, verbose=0).argmax(1) == y).mean() > 0.9)
+        True
     """
     if (training_set is None) == (training_rdd is None):
         raise TypeError("Optimizer: give the training data once, as training_set (or BigDL's training_rdd)")

@@ -9,7 +9,19 @@ import math
 
 
 class LearningRateSchedule:
-    """Base class; subclasses implement ``get_learning_rate``."""
+    """Base class; subclasses implement ``get_learning_rate(base_lr, iteration, epoch)``.
+
+    ``iteration`` counts the updates already made (0 for the first), ``epoch`` counts from 1.
+    ``on_validation``, ``state_dict`` and ``load_state_dict`` are there for schedules that keep state.
+
+    Example:
+        >>> from ember.optim import LearningRateSchedule
+        >>> class Halving(LearningRateSchedule):
+        ...     def get_learning_rate(self, base_lr, iteration, epoch):
+        ...         return base_lr / 2 ** (epoch - 1)
+        >>> Halving().get_learning_rate(0.1, iteration=50, epoch=3)
+        0.025
+    """
 
     def get_learning_rate(self, base_lr, iteration, epoch):
         raise NotImplementedError
@@ -29,14 +41,31 @@ class LearningRateSchedule:
 
 
 class Default(LearningRateSchedule):
-    """The base rate, unchanged."""
+    """The base rate, unchanged (the schedule when none is set).
+
+    Example:
+        >>> from ember.optim import Default
+        >>> Default().get_learning_rate(0.1, iteration=1000, epoch=9)
+        0.1
+    """
 
     def get_learning_rate(self, base_lr, iteration, epoch):
         return base_lr
 
 
 class Step(LearningRateSchedule):
-    """lr = base_lr * gamma ** (iteration // step_size)."""
+    """lr = base_lr * gamma ** (iteration // step_size).
+
+    Args:
+        step_size: updates between two reductions, >= 1.
+        gamma: the factor applied at each reduction.
+
+    Example:
+        >>> from ember.optim import Step
+        >>> s = Step(10, 0.5)
+        >>> [s.get_learning_rate(1.0, i, 1) for i in (0, 9, 10, 25)]
+        [1.0, 1.0, 0.5, 0.25]
+    """
 
     def __init__(self, step_size, gamma):
         if step_size < 1:
@@ -48,7 +77,18 @@ class Step(LearningRateSchedule):
 
 
 class MultiStep(LearningRateSchedule):
-    """lr = base_lr * gamma ** (number of boundaries in ``step_sizes`` that ``iteration`` has reached)."""
+    """lr = base_lr * gamma ** (number of boundaries in ``step_sizes`` that ``iteration`` has reached).
+
+    Args:
+        step_sizes: increasing iteration counts at which the rate is multiplied by ``gamma``.
+        gamma: the factor.
+
+    Example:
+        >>> from ember.optim import MultiStep
+        >>> s = MultiStep([5, 20], 0.1)
+        >>> [round(s.get_learning_rate(1.0, i, 1), 6) for i in (0, 5, 19, 20)]
+        [1.0, 0.1, 0.1, 0.01]
+    """
 
     def __init__(self, step_sizes, gamma):
         step_sizes = [int(s) for s in step_sizes]
@@ -61,7 +101,20 @@ class MultiStep(LearningRateSchedule):
 
 
 class Exponential(LearningRateSchedule):
-    """lr = base_lr * decay_rate ** (iteration / decay_step), the exponent floored when ``stair_case``."""
+    """lr = base_lr * decay_rate ** (iteration / decay_step), the exponent floored when ``stair_case``.
+
+    Args:
+        decay_step: updates per factor of ``decay_rate``, >= 1.
+        decay_rate: the factor.
+        stair_case: floor the exponent (the rate drops in steps).
+
+    Example:
+        >>> from ember.optim import Exponential
+        >>> round(Exponential(10, 0.5).get_learning_rate(1.0, 5, 1), 4)
+        0.7071
+        >>> Exponential(10, 0.5, stair_case=True).get_learning_rate(1.0, 15, 1)
+        0.5
+    """
 
     def __init__(self, decay_step, decay_rate, stair_case=False):
         if decay_step < 1:
@@ -74,7 +127,18 @@ class Exponential(LearningRateSchedule):
 
 
 class Poly(LearningRateSchedule):
-    """lr = base_lr * (1 - iteration / max_iteration) ** power, and 0 from max_iteration on."""
+    """lr = base_lr * (1 - iteration / max_iteration) ** power, and 0 from max_iteration on.
+
+    Args:
+        power: the exponent.
+        max_iteration: the iteration at which the rate reaches 0, >= 1.
+
+    Example:
+        >>> from ember.optim import Poly
+        >>> p = Poly(2.0, 100)
+        >>> [p.get_learning_rate(1.0, i, 1) for i in (0, 50, 100)]
+        [1.0, 0.25, 0.0]
+    """
 
     def __init__(self, power, max_iteration):
         if max_iteration < 1:
@@ -89,7 +153,18 @@ class Poly(LearningRateSchedule):
 
 class Cosine(LearningRateSchedule):
     """Cosine annealing: lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * t / max_iteration)) / 2,
-    with t = min(iteration, max_iteration)."""
+    with t = min(iteration, max_iteration).
+
+    Args:
+        max_iteration: the iteration at which the rate reaches ``min_lr``, >= 1.
+        min_lr: the final rate.
+
+    Example:
+        >>> from ember.optim import Cosine
+        >>> c = Cosine(100, min_lr=0.1)
+        >>> [round(c.get_learning_rate(1.0, i, 1), 4) for i in (0, 50, 100, 200)]
+        [1.0, 0.55, 0.1, 0.1]
+    """
 
     def __init__(self, max_iteration, min_lr=0.0):
         if max_iteration < 1:
@@ -102,7 +177,16 @@ class Cosine(LearningRateSchedule):
 
 
 class Warmup(LearningRateSchedule):
-    """Linear warm-up: lr = base_lr + delta * iteration (use inside ``SequentialSchedule``)."""
+    """Linear warm-up: lr = base_lr + delta * iteration (use inside ``SequentialSchedule``).
+
+    Args:
+        delta: the increase per update.
+
+    Example:
+        >>> from ember.optim import Warmup
+        >>> [round(Warmup(0.01).get_learning_rate(0.1, i, 1), 4) for i in (0, 5)]
+        [0.1, 0.15]
+    """
 
     def __init__(self, delta):
         self.delta = float(delta)
@@ -117,10 +201,20 @@ class Plateau(LearningRateSchedule):
 
     Args:
         monitor: "score" (the first validation method's value) or "loss" (a ``Loss`` validation).
+        factor: the multiplier applied at each reduction.
+        patience: validations without improvement before a reduction.
         mode: "min" or "max": whether smaller or larger is better.
         epsilon: the least change that counts as an improvement.
         cooldown: validations to wait after a reduction before counting again.
         min_lr: the rate never goes below this.
+
+    Example:
+        >>> from ember.optim import Plateau
+        >>> p = Plateau(monitor="loss", factor=0.5, patience=2)
+        >>> for loss in (1.0, 0.9, 0.95, 0.92):  # no improvement on 0.9 twice
+        ...     p.on_validation(None, loss)
+        >>> p.get_learning_rate(0.1, iteration=40, epoch=3)
+        0.05
     """
 
     def __init__(self, monitor="score", factor=0.1, patience=10, mode="min", epsilon=1e-4, cooldown=0, min_lr=0.0):
@@ -169,6 +263,7 @@ class SequentialSchedule(LearningRateSchedule):
     ``Warmup`` can hand over to ``Poly`` or ``Cosine`` without a jump.
 
     Example:
+        >>> from ember.optim.schedules import Poly, SequentialSchedule, Warmup
         >>> s = SequentialSchedule().add(Warmup(0.1), 5).add(Poly(1.0, 10), 10)
         >>> [round(s.get_learning_rate(0.5, i, 1), 3) for i in (0, 4, 5, 10)]
         [0.5, 0.9, 1.0, 0.5]

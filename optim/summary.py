@@ -46,14 +46,38 @@ class Summary:
             self._writer = None
 
     def read_scalar(self, tag):
-        """All values written for ``tag``: a list of (step, value, wall_time), ordered by step."""
+        """All values written for ``tag``: a list of (step, value, wall_time), ordered by step.
+
+        tensorboardX writes from a thread, so values added moments ago may be missing (``flush`` does
+        not wait for it); after ``close()`` every value is there.
+        """
         self.flush()
         return read_scalars(self.path, tag)
 
 
 class TrainSummary(Summary):
     """Per-iteration "Loss", "Throughput" and "LearningRate"; "Parameters" histograms (one per weight)
-    when enabled by ``set_summary_trigger("Parameters", trigger)``."""
+    when enabled by ``set_summary_trigger("Parameters", trigger)``. Written as TensorBoard event files
+    in ``log_dir/app_name/train``; ``read_scalar(tag)`` reads them back.
+
+    Args:
+        log_dir: the folder to point TensorBoard at.
+        app_name: the run's sub-folder.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxIteration, TrainSummary
+        >>> summary = TrainSummary(tempfile.mkdtemp(), "demo")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
+        >>> opt = Optimizer(model, (x, y), "mse", SGD(0.1), MaxIteration(3), batch_size=4)
+        >>> _ = opt.set_train_summary(summary).set_progress(0).optimize()
+        >>> summary.close()  # waits for tensorboardX's writer thread: read_scalar sees every value
+        >>> [step for step, value, wall_time in summary.read_scalar("Loss")]
+        [1, 2, 3]
+    """
 
     folder = "train"
 
@@ -69,7 +93,22 @@ class TrainSummary(Summary):
 
 
 class ValidationSummary(Summary):
-    """One scalar per validation method (its name, e.g. "Top1Accuracy"), at each validation."""
+    """One scalar per validation method (its name, e.g. "Top1Accuracy"), at each validation; written as
+    TensorBoard event files in ``log_dir/app_name/validation``.
+
+    Args:
+        log_dir: the folder to point TensorBoard at.
+        app_name: the run's sub-folder.
+
+    Example:
+        >>> import tempfile
+        >>> from ember.optim import ValidationSummary
+        >>> summary = ValidationSummary(tempfile.mkdtemp(), "demo")
+        >>> summary.add_scalar("Top1Accuracy", 0.75, step=10)
+        >>> summary.close()  # waits for tensorboardX's writer thread: read_scalar sees every value
+        >>> [(step, value) for step, value, _ in summary.read_scalar("Top1Accuracy")]
+        [(10, 0.75)]
+    """
 
     folder = "validation"
 

@@ -11,6 +11,19 @@ import math
 
 
 class Trigger:
+    """Base class of triggers: ``trigger(state)`` says whether to act now.
+
+    ``state`` is the training state: ``epoch`` (from 1), ``iteration`` (updates made),
+    ``epoch_finished``, ``loss`` and ``score`` (None until known).
+
+    Example:
+        >>> from ember.optim import Trigger
+        >>> class Never(Trigger):
+        ...     def __call__(self, state):
+        ...         return False
+        >>> Never()({"epoch": 1, "iteration": 0})
+        False
+    """
     def __call__(self, state):
         raise NotImplementedError
 
@@ -20,7 +33,17 @@ class Trigger:
 
 
 class MaxEpoch(Trigger):
-    """Fires once ``max_epoch`` epochs are done (an end trigger)."""
+    """Fires once ``max_epoch`` epochs are done (an end trigger).
+
+    Args:
+        max_epoch: the number of epochs, >= 0.
+
+    Example:
+        >>> from ember.optim import MaxEpoch
+        >>> t = MaxEpoch(2)
+        >>> t({"epoch": 2, "iteration": 10}), t({"epoch": 3, "iteration": 20})
+        (False, True)
+    """
 
     def __init__(self, max_epoch):
         if max_epoch < 0:
@@ -32,7 +55,17 @@ class MaxEpoch(Trigger):
 
 
 class MaxIteration(Trigger):
-    """Fires once ``max_iteration`` updates are done (an end trigger)."""
+    """Fires once ``max_iteration`` updates are done (an end trigger).
+
+    Args:
+        max_iteration: the number of updates, >= 0.
+
+    Example:
+        >>> from ember.optim import MaxIteration
+        >>> t = MaxIteration(100)
+        >>> t({"epoch": 1, "iteration": 99}), t({"epoch": 1, "iteration": 100})
+        (False, True)
+    """
 
     def __init__(self, max_iteration):
         if max_iteration < 0:
@@ -44,14 +77,30 @@ class MaxIteration(Trigger):
 
 
 class EveryEpoch(Trigger):
-    """Fires at the end of every epoch."""
+    """Fires at the end of every epoch (e.g. to validate or checkpoint).
+
+    Example:
+        >>> from ember.optim import EveryEpoch
+        >>> EveryEpoch()({"epoch": 2, "iteration": 50, "epoch_finished": True})
+        True
+    """
 
     def __call__(self, state):
         return bool(state.get("epoch_finished"))
 
 
 class SeveralIteration(Trigger):
-    """Fires after every ``interval`` updates."""
+    """Fires after every ``interval`` updates.
+
+    Args:
+        interval: the number of updates between firings, >= 1.
+
+    Example:
+        >>> from ember.optim import SeveralIteration
+        >>> t = SeveralIteration(10)
+        >>> [i for i in range(35) if t({"epoch": 1, "iteration": i})]
+        [10, 20, 30]
+    """
 
     def __init__(self, interval):
         if interval < 1:
@@ -63,7 +112,17 @@ class SeveralIteration(Trigger):
 
 
 class MaxScore(Trigger):
-    """Fires when the validation score exceeds ``max_score``."""
+    """Fires when the validation score exceeds ``max_score`` (an end trigger: stop when good enough).
+
+    Args:
+        max_score: the threshold.
+
+    Example:
+        >>> from ember.optim import MaxScore
+        >>> t = MaxScore(0.9)
+        >>> t({"score": None}), t({"score": 0.95})
+        (False, True)
+    """
 
     def __init__(self, max_score):
         self.max_score = float(max_score)
@@ -73,7 +132,17 @@ class MaxScore(Trigger):
 
 
 class MinLoss(Trigger):
-    """Fires when the training loss falls below ``min_loss``."""
+    """Fires when the training loss falls below ``min_loss`` (an end trigger).
+
+    Args:
+        min_loss: the threshold.
+
+    Example:
+        >>> from ember.optim import MinLoss
+        >>> t = MinLoss(0.1)
+        >>> t({"loss": 0.5}), t({"loss": 0.05})
+        (False, True)
+    """
 
     def __init__(self, min_loss):
         self.min_loss = float(min_loss)
@@ -84,7 +153,17 @@ class MinLoss(Trigger):
 
 
 class TriggerAnd(Trigger):
-    """Fires when all of ``triggers`` fire."""
+    """Fires when all of the given triggers fire.
+
+    Args:
+        first, *others: triggers.
+
+    Example:
+        >>> from ember.optim import MaxEpoch, MinLoss, TriggerAnd
+        >>> t = TriggerAnd(MaxEpoch(1), MinLoss(0.1))
+        >>> t({"epoch": 2, "loss": 0.5}), t({"epoch": 2, "loss": 0.05})
+        (False, True)
+    """
 
     def __init__(self, first, *others):
         self.triggers = (first,) + others
@@ -94,7 +173,17 @@ class TriggerAnd(Trigger):
 
 
 class TriggerOr(Trigger):
-    """Fires when any of ``triggers`` fires."""
+    """Fires when any of the given triggers fires.
+
+    Args:
+        first, *others: triggers.
+
+    Example:
+        >>> from ember.optim import MaxEpoch, MinLoss, TriggerOr
+        >>> t = TriggerOr(MaxEpoch(10), MinLoss(0.1))
+        >>> t({"epoch": 2, "loss": 0.5}), t({"epoch": 2, "loss": 0.05})
+        (False, True)
+    """
 
     def __init__(self, first, *others):
         self.triggers = (first,) + others

@@ -66,6 +66,22 @@ class AUCResult(ValidationResult):
 
 
 class ValidationMethod:
+    """Base class of validation methods (metrics): ``method(output, target)`` scores one batch.
+
+    It returns a ``ValidationResult``; results of several batches (or Spark partitions) add up with
+    ``+``, and ``result()`` gives ``(value, count)``. Subclasses set ``name`` and implement ``__call__``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import ValidationMethod
+        >>> from ember.optim.validation import ValidationResult
+        >>> class MaxError(ValidationMethod):
+        ...     name = "MaxError"
+        ...     def __call__(self, output, target):
+        ...         return ValidationResult(np.abs(output - target).sum(), len(target), self.name)
+        >>> MaxError()(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+        MaxError: 1 (count 2)
+    """
     name = "ValidationMethod"
 
     def __call__(self, output, target):
@@ -87,7 +103,14 @@ def _class_targets(name, target, n):
 
 class Top1Accuracy(ValidationMethod):
     """Fraction of samples whose highest-scoring class is the target (targets: class ids or one-hot).
-    A single output column is read as a probability thresholded at 0.5."""
+    A single output column is read as a probability thresholded at 0.5.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Top1Accuracy
+        >>> Top1Accuracy()(np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]), np.array([0, 1, 1])).result()
+        (0.6666666666666666, 3)
+    """
 
     name = "Top1Accuracy"
 
@@ -104,7 +127,15 @@ class Top1Accuracy(ValidationMethod):
 
 
 class Top5Accuracy(ValidationMethod):
-    """Fraction of samples whose target is among the five highest-scoring classes."""
+    """Fraction of samples whose target is among the five highest-scoring classes (targets: class ids or one-hot).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Top5Accuracy
+        >>> out = np.tile([0.3, 0.25, 0.2, 0.15, 0.07, 0.03], (2, 1))  # classes 0..4 are the top five
+        >>> Top5Accuracy()(out, np.array([4, 5])).result()
+        (0.5, 2)
+    """
 
     name = "Top5Accuracy"
 
@@ -119,7 +150,18 @@ class Top5Accuracy(ValidationMethod):
 
 
 class Loss(ValidationMethod):
-    """Mean of a loss over the samples (default: sparse categorical cross-entropy on probabilities)."""
+    """Mean of a loss over the samples (default: sparse categorical cross-entropy on probabilities).
+
+    Args:
+        criterion: a loss name or object (see ``ember.losses``).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import Loss
+        >>> value, count = Loss("mse")(np.array([[1.0], [3.0]]), np.array([[0.0], [3.0]])).result()
+        >>> round(value, 4), count
+        (0.5, 2)
+    """
 
     name = "Loss"
 
@@ -155,14 +197,28 @@ class _ElementwiseError(ValidationMethod):
 
 
 class MAE(_ElementwiseError):
-    """Mean absolute error over all elements."""
+    """Mean absolute error over all elements (Keras' ``MeanAbsoluteError``).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import MAE
+        >>> MAE()(np.array([1.0, 2.0]), np.array([2.0, 4.0])).result()
+        (1.5, 2)
+    """
 
     name = "MAE"
     error = staticmethod(np.abs)
 
 
 class MSE(_ElementwiseError):
-    """Mean squared error over all elements."""
+    """Mean squared error over all elements (Keras' ``MeanSquaredError``).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import MSE
+        >>> MSE()(np.array([1.0, 2.0]), np.array([2.0, 4.0])).result()
+        (2.5, 2)
+    """
 
     name = "MSE"
     error = staticmethod(np.square)
@@ -170,7 +226,17 @@ class MSE(_ElementwiseError):
 
 class AUC(ValidationMethod):
     """Area under the ROC curve for binary targets (0/1); outputs are scores of class 1, shape (batch,)
-    or (batch, 1), or two-column probabilities (column 1 is used)."""
+    or (batch, 1), or two-column probabilities (column 1 is used). Results of several batches add up
+    exactly (every score is kept).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import AUC
+        >>> first = AUC()(np.array([0.1, 0.8]), np.array([0, 1]))
+        >>> second = AUC()(np.array([0.6, 0.4]), np.array([0, 1]))
+        >>> (first + second).result()
+        (0.75, 4)
+    """
 
     name = "AUC"
 
@@ -188,13 +254,27 @@ class AUC(ValidationMethod):
 
 
 class SparseCategoricalAccuracy(Top1Accuracy):
-    """Keras' ``sparse_categorical_accuracy``: the argmax of each output row equals the integer target."""
+    """Keras' ``sparse_categorical_accuracy``: the argmax of each output row equals the integer target.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.metrics import SparseCategoricalAccuracy
+        >>> SparseCategoricalAccuracy()(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0])).result()
+        (0.5, 2)
+    """
 
     name = "sparse_categorical_accuracy"
 
 
 class CategoricalAccuracy(Top1Accuracy):
-    """Keras' ``categorical_accuracy``: the argmax of each output row equals the argmax of the one-hot target."""
+    """Keras' ``categorical_accuracy``: the argmax of each output row equals the argmax of the one-hot target.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.metrics import CategoricalAccuracy
+        >>> CategoricalAccuracy()(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[1, 0], [1, 0]])).result()
+        (0.5, 2)
+    """
 
     name = "categorical_accuracy"
 
@@ -205,6 +285,7 @@ class BinaryAccuracy(ValidationMethod):
 
     Example:
         >>> import numpy as np
+        >>> from ember.metrics import BinaryAccuracy
         >>> BinaryAccuracy()(np.array([[0.2], [0.7], [0.9]]), np.array([0, 1, 0])).result()
         (0.6666666666666666, 3)
     """
@@ -229,6 +310,7 @@ class TopKCategoricalAccuracy(ValidationMethod):
 
     Example:
         >>> import numpy as np
+        >>> from ember.metrics import TopKCategoricalAccuracy
         >>> TopKCategoricalAccuracy(k=2)(np.array([[0.1, 0.5, 0.4], [0.6, 0.3, 0.1]]), np.array([2, 2])).result()
         (0.5, 2)
     """
@@ -251,7 +333,19 @@ class TopKCategoricalAccuracy(ValidationMethod):
 
 
 class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
-    """Keras' ``sparse_top_k_categorical_accuracy`` (integer targets)."""
+    """Keras' ``sparse_top_k_categorical_accuracy`` (integer targets): the target is among the ``k``
+    highest-scoring classes.
+
+    Args:
+        k: how many of the top classes count, >= 1.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.metrics import SparseTopKCategoricalAccuracy
+        >>> out = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]])
+        >>> SparseTopKCategoricalAccuracy(k=2)(out, np.array([1, 0])).result()
+        (0.5, 2)
+    """
 
     name = "sparse_top_k_categorical_accuracy"
 
@@ -304,7 +398,17 @@ def metric_names():
 
 
 def get(identifier):
-    """A validation method from an instance or a name ("accuracy", "top5", "mae", "mse", "auc", "loss")."""
+    """A validation method from an instance or a name ("accuracy", "top5", "mae", "mse", "auc", "loss",
+    Keras' metric names, or a loss name).
+
+    Args:
+        identifier: a ``ValidationMethod`` (returned as is) or a name.
+
+    Example:
+        >>> from ember import metrics
+        >>> metrics.get("accuracy"), metrics.get("mae")
+        (Top1Accuracy(), MAE())
+    """
     if isinstance(identifier, ValidationMethod):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:

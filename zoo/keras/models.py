@@ -25,7 +25,20 @@ _OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": 
 
 
 def get_optimizer(identifier):
-    """An optimization method from an instance or a name ("sgd", "adam", "rmsprop", ...)."""
+    """An optimization method from an instance or a name ("sgd", "adam", "rmsprop", ...), with its
+    default settings; ember.optimizers.get is this function, as keras.optimizers.get.
+
+    Args:
+        identifier: an ember.optim method (returned as is) or a name.
+
+    Example:
+        >>> from ember import optimizers
+        >>> optimizers.get("adam")
+        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, weight_decay=0.0)
+        >>> sgd = optimizers.SGD(learning_rate=0.1)
+        >>> optimizers.get(sgd) is sgd
+        True
+    """
     if isinstance(identifier, methods_module.OptimMethod):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
