@@ -303,7 +303,9 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
-        """Append a layer (or an ``Input(...)`` as the first entry); returns the model."""
+        """Append a layer (or an ``Input(...)``/``InputLayer(...)`` as the first entry); returns the model."""
+        if isinstance(layer, InputLayer):  # Keras's Sequential([InputLayer(shape=...), ...])
+            layer = layer.output
         if isinstance(layer, SymbolicTensor):
             if self._layer_list or self._input is not None:
                 raise ValueError("Sequential: an Input may only come first")

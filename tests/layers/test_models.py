@@ -263,3 +263,11 @@ def test_fused_batch_norm_relu_is_one_op():
     out = model(Tensor(np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)), training=True)
     assert type(out._ctx).__name__ == "BatchNormTrain" and out._ctx.relu
     assert (out.numpy() >= 0).all() and (out.numpy() == 0).any()
+
+
+def test_sequential_may_start_with_an_input_layer():
+    from ember.layers import Dense, InputLayer
+
+    model = ember.Sequential([InputLayer(shape=(3,)), Dense(2)])  # Keras writes it so; it was "graph disconnected"
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense"] and model.count_params() == 8
+    assert model.predict(np.zeros((4, 3), np.float32), verbose=0).shape == (4, 2)
