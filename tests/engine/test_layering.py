@@ -77,10 +77,19 @@ def test_no_import_cycles():
     assert cycles == [], f"modules on an import cycle: {sorted(cycles)}"
 
 
+def _code_lines(node):
+    """Lines of a function without its docstring (a long runnable Example is documentation, not logic)."""
+    lines = node.end_lineno - node.lineno + 1
+    first = node.body[0] if node.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
 def test_functions_in_optim_stay_short():
     long = []
     for path in (ROOT / "optim").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
-                long.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > 60:
+                long.append(f"{path.relative_to(ROOT)}:{node.name} ({_code_lines(node)} lines of code)")
     assert long == []
