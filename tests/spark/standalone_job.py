@@ -69,6 +69,20 @@ def is_executor(pid):
         return False
 
 
+def on_command_lines(secret):
+    """The pids of processes whose command line holds ``secret`` (the daemons, executors, this driver...)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if secret in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def wait_for_executors(sc, count, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,6 +155,7 @@ def main(folder):
     spark_secret = conf.get("spark.authenticate.secret", "")
     out["authenticate"] = conf.get("spark.authenticate", "false")
     probes = sorted(sc.parallelize(range(2), 2).barrier().mapPartitions(probe).collect())
+    out["secret_on_command_lines"] = on_command_lines(spark_secret.encode())
     out["probe_pids"] = sorted({p[1] for p in probes})
     out["secret_is_sparks"] = [h == hashlib.sha256(spark_secret.encode()).hexdigest() for _, _, h, _, _ in probes]
     out["read_other"] = [o for *_, o, _ in probes]

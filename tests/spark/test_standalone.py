@@ -80,6 +80,7 @@ def test_killed_executor_on_a_standalone_cluster_resumes_from_its_checkpoint(clu
     # a client with a wrong one; blocks crossed the two executor JVMs
     assert out["authenticate"] == "true" and not out["plugin_made_a_secret"], out
     assert out["secret_is_sparks"] == [True, True] and out["wrong_secret_refused"] == [True, True], out
+    assert out["secret_on_command_lines"] == [], out  # handed over in files and by Spark, never as an argument
     assert len(out["probe_pids"]) == 2 and out["read_other"] == [1, 0], out
     # one executor JVM killed mid-training: the job failed, the run went on from checkpoint-125 on the
     # executor the worker started in its place, and ended where the undisturbed run ended
