@@ -184,19 +184,22 @@ def raise_data_error(error):
 
 class ColumnarSamples:
     """A DataFrame's rows as an RDD of ``SampleArrays`` (one per Arrow batch), with what was checked on the
-    JVM before: ``rows`` and, for one numeric label column, ``label_min``, ``label_max``, ``label_integral``."""
+    JVM before: ``rows``, ``width`` (values per row) and, for one numeric label column, ``label_min``,
+    ``label_max``, ``label_integral``."""
 
-    def __init__(self, rdd, rows, label_min=np.inf, label_max=-np.inf, label_integral=True):
-        self.rdd, self.rows = rdd, int(rows)
+    def __init__(self, rdd, rows, label_min=np.inf, label_max=-np.inf, label_integral=True, width=None):
+        self.rdd, self.rows, self.width = rdd, int(rows), width
         self.label_min, self.label_max, self.label_integral = label_min, label_max, label_integral
 
     def unpersist(self):
-        self.rdd.unpersist()
+        if self.rdd is not None:
+            self.rdd.unpersist()
 
 
 def check_columns(selected, names, feature_shape, scalar_label):
     """One JVM-side aggregate over the selected ``x`` (array) and ``y`` columns: nulls, row sizes and label
-    range, raised as a ``DataFrameError`` naming the column; returns (rows, label min, max, integral).
+    range, raised as a ``DataFrameError`` naming the column; returns (rows, label min, max, integral,
+    values per row).
 
     NOTE: a pass of Python over the converted batches did the same in about 1.1 s for MNIST (60,000 x 784)
     on local[2]; this aggregate reads no data into Python.
@@ -229,8 +232,8 @@ def check_columns(selected, names, feature_shape, scalar_label):
     if has_label and r["y_nulls"]:
         raise DataFrameError(f"label column {names[1]!r} has {r['y_nulls']} null row(s) of {r['rows']}")
     if has_label and scalar_label and r["rows"]:
-        return r["rows"], float(r["y_min"]), float(r["y_max"]), not r["y_fractional"]
-    return r["rows"], np.inf, -np.inf, True
+        return r["rows"], float(r["y_min"]), float(r["y_max"]), not r["y_fractional"], r["x_min"]
+    return r["rows"], np.inf, -np.inf, True, r["x_min"]
 
 
 def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None, partitions=None, labels=True,
@@ -258,6 +261,19 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
         >>> s = dataframe_samples(df); s.rows, s.label_max
         (2, 1.0)
     """
+    selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions)
+    rdd = arrow_batch_rdd(selected, names, feature_shape)
+    if cache is None:
+        cache = not df.storageLevel.useMemory
+    if cache:
+        rdd = rdd.cache()
+    rdd.ember_partition_sizes = partition_sizes(selected, selected.rdd.getNumPartitions())  # no pass of its own
+    return ColumnarSamples(rdd, *stats)
+
+
+def _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions=None, repartition=True):
+    """``df``'s features as ``x`` (array<float>) and label as ``y``, checked on the JVM (``check_columns``):
+    (the selection, the column names for messages, (rows, label min, max, integral))."""
     features = column_names(feature_cols, "features")
     label_names = column_names(label_cols, "label") if labels else []
     if labels:
@@ -268,24 +284,45 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
     if labels:
         exprs.append(label_column(df, label_names).alias("y"))
     selected = df.select(*exprs)
-    sc = df.sparkSession.sparkContext
-    current = selected.rdd.getNumPartitions()
-    wanted = int(partitions or min(current, max(1, sc.defaultParallelism)))
-    if current != wanted:  # one partition per trainer: a JVM-side shuffle of the rows, nothing regrouped later
-        selected = selected.repartition(wanted)
+    if repartition:
+        sc = df.sparkSession.sparkContext
+        current = selected.rdd.getNumPartitions()
+        wanted = int(partitions or min(current, max(1, sc.defaultParallelism)))
+        if current != wanted:  # one partition per trainer: a JVM-side shuffle of the rows, nothing regrouped later
+            selected = selected.repartition(wanted)
     names = [features[0] if len(features) == 1 else "+".join(features), "+".join(label_names) or None]
-    rows, low, high, integral = check_columns(selected, names, feature_shape,
-                                              labels and len(label_names) == 1 and "array" not in
-                                              selected.schema["y"].dataType.simpleString())
-    if not rows:
+    stats = check_columns(selected, names, feature_shape,
+                          labels and len(label_names) == 1 and "array" not in
+                          selected.schema["y"].dataType.simpleString())
+    if not stats[0]:
         raise DataFrameError(f"the DataFrame is empty: no rows in columns {features + label_names}")
-    rdd = arrow_batch_rdd(selected, names, feature_shape)
-    if cache is None:
-        cache = not df.storageLevel.useMemory
-    if cache:
-        rdd = rdd.cache()
-    rdd.ember_partition_sizes = partition_sizes(selected, wanted)  # the engine's plan needs no pass of its own
-    return ColumnarSamples(rdd, rows, low, high, integral)
+    return selected, names, stats
+
+
+def dataframe_arrays(df, feature_cols=None, label_cols=None, feature_shape=None, max_bytes=None):
+    """A DataFrame's features and labels as NumPy arrays on the driver, in the DataFrame's row order (its
+    partitions one after another), checked as ``dataframe_samples`` checks them; returns (x, y,
+    ``ColumnarSamples`` without an RDD, for its checked counts). For data small enough to hold in memory
+    (``NNEstimator.fitMultiple`` broadcasts it to tasks that each train one model): where the features
+    would take more than ``max_bytes`` as float32, nothing is collected and x and y are None.
+
+    Example:
+        >>> df = spark.createDataFrame([([1.0, 2.0], 0), ([3.0, 4.0], 1)], ["features", "label"])  # doctest: +SKIP
+        >>> x, y, checked = dataframe_arrays(df); x.shape, y.tolist(), checked.rows               # doctest: +SKIP
+        ((2, 2), [0.0, 1.0], 2)
+    """
+    from ember.optim.dataset import SampleArrays
+
+    selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, True, repartition=False)
+    checked = ColumnarSamples(None, *stats)
+    if max_bytes is not None and 4 * checked.rows * checked.width > max_bytes:
+        return None, None, checked
+    try:
+        blocks = arrow_batch_rdd(selected, names, feature_shape).collect()
+    except Exception as error:  # noqa: BLE001 - bad data as a DataFrameError, the rest as it is
+        raise_data_error(error)
+    x, y = SampleArrays.concat(blocks).stacked()
+    return x, y, checked
 
 
 def partition_sizes(df, partitions):

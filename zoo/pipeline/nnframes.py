@@ -32,6 +32,7 @@ from ember.layers.base import Layer
 from ember.optim import methods as methods_module
 from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
+from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.inference import ModelShipment, input_shape, prediction_udf
 
 # ---------------------------------------------------------------- converters of the object Params
@@ -168,10 +169,16 @@ class _NNTrainingParams(_NNParams):
                                typeConverter=TypeConverters.toFloat)
     cachingSample = Param(Params._dummy(), "cachingSample", "cache the converted training batches in Spark "
                           "(when the DataFrame itself is not cached)", typeConverter=TypeConverters.toBoolean)
+    fitMultipleMode = Param(Params._dummy(), "fitMultipleMode", "how fitMultiple (CrossValidator, "
+                            "TrainValidationSplit) trains a grid: 'parallel' (one Spark task per param map, each "
+                            "training locally on the broadcast data), 'sequential' (one distributed fit after "
+                            "another) or 'auto' (parallel for small models and data; see zoo.pipeline.tuning)",
+                            typeConverter=tuning.to_mode)
 
     def __init__(self):
         super().__init__()
-        self._setDefault(labelCol="label", maxEpoch=1, learningRate=0.01, optimMethod="sgd", cachingSample=True)
+        self._setDefault(labelCol="label", maxEpoch=1, learningRate=0.01, optimMethod="sgd", cachingSample=True,
+                         fitMultipleMode="auto")
         self._validation = self._checkpoint = self._end_when = None
         self._train_summary = self._validation_summary = None
 
@@ -221,6 +228,12 @@ class _NNTrainingParams(_NNParams):
 
     def isCachingSample(self):
         return self.getOrDefault(self.cachingSample)
+
+    def setFitMultipleMode(self, value):
+        return self._set(fitMultipleMode=value)
+
+    def getFitMultipleMode(self):
+        return self.getOrDefault(self.fitMultipleMode)
 
     # ---- BigDL's settings that are not Params (objects, DataFrames): kept by copy() too ----
     def setValidation(self, trigger, val_df, val_method, batch_size):
@@ -345,7 +358,12 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     Args (Params, also settable with ``setX``): ``model``, ``criterion`` (may be given by position),
     ``featuresCol`` (vector, array or a list of numeric columns), ``labelCol``, ``predictionCol``,
     ``batchSize`` (the global batch), ``maxEpoch``, ``learningRate``, ``optimMethod``, ``featureSize``,
-    ``gradientClipL2Norm``, ``cachingSample``.
+    ``gradientClipL2Norm``, ``cachingSample``, ``fitMultipleMode``.
+
+    ``fitMultiple`` (what ``CrossValidator`` and ``TrainValidationSplit`` call) trains a grid of small
+    models in parallel, one Spark task per param map on the broadcast data, and larger ones one after
+    another, each distributed; ``fitMultipleMode`` ("auto", "parallel", "sequential") chooses
+    (``ember.zoo.pipeline.tuning`` gives the limits).
 
     Example:
         >>> est = NNEstimator(model, "mse", featuresCol="x", labelCol="y", maxEpoch=5)  # doctest: +SKIP
@@ -357,14 +375,14 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     @_keyword_only_after("model", "criterion")
     def __init__(self, model=None, criterion=None, featuresCol="features", labelCol="label",
                  predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01, optimMethod="sgd",
-                 featureSize=None, gradientClipL2Norm=None, cachingSample=True):
+                 featureSize=None, gradientClipL2Norm=None, cachingSample=True, fitMultipleMode="auto"):
         super().__init__()
         self.setParams(**self._input_kwargs)
 
     @_keyword_only_after("model", "criterion")
     def setParams(self, model=None, criterion=None, featuresCol="features", labelCol="label",
                   predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01, optimMethod="sgd",
-                  featureSize=None, gradientClipL2Norm=None, cachingSample=True):
+                  featureSize=None, gradientClipL2Norm=None, cachingSample=True, fitMultipleMode="auto"):
         return self._set(**self._input_kwargs)
 
     # ---- what the writer needs ----
@@ -387,6 +405,17 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
 
     def _check_labels(self, samples, model):
         """Classifiers check their labels (see NNClassifier)."""
+
+    def fitMultiple(self, dataset, paramMaps):
+        """Fit a model for each param map: a thread-safe iterator of (index, model). Small models train in
+        parallel, one Spark task each (``fitMultipleMode``; see ``ember.zoo.pipeline.tuning``).
+
+        Example:
+            >>> models = dict(clf.fitMultiple(df, ParamGridBuilder().addGrid(clf.learningRate,  # doctest: +SKIP
+            ...                                   [0.01, 0.1]).build()))
+        """
+        fits = tuning.parallel_fits(self, dataset, paramMaps)
+        return fits if fits is not None else super().fitMultiple(dataset, paramMaps)
 
     def _fit(self, dataset):
         from ember.optim import Optimizer
@@ -498,7 +527,7 @@ class NNClassifier(_NNClassifierParams, NNEstimator):
     def __init__(self, model=None, criterion="sparse_categorical_crossentropy", featuresCol="features",
                  labelCol="label", predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01,
                  optimMethod="sgd", featureSize=None, gradientClipL2Norm=None, cachingSample=True,
-                 rawPredictionCol="rawPrediction", probabilityCol="probability"):
+                 rawPredictionCol="rawPrediction", probabilityCol="probability", fitMultipleMode="auto"):
         super(NNEstimator, self).__init__()  # (NNEstimator.__init__ would set its own Params' values)
         self._setDefault(criterion="sparse_categorical_crossentropy", rawPredictionCol="rawPrediction",
                          probabilityCol="probability")
@@ -508,7 +537,7 @@ class NNClassifier(_NNClassifierParams, NNEstimator):
     def setParams(self, model=None, criterion="sparse_categorical_crossentropy", featuresCol="features",
                   labelCol="label", predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01,
                   optimMethod="sgd", featureSize=None, gradientClipL2Norm=None, cachingSample=True,
-                  rawPredictionCol="rawPrediction", probabilityCol="probability"):
+                  rawPredictionCol="rawPrediction", probabilityCol="probability", fitMultipleMode="auto"):
         return self._set(**self._input_kwargs)
 
     def _check_labels(self, samples, model):
