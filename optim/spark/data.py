@@ -74,7 +74,8 @@ def arrow_to_numpy(column, name, shape=None):
         raise DataFrameError(f"column {name!r} has {column.null_count} null row(s) in a batch of {rows}; drop or "
                              "fill them first (df.na.drop(subset=[...]))")
     if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
-        return column.to_numpy(zero_copy_only=False)
+        values = column.to_numpy(zero_copy_only=False)
+        return values if shape is None else values.reshape((rows,) + tuple(shape))  # a scalar as (rows, 1)
     values = column.flatten()
     if values.null_count:
         raise DataFrameError(f"column {name!r} holds null values inside its arrays")
@@ -100,20 +101,21 @@ def _from_npy(data):
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def batch_to_samples(batch, names, shape):
-    """One Arrow record batch of (features[, label]) -> ``SampleArrays``; bad data raises a marked
-    ``DataFrameError`` (the driver shows it without the JVM stack)."""
+def batch_to_samples(batch, names, shape, label_shape=None):
+    """One Arrow record batch of (features[, label]) -> ``SampleArrays`` (labels reshaped to (rows,) +
+    ``label_shape`` when given); bad data raises a marked ``DataFrameError`` (the driver shows it without the
+    JVM stack)."""
     from ember.optim.dataset import SampleArrays
 
     try:
         x = arrow_to_numpy(batch.column(0), names[0], shape)
-        y = arrow_to_numpy(batch.column(1), names[1]) if batch.num_columns > 1 else None
+        y = arrow_to_numpy(batch.column(1), names[1], label_shape) if batch.num_columns > 1 else None
     except DataFrameError as error:
         raise DataFrameError(DATA_ERROR_MARK + str(error) + "|") from None
     return SampleArrays(x, y)
 
 
-def _read_arrow_batches(schema, names, shape):
+def _read_arrow_batches(schema, names, shape, label_shape=None):
     """What each task runs on ``toArrowBatchRdd``'s serialized record batches (messages without schema)."""
 
     def run(messages):
@@ -122,12 +124,12 @@ def _read_arrow_batches(schema, names, shape):
         for message in messages:
             batch = pa.ipc.read_record_batch(pa.py_buffer(message), schema)
             if batch.num_rows:
-                yield batch_to_samples(batch, names, shape)
+                yield batch_to_samples(batch, names, shape, label_shape)
 
     return run
 
 
-def _columns_to_npy(names, shape):
+def _columns_to_npy(names, shape, label_shape=None):
     """The function mapInArrow runs: each Arrow batch of (features, label) -> one row of .npy bytes."""
 
     def run(batches):
@@ -136,7 +138,7 @@ def _columns_to_npy(names, shape):
         for batch in batches:
             if not batch.num_rows:
                 continue
-            samples = batch_to_samples(batch, names, shape)
+            samples = batch_to_samples(batch, names, shape, label_shape)
             yield pa.RecordBatch.from_pydict({"x": [_npy_bytes(samples.x)],
                                               "y": [None if samples.y is None else _npy_bytes(samples.y)]},
                                              schema=pa.schema([("x", pa.binary()), ("y", pa.binary())]))
@@ -150,7 +152,7 @@ def _to_sample_arrays(row):
     return SampleArrays(_from_npy(row[0]), None if row[1] is None else _from_npy(row[1]))
 
 
-def arrow_batch_rdd(selected, names, shape):
+def arrow_batch_rdd(selected, names, shape, label_shape=None):
     """An RDD of ``SampleArrays``, one per Arrow record batch of ``selected``: the JVM writes the batches
     (``Dataset.toArrowBatchRdd``) and each task reads them straight into NumPy. Where that JVM method is
     missing (another Spark build), ``mapInArrow`` does the same through one more copy.
@@ -166,9 +168,9 @@ def arrow_batch_rdd(selected, names, shape):
     try:
         messages = RDD(selected._jdf.toArrowBatchRdd().toJavaRDD(), sc, NoOpSerializer())
     except Exception:  # noqa: BLE001 - not in this Spark: the public route
-        arrow = selected.mapInArrow(_columns_to_npy(names, shape), "x binary, y binary")
+        arrow = selected.mapInArrow(_columns_to_npy(names, shape, label_shape), "x binary, y binary")
         return arrow.rdd.map(_to_sample_arrays)
-    return messages.mapPartitions(_read_arrow_batches(to_arrow_schema(selected.schema), names, shape))
+    return messages.mapPartitions(_read_arrow_batches(to_arrow_schema(selected.schema), names, shape, label_shape))
 
 
 def raise_data_error(error):
@@ -237,13 +239,14 @@ def check_columns(selected, names, feature_shape, scalar_label):
 
 
 def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None, partitions=None, labels=True,
-                      cache=None):
+                      cache=None, label_shape=None):
     """Convert a DataFrame for training or evaluation: column batches, not rows.
 
     The features (an MLlib vector column, an array column, or several numeric columns) become one
     ``array<float>`` column and the label a double (or an array) on the JVM side; each Arrow record batch
     then crosses to Python as one NumPy array (``arrow_batch_rdd``), reshaped to ``feature_shape`` when
-    given. The result is cached when ``cache`` is True, or (None, the default) when ``df`` itself is not
+    given (the labels to ``label_shape``: (1,) for a model of one output). The result is cached when
+    ``cache`` is True, or (None, the default) when ``df`` itself is not
     cached (each pass would recompute its lineage). The columns are checked here on the JVM
     (``check_columns``), so bad data (nulls, ragged or wrongly sized rows, an empty DataFrame) fails now,
     before any training, with a ``DataFrameError`` naming the column.
@@ -262,7 +265,7 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
         (2, 1.0)
     """
     selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions)
-    rdd = arrow_batch_rdd(selected, names, feature_shape)
+    rdd = arrow_batch_rdd(selected, names, feature_shape, label_shape)
     if cache is None:
         cache = not df.storageLevel.useMemory
     if cache:

@@ -33,7 +33,7 @@ from ember.optim import methods as methods_module
 from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
 from ember.zoo.pipeline import tuning
-from ember.zoo.pipeline.inference import ModelShipment, input_shape, prediction_udf
+from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, prediction_udf
 
 # ---------------------------------------------------------------- converters of the object Params
 
@@ -281,14 +281,18 @@ class _NNClassifierParams(HasRawPredictionCol, HasProbabilityCol):
 
 # ---------------------------------------------------------------- persistence
 class _NNWriter(MLWriter):
-    """Params as Spark ML metadata (``DefaultParamsWriter``) plus the ember model file ``model.ember``
-    (``model.save``: JSON + .npz in a zip, no pickle) for the model (and an estimator's initial model)."""
+    """Params as Spark ML metadata (``DefaultParamsWriter``'s layout) plus the ember model file (``model.save``:
+    JSON + .npz in a zip, no pickle) of the model (and of an estimator's initial model), as one binary
+    value in the Parquet folder ``model``. Both go through Spark's writers, so any path Spark can write
+    works: local, ``file://``, ``hdfs://``, ``s3a://`` (Hadoop's FileSystem)."""
 
     def __init__(self, instance):
         super().__init__()
         self.instance = instance
 
     def saveImpl(self, path):
+        from ember.zoo.pipeline.inference import model_file_bytes
+
         inst = self.instance
         params = {p.name: _saved_form(p.name, v) for p, v in inst._paramMap.items() if p.name != "model"}
         defaults = {p.name: _saved_form(p.name, v) for p, v in inst._defaultParamMap.items() if p.name != "model"}
@@ -296,12 +300,20 @@ class _NNWriter(MLWriter):
         metadata = {"class": f"{type(inst).__module__}.{type(inst).__name__}", "timestamp": int(time.time() * 1000),
                     "sparkVersion": self.sparkSession.version, "uid": inst.uid, "paramMap": params,
                     "defaultParamMap": defaults, "emberModel": model is not None}  # DefaultParamsWriter's layout
-        local = _local_path(path)
-        self.sparkSession.createDataFrame([(json.dumps(metadata),)], ["value"]).coalesce(1).write.text(
-            os.path.join(path, "metadata"))
         if model is not None:
-            os.makedirs(local, exist_ok=True)
-            model.save(os.path.join(local, "model.ember"))
+            metadata["emberModelFile"] = _MODEL_FOLDER
+        self.sparkSession.createDataFrame([(json.dumps(metadata),)], ["value"]).coalesce(1).write.text(
+            _join(path, "metadata"))
+        if model is not None:
+            self.sparkSession.createDataFrame([(bytearray(model_file_bytes(model)),)], "model binary").coalesce(
+                1).write.parquet(_join(path, _MODEL_FOLDER))
+
+
+_MODEL_FOLDER = "model"
+
+
+def _join(path, name):
+    return path.rstrip("/") + "/" + name
 
 
 class _NNReader(MLReader):
@@ -310,13 +322,21 @@ class _NNReader(MLReader):
         self.cls = cls
 
     def load(self, path):
+        import io
+
         from ember.layers.serialization import load_model
 
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
         instance = self.cls()
         instance._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(instance, metadata, skipParams=["model"])
-        if metadata.get("emberModel"):
+        if metadata.get("emberModelFile"):
+            rows = self.sparkSession.read.parquet(_join(path, metadata["emberModelFile"])).collect()
+            if len(rows) != 1:
+                raise ValueError(f"{path}: the saved model folder {metadata['emberModelFile']!r} holds {len(rows)} "
+                                 "rows; expected one model file")
+            instance._set_stage_model(load_model(io.BytesIO(bytes(rows[0][0])), compile=False))
+        elif metadata.get("emberModel"):  # saved by an earlier ember: model.ember written with local file IO
             instance._set_stage_model(load_model(os.path.join(_local_path(path), "model.ember"), compile=False))
         return instance
 
@@ -325,8 +345,8 @@ def _local_path(path):
     if path.startswith("file:"):
         return path[len("file:"):].replace("///", "/", 1) if path.startswith("file:///") else path[len("file:"):]
     if "://" in path:
-        raise ValueError(f"save/load: {path!r} is not a local path; ember model files are written with the local "
-                         "file system (use a local or mounted path)")
+        raise ValueError(f"load: {path!r} was saved by an earlier ember with local file IO; load it from a local "
+                         "path")
     return path
 
 
@@ -350,6 +370,13 @@ def _copy_model(model):
     if getattr(model, "built", False):
         clone.set_weights(model.get_weights())
     return clone
+
+
+def _label_shape(labels, model, criterion):
+    """(1,) where one scalar label column meets a model of one output (a regression's ``mse`` compares
+    (rows, 1) with (rows, 1)); else None (labels as they come; sparse class ids stay (rows,))."""
+    sparse = "sparse" in getattr(criterion, "name", str(criterion))
+    return (1,) if isinstance(labels, str) and output_width(model) == 1 and not sparse else None
 
 
 class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
@@ -426,7 +453,9 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
-        samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False)
+        label_shape = _label_shape(labels, model, self.getCriterion())
+        samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False,
+                                    label_shape=label_shape)
         validation = None
         try:
             self._check_labels(samples, model)
@@ -434,7 +463,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
             opt = Optimizer(model, samples.rdd, self.getCriterion(), self._optim_method(), end, self.getBatchSize())
             if self._validation is not None:
                 trigger, val_df, methods, batch_size = self._validation
-                validation = dataframe_samples(val_df, features, labels, shape)
+                validation = dataframe_samples(val_df, features, labels, shape, label_shape=label_shape)
                 self._check_labels(validation, model)
                 opt.set_validation(batch_size, validation.rdd, trigger, methods)
             if self._checkpoint is not None:
@@ -456,9 +485,10 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
 
 
 class NNModel(_NNParams, _NNPersistence, Model):
-    """A trained ember model as a Spark ML ``Transformer``: ``transform`` appends ``predictionCol`` (the
-    model's outputs, ``array<double>``), computed on the executors in Arrow batches of ``batchSize``
-    rows per forward pass, with the weights broadcast once. Works on batch and streaming DataFrames.
+    """A trained ember model as a Spark ML ``Transformer``: ``transform`` appends ``predictionCol``, a
+    double for a model of one output (so ``RegressionEvaluator`` works), else the outputs as
+    ``array<double>``, computed on the executors in Arrow batches of ``batchSize`` rows per forward pass,
+    with the weights broadcast once. Works on batch and streaming DataFrames.
 
     Example:
         >>> NNModel(model, featuresCol="features").transform(df).show()  # doctest: +SKIP
@@ -494,7 +524,7 @@ class NNModel(_NNParams, _NNPersistence, Model):
         shape = self.getFeatureSize()
         return tuple(shape) if shape is not None else input_shape(self.model)
 
-    def _outputs(self, dataset, classify):
+    def _outputs(self, dataset, classify, scalar=False):
         if self.model is None:
             raise ValueError(f"{type(self).__name__} has no model")
         spark = dataset.sparkSession
@@ -502,7 +532,7 @@ class NNModel(_NNParams, _NNPersistence, Model):
             self._shipment = ModelShipment(self.model, spark)
         features = column_names(self.getFeaturesCol(), "features")
         udf = prediction_udf(self._shipment, "+".join(features), self._feature_shape(), int(self.getBatchSize()),
-                             classify)
+                             classify, scalar)
         try:
             column = array_column(dataset, features, "features")
         except DataFrameError as error:
@@ -510,7 +540,8 @@ class NNModel(_NNParams, _NNPersistence, Model):
         return udf(column)
 
     def _transform(self, dataset):
-        return dataset.withColumn(self.getPredictionCol(), self._outputs(dataset, classify=False))
+        scalar = output_width(self.model) == 1  # one output: a double, as MLlib's regressors give it
+        return dataset.withColumn(self.getPredictionCol(), self._outputs(dataset, classify=False, scalar=scalar))
 
 
 class NNClassifier(_NNClassifierParams, NNEstimator):

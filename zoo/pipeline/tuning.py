@@ -157,13 +157,14 @@ def _job(estimator, shape, seed):
     """What one task needs to train ``estimator``'s model: plain values (loss and method by their saved
     settings, rebuilt in the task)."""
     from ember.optim.triggers import MaxEpoch
-    from ember.zoo.pipeline.nnframes import _saved_form
+    from ember.zoo.pipeline.nnframes import _label_shape, _saved_form
 
     method = estimator._optim_method()
     return {"criterion": _saved_form("criterion", estimator.getCriterion()),
             "method": _saved_form("optimMethod", method),
             "end": estimator._end_when or MaxEpoch(estimator.getMaxEpoch()),
             "batch_size": int(estimator.getBatchSize()), "shape": shape, "seed": seed,
+            "label_shape": _label_shape(estimator.getLabelCol(), estimator.getModel(), estimator.getCriterion()),
             "clip": estimator.getOrDefault(estimator.gradientClipL2Norm)
             if estimator.isDefined(estimator.gradientClipL2Norm) else None}
 
@@ -183,8 +184,9 @@ def _train_task(data, files, jobs, found):
             job = jobs[index]
             model = load_model(io.BytesIO(files.value[index]), found[index], compile=False)
             inputs = x if job["shape"] is None else x.reshape((len(x),) + tuple(job["shape"]))
+            labels = y if job["label_shape"] is None else y.reshape((len(y),) + tuple(job["label_shape"]))
             set_seed(job["seed"])
-            opt = Optimizer(model, (inputs, y), _to_criterion(job["criterion"]), _to_optim_method(job["method"]),
+            opt = Optimizer(model, (inputs, labels), _to_criterion(job["criterion"]), _to_optim_method(job["method"]),
                             job["end"], job["batch_size"])
             if job["clip"] is not None:
                 opt.set_gradclip_l2norm(job["clip"])
