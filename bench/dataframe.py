@@ -22,6 +22,12 @@ skips the fits and splits transform's time (best of --repeat, alternating, secon
   nnmodel          NNModel.transform (outputs as array<double>)
   classifier       NNClassifierModel.transform (rawPrediction, probability, prediction)
   local_predict    model.predict on the same arrays in this process
+
+    python bench/dataframe.py --cv [--repeat 2]
+
+times CrossValidator (iris, 2 folds, a 3x2 grid over the learning rate and the hidden size, 2 epochs)
+with fitMultipleMode "sequential" (one distributed fit after another) and "parallel" (one Spark task per
+param map), alternating, and checks that both choose a model.
 """
 import argparse
 import json
@@ -36,12 +42,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workloads", nargs="+")
+    parser.add_argument("workloads", nargs="*")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2, help="fits per path, alternating (the machine is shared)")
     parser.add_argument("--transform-only", action="store_true", help="only transform's time, split in parts")
+    parser.add_argument("--cv", action="store_true", help="CrossValidator's wall time by fitMultipleMode")
     args = parser.parse_args()
+    if args.cv:
+        return cross_validation_times(args)
     sys.path.insert(0, HERE)
     import models
     import pandas as pd
@@ -114,6 +123,51 @@ def main():
         result.update({"transform_rows_per_s": len(x) / transform_s, "local_predict_rows_per_s": len(x) / local_s,
                        "transform_vs_local": local_s / transform_s})
         print(json.dumps(result), flush=True)
+    sc.stop()
+
+
+def cross_validation_times(args):
+    """CrossValidator's wall time with each fitMultipleMode (see the module's doc); one JSON line."""
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+    from pyspark.sql import SparkSession
+    from sklearn.datasets import load_iris
+
+    import ember
+    from ember.layers import Dense
+    from ember.optim.spark.context import init_nncontext
+    from ember.zoo.pipeline import NNClassifier
+
+    sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
+    sc.setLogLevel("ERROR")
+    spark = SparkSession.builder.getOrCreate()
+    frame = load_iris(as_frame=True).frame
+    frame.columns = [f"c{i}" for i in range(4)] + ["target"]
+    frame["fold"] = np.arange(len(frame)) % 2
+    df = VectorAssembler(inputCols=[f"c{i}" for i in range(4)], outputCol="features").transform(
+        spark.createDataFrame(frame).repartition(2)).cache()
+    df.count()
+
+    def mlp(hidden):
+        ember.set_seed(0)
+        return ember.Sequential([Dense(hidden, activation="relu", input_shape=(4,)), Dense(3, activation="softmax")])
+
+    clf = NNClassifier(mlp(16), labelCol="target", batchSize=10, maxEpoch=2)
+    grid = (ParamGridBuilder().addGrid(clf.learningRate, [0.001, 0.03, 0.1])
+            .addGrid(clf.model, [mlp(4), mlp(24)]).build())
+    evaluator = MulticlassClassificationEvaluator(labelCol="target", metricName="accuracy")
+    seen = {"sequential": [], "parallel": []}
+    for _ in range(args.repeat):
+        for mode in seen:
+            cv = CrossValidator(estimator=clf.copy().setFitMultipleMode(mode), estimatorParamMaps=grid,
+                                evaluator=evaluator, numFolds=2, foldCol="fold")
+            t = time.perf_counter()
+            fitted = cv.fit(df)
+            seen[mode].append(round(time.perf_counter() - t, 2))
+            assert len(fitted.avgMetrics) == len(grid)
+    print(json.dumps({"cross_validation_s": seen, "best_s": {m: min(v) for m, v in seen.items()},
+                      "speedup": min(seen["sequential"]) / min(seen["parallel"])}), flush=True)
     sc.stop()
 
 

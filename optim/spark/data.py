@@ -74,7 +74,8 @@ def arrow_to_numpy(column, name, shape=None):
         raise DataFrameError(f"column {name!r} has {column.null_count} null row(s) in a batch of {rows}; drop or "
                              "fill them first (df.na.drop(subset=[...]))")
     if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
-        return column.to_numpy(zero_copy_only=False)
+        values = column.to_numpy(zero_copy_only=False)
+        return values if shape is None else values.reshape((rows,) + tuple(shape))  # a scalar as (rows, 1)
     values = column.flatten()
     if values.null_count:
         raise DataFrameError(f"column {name!r} holds null values inside its arrays")
@@ -100,20 +101,21 @@ def _from_npy(data):
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def batch_to_samples(batch, names, shape):
-    """One Arrow record batch of (features[, label]) -> ``SampleArrays``; bad data raises a marked
-    ``DataFrameError`` (the driver shows it without the JVM stack)."""
+def batch_to_samples(batch, names, shape, label_shape=None):
+    """One Arrow record batch of (features[, label]) -> ``SampleArrays`` (labels reshaped to (rows,) +
+    ``label_shape`` when given); bad data raises a marked ``DataFrameError`` (the driver shows it without the
+    JVM stack)."""
     from ember.optim.dataset import SampleArrays
 
     try:
         x = arrow_to_numpy(batch.column(0), names[0], shape)
-        y = arrow_to_numpy(batch.column(1), names[1]) if batch.num_columns > 1 else None
+        y = arrow_to_numpy(batch.column(1), names[1], label_shape) if batch.num_columns > 1 else None
     except DataFrameError as error:
         raise DataFrameError(DATA_ERROR_MARK + str(error) + "|") from None
     return SampleArrays(x, y)
 
 
-def _read_arrow_batches(schema, names, shape):
+def _read_arrow_batches(schema, names, shape, label_shape=None):
     """What each task runs on ``toArrowBatchRdd``'s serialized record batches (messages without schema)."""
 
     def run(messages):
@@ -122,12 +124,12 @@ def _read_arrow_batches(schema, names, shape):
         for message in messages:
             batch = pa.ipc.read_record_batch(pa.py_buffer(message), schema)
             if batch.num_rows:
-                yield batch_to_samples(batch, names, shape)
+                yield batch_to_samples(batch, names, shape, label_shape)
 
     return run
 
 
-def _columns_to_npy(names, shape):
+def _columns_to_npy(names, shape, label_shape=None):
     """The function mapInArrow runs: each Arrow batch of (features, label) -> one row of .npy bytes."""
 
     def run(batches):
@@ -136,7 +138,7 @@ def _columns_to_npy(names, shape):
         for batch in batches:
             if not batch.num_rows:
                 continue
-            samples = batch_to_samples(batch, names, shape)
+            samples = batch_to_samples(batch, names, shape, label_shape)
             yield pa.RecordBatch.from_pydict({"x": [_npy_bytes(samples.x)],
                                               "y": [None if samples.y is None else _npy_bytes(samples.y)]},
                                              schema=pa.schema([("x", pa.binary()), ("y", pa.binary())]))
@@ -150,7 +152,7 @@ def _to_sample_arrays(row):
     return SampleArrays(_from_npy(row[0]), None if row[1] is None else _from_npy(row[1]))
 
 
-def arrow_batch_rdd(selected, names, shape):
+def arrow_batch_rdd(selected, names, shape, label_shape=None):
     """An RDD of ``SampleArrays``, one per Arrow record batch of ``selected``: the JVM writes the batches
     (``Dataset.toArrowBatchRdd``) and each task reads them straight into NumPy. Where that JVM method is
     missing (another Spark build), ``mapInArrow`` does the same through one more copy.
@@ -166,9 +168,9 @@ def arrow_batch_rdd(selected, names, shape):
     try:
         messages = RDD(selected._jdf.toArrowBatchRdd().toJavaRDD(), sc, NoOpSerializer())
     except Exception:  # noqa: BLE001 - not in this Spark: the public route
-        arrow = selected.mapInArrow(_columns_to_npy(names, shape), "x binary, y binary")
+        arrow = selected.mapInArrow(_columns_to_npy(names, shape, label_shape), "x binary, y binary")
         return arrow.rdd.map(_to_sample_arrays)
-    return messages.mapPartitions(_read_arrow_batches(to_arrow_schema(selected.schema), names, shape))
+    return messages.mapPartitions(_read_arrow_batches(to_arrow_schema(selected.schema), names, shape, label_shape))
 
 
 def raise_data_error(error):
@@ -184,19 +186,22 @@ def raise_data_error(error):
 
 class ColumnarSamples:
     """A DataFrame's rows as an RDD of ``SampleArrays`` (one per Arrow batch), with what was checked on the
-    JVM before: ``rows`` and, for one numeric label column, ``label_min``, ``label_max``, ``label_integral``."""
+    JVM before: ``rows``, ``width`` (values per row) and, for one numeric label column, ``label_min``,
+    ``label_max``, ``label_integral``."""
 
-    def __init__(self, rdd, rows, label_min=np.inf, label_max=-np.inf, label_integral=True):
-        self.rdd, self.rows = rdd, int(rows)
+    def __init__(self, rdd, rows, label_min=np.inf, label_max=-np.inf, label_integral=True, width=None):
+        self.rdd, self.rows, self.width = rdd, int(rows), width
         self.label_min, self.label_max, self.label_integral = label_min, label_max, label_integral
 
     def unpersist(self):
-        self.rdd.unpersist()
+        if self.rdd is not None:
+            self.rdd.unpersist()
 
 
 def check_columns(selected, names, feature_shape, scalar_label):
     """One JVM-side aggregate over the selected ``x`` (array) and ``y`` columns: nulls, row sizes and label
-    range, raised as a ``DataFrameError`` naming the column; returns (rows, label min, max, integral).
+    range, raised as a ``DataFrameError`` naming the column; returns (rows, label min, max, integral,
+    values per row).
 
     NOTE: a pass of Python over the converted batches did the same in about 1.1 s for MNIST (60,000 x 784)
     on local[2]; this aggregate reads no data into Python.
@@ -229,18 +234,19 @@ def check_columns(selected, names, feature_shape, scalar_label):
     if has_label and r["y_nulls"]:
         raise DataFrameError(f"label column {names[1]!r} has {r['y_nulls']} null row(s) of {r['rows']}")
     if has_label and scalar_label and r["rows"]:
-        return r["rows"], float(r["y_min"]), float(r["y_max"]), not r["y_fractional"]
-    return r["rows"], np.inf, -np.inf, True
+        return r["rows"], float(r["y_min"]), float(r["y_max"]), not r["y_fractional"], r["x_min"]
+    return r["rows"], np.inf, -np.inf, True, r["x_min"]
 
 
 def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None, partitions=None, labels=True,
-                      cache=None):
+                      cache=None, label_shape=None):
     """Convert a DataFrame for training or evaluation: column batches, not rows.
 
     The features (an MLlib vector column, an array column, or several numeric columns) become one
     ``array<float>`` column and the label a double (or an array) on the JVM side; each Arrow record batch
     then crosses to Python as one NumPy array (``arrow_batch_rdd``), reshaped to ``feature_shape`` when
-    given. The result is cached when ``cache`` is True, or (None, the default) when ``df`` itself is not
+    given (the labels to ``label_shape``: (1,) for a model of one output). The result is cached when
+    ``cache`` is True, or (None, the default) when ``df`` itself is not
     cached (each pass would recompute its lineage). The columns are checked here on the JVM
     (``check_columns``), so bad data (nulls, ragged or wrongly sized rows, an empty DataFrame) fails now,
     before any training, with a ``DataFrameError`` naming the column.
@@ -258,6 +264,19 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
         >>> s = dataframe_samples(df); s.rows, s.label_max
         (2, 1.0)
     """
+    selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions)
+    rdd = arrow_batch_rdd(selected, names, feature_shape, label_shape)
+    if cache is None:
+        cache = not df.storageLevel.useMemory
+    if cache:
+        rdd = rdd.cache()
+    rdd.ember_partition_sizes = partition_sizes(selected, selected.rdd.getNumPartitions())  # no pass of its own
+    return ColumnarSamples(rdd, *stats)
+
+
+def _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions=None, repartition=True):
+    """``df``'s features as ``x`` (array<float>) and label as ``y``, checked on the JVM (``check_columns``):
+    (the selection, the column names for messages, (rows, label min, max, integral))."""
     features = column_names(feature_cols, "features")
     label_names = column_names(label_cols, "label") if labels else []
     if labels:
@@ -268,24 +287,45 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
     if labels:
         exprs.append(label_column(df, label_names).alias("y"))
     selected = df.select(*exprs)
-    sc = df.sparkSession.sparkContext
-    current = selected.rdd.getNumPartitions()
-    wanted = int(partitions or min(current, max(1, sc.defaultParallelism)))
-    if current != wanted:  # one partition per trainer: a JVM-side shuffle of the rows, nothing regrouped later
-        selected = selected.repartition(wanted)
+    if repartition:
+        sc = df.sparkSession.sparkContext
+        current = selected.rdd.getNumPartitions()
+        wanted = int(partitions or min(current, max(1, sc.defaultParallelism)))
+        if current != wanted:  # one partition per trainer: a JVM-side shuffle of the rows, nothing regrouped later
+            selected = selected.repartition(wanted)
     names = [features[0] if len(features) == 1 else "+".join(features), "+".join(label_names) or None]
-    rows, low, high, integral = check_columns(selected, names, feature_shape,
-                                              labels and len(label_names) == 1 and "array" not in
-                                              selected.schema["y"].dataType.simpleString())
-    if not rows:
+    stats = check_columns(selected, names, feature_shape,
+                          labels and len(label_names) == 1 and "array" not in
+                          selected.schema["y"].dataType.simpleString())
+    if not stats[0]:
         raise DataFrameError(f"the DataFrame is empty: no rows in columns {features + label_names}")
-    rdd = arrow_batch_rdd(selected, names, feature_shape)
-    if cache is None:
-        cache = not df.storageLevel.useMemory
-    if cache:
-        rdd = rdd.cache()
-    rdd.ember_partition_sizes = partition_sizes(selected, wanted)  # the engine's plan needs no pass of its own
-    return ColumnarSamples(rdd, rows, low, high, integral)
+    return selected, names, stats
+
+
+def dataframe_arrays(df, feature_cols=None, label_cols=None, feature_shape=None, max_bytes=None):
+    """A DataFrame's features and labels as NumPy arrays on the driver, in the DataFrame's row order (its
+    partitions one after another), checked as ``dataframe_samples`` checks them; returns (x, y,
+    ``ColumnarSamples`` without an RDD, for its checked counts). For data small enough to hold in memory
+    (``NNEstimator.fitMultiple`` broadcasts it to tasks that each train one model): where the features
+    would take more than ``max_bytes`` as float32, nothing is collected and x and y are None.
+
+    Example:
+        >>> df = spark.createDataFrame([([1.0, 2.0], 0), ([3.0, 4.0], 1)], ["features", "label"])  # doctest: +SKIP
+        >>> x, y, checked = dataframe_arrays(df); x.shape, y.tolist(), checked.rows               # doctest: +SKIP
+        ((2, 2), [0.0, 1.0], 2)
+    """
+    from ember.optim.dataset import SampleArrays
+
+    selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, True, repartition=False)
+    checked = ColumnarSamples(None, *stats)
+    if max_bytes is not None and 4 * checked.rows * checked.width > max_bytes:
+        return None, None, checked
+    try:
+        blocks = arrow_batch_rdd(selected, names, feature_shape).collect()
+    except Exception as error:  # noqa: BLE001 - bad data as a DataFrameError, the rest as it is
+        raise_data_error(error)
+    x, y = SampleArrays.concat(blocks).stacked()
+    return x, y, checked
 
 
 def partition_sizes(df, partitions):

@@ -129,7 +129,7 @@ def test_cross_validator_picks_the_best_and_its_metrics_match_an_explicit_loop(s
 
     data = VectorAssembler(inputCols=FEATURES, outputCol="features").transform(iris)
     data = data.withColumn("fold", (data.id % 2).cast("int")).cache()
-    clf = NNClassifier(mlp(), labelCol="target", batchSize=10, maxEpoch=2)
+    clf = NNClassifier(mlp(), labelCol="target", batchSize=10, maxEpoch=2, fitMultipleMode="sequential")
     grid = (ParamGridBuilder().addGrid(clf.learningRate, [0.001, 0.03, 0.1])
             .addGrid(clf.model, [mlp(4), mlp(24)]).build())
     evaluator = MulticlassClassificationEvaluator(labelCol="target", metricName="accuracy")

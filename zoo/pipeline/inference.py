@@ -125,10 +125,11 @@ def _model_outputs(shipment, batch_size, arrays):
         yield np.asarray(out, dtype=np.float64).reshape(len(out), -1)
 
 
-def prediction_udf(shipment, column, shape, batch_size, classify):
-    """A vectorised UDF over an ``array<float>`` column: the model's outputs (``array<double>``), or with
-    ``classify`` a struct of ``raw``, ``probability`` (arrays) and ``prediction`` (double). An Arrow UDF
-    where pyspark has them (4.1+), a pandas UDF otherwise.
+def prediction_udf(shipment, column, shape, batch_size, classify, scalar=False):
+    """A vectorised UDF over an ``array<float>`` column: the model's outputs (``array<double>``; with
+    ``scalar``, a model of one output, a double), or with ``classify`` a struct of ``raw``,
+    ``probability`` (arrays) and ``prediction`` (double). An Arrow UDF where pyspark has them (4.1+), a
+    pandas UDF otherwise.
 
     NOTE: W1 over 60,000 MNIST rows on local[2]: the pandas UDF reached 43% of ``model.predict`` in one
     process (rows become Series of arrays and back); the Arrow UDF reads and writes the batches as flat
@@ -137,8 +138,15 @@ def prediction_udf(shipment, column, shape, batch_size, classify):
     try:
         from pyspark.sql.functions import arrow_udf  # noqa: F401
     except ImportError:
-        return _pandas_prediction_udf(shipment, column, shape, batch_size, classify)
-    return _arrow_prediction_udf(shipment, column, shape, batch_size, classify)
+        return _pandas_prediction_udf(shipment, column, shape, batch_size, classify, scalar)
+    return _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar)
+
+
+def _single(out):
+    """Outputs (rows, 1) of a model of one output as a vector (rows,)."""
+    if out.shape[1] != 1:
+        raise ValueError(f"the model gave {out.shape[1]} outputs per row where one was expected")
+    return out[:, 0]
 
 
 def _list_array(matrix):
@@ -150,7 +158,7 @@ def _list_array(matrix):
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1)))
 
 
-def _arrow_prediction_udf(shipment, column, shape, batch_size, classify):
+def _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar):
     from collections.abc import Iterator
 
     import pyarrow as pa
@@ -171,6 +179,13 @@ def _arrow_prediction_udf(shipment, column, shape, batch_size, classify):
 
         return arrow_udf(predict_classes, "raw array<double>, probability array<double>, prediction double")
 
+    if scalar:
+        def predict_one(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+            for out in _model_outputs(shipment, batch_size, inputs(batches)):
+                yield pa.array(_single(out))
+
+        return arrow_udf(predict_one, "double")
+
     def predict(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         for out in _model_outputs(shipment, batch_size, inputs(batches)):
             yield _list_array(out)
@@ -178,7 +193,7 @@ def _arrow_prediction_udf(shipment, column, shape, batch_size, classify):
     return arrow_udf(predict, "array<double>")
 
 
-def _pandas_prediction_udf(shipment, column, shape, batch_size, classify):
+def _pandas_prediction_udf(shipment, column, shape, batch_size, classify, scalar):
     from collections.abc import Iterator
 
     import pandas as pd
@@ -195,6 +210,13 @@ def _pandas_prediction_udf(shipment, column, shape, batch_size, classify):
                 yield pd.DataFrame({"raw": list(raw), "probability": list(prob), "prediction": pred})
 
         return pandas_udf(predict_classes, "raw array<double>, probability array<double>, prediction double")
+
+    if scalar:
+        def predict_one(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            for out in _model_outputs(shipment, batch_size, inputs(batches)):
+                yield pd.Series(_single(out))
+
+        return pandas_udf(predict_one, "double")
 
     def predict(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         for out in _model_outputs(shipment, batch_size, inputs(batches)):
@@ -217,6 +239,15 @@ def register_udf(spark, name, model, batch_size=256, feature_shape=None):
     udf = prediction_udf(ModelShipment(model, spark), name + "'s argument", shape, int(batch_size), False)
     spark.udf.register(name, udf)
     return udf
+
+
+def output_width(model):
+    """Values per row of the model's (first) output when fixed (else None)."""
+    outputs = getattr(model, "outputs", None) if getattr(model, "built", False) else None
+    if not outputs:
+        return None
+    shape = tuple(outputs[0].shape[1:])
+    return None if any(d is None for d in shape) else int(np.prod(shape))
 
 
 def input_shape(model):

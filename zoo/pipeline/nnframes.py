@@ -32,8 +32,9 @@ from ember.layers.base import Layer
 from ember.optim import methods as methods_module
 from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
+from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.image import HasImagePreprocessing, image_features, image_input, transform_to_json
-from ember.zoo.pipeline.inference import ModelShipment, input_shape, prediction_udf
+from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, prediction_udf
 
 # ---------------------------------------------------------------- converters of the object Params
 
@@ -171,10 +172,16 @@ class _NNTrainingParams(_NNParams):
                                typeConverter=TypeConverters.toFloat)
     cachingSample = Param(Params._dummy(), "cachingSample", "cache the converted training batches in Spark "
                           "(when the DataFrame itself is not cached)", typeConverter=TypeConverters.toBoolean)
+    fitMultipleMode = Param(Params._dummy(), "fitMultipleMode", "how fitMultiple (CrossValidator, "
+                            "TrainValidationSplit) trains a grid: 'parallel' (one Spark task per param map, each "
+                            "training locally on the broadcast data), 'sequential' (one distributed fit after "
+                            "another) or 'auto' (parallel for small models and data; see zoo.pipeline.tuning)",
+                            typeConverter=tuning.to_mode)
 
     def __init__(self):
         super().__init__()
-        self._setDefault(labelCol="label", maxEpoch=1, learningRate=0.01, optimMethod="sgd", cachingSample=True)
+        self._setDefault(labelCol="label", maxEpoch=1, learningRate=0.01, optimMethod="sgd", cachingSample=True,
+                         fitMultipleMode="auto")
         self._validation = self._checkpoint = self._end_when = None
         self._train_summary = self._validation_summary = None
 
@@ -225,6 +232,12 @@ class _NNTrainingParams(_NNParams):
     def isCachingSample(self):
         return self.getOrDefault(self.cachingSample)
 
+    def setFitMultipleMode(self, value):
+        return self._set(fitMultipleMode=value)
+
+    def getFitMultipleMode(self):
+        return self.getOrDefault(self.fitMultipleMode)
+
     # ---- BigDL's settings that are not Params (objects, DataFrames): kept by copy() too ----
     def setValidation(self, trigger, val_df, val_method, batch_size):
         """Validate on DataFrame ``val_df`` (same columns as the training data) whenever ``trigger`` fires,
@@ -271,14 +284,18 @@ class _NNClassifierParams(HasRawPredictionCol, HasProbabilityCol):
 
 # ---------------------------------------------------------------- persistence
 class _NNWriter(MLWriter):
-    """Params as Spark ML metadata (``DefaultParamsWriter``) plus the ember model file ``model.ember``
-    (``model.save``: JSON + .npz in a zip, no pickle) for the model (and an estimator's initial model)."""
+    """Params as Spark ML metadata (``DefaultParamsWriter``'s layout) plus the ember model file (``model.save``:
+    JSON + .npz in a zip, no pickle) of the model (and of an estimator's initial model), as one binary
+    value in the Parquet folder ``model``. Both go through Spark's writers, so any path Spark can write
+    works: local, ``file://``, ``hdfs://``, ``s3a://`` (Hadoop's FileSystem)."""
 
     def __init__(self, instance):
         super().__init__()
         self.instance = instance
 
     def saveImpl(self, path):
+        from ember.zoo.pipeline.inference import model_file_bytes
+
         inst = self.instance
         params = {p.name: _saved_form(p.name, v) for p, v in inst._paramMap.items() if p.name != "model"}
         defaults = {p.name: _saved_form(p.name, v) for p, v in inst._defaultParamMap.items() if p.name != "model"}
@@ -286,12 +303,20 @@ class _NNWriter(MLWriter):
         metadata = {"class": f"{type(inst).__module__}.{type(inst).__name__}", "timestamp": int(time.time() * 1000),
                     "sparkVersion": self.sparkSession.version, "uid": inst.uid, "paramMap": params,
                     "defaultParamMap": defaults, "emberModel": model is not None}  # DefaultParamsWriter's layout
-        local = _local_path(path)
-        self.sparkSession.createDataFrame([(json.dumps(metadata),)], ["value"]).coalesce(1).write.text(
-            os.path.join(path, "metadata"))
         if model is not None:
-            os.makedirs(local, exist_ok=True)
-            model.save(os.path.join(local, "model.ember"))
+            metadata["emberModelFile"] = _MODEL_FOLDER
+        self.sparkSession.createDataFrame([(json.dumps(metadata),)], ["value"]).coalesce(1).write.text(
+            _join(path, "metadata"))
+        if model is not None:
+            self.sparkSession.createDataFrame([(bytearray(model_file_bytes(model)),)], "model binary").coalesce(
+                1).write.parquet(_join(path, _MODEL_FOLDER))
+
+
+_MODEL_FOLDER = "model"
+
+
+def _join(path, name):
+    return path.rstrip("/") + "/" + name
 
 
 class _NNReader(MLReader):
@@ -300,13 +325,21 @@ class _NNReader(MLReader):
         self.cls = cls
 
     def load(self, path):
+        import io
+
         from ember.layers.serialization import load_model
 
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
         instance = self.cls()
         instance._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(instance, metadata, skipParams=["model"])
-        if metadata.get("emberModel"):
+        if metadata.get("emberModelFile"):
+            rows = self.sparkSession.read.parquet(_join(path, metadata["emberModelFile"])).collect()
+            if len(rows) != 1:
+                raise ValueError(f"{path}: the saved model folder {metadata['emberModelFile']!r} holds {len(rows)} "
+                                 "rows; expected one model file")
+            instance._set_stage_model(load_model(io.BytesIO(bytes(rows[0][0])), compile=False))
+        elif metadata.get("emberModel"):  # saved by an earlier ember: model.ember written with local file IO
             instance._set_stage_model(load_model(os.path.join(_local_path(path), "model.ember"), compile=False))
         return instance
 
@@ -315,8 +348,8 @@ def _local_path(path):
     if path.startswith("file:"):
         return path[len("file:"):].replace("///", "/", 1) if path.startswith("file:///") else path[len("file:"):]
     if "://" in path:
-        raise ValueError(f"save/load: {path!r} is not a local path; ember model files are written with the local "
-                         "file system (use a local or mounted path)")
+        raise ValueError(f"load: {path!r} was saved by an earlier ember with local file IO; load it from a local "
+                         "path")
     return path
 
 
@@ -342,13 +375,25 @@ def _copy_model(model):
     return clone
 
 
+def _label_shape(labels, model, criterion):
+    """(1,) where one scalar label column meets a model of one output (a regression's ``mse`` compares
+    (rows, 1) with (rows, 1)); else None (labels as they come; sparse class ids stay (rows,))."""
+    sparse = "sparse" in getattr(criterion, "name", str(criterion))
+    return (1,) if isinstance(labels, str) and output_width(model) == 1 and not sparse else None
+
+
 class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     """Trains an ember model on a DataFrame (Spark ML ``Estimator``); ``fit`` returns an ``NNModel``.
 
     Args (Params, also settable with ``setX``): ``model``, ``criterion`` (may be given by position),
     ``featuresCol`` (vector, array or a list of numeric columns), ``labelCol``, ``predictionCol``,
     ``batchSize`` (the global batch), ``maxEpoch``, ``learningRate``, ``optimMethod``, ``featureSize``,
-    ``gradientClipL2Norm``, ``cachingSample``.
+    ``gradientClipL2Norm``, ``cachingSample``, ``fitMultipleMode``.
+
+    ``fitMultiple`` (what ``CrossValidator`` and ``TrainValidationSplit`` call) trains a grid of small
+    models in parallel, one Spark task per param map on the broadcast data, and larger ones one after
+    another, each distributed; ``fitMultipleMode`` ("auto", "parallel", "sequential") chooses
+    (``ember.zoo.pipeline.tuning`` gives the limits).
 
     Example:
         >>> est = NNEstimator(model, "mse", featuresCol="x", labelCol="y", maxEpoch=5)  # doctest: +SKIP
@@ -360,14 +405,14 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     @_keyword_only_after("model", "criterion")
     def __init__(self, model=None, criterion=None, featuresCol="features", labelCol="label",
                  predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01, optimMethod="sgd",
-                 featureSize=None, gradientClipL2Norm=None, cachingSample=True):
+                 featureSize=None, gradientClipL2Norm=None, cachingSample=True, fitMultipleMode="auto"):
         super().__init__()
         self.setParams(**self._input_kwargs)
 
     @_keyword_only_after("model", "criterion")
     def setParams(self, model=None, criterion=None, featuresCol="features", labelCol="label",
                   predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01, optimMethod="sgd",
-                  featureSize=None, gradientClipL2Norm=None, cachingSample=True):
+                  featureSize=None, gradientClipL2Norm=None, cachingSample=True, fitMultipleMode="auto"):
         return self._set(**self._input_kwargs)
 
     # ---- what the writer needs ----
@@ -391,6 +436,17 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     def _check_labels(self, samples, model):
         """Classifiers check their labels (see NNClassifier)."""
 
+    def fitMultiple(self, dataset, paramMaps):
+        """Fit a model for each param map: a thread-safe iterator of (index, model). Small models train in
+        parallel, one Spark task each (``fitMultipleMode``; see ``ember.zoo.pipeline.tuning``).
+
+        Example:
+            >>> models = dict(clf.fitMultiple(df, ParamGridBuilder().addGrid(clf.learningRate,  # doctest: +SKIP
+            ...                                   [0.01, 0.1]).build()))
+        """
+        fits = tuning.parallel_fits(self, dataset, paramMaps)
+        return fits if fits is not None else super().fitMultiple(dataset, paramMaps)
+
     def _fit(self, dataset):
         from ember.optim import Optimizer
 
@@ -401,7 +457,9 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
         dataset, features = image_input(dataset, features, self.getImagePreprocessing())  # an image column
-        samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False)
+        label_shape = _label_shape(labels, model, self.getCriterion())
+        samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False,
+                                    label_shape=label_shape)
         validation = None
         try:
             self._check_labels(samples, model)
@@ -410,7 +468,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
             if self._validation is not None:
                 trigger, val_df, methods, batch_size = self._validation
                 val_df = image_input(val_df, self.getFeaturesCol(), self.getImagePreprocessing())[0]
-                validation = dataframe_samples(val_df, features, labels, shape)
+                validation = dataframe_samples(val_df, features, labels, shape, label_shape=label_shape)
                 self._check_labels(validation, model)
                 opt.set_validation(batch_size, validation.rdd, trigger, methods)
             if self._checkpoint is not None:
@@ -432,9 +490,10 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
 
 
 class NNModel(_NNParams, _NNPersistence, Model):
-    """A trained ember model as a Spark ML ``Transformer``: ``transform`` appends ``predictionCol`` (the
-    model's outputs, ``array<double>``), computed on the executors in Arrow batches of ``batchSize``
-    rows per forward pass, with the weights broadcast once. Works on batch and streaming DataFrames.
+    """A trained ember model as a Spark ML ``Transformer``: ``transform`` appends ``predictionCol``, a
+    double for a model of one output (so ``RegressionEvaluator`` works), else the outputs as
+    ``array<double>``, computed on the executors in Arrow batches of ``batchSize`` rows per forward pass,
+    with the weights broadcast once. Works on batch and streaming DataFrames.
 
     Example:
         >>> NNModel(model, featuresCol="features").transform(df).show()  # doctest: +SKIP
@@ -470,7 +529,7 @@ class NNModel(_NNParams, _NNPersistence, Model):
         shape = self.getFeatureSize()
         return tuple(shape) if shape is not None else input_shape(self.model)
 
-    def _outputs(self, dataset, classify):
+    def _outputs(self, dataset, classify, scalar=False):
         if self.model is None:
             raise ValueError(f"{type(self).__name__} has no model")
         spark = dataset.sparkSession
@@ -478,7 +537,7 @@ class NNModel(_NNParams, _NNPersistence, Model):
             self._shipment = ModelShipment(self.model, spark)
         features = column_names(self.getFeaturesCol(), "features")
         udf = prediction_udf(self._shipment, "+".join(features), self._feature_shape(), int(self.getBatchSize()),
-                             classify)
+                             classify, scalar)
         column = image_features(dataset, self.getFeaturesCol(), self.getImagePreprocessing())  # an image column
         try:
             column = array_column(dataset, features, "features") if column is None else column
@@ -487,7 +546,8 @@ class NNModel(_NNParams, _NNPersistence, Model):
         return udf(column)
 
     def _transform(self, dataset):
-        return dataset.withColumn(self.getPredictionCol(), self._outputs(dataset, classify=False))
+        scalar = output_width(self.model) == 1  # one output: a double, as MLlib's regressors give it
+        return dataset.withColumn(self.getPredictionCol(), self._outputs(dataset, classify=False, scalar=scalar))
 
 
 class NNClassifier(_NNClassifierParams, NNEstimator):
@@ -504,7 +564,7 @@ class NNClassifier(_NNClassifierParams, NNEstimator):
     def __init__(self, model=None, criterion="sparse_categorical_crossentropy", featuresCol="features",
                  labelCol="label", predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01,
                  optimMethod="sgd", featureSize=None, gradientClipL2Norm=None, cachingSample=True,
-                 rawPredictionCol="rawPrediction", probabilityCol="probability"):
+                 rawPredictionCol="rawPrediction", probabilityCol="probability", fitMultipleMode="auto"):
         super(NNEstimator, self).__init__()  # (NNEstimator.__init__ would set its own Params' values)
         self._setDefault(criterion="sparse_categorical_crossentropy", rawPredictionCol="rawPrediction",
                          probabilityCol="probability")
@@ -514,7 +574,7 @@ class NNClassifier(_NNClassifierParams, NNEstimator):
     def setParams(self, model=None, criterion="sparse_categorical_crossentropy", featuresCol="features",
                   labelCol="label", predictionCol="prediction", batchSize=32, maxEpoch=1, learningRate=0.01,
                   optimMethod="sgd", featureSize=None, gradientClipL2Norm=None, cachingSample=True,
-                  rawPredictionCol="rawPrediction", probabilityCol="probability"):
+                  rawPredictionCol="rawPrediction", probabilityCol="probability", fitMultipleMode="auto"):
         return self._set(**self._input_kwargs)
 
     def _check_labels(self, samples, model):
