@@ -330,8 +330,9 @@ def test_image_preprocessing_saves_as_json_and_comes_back_equal():
     from ember.zoo.vision import transforms as T
 
     photo = np.random.default_rng(0).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
-    steps = T.Compose([T.RandomResizedCrop(32, seed=3), T.RandomHFlip(0.5, seed=4), T.ColorJitter(0.2, 0.2, 0.2, seed=5),
-                       T.Resize((30, 30)), T.CenterCrop(28), T.ToTensor(layout="CHW", channel_order="BGR"),
+    steps = T.Compose([T.RandomResizedCrop(32, seed=3), T.RandomHFlip(0.5, seed=4),
+                       T.ColorJitter(0.2, 0.2, 0.2, seed=5), T.Resize((30, 30)),
+                       T.CenterCrop(28), T.ToTensor(layout="CHW", channel_order="BGR"),
                        T.ChannelNormalize((0.5, 0.4, 0.3), (0.2, 0.2, 0.2), layout="CHW")])
     again = transform_from_json(json.loads(json.dumps(transform_to_json(steps))))
     fresh = transform_from_json(transform_to_json(steps))
