@@ -19,6 +19,7 @@ driver, travels once per executor (a broadcast of its model file) and is loaded 
 rows go through in Arrow batches, preprocessed as the weights expect (``zoo.weights``), scored
 ``batchSize`` images per forward pass. Rows that are invalid images (Spark's ``mode == -1``) give null.
 """
+import functools
 import json
 import logging
 import os
@@ -377,7 +378,9 @@ def class_probabilities(model, preprocessing, images, batch_size):
     return ImageClassifier(weights=model, batch_size=batch_size).scores(images)
 
 
+@functools.cache
 def _imagenet_wnids():
+    """The WordNet ids of the 1000 ImageNet-1k classes in label order (n01440764 = tench, ...)."""
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "imagenet_classes.json")
     with open(path, encoding="utf-8") as f:
         return json.load(f)["wnids"]
@@ -586,7 +589,9 @@ def _to_preprocessing(value):
 
 def transform_to_json(transform):
     """A transform of ``ember.zoo.vision.transforms`` as JSON ({"class": ..., "config": {...}}); functions
-    cannot be saved (a clear error says so)."""
+    cannot be saved (a clear error says so). A weights entry's ``Preprocessing`` is saved as its transform."""
+    if not isinstance(transform, T.Transform) and isinstance(getattr(transform, "transform", None), T.Transform):
+        transform = transform.transform
     if isinstance(transform, T.Compose):
         return {"class": "Compose", "config": {"steps": [transform_to_json(s) for s in transform.steps]}}
     if not isinstance(transform, T.Transform) or type(transform) is not getattr(T, type(transform).__name__, None):
