@@ -8,6 +8,8 @@ from ember.layers.convolutional import (
     Conv1D,
     Conv2D,
     Conv2DTranspose,
+    Convolution1D,
+    Convolution2D,
     Cropping2D,
     DepthwiseConv2D,
     GlobalAveragePooling1D,
@@ -30,6 +32,7 @@ from ember.layers.core import (
     Lambda,
     Masking,
     Permute,
+    ReLU,
     RepeatVector,
     Reshape,
     SpatialDropout1D,
@@ -43,8 +46,9 @@ from ember.layers.serialization import load_model
 from ember.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "AveragePooling1D", "Bidirectional", "Cropping2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking",
-    "MaxPooling1D", "RepeatVector", "SeparableConv2D", "SpatialDropout1D", "SpatialDropout2D", "TimeDistributed",
+    "AveragePooling1D", "Bidirectional", "Convolution1D", "Convolution2D", "Cropping2D", "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D", "Masking", "MaxPooling1D", "ReLU", "RepeatVector", "SeparableConv2D", "SpatialDropout1D",
+    "SpatialDropout2D", "TimeDistributed",
     "UpSampling2D",
     "GRU", "LSTM", "Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization", "Concatenate",
     "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Embedding", "Flatten",

@@ -1,6 +1,7 @@
 """The ``Layer`` base class, input specs, and the symbolic tensors of the functional API."""
 import contextlib
 import contextvars
+import functools
 import re
 
 import numpy as np
@@ -85,6 +86,64 @@ def to_tuple(value, n, what):
     if len(value) != n:
         raise ValueError(f"{what} must be an int or {n} ints, got {value}")
     return value
+
+
+_DIM_ORDERING = {"th": "channels_first", "tf": "channels_last", "default": "channels_last"}
+
+
+def _keras1_value(old, value):
+    if old == "dim_ordering":
+        if value not in _DIM_ORDERING:
+            raise ValueError(f"dim_ordering must be 'th', 'tf' or 'default', got {value!r}")
+        return _DIM_ORDERING[value]
+    if old == "input_dim":
+        return (int(value),)
+    return value
+
+
+# Keras 1's argument names (also BigDL's Keras API) -> the names of today's Keras
+KERAS1_NAMES = {"init": "kernel_initializer", "inner_init": "recurrent_initializer",
+                "W_regularizer": "kernel_regularizer", "U_regularizer": "recurrent_regularizer",
+                "b_regularizer": "bias_regularizer", "bias": "use_bias", "border_mode": "padding",
+                "subsample": "strides", "dim_ordering": "data_format", "nb_filter": "filters", "output_dim": "units",
+                "input_dim": "input_shape", "inner_activation": "recurrent_activation", "dropout_W": "dropout",
+                "dropout_U": "recurrent_dropout", "filter_length": "kernel_size", "subsample_length": "strides",
+                "pool_length": "pool_size", "stride": "strides", "p": "rate"}
+
+
+def keras1_arguments(*names, **renames):
+    """Let a layer's ``__init__`` take Keras 1's spellings of its arguments (``Dense(output_dim=10,
+    init="he_normal", W_regularizer=l2(1e-4))``, ``border_mode``, ``subsample``, ``dim_ordering="th"``...): each
+    is renamed to today's Keras name before the constructor runs (``dim_ordering`` "th"/"tf" becomes
+    ``data_format`` "channels_first"/"channels_last", ``input_dim=n`` becomes ``input_shape=(n,)``). ``names``
+    pick entries of ``KERAS1_NAMES``; ``renames`` add layer-specific ones. Giving both spellings is an error.
+
+    Example:
+        >>> from ember.layers import Dense, Sequential
+        >>> layer = Dense(output_dim=3, init="zeros", input_dim=4)
+        >>> layer.units, type(layer.kernel_initializer).__name__, Sequential([layer]).count_params()
+        (3, 'Zeros', 15)
+    """
+    table = {n: KERAS1_NAMES[n] for n in names}
+    table.update(renames)
+
+    def wrap(init):
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            spec = type(self).input_spec
+            if "input_dim" in table and "input_dim" in kwargs and spec is not None and spec.ndim == 3:
+                # a sequence layer's input_dim (and input_length): input_shape (input_length, input_dim)
+                kwargs["input_shape"] = (kwargs.pop("input_length", None), int(kwargs.pop("input_dim")))
+            for old, new in table.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{type(self).__name__}: give {new!r} or its Keras 1 name {old!r}, not both")
+                    kwargs[new] = _keras1_value(old, kwargs.pop(old))
+            return init(self, *args, **kwargs)
+
+        return __init__
+
+    return wrap
 
 
 class InputSpec:

@@ -10,7 +10,7 @@ from ember.layers.core import Activation, InputLayer
 
 # Keras's training surface of every Model: declared here, implemented by ember.zoo.keras (the training
 # loop lives in optim/, which this room may not import); ``import ember`` registers the implementation.
-TRAINING_METHODS = ("compile", "fit", "evaluate", "predict", "predict_classes", "set_tensorboard",
+TRAINING_METHODS = ("compile", "fit", "evaluate", "predict", "predict_classes", "predict_class", "set_tensorboard",
                     "get_train_summary", "get_validation_summary", "set_checkpoint",
                     "set_gradient_clipping_by_l2_norm", "set_constant_gradient_clipping", "clear_gradient_clipping",
                     "training_config", "compile_from_config", "metrics_names")
@@ -64,6 +64,7 @@ class Model(Layer):
     evaluate = _TrainingMethod()
     predict = _TrainingMethod()
     predict_classes = _TrainingMethod()
+    predict_class = _TrainingMethod()
     set_tensorboard = _TrainingMethod()
     get_train_summary = _TrainingMethod()
     get_validation_summary = _TrainingMethod()

@@ -5,7 +5,7 @@ out, and 1-D inputs get a unit height.
 """
 from ember.engine import functional as F
 from ember.layers import activations, initializers, regularizers
-from ember.layers.base import InputSpec, Layer, get_mask, to_tuple
+from ember.layers.base import InputSpec, Layer, get_mask, keras1_arguments, to_tuple
 from ember.layers.core import _check_format
 
 
@@ -80,6 +80,8 @@ class Conv2D(Layer):
 
     input_spec = InputSpec(ndim=4)
 
+    @keras1_arguments("nb_filter", "border_mode", "subsample", "dim_ordering", "init", "W_regularizer",
+                      "b_regularizer", "bias")
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format="channels_last",
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
@@ -166,6 +168,8 @@ class Conv1D(Layer):
 
     input_spec = InputSpec(ndim=3)
 
+    @keras1_arguments("nb_filter", "filter_length", "border_mode", "subsample_length", "init", "W_regularizer",
+                      "b_regularizer", "bias", "input_dim")
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format="channels_last",
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
@@ -353,6 +357,7 @@ class _Pooling2D(Layer):
     input_spec = InputSpec(ndim=4)
     _op = None
 
+    @keras1_arguments("border_mode", "dim_ordering")
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         self.pool_size = to_tuple(pool_size, 2, "pool_size")
@@ -532,6 +537,7 @@ class _Pooling1D(Layer):
     input_spec = InputSpec(ndim=3)
     _op = None
 
+    @keras1_arguments("pool_length", "stride", "border_mode")
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         self.pool_size = to_tuple(pool_size, 1, "pool_size")[0]
@@ -802,3 +808,28 @@ class SeparableConv2D(Layer):
                 "depthwise_initializer": initializers.serialize(d.kernel_initializer),
                 "pointwise_initializer": initializers.serialize(p.kernel_initializer),
                 "bias_initializer": initializers.serialize(p.bias_initializer)}
+
+
+def Convolution2D(nb_filter, nb_row, nb_col, **kwargs):  # noqa: N802 - Keras 1's (and BigDL's Keras API) name
+    """Keras 1's ``Convolution2D(nb_filter, nb_row, nb_col, border_mode=, subsample=, dim_ordering=, init=,
+    W_regularizer=, ...)``: a ``Conv2D(nb_filter, (nb_row, nb_col), ...)`` (Keras 1's keyword names are
+    translated, see ``ember.layers.base.keras1_arguments``; today's names work too).
+
+    Example:
+        >>> layer = Convolution2D(8, 3, 5, border_mode="same", subsample=(2, 2), dim_ordering="th")
+        >>> type(layer).__name__, layer.kernel_size, layer.padding, layer.strides, layer.data_format
+        ('Conv2D', (3, 5), 'same', (2, 2), 'channels_first')
+    """
+    return Conv2D(nb_filter, (nb_row, nb_col), **kwargs)
+
+
+def Convolution1D(nb_filter, filter_length, **kwargs):  # noqa: N802 - Keras 1's name
+    """Keras 1's ``Convolution1D(nb_filter, filter_length, border_mode=, subsample_length=, input_dim=,
+    input_length=, ...)``: a ``Conv1D``.
+
+    Example:
+        >>> layer = Convolution1D(4, 3, border_mode="same", input_dim=6, input_length=10)
+        >>> type(layer).__name__, layer.kernel_size, layer._batch_input_shape
+        ('Conv1D', 3, (None, 10, 6))
+    """
+    return Conv1D(nb_filter, filter_length, **kwargs)

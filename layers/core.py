@@ -4,7 +4,7 @@ import math
 from ember.engine import config
 from ember.engine import functional as F
 from ember.layers import activations, initializers, regularizers
-from ember.layers.base import InputSpec, Layer, SymbolicTensor, set_mask
+from ember.layers.base import InputSpec, Layer, SymbolicTensor, keras1_arguments, set_mask
 
 
 class InputLayer(Layer):
@@ -88,6 +88,7 @@ class Dense(Layer):
 
     input_spec = InputSpec(min_ndim=2)
 
+    @keras1_arguments("output_dim", "init", "W_regularizer", "b_regularizer", "bias", "input_dim")
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -156,6 +157,36 @@ class Activation(Layer):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
+class ReLU(Layer):
+    """Keras's ``ReLU`` layer: ``max(x, 0)`` (``negative_slope * x`` below 0), capped at ``max_value``.
+
+    Example:
+        >>> import numpy as np
+        >>> ReLU(max_value=1.0)(np.array([[-2.0, 0.5, 3.0]])).numpy().tolist() == [[0.0, 0.5, 1.0]]
+        True
+    """
+
+    supports_masking = True
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if threshold:
+            raise ValueError("ReLU: threshold other than 0 is not supported")
+        if max_value is not None and max_value < 0:
+            raise ValueError(f"ReLU: max_value must be >= 0, got {max_value!r}")
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope = float(negative_slope)
+
+    def call(self, x, training=False):
+        return F.relu(x, max_value=self.max_value, negative_slope=self.negative_slope)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope}
+
+
 class Dropout(Layer):
     """Zeroes a fraction ``rate`` of inputs in training and scales the rest by 1/(1-rate); the identity
     in inference. Called outside a model, a layer follows its own mode (``train()``, the default, or
@@ -181,6 +212,7 @@ class Dropout(Layer):
 
     supports_masking = True
 
+    @keras1_arguments("p")
     def __init__(self, rate, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
@@ -334,20 +366,26 @@ class Lambda(Layer):
         if not callable(function):
             raise TypeError(f"Lambda: function must be callable, got {function!r}")
         self.function = function
-        self.output_shape = tuple(output_shape) if output_shape is not None else None
+        # a shape without the batch axis, or (Keras) a function of the input shape(s) giving the output shape
+        self.output_shape = output_shape if callable(output_shape) or output_shape is None else tuple(output_shape)
         self.arguments = dict(arguments or {})
 
     def call(self, x, training=False):
         return self.function(x, **self.arguments)
 
     def compute_output_shape(self, input_shape):
+        if callable(self.output_shape):
+            return tuple(self.output_shape(input_shape))
         if self.output_shape is not None:
             return (None,) + self.output_shape
         return super().compute_output_shape(input_shape)
 
     def get_config(self):
+        shape = self.output_shape
+        if callable(shape):
+            shape = getattr(shape, "__name__", repr(shape))
         return {**super().get_config(), "function": getattr(self.function, "__name__", repr(self.function)),
-                "output_shape": list(self.output_shape) if self.output_shape else None,
+                "output_shape": list(shape) if isinstance(shape, tuple) and shape else shape or None,
                 "arguments": self.arguments}
 
 

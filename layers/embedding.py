@@ -3,7 +3,7 @@ import numpy as np
 
 from ember.engine.ops.shape import EmbeddingLookup
 from ember.layers import initializers, regularizers
-from ember.layers.base import Layer, set_mask
+from ember.layers.base import Layer, keras1_arguments, set_mask
 
 
 class Embedding(Layer):
@@ -26,6 +26,7 @@ class Embedding(Layer):
 
     _dtype_kind = "i"
 
+    @keras1_arguments(init="embeddings_initializer", W_regularizer="embeddings_regularizer")
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, input_length=None,
                  embeddings_regularizer=None, **kwargs):
         super().__init__(**kwargs)

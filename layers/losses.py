@@ -99,11 +99,45 @@ def weighted_mean(values, sample_weight, name="loss"):
     w = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight, dtype=values.dtype)
     if w.ndim == values.ndim + 1 and w.shape[-1] == 1:
         w = w[..., 0]
-    if w.ndim > values.ndim or tuple(w.shape) != tuple(values.shape[:w.ndim]):
+    if values.ndim == 0 or w.ndim > values.ndim or tuple(w.shape) != tuple(values.shape[:w.ndim]):
         raise ValueError(f"{name}: sample_weight of shape {w.shape} does not fit per-sample losses of shape "
-                         f"{tuple(values.shape)}; expected one weight per sample, shape ({values.shape[0]},)")
+                         f"{tuple(values.shape)}; expected a loss giving one value per sample and one weight per "
+                         "sample")
     w = w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
     return F.sum(values * Tensor(w)) * (1.0 / max(values.size, 1))
+
+
+class LossFunctionWrapper(Loss):
+    """A loss written as a plain function ``fn(y_true, y_pred)`` (Keras's custom losses): ``y_true`` reaches it as
+    a Tensor of ``y_pred``'s dtype, and its per-sample values are averaged over the batch (a scalar it returns
+    is used as it is), as Keras does with the functions given to ``compile``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember import backend as K
+        >>> def mean_cube(y_true, y_pred):
+        ...     return K.mean(K.abs(y_pred - y_true) * K.square(y_pred - y_true), axis=-1)
+        >>> LossFunctionWrapper(mean_cube)(np.array([[0, 0]]), np.array([[1.0, 2.0]])).item()
+        4.5
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "loss")
+
+    def per_sample(self, y_true, y_pred):
+        y = _target(y_true, y_pred)
+        if y.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:  # labels (N,) against outputs (N, 1), as Keras
+            y = Tensor(y.data.reshape(y_pred.shape))
+        values = self.fn(y, y_pred)
+        return values if isinstance(values, Tensor) else Tensor(np.asarray(values, dtype=y_pred.dtype))
+
+    def call(self, y_true, y_pred):
+        values = self.per_sample(y_true, y_pred)
+        return values if values.ndim == 0 else F.mean(values)
+
+    def __repr__(self):
+        return f"LossFunctionWrapper({self.name})"
 
 
 def _softmax_logits(y_pred):

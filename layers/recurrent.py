@@ -10,13 +10,17 @@ from ember.engine.backend import get_array_module
 from ember.engine.ops.activation import GRUCell, LSTMCell
 from ember.engine.tensor import Tensor
 from ember.layers import activations, initializers, regularizers
-from ember.layers.base import InputSpec, Layer, get_mask, set_mask
+from ember.layers.base import InputSpec, Layer, get_mask, keras1_arguments, set_mask
+
+RNN_KERAS1 = ("output_dim", "init", "inner_init", "W_regularizer", "U_regularizer", "b_regularizer", "dropout_W",
+              "dropout_U", "inner_activation", "input_dim", "bias")
 
 
 class _RNN(Layer):
     input_spec = InputSpec(ndim=3)
     _gates = 1
 
+    @keras1_arguments(*RNN_KERAS1)
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  go_backwards=False, return_state=False, dropout=0.0, recurrent_dropout=0.0, stateful=False,
@@ -187,6 +191,7 @@ class LSTM(_RNN):
     _gates = 4
     _state_count = 2
 
+    @keras1_arguments(*RNN_KERAS1)
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -255,6 +260,7 @@ class GRU(_RNN):
 
     _gates = 3
 
+    @keras1_arguments(*RNN_KERAS1)
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)

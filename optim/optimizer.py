@@ -168,6 +168,31 @@ def Optimizer(model, training_set=None, criterion=None, optim_method=None, end_t
                     f"(features, label) samples or a DataFrame, got {type(training_set).__name__}")
 
 
+def create(model, training_set, criterion, end_trigger=None, batch_size=32, optim_method=None, cores=None,
+           bigdl_type="float"):
+    """BigDL's factory ``Optimizer.create(model, training_set, criterion, end_trigger, batch_size, optim_method)``
+    (its argument order): a local optimizer for ``(features, labels)`` arrays, a distributed one for an RDD of
+    Samples, as ``Optimizer(...)`` picks. ``cores`` and ``bigdl_type`` are accepted and unused (the local
+    engine uses the machine's threads; ember trains in the model's dtype).
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> from ember.optim import Optimizer, SGD, MaxEpoch
+        >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0).astype(int)
+        >>> model = ember.Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+        >>> opt = Optimizer.create(model, (x, y), "sparse_categorical_crossentropy", MaxEpoch(1), 8, SGD(0.1))
+        >>> type(opt).__name__
+        'LocalOptimizer'
+    """
+    if cores is not None and (int(cores) != cores or cores < 1):
+        raise ValueError(f"Optimizer.create: cores must be an integer >= 1, got {cores!r}")
+    return Optimizer(model, training_set, criterion, optim_method, end_trigger, batch_size)
+
+
+Optimizer.create = create
+
+
 def _is_batch_source(data):
     return not is_spark_data(data) and is_batch_source(data)
 

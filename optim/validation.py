@@ -350,6 +350,34 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     name = "sparse_top_k_categorical_accuracy"
 
 
+class MeanMetricWrapper(ValidationMethod):
+    """A metric written as a plain function ``fn(y_true, y_pred)`` (Keras's custom metrics): the mean of its
+    values over the samples, weighted by batch size. It receives NumPy arrays and may use ``ember.backend``.
+
+    Example:
+        >>> import numpy as np
+        >>> def close(y_true, y_pred):
+        ...     return np.abs(y_pred[:, 0] - y_true) < 0.5
+        >>> MeanMetricWrapper(close)(np.array([[0.2], [0.9]]), np.array([0.0, 0.0])).result()
+        (0.5, 2)
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "metric")
+
+    def __call__(self, output, target):
+        out, t = to_numpy(output), to_numpy(target)
+        if t.ndim == out.ndim - 1 and out.shape[-1] == 1:  # labels (N,) against outputs (N, 1), as Keras
+            t = t.reshape(out.shape)
+        values = np.asarray(to_numpy(self.fn(t, out)), dtype=np.float64)
+        n = out.shape[0]
+        return ValidationResult(values.mean() * n, n, self.name)
+
+    def __repr__(self):
+        return f"MeanMetricWrapper({self.name})"
+
+
 def score(method, output, target, sample_weight=None):
     """``method(output, target)`` on a batch whose samples carry weights, as Keras uses them: the Keras loss (a
     ``Loss`` with ``keras_loss`` set) is ``sum(w * loss) / number of samples``; a method with ``weighted``
@@ -413,6 +441,8 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
+    if callable(identifier) and not isinstance(identifier, type):
+        return MeanMetricWrapper(identifier)  # a function metric(y_true, y_pred), as Keras takes them
     if isinstance(identifier, str) and identifier in losses_module.names():
         method = Loss(identifier)  # a loss used as a metric (Keras allows metrics=["binary_crossentropy"])
         method.name = identifier

@@ -1,4 +1,4 @@
-# Port of BigDL pyspark/bigdl/models/lenet/lenet5.py (The BigDL Authors, Apache-2.0), action "train":
+# Port of BigDL pyspark/bigdl/models/lenet/lenet5.py (The BigDL Authors, Apache-2.0), actions "train" and "test":
 # https://github.com/intel-analytics/BigDL/blob/branch-0.2/pyspark/bigdl/models/lenet/lenet5.py
 # Same calls in the same order; only the imports and the data loading are changed (MNIST from
 # ember.datasets, normalised with NumPy, a small subset; fewer epochs).
@@ -50,6 +50,7 @@ if __name__ == "__main__":
     parser.add_option("-a", "--action", dest="action", default="train")
     parser.add_option("-b", "--batchSize", type=int, dest="batchSize", default="128")
     parser.add_option("-m", "--modelPath", dest="modelPath", default="")
+    parser.add_option("-o", "--checkpointPath", dest="checkpointPath", default=tempfile.mkdtemp())  # was: (later BigDL)
     (options, args) = parser.parse_args(sys.argv)
 
     sc = SparkContext(appName="lenet5", conf=create_spark_conf().setMaster("local[2]"))  # noqa: F405  was: conf=create_spark_conf())
@@ -71,8 +72,15 @@ if __name__ == "__main__":
             trigger=EveryEpoch(),  # noqa: F405
             val_method=["Top1Accuracy"]
         )
-        optimizer.set_checkpoint(EveryEpoch(), tempfile.mkdtemp())  # noqa: F405  was: "/tmp/lenet5/"
+        optimizer.set_checkpoint(EveryEpoch(), options.checkpointPath)  # noqa: F405  was: "/tmp/lenet5/"
         trained_model = optimizer.optimize()
         parameters = trained_model.get_weights()  # was: trained_model.parameters()
         print("trained", len(parameters), "weight arrays")
+    elif options.action == "test":
+        # Load a pre-trained model and then validate it through top1 accuracy.
+        test_data = get_minst(sc, "test")  # was: .map(normalizer(mnist.TEST_MEAN, mnist.TEST_STD))
+        model = Model.load(options.modelPath)  # noqa: F405
+        results = model.evaluate(test_data, options.batchSize, [Top1Accuracy()])  # noqa: F405
+        for result in results:
+            print(result)
     sc.stop()

@@ -64,3 +64,77 @@ def test_sample_from_ndarray_is_a_feature_label_pair():
     x, y = Sample.from_ndarray(np.ones((2, 3)), np.array(4))
     assert x.shape == (2, 3) and int(y) == 4
     assert ember.nn.layer.Model.load is not None
+
+
+def test_optimizer_create_is_bigdls_factory(rng):
+    """Optimizer.create(model, training_set, criterion, end_trigger, batch_size, optim_method): BigDL's order,
+    the same training as Optimizer(...) with keywords."""
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + 1
+
+    def model():
+        ember.set_seed(5)
+        return Sequential().add(Linear(4, 3)).add(LogSoftMax())
+
+    a, b = model(), model()
+    created = Optimizer.create(a, (x, y), ClassNLLCriterion(), MaxEpoch(2), 16, SGD(learningrate=0.3))
+    assert type(created).__name__ == "LocalOptimizer"
+    created.set_shuffle(False).set_progress(0, quiet=True).optimize()
+    Optimizer(model=b, training_rdd=(x, y), criterion=ClassNLLCriterion(), optim_method=SGD(learningrate=0.3),
+              end_trigger=MaxEpoch(2), batch_size=16).set_shuffle(False).set_progress(0, quiet=True).optimize()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    with pytest.raises(ValueError, match="cores must be an integer >= 1"):
+        Optimizer.create(a, (x, y), ClassNLLCriterion(), MaxEpoch(1), 16, cores=0)
+
+
+def test_predict_class_counts_from_one_and_evaluate_without_arguments_is_inference_mode(rng):
+    model = Sequential().add(Linear(4, 3)).add(LogSoftMax())
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    expected = model.predict(x).argmax(axis=1)
+    np.testing.assert_array_equal(model.predict_class(x), expected + 1)  # BigDL's 1-based class ids
+    np.testing.assert_array_equal(model.predict_class(x, label_base=0), expected)
+    assert model.training and model.evaluate() is model and not model.training
+
+
+def test_keras1_arguments_mean_todays_arguments():
+    from ember import layers, regularizers
+
+    old = layers.Convolution2D(8, 3, 5, border_mode="same", subsample=(2, 1), dim_ordering="th", init="he_normal",
+                               W_regularizer=regularizers.l2(0.01), b_regularizer="l1", bias=True, activation="relu")
+    new = layers.Conv2D(8, (3, 5), strides=(2, 1), padding="same", data_format="channels_first",
+                        kernel_initializer="he_normal", kernel_regularizer=regularizers.l2(0.01),
+                        bias_regularizer="l1", use_bias=True, activation="relu")
+    assert {k: v for k, v in old.get_config().items() if k != "name"} == \
+        {k: v for k, v in new.get_config().items() if k != "name"}
+    dense = layers.Dense(output_dim=5, init="zeros", bias=False, input_dim=3, W_regularizer="l2")
+    assert dense.units == 5 and not dense.use_bias and dense._batch_input_shape == (None, 3)
+    assert repr(dense.kernel_regularizer) == "L2(l2=0.01)"
+    lstm = layers.LSTM(output_dim=4, inner_init="orthogonal", U_regularizer="l1", dropout_W=0.2, dropout_U=0.1,
+                       input_dim=6, input_length=9)
+    assert (lstm.units, lstm.dropout, lstm.recurrent_dropout, lstm._batch_input_shape) == (4, 0.2, 0.1, (None, 9, 6))
+    assert repr(lstm.recurrent_regularizer) == "L1(l1=0.01)"
+    pool = layers.MaxPooling2D(pool_size=(2, 2), border_mode="same", dim_ordering="tf")
+    assert (pool.padding, pool.data_format) == ("same", "channels_last")
+    assert layers.Dropout(p=0.3).rate == 0.3
+    assert layers.Embedding(10, 4, init="zeros").embeddings_initializer.__class__.__name__ == "Zeros"
+    with pytest.raises(TypeError, match="give 'units' or its Keras 1 name 'output_dim', not both"):
+        layers.Dense(units=4, output_dim=4)
+    with pytest.raises(ValueError, match="dim_ordering must be 'th', 'tf' or 'default'"):
+        layers.Convolution2D(4, 3, 3, dim_ordering="nchw")
+    # a Keras 1 model trains like the same model in today's names
+    x = np.random.default_rng(0).normal(size=(32, 6, 6, 1)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 2, 32)
+    models = []
+    for spell in ("keras1", "keras3"):
+        ember.set_seed(0)
+        conv = (layers.Convolution2D(4, 3, 3, border_mode="valid", input_shape=(6, 6, 1)) if spell == "keras1"
+                else layers.Conv2D(4, (3, 3), padding="valid", input_shape=(6, 6, 1)))
+        m = ember.Sequential([conv, layers.Flatten(), layers.Dense(output_dim=2, activation="softmax")
+                              if spell == "keras1" else layers.Dense(2, activation="softmax")])
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        m.fit(x, y, nb_epoch=2, shuffle=False, verbose=0) if spell == "keras1" else \
+            m.fit(x, y, epochs=2, shuffle=False, verbose=0)
+        models.append(m)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_array_equal(a, b)

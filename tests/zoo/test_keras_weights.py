@@ -148,6 +148,32 @@ def test_weight_errors_name_what_was_expected():
         model.evaluate(x, y, sample_weight=-np.ones(20))
     with pytest.raises(TypeError, match="class_weight must be a dict"):
         model.fit(x, y, verbose=0, class_weight=[1.0, 2.0])
-    model.compile("sgd", lambda t, p: ((p - t) * (p - t)).sum())
-    with pytest.raises(TypeError, match="per-sample values"):
+    model.compile("sgd", lambda t, p: ((p - t) * (p - t)).sum())  # a function giving one scalar per batch
+    with pytest.raises(ValueError, match=r"does not fit per-sample losses of shape \(\)"):
         model.fit(x, np.eye(3)[y], verbose=0, sample_weight=np.ones(20))
+
+
+def test_function_losses_and_metrics_match_keras():
+    """Plain functions in compile (Keras's custom losses and metrics), with sample weights."""
+    keras = _keras()
+    x, y = _data(seed=7)
+    target = np.eye(3, dtype=np.float32)[y]
+    w = np.random.default_rng(8).uniform(0.5, 2.0, size=len(x)).astype(np.float32)
+
+    def make(lib):
+        def squared_error(y_true, y_pred):
+            return lib.ops.mean(lib.ops.square(y_pred - y_true), axis=-1) if lib is keras else \
+                ember.backend.mean(ember.backend.square(y_pred - y_true), axis=-1)
+
+        def hits(y_true, y_pred):
+            return lib.ops.cast(lib.ops.equal(lib.ops.argmax(y_true, -1), lib.ops.argmax(y_pred, -1)), "float32") \
+                if lib is keras else np.equal(y_true.argmax(-1), y_pred.argmax(-1))
+        return squared_error, hits
+
+    theirs, ours = _pair(keras)
+    loss_t, metric_t = make(keras)
+    loss_o, metric_o = make(ember)
+    theirs.compile(keras.optimizers.SGD(0.2), loss_t, metrics=[metric_t])
+    ours.compile(ember.optimizers.SGD(0.2), loss_o, metrics=[metric_o])
+    kwargs = dict(batch_size=16, epochs=2, shuffle=False, verbose=0, sample_weight=w)
+    _compare(ours, theirs, ours.fit(x, target, **kwargs), theirs.fit(x, target, **kwargs))

@@ -69,9 +69,10 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; optionally put
     back the best epoch's weights."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False):
         super().__init__()
+        self.verbose = int(verbose)
         self.monitor, self.min_delta, self.patience = monitor, abs(float(min_delta)), int(patience)
         self.mode = _mode_better(monitor, mode)
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
@@ -101,6 +102,8 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:

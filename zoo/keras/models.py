@@ -187,10 +187,11 @@ class KerasTraining:
         if loss is None:
             raise ValueError("compile: give a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.optimizer = get_optimizer(optimizer)
-        self.loss = ([losses_module.get(x) for x in loss] if isinstance(loss, (list, tuple))
-                     else losses_module.get(loss))
+        self.loss = ([_keras_loss_object(x) for x in loss] if isinstance(loss, (list, tuple))
+                     else _keras_loss_object(loss))
         self.metrics = [_named_metric(m) for m in (metrics or [])]
-        self._metric_names = [m if isinstance(m, str) else type(m).__name__ for m in (metrics or [])]
+        self._metric_names = [m if isinstance(m, str) else type(m).__name__ for m in (metrics or [])
+                              if not callable(m) or isinstance(m, validation_module.ValidationMethod)]
         self._clip = {}
         self._tensorboard = self._checkpoint = None
         self.stop_training = False
@@ -316,7 +317,7 @@ class KerasTraining:
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
-    def evaluate(self, x, y=None, batch_size=32, verbose=0, sample_weight=None, steps=None, callbacks=None,
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, steps=None, callbacks=None,
                  return_dict=False, feature_cols=None, label_cols=None):
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
@@ -330,11 +331,15 @@ class KerasTraining:
         BigDL's spelling ``model.evaluate(rdd, batch_size, [Top1Accuracy(), ...])`` on an RDD of Samples
         gives BigDL's list of ``EvaluatedResult`` (``result``, ``total_num``, ``method``), one per method.
         """
+        if x is None and y is None:  # BigDL's model.evaluate(): the model in evaluation (inference) mode
+            return self.eval()
         if is_spark_data(x) and hasattr(x, "mapPartitions"):
             from ember.zoo.bigdl.evaluation import evaluate_rdd
 
-            return evaluate_rdd(self, x, y if y is not None else batch_size,
-                                batch_size if y is not None else None)
+            if y is None or isinstance(y, (list, tuple)) or not isinstance(batch_size, (list, tuple)):
+                raise TypeError("evaluate: an RDD of Samples takes BigDL's arguments: model.evaluate(rdd, batch_size, "
+                                "[Top1Accuracy(), ...])")
+            return evaluate_rdd(self, x, y, batch_size)
         _require_compiled(self, "evaluate")
         loss = self.loss[0] if isinstance(self.loss, list) else self.loss
         methods = [_keras_loss(loss)] + list(self.metrics)
@@ -386,6 +391,13 @@ class KerasTraining:
         finally:
             self.train(was_training)
 
+    def predict_class(self, x, batch_size=32, label_base=1):
+        """BigDL's ``predict_class``: class ids counting from 1 as BigDL's do (``label_base=0``: from 0), for
+        arrays (a NumPy array) or an RDD of Samples (an RDD of ints)."""
+        from ember.zoo.bigdl.evaluation import predict_class
+
+        return predict_class(self, x, batch_size, label_base)
+
     def predict_classes(self, x, batch_size=32, verbose=0):
         """0-based class ids: the argmax of each row, or output > 0.5 for a single output column."""
         out = self.predict(x, batch_size)
@@ -393,6 +405,15 @@ class KerasTraining:
         if out.ndim == 1 or out.shape[-1] == 1:
             return (out.reshape(len(out), -1)[:, 0] > 0.5).astype(np.int64)
         return out.argmax(axis=-1)
+
+
+def _keras_loss_object(identifier):
+    """A loss for ``compile``: a name or Loss as ``ember.losses.get`` gives it; a plain function wrapped as
+    Keras wraps it (targets as Tensors, per-sample values averaged)."""
+    loss = losses_module.get(identifier)
+    if not isinstance(loss, losses_module.Loss):
+        return losses_module.LossFunctionWrapper(loss)
+    return loss
 
 
 def _keras_loss(criterion):
