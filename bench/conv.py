@@ -1,5 +1,6 @@
 """Convolution routes on representative layers: shifted products (stride 1, kernels/cpu/conv.py),
-im2col + GEMM (col2im for the input's gradient) and Winograd F(2x2, 3x3) (kernels/cpu/winograd.py),
+im2col + GEMM (col2im for the input's gradient), Winograd F(2x2, 3x3) (kernels/cpu/winograd.py) and
+direct loops for few input channels (kernels/cpu/direct.py),
 forward, weight gradient and gradient with respect to the input, float32, 2 threads by default.
 
     python bench/conv.py [--repeat 10] [--layers lenet-conv1 ...]
@@ -17,6 +18,9 @@ import numpy as np
 LAYERS = {  # name: (input shape, kernel shape, padding)
     "lenet-conv1": ((128, 28, 28, 1), (5, 5, 1, 6), 2),
     "lenet-conv2": ((128, 14, 14, 6), (5, 5, 6, 16), 0),
+    "mnist-28x28x1-3x3-8": ((128, 28, 28, 1), (3, 3, 1, 8), 1),
+    "mnist-28x28x1-3x3-16": ((128, 28, 28, 1), (3, 3, 1, 16), 1),
+    "cifar-32x32x3-5x5-6": ((128, 32, 32, 3), (5, 5, 3, 6), 0),
     "resnet-56x56x64-3x3": ((16, 56, 56, 64), (3, 3, 64, 64), 1),
     "resnet-28x28x128-3x3": ((16, 28, 28, 128), (3, 3, 128, 128), 1),
     "resnet-14x14x256-3x3": ((16, 14, 14, 256), (3, 3, 256, 256), 1),
@@ -69,6 +73,11 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
         "im2col": (im2col_forward, im2col_weight_grad,
                    lambda: conv.col2im_backward_data(dy, w, shape, one, one, pads)),
     }
+    if shape[-1] <= 8:  # few input channels: the direct loops too
+        from ember.kernels.cpu import direct
+
+        routes["direct"] = (lambda: direct.forward(x, w, one, pads),
+                            lambda: direct.backward_weight(x, dy, w_shape, one, pads), None)
     f32 = np.dtype(np.float32)
     wino_forward = winograd.eligible(shape, w_shape, one, one, pads, f32)
     wino_data = winograd.backward_data_eligible(dy.shape, w_shape, one, one, pads, f32)
@@ -89,10 +98,10 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
             routes[route][part]()
             samples.append(time.perf_counter() - t)
     shifted = conv._shifted(shape, w_shape, one, one, pads, f32)
-    chosen = {"forward": "winograd" if wino_forward else "shifted" if shifted else "im2col",
-              "weight_grad": "winograd" if wino_forward else "shifted" if shifted and conv._shifted_weight_grad(
-                  shape, w_shape, one, pads)
-              else "im2col",
+    direct = conv._direct(shape, w_shape, one, 1, f32)
+    chosen = {"forward": "direct" if direct else "winograd" if wino_forward else "shifted" if shifted else "im2col",
+              "weight_grad": "direct" if direct else "winograd" if wino_forward else "shifted" if shifted
+              and conv._shifted_weight_grad(shape, w_shape, one, pads) else "im2col",
               "backward_data": "winograd" if wino_data else "im2col"}
     for route in routes:
         row = {"layer": name, "route": route}
