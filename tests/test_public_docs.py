@@ -16,7 +16,8 @@ import pytest
 # Order matters only for where a re-exported object's examples run: the first module listing it owns it.
 MODULES = [
     "ember.engine", "ember.engine.functional", "ember.layers", "ember.optim", "ember.optimizers",
-    "ember.metrics", "ember.zoo.keras",
+    "ember.metrics", "ember.callbacks", "ember.utils", "ember", "ember.zoo.keras", "ember.zoo.models",
+    "ember.zoo.weights", "ember.zoo.vision", "ember.zoo.importers.torch", "ember.zoo.importers.keras",
 ]
 
 
@@ -59,7 +60,9 @@ def test_docstring_examples_run(name):
         home = sys.modules[obj.__module__]  # found as part of its defining module; run in an empty namespace
         tests += [t for t in finder.find(obj, f"{obj.__module__}.{obj.__qualname__}", module=home, globs={})
                   if t.examples]
-    assert tests, f"{name} has no examples"
+    if not tests:
+        assert not _owners()[name], f"{name} has no examples"
+        pytest.skip(f"{name}: its public names are re-exported from a module listed earlier; their examples run there")
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in tests:
         runner.run(test)

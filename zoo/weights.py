@@ -37,6 +37,7 @@ class Preprocessing:
 
     Example:
         >>> import numpy as np
+        >>> from ember.zoo.weights import Preprocessing
         >>> Preprocessing(256, 224)(np.zeros((300, 400, 3), np.uint8)).shape
         (224, 224, 3)
     """
@@ -71,7 +72,24 @@ _CLASS_NAMES = {"imagenet1k": imagenet_class_names}
 
 @dataclasses.dataclass(frozen=True)
 class WeightsEntry:
-    """One pretrained file: where it is, its digest, how to read it and what its model expects."""
+    """One pretrained file: where it is, its digest, how to read it and what its model expects.
+
+    Args:
+        key: ``"<model>/<variant>"``, e.g. ``"resnet50/torchvision"``.
+        url: where to download it from.
+        sha256: its full hex digest, or a prefix of one (torchvision publishes 8 digits).
+        format: how to read it: ``"torch"`` or ``"keras"``.
+        preprocessing: a ``Preprocessing`` for its model's inputs.
+        classes: the class-name list its outputs follow (``"imagenet1k"``).
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> entry = weights.get("resnet18/torchvision")
+        >>> entry.filename, entry.format, entry.preprocessing.resize
+        ('resnet18-f37072fd.pth', 'torch', 256)
+        >>> entry.decode([[0.1, 0.7, 0.2] + [0.0] * 997], top=1)
+        [[(1, 'goldfish', 0.7)]]
+    """
 
     key: str
     url: str
@@ -98,7 +116,19 @@ REGISTRY = {}
 
 
 def register(entry):
-    """Add (or replace) a registry entry, keyed ``"<model>/<variant>"``."""
+    """Add (or replace) a registry entry, keyed ``"<model>/<variant>"``; returns the entry.
+
+    Args:
+        entry: a ``WeightsEntry``.
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> entry = weights.WeightsEntry("tiny/mine", "https://example.com/tiny.pth", "0123abcd", "torch",
+        ...                              weights.Preprocessing(64, 56))
+        >>> weights.register(entry) is weights.get("tiny/mine")
+        True
+        >>> del weights.REGISTRY["tiny/mine"]
+    """
     if not isinstance(entry, WeightsEntry):
         raise TypeError(f"register expects a WeightsEntry, got {type(entry).__name__}")
     REGISTRY[entry.key] = entry
@@ -106,7 +136,17 @@ def register(entry):
 
 
 def get(key):
-    """The registry entry for ``key`` (e.g. ``"resnet50/torchvision"``)."""
+    """The registry entry for ``key`` (e.g. ``"resnet50/torchvision"``); an unknown key raises ``ValueError``
+    listing the registered ones.
+
+    Args:
+        key: ``"<model>/<variant>"``.
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> weights.get("vgg16/torchvision").url
+        'https://download.pytorch.org/models/vgg16-397923af.pth'
+    """
     if key not in REGISTRY:
         raise ValueError(f"no pretrained weights registered for {key!r}; registered: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[key]
@@ -134,13 +174,32 @@ for _key, _file, _digest, _prep in (
 
 
 def cache_dir():
-    """Where downloads go: ``$EMBER_HOME/weights``, else ``~/.cache/ember/weights``."""
+    """Where downloads go: ``$EMBER_HOME/weights``, else ``~/.cache/ember/weights``.
+
+    Example:
+        >>> import os
+        >>> from ember.zoo import weights
+        >>> os.path.basename(weights.cache_dir())
+        'weights'
+    """
     home = os.environ.get("EMBER_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
     return os.path.join(home, "weights")
 
 
 class DownloadError(OSError):
-    """A download that could not complete (unreachable server, HTTP error): says where to put the file."""
+    """A download that could not complete (unreachable server, HTTP error): says where to put the file.
+    It is an ``OSError``.
+
+    Example:
+        >>> import os, tempfile
+        >>> from ember.zoo import weights
+        >>> folder = tempfile.mkdtemp()
+        >>> try:
+        ...     weights.download(f"file://{folder}/missing.pth", f"{folder}/w.pth", "0" * 64)
+        ... except weights.DownloadError as e:
+        ...     print(type(e).__name__, "could not download" in str(e), isinstance(e, OSError))
+        DownloadError True True
+    """
 
 
 def _sha256_file(path):
@@ -156,12 +215,32 @@ def _matches(digest, expected):
 
 
 def fetch(entry, progress=None, timeout=30):
-    """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded and
-    verified on first use.
+    """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded into
+    ``cache_dir()`` and verified on first use; later calls check the cached file's digest.
+
+    Args:
+        entry: a registry key or a ``WeightsEntry``.
+        progress: None (a bar when standard error is a terminal), True or False.
+        timeout: seconds to wait for the server.
 
     Raises:
         DownloadError: the server cannot be reached (the message says which file to put where).
         ValueError: the downloaded or cached file's sha256 is not the registered one.
+
+    Example (a local file:// URL stands in for the server):
+        >>> import hashlib, os, tempfile
+        >>> from ember.zoo import weights
+        >>> home, source = tempfile.mkdtemp(), tempfile.mkdtemp()
+        >>> with open(os.path.join(source, "tiny.pth"), "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> entry = weights.WeightsEntry("tiny/demo", f"file://{source}/tiny.pth",
+        ...                              hashlib.sha256(b"weights").hexdigest(), "torch", weights.Preprocessing(64, 56))
+        >>> old, os.environ["EMBER_HOME"] = os.environ.get("EMBER_HOME"), home
+        >>> path = weights.fetch(entry, progress=False)
+        >>> path == os.path.join(home, "weights", "tiny.pth"), open(path, "rb").read()
+        (True, b'weights')
+        >>> _ = os.environ.pop("EMBER_HOME") if old is None else os.environ.update(EMBER_HOME=old)
+        >>> weights.fetch("resnet50/torchvision")  # doctest: +SKIP
     """
     entry = get(entry) if isinstance(entry, str) else entry
     path = os.path.join(cache_dir(), entry.filename)
@@ -176,8 +255,27 @@ def fetch(entry, progress=None, timeout=30):
 
 def download(url, path, sha256, progress=None, timeout=30):
     """Download ``url`` to ``path`` through ``path + ".partial"``, resuming it if present, and verify
-    its ``sha256`` (a full hex digest, or a prefix of one). ``progress``: None (a tqdm bar when
-    standard error is a terminal), True or False."""
+    its ``sha256`` (a full hex digest, or a prefix of one); a mismatch deletes the download and raises
+    ``ValueError``. Returns ``path``.
+
+    Args:
+        url: the file's URL (http, https or file).
+        path: where to put it.
+        sha256: the expected digest (or a prefix of it).
+        progress: None (a tqdm bar when standard error is a terminal), True or False.
+        timeout: seconds to wait for the server.
+
+    Example:
+        >>> import hashlib, os, tempfile
+        >>> from ember.zoo import weights
+        >>> folder = tempfile.mkdtemp()
+        >>> with open(os.path.join(folder, "src.bin"), "wb") as f:
+        ...     _ = f.write(b"abc")
+        >>> digest = hashlib.sha256(b"abc").hexdigest()
+        >>> out = weights.download(f"file://{folder}/src.bin", f"{folder}/dst.bin", digest[:8], progress=False)
+        >>> open(out, "rb").read()
+        b'abc'
+    """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     partial = path + ".partial"
     have = os.path.getsize(partial) if os.path.exists(partial) else 0
