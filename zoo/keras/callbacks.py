@@ -13,9 +13,11 @@ __all__ = ["CSVLogger", "Callback", "EarlyStopping", "History", "LambdaCallback"
 
 class Callback:
     """Base class of callbacks: subclass and override any of the ``on_*`` methods
-    (``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``, ``on_batch_begin/end(batch, logs)``),
-    then pass instances to ``fit(callbacks=[...])``. ``self.model`` is the model being trained;
-    set ``self.model.stop_training = True`` to stop training early.
+    (``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``, ``on_batch_end(batch, logs)``
+    with ``logs["loss"]``), then pass instances to ``fit(callbacks=[...])``. ``fit`` does not call
+    ``on_batch_begin``. ``self.model`` is the model being trained; set ``self.model.stop_training = True``
+    (in ``on_batch_end`` or ``on_epoch_end``) to stop after that batch or epoch (on Spark, batches run
+    in segments up to the epoch's end or the next trigger, and a stop takes effect when the segment ends).
 
     Example:
         >>> import numpy as np, ember
@@ -456,7 +458,8 @@ class TerminateOnNaN(Callback):
 
 class LambdaCallback(Callback):
     """A callback from functions: ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
-    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``
+    (``fit`` calls all but ``on_batch_begin``).
 
     Example:
         >>> from ember.callbacks import LambdaCallback
