@@ -816,6 +816,7 @@ def Convolution2D(nb_filter, nb_row, nb_col, **kwargs):  # noqa: N802 - Keras 1'
     translated, see ``ember.layers.base.keras1_arguments``; today's names work too).
 
     Example:
+        >>> from ember.layers import Convolution2D
         >>> layer = Convolution2D(8, 3, 5, border_mode="same", subsample=(2, 2), dim_ordering="th")
         >>> type(layer).__name__, layer.kernel_size, layer.padding, layer.strides, layer.data_format
         ('Conv2D', (3, 5), 'same', (2, 2), 'channels_first')
@@ -828,6 +829,7 @@ def Convolution1D(nb_filter, filter_length, **kwargs):  # noqa: N802 - Keras 1's
     input_length=, ...)``: a ``Conv1D``.
 
     Example:
+        >>> from ember.layers import Convolution1D
         >>> layer = Convolution1D(4, 3, border_mode="same", input_dim=6, input_length=10)
         >>> type(layer).__name__, layer.kernel_size, layer._batch_input_shape
         ('Conv1D', 3, (None, 10, 6))

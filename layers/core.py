@@ -162,6 +162,7 @@ class ReLU(Layer):
 
     Example:
         >>> import numpy as np
+        >>> from ember.layers import ReLU
         >>> ReLU(max_value=1.0)(np.array([[-2.0, 0.5, 3.0]])).numpy().tolist() == [[0.0, 0.5, 1.0]]
         True
     """

@@ -225,32 +225,14 @@ def _lbfgs_direction(flat_grad, old_dirs, old_stps, ro, h_diag):
 
 def lbfgs_optimize(feval, param, grad, state, lr=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                    tolerance_change=1e-9, history_size=100):
-    """L-BFGS without line search (PyTorch's and BigDL's default), in place; returns the first loss.
+    """L-BFGS without line search, in place; returns the first loss (the rule and arguments: ``LBFGS``).
 
-    ``feval()`` returns the loss at ``param`` and writes the gradient into ``grad``. Each call runs up
-    to ``max_iter`` inner iterations: the direction d = -H g comes from the two-loop recursion over
-    the last ``history_size`` pairs (s = t d, y = g_new - g_old, kept only when y.s > 1e-10), with
-    H0 = (y.s)/(y.y); the step is t = min(1, 1/|g|_1) * lr on the very first iteration, lr after;
-    it stops early when max|g| <= tolerance_grad, the directional derivative g.d > -tolerance_change,
-    max|t d| <= tolerance_change or the loss changes by less than tolerance_change.
-
-    Args:
-        feval: a function of no arguments: the loss at ``param``, with ``grad`` filled in place.
-        param, grad: float arrays of one shape (``param`` is updated in place).
-        state: a dict the method keeps its history in between calls.
-        lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size: as above
-            (``max_eval`` defaults to 1.25 * max_iter).
-
-    Example:
-        >>> import numpy as np
-        >>> from ember.optim import lbfgs_optimize
-        >>> param, grad = np.array([3.0, -1.0]), np.zeros(2)
-        >>> def feval():  # (p0 - 1)^2 + 10 p1^2
-        ...     grad[:] = [2 * (param[0] - 1), 20 * param[1]]
-        ...     return (param[0] - 1) ** 2 + 10 * param[1] ** 2
-        >>> first = lbfgs_optimize(feval, param, grad, {}, max_iter=50)
-        >>> first, np.round(param, 4).tolist()
-        (14.0, [1.0, 0.0])
+    Example (``feval()`` returns the loss at ``param`` and fills ``grad``; ``state`` keeps the history):
+        >>> import numpy as np; from ember.optim import lbfgs_optimize
+        >>> p, g = np.array([3.0]), np.zeros(1)
+        >>> def feval(): g[:] = 2 * (p - 1); return float((p[0] - 1) ** 2)
+        >>> lbfgs_optimize(feval, p, g, {}), p.round(4).tolist()
+        (4.0, [1.0])
     """
     xp = get_array_module(param)
     max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
@@ -568,14 +550,21 @@ class Adadelta(OptimMethod):
 
 
 class LBFGS(OptimMethod):
-    """Limited-memory BFGS (full-batch or large-batch training); see ``lbfgs_optimize``.
+    """Limited-memory BFGS without line search (PyTorch's and BigDL's default), for full-batch or
+    large-batch training; ``lbfgs_optimize`` is the rule as a function.
 
-    It evaluates the loss several times per step, so it runs in the local optimizer only; the
-    distributed optimizer rejects it. Use ``optimize(feval, param, grad)``; ``update`` raises.
+    Each ``optimize(feval, param, grad)`` runs up to ``max_iter`` inner iterations (``feval()`` returns
+    the loss at ``param`` and writes the gradient into ``grad``): the direction d = -H g comes from the
+    two-loop recursion over the last ``history_size`` pairs (s = t d, y = g_new - g_old, kept only when
+    y.s > 1e-10), with H0 = (y.s)/(y.y); the step is t = min(1, 1/|g|_1) * lr on the very first
+    iteration, lr after; it stops early when max|g| <= tolerance_grad, the directional derivative
+    g.d > -tolerance_change, max|t d| <= tolerance_change or the loss changes by less than
+    tolerance_change, or after ``max_eval`` (default ``max_iter * 5 // 4``) loss evaluations. It
+    evaluates the loss several times per step, so it runs in the local optimizer only (the distributed
+    optimizer rejects it); ``update`` raises.
 
     Args:
-        learning_rate, max_iter, max_eval, tolerance_grad, tolerance_change, history_size:
-            as in ``lbfgs_optimize``.
+        learning_rate, max_iter, max_eval, tolerance_grad, tolerance_change, history_size: as above.
 
     Example:
         >>> import numpy as np

@@ -30,12 +30,13 @@ class Sequence:
 
     Example:
         >>> import numpy as np
+        >>> from ember.optim.stream import BatchStream, Sequence
         >>> class Halves(Sequence):
         ...     def __len__(self):
         ...         return 2
         ...     def __getitem__(self, i):
         ...         return np.full((3, 1), float(i)), np.zeros(3)
-        >>> [x[0, 0] for x, _ in BatchStream(Halves()).epoch()]
+        >>> [float(x[0, 0]) for x, _ in BatchStream(Halves()).epoch()]
         [0.0, 1.0]
     """
 

@@ -25,11 +25,34 @@ CHUNK = 1 << 20
 
 class DownloadError(OSError):
     """A file could not be downloaded (unreachable server, HTTP error, cut connection), or its content is
-    not the expected one; the message says where to put the file by hand."""
+    not the expected one; the message says where to put the file by hand.
+
+    Example:
+        >>> import tempfile
+        >>> from ember.zoo.download import DownloadError, download
+        >>> folder = tempfile.mkdtemp()
+        >>> try:
+        ...     download(f"file://{folder}/missing.bin", f"{folder}/copy.bin", "0" * 64, progress=False)
+        ... except DownloadError as e:
+        ...     print("Offline?" in str(e), f"put it at {folder}/copy.bin" in str(e))
+        True True
+    """
 
 
 class ChecksumError(DownloadError, ValueError):
-    """A downloaded or cached file's SHA-256 is not the expected one."""
+    """A downloaded or cached file's SHA-256 is not the expected one (a ``DownloadError`` and a ``ValueError``).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from ember.zoo.download import ChecksumError, download
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "data.bin").write_bytes(b"ember")
+        >>> try:
+        ...     download((folder / "data.bin").as_uri(), str(folder / "copy.bin"), "0" * 64, progress=False)
+        ... except ChecksumError as e:
+        ...     print(str(e).split(":")[0], (folder / "copy.bin.partial").exists())
+        sha256 mismatch for file... False
+    """
 
 
 def sha256_of(path):
@@ -55,7 +78,14 @@ def _hasher_of(path):
 
 
 def matches(digest, expected):
-    """Whether hex ``digest`` is ``expected``: a full digest, or a prefix of at least 8 hex digits."""
+    """Whether hex ``digest`` is ``expected``: a full digest, or a prefix of at least 8 hex digits.
+
+    Example:
+        >>> from ember.zoo.download import matches
+        >>> digest = "7cadc15d609c4ae9" + "0" * 48
+        >>> matches(digest, digest), matches(digest, "7CADC15D"), matches(digest, "7cad")
+        (True, True, False)
+    """
     expected = expected.lower()
     return digest == expected if len(expected) >= 64 else len(expected) >= 8 and digest.startswith(expected)
 

@@ -25,10 +25,7 @@ import os
 import numpy as np
 
 from ember._cache import cache_home
-from ember.zoo.download import CHUNK, ChecksumError, DownloadError, download, matches, sha256_of
-
-__all__ = ["CHUNK", "ChecksumError", "DownloadError", "Preprocessing", "WeightsEntry", "cache_dir", "download", "fetch",
-           "get", "imagenet_class_names", "register"]
+from ember.zoo.download import CHUNK, ChecksumError, DownloadError, download, matches, sha256_of  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +35,7 @@ class Preprocessing:
 
     Example:
         >>> import numpy as np
+        >>> from ember.zoo.weights import Preprocessing
         >>> Preprocessing(256, 224)(np.zeros((300, 400, 3), np.uint8)).shape
         (224, 224, 3)
     """
@@ -72,7 +70,24 @@ _CLASS_NAMES = {"imagenet1k": imagenet_class_names}
 
 @dataclasses.dataclass(frozen=True)
 class WeightsEntry:
-    """One pretrained file: where it is, its digest, how to read it and what its model expects."""
+    """One pretrained file: where it is, its digest, how to read it and what its model expects.
+
+    Args:
+        key: ``"<model>/<variant>"``, e.g. ``"resnet50/torchvision"``.
+        url: where to download it from.
+        sha256: its full hex digest, or a prefix of one (torchvision publishes 8 digits).
+        format: how to read it: ``"torch"`` or ``"keras"``.
+        preprocessing: a ``Preprocessing`` for its model's inputs.
+        classes: the class-name list its outputs follow (``"imagenet1k"``).
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> entry = weights.get("resnet18/torchvision")
+        >>> entry.filename, entry.format, entry.preprocessing.resize
+        ('resnet18-f37072fd.pth', 'torch', 256)
+        >>> entry.decode([[0.1, 0.7, 0.2] + [0.0] * 997], top=1)
+        [[(1, 'goldfish', 0.7)]]
+    """
 
     key: str
     url: str
@@ -99,7 +114,19 @@ REGISTRY = {}
 
 
 def register(entry):
-    """Add (or replace) a registry entry, keyed ``"<model>/<variant>"``."""
+    """Add (or replace) a registry entry, keyed ``"<model>/<variant>"``; returns the entry.
+
+    Args:
+        entry: a ``WeightsEntry``.
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> entry = weights.WeightsEntry("tiny/mine", "https://example.com/tiny.pth", "0123abcd", "torch",
+        ...                              weights.Preprocessing(64, 56))
+        >>> weights.register(entry) is weights.get("tiny/mine")
+        True
+        >>> del weights.REGISTRY["tiny/mine"]
+    """
     if not isinstance(entry, WeightsEntry):
         raise TypeError(f"register expects a WeightsEntry, got {type(entry).__name__}")
     REGISTRY[entry.key] = entry
@@ -107,7 +134,17 @@ def register(entry):
 
 
 def get(key):
-    """The registry entry for ``key`` (e.g. ``"resnet50/torchvision"``)."""
+    """The registry entry for ``key`` (e.g. ``"resnet50/torchvision"``); an unknown key raises ``ValueError``
+    listing the registered ones.
+
+    Args:
+        key: ``"<model>/<variant>"``.
+
+    Example:
+        >>> from ember.zoo import weights
+        >>> weights.get("vgg16/torchvision").url
+        'https://download.pytorch.org/models/vgg16-397923af.pth'
+    """
     if key not in REGISTRY:
         raise ValueError(f"no pretrained weights registered for {key!r}; registered: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[key]
@@ -136,17 +173,45 @@ for _key, _file, _digest, _prep in (
 
 def cache_dir():
     """Where weights are downloaded to: ``weights/`` in ember's cache folder (``~/.cache/ember``, moved by
-    ``$EMBER_HOME`` or ``$EMBER_CACHE_DIR``; see ``ember._cache``)."""
+    ``$EMBER_HOME`` or ``$EMBER_CACHE_DIR``; see ``ember._cache``).
+
+    Example:
+        >>> import os
+        >>> from ember.zoo import weights
+        >>> os.path.basename(weights.cache_dir())
+        'weights'
+    """
     return cache_home("weights")
 
 
 def fetch(entry, progress=None, timeout=30):
-    """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded and
-    verified on first use (``ember.zoo.download``).
+    """The local path of a registered file (``entry``: a key or a ``WeightsEntry``), downloaded into
+    ``cache_dir()`` and verified on first use (``ember.zoo.download``); later calls check the cached
+    file's digest.
+
+    Args:
+        entry: a registry key or a ``WeightsEntry``.
+        progress: None (a bar when standard error is a terminal), True or False.
+        timeout: seconds to wait for the server.
 
     Raises:
         DownloadError: the server cannot be reached (the message says which file to put where).
         ChecksumError (a ValueError): the downloaded or cached file's sha256 is not the registered one.
+
+    Example (a local file:// URL stands in for the server):
+        >>> import hashlib, os, tempfile
+        >>> from ember.zoo import weights
+        >>> home, source = tempfile.mkdtemp(), tempfile.mkdtemp()
+        >>> with open(os.path.join(source, "tiny.pth"), "wb") as f:
+        ...     _ = f.write(b"weights")
+        >>> entry = weights.WeightsEntry("tiny/demo", f"file://{source}/tiny.pth",
+        ...                              hashlib.sha256(b"weights").hexdigest(), "torch", weights.Preprocessing(64, 56))
+        >>> old, os.environ["EMBER_HOME"] = os.environ.get("EMBER_HOME"), home
+        >>> path = weights.fetch(entry, progress=False)
+        >>> path == os.path.join(home, "weights", "tiny.pth"), open(path, "rb").read()
+        (True, b'weights')
+        >>> _ = os.environ.pop("EMBER_HOME") if old is None else os.environ.update(EMBER_HOME=old)
+        >>> weights.fetch("resnet50/torchvision")  # doctest: +SKIP
     """
     entry = get(entry) if isinstance(entry, str) else entry
     path = os.path.join(cache_dir(), entry.filename)

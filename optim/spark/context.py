@@ -135,6 +135,12 @@ def init_nncontext(conf=None, app_name="ember", master=None, log_level="WARN", d
     A running SparkContext (from a SparkSession or SparkContext you made) is reused when it loads
     ember's plugin; without it the error says how to start one that does. On a local master the Python
     workers run this interpreter unless ``PYSPARK_PYTHON`` says otherwise.
+
+    Example (+SKIP: it starts Spark, a JVM):
+        >>> import ember
+        >>> sc = ember.init_nncontext(master="local[2]", app_name="demo")  # doctest: +SKIP
+        >>> sc.master, sc.appName  # doctest: +SKIP
+        ('local[2]', 'demo')
     """
     ensure_log_handler()
     find_java_tool("java")

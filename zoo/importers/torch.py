@@ -58,7 +58,23 @@ _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 class TorchFileError(ModelFileError):
     """A file that is not a readable PyTorch state dict (names the file and what is wrong); a
-    ``ModelFileError``, like every damaged model file ember reads."""
+    ``ModelFileError`` (so a ``ValueError``), like every damaged model file ember reads.
+
+    Args:
+        message: what is wrong, naming the file.
+
+    Example:
+        >>> import os, tempfile
+        >>> from ember.zoo.importers.torch import TorchFileError, read_torch
+        >>> path = os.path.join(tempfile.mkdtemp(), "broken.pth")
+        >>> with open(path, "wb") as f:
+        ...     _ = f.write(b"not a zip")
+        >>> try:
+        ...     read_torch(path)
+        ... except TorchFileError as e:
+        ...     print(type(e).__name__, isinstance(e, ValueError))
+        TorchFileError True
+    """
 
     def __init__(self, message):
         ValueError.__init__(self, message)
@@ -470,6 +486,7 @@ def load_torch(path_or_state_dict, model, skip=(), strict=True):
         >>> import numpy as np
         >>> from ember.layers import Dense, Input
         >>> from ember.layers.containers import Model
+        >>> from ember.zoo.importers.torch import load_torch
         >>> inp = Input(shape=(3,))
         >>> model = Model(inp, Dense(2, name="fc")(inp))
         >>> load_torch({"fc.weight": np.ones((2, 3), np.float32), "fc.bias": np.zeros(2, np.float32)}, model)

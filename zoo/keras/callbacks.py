@@ -12,8 +12,30 @@ __all__ = ["CSVLogger", "Callback", "EarlyStopping", "History", "LambdaCallback"
 
 
 class Callback:
-    """Subclass and override any of the ``on_*`` methods. ``self.model`` is the model being trained;
-    set ``self.model.stop_training = True`` to stop after the current batch."""
+    """Base class of callbacks: subclass and override any of the ``on_*`` methods
+    (``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``, ``on_batch_end(batch, logs)``
+    with ``logs["loss"]``), then pass instances to ``fit(callbacks=[...])``. ``fit`` does not call
+    ``on_batch_begin``. ``self.model`` is the model being trained; set ``self.model.stop_training = True``
+    (in ``on_batch_end`` or ``on_epoch_end``) to stop after that batch or epoch (on Spark, batches run
+    in segments up to the epoch's end or the next trigger, and a stop takes effect when the segment ends).
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> from ember.callbacks import Callback
+        >>> class StopAtLoss(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         if logs["loss"] < 0.5:
+        ...             self.model.stop_training = True
+        >>> history = model.fit(x, y, batch_size=8, epochs=50, verbose=0, callbacks=[StopAtLoss()])
+        >>> len(history.epoch) < 50, history.history["loss"][-1] < 0.5
+        (True, True)
+    """
 
     def __init__(self):
         self.model = None
@@ -45,7 +67,23 @@ class Callback:
 
 
 class History(Callback):
-    """Per-epoch logs: ``history[name]`` is a list with one value per epoch; ``epoch`` the epoch indices."""
+    """Per-epoch logs: ``history[name]`` is a list with one value per epoch; ``epoch`` the epoch indices
+    (from 0). ``fit`` returns one.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+        >>> type(history).__name__, history.epoch, sorted(history.history)
+        ('History', [0, 1, 2], ['loss'])
+        >>> bool(history.history["loss"][2] < history.history["loss"][0])
+        True
+    """
 
     def __init__(self):
         super().__init__()
@@ -67,7 +105,30 @@ def _mode_better(monitor, mode):
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; optionally put
-    back the best epoch's weights."""
+    back the best epoch's weights.
+
+    Args:
+        monitor: the log value to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``...).
+        min_delta: the least change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy and AUC names, else min).
+        baseline: a value the monitored one must beat (None: the first epoch's).
+        restore_best_weights: at the end, set the weights of the best epoch.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> from ember.callbacks import EarlyStopping
+        >>> stop = EarlyStopping(monitor="loss", min_delta=10.0, patience=2)
+        >>> history = model.fit(x, y, batch_size=8, epochs=20, verbose=0, callbacks=[stop])
+        >>> len(history.epoch), stop.stopped_epoch  # no epoch improves by 10: stop after 1 + 2
+        (3, 2)
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False):
@@ -113,7 +174,32 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch to ``filepath`` (formatted with ``epoch`` (from 1) and the logs,
     e.g. ``"model-{epoch:02d}-{val_loss:.3f}.ember"``); with ``save_best_only`` only when ``monitor``
-    improved. Writes are atomic."""
+    improved. Writes are atomic; ``ember.load_model`` reads the files.
+
+    Args:
+        filepath: the file name pattern.
+        monitor: the log value ``save_best_only`` watches.
+        verbose: 1 prints a line per save.
+        save_best_only: save only when ``monitor`` improved.
+        save_weights_only: not supported (must be False): ember saves the whole model.
+        mode: ``"min"``, ``"max"`` or ``"auto"``, as in ``EarlyStopping``.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> import os, tempfile
+        >>> from ember.callbacks import ModelCheckpoint
+        >>> folder = tempfile.mkdtemp()
+        >>> save = ModelCheckpoint(os.path.join(folder, "model-{epoch:02d}.ember"))
+        >>> _ = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[save])
+        >>> sorted(os.listdir(folder))
+        ['model-01.ember', 'model-02.ember']
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto"):
@@ -143,7 +229,26 @@ class ModelCheckpoint(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``."""
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)`` (epochs from 0);
+    the rate of each epoch appears in the logs as ``lr``.
+
+    Args:
+        schedule: a function ``(epoch, lr) -> new lr`` (> 0).
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> from ember.callbacks import LearningRateScheduler
+        >>> halve = LearningRateScheduler(lambda epoch, lr: lr / 2 if epoch else lr)
+        >>> history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[halve])
+        >>> [round(v, 4) for v in history.history["lr"]]
+        [0.1, 0.05, 0.025]
+    """
 
     def __init__(self, schedule):
         super().__init__()
@@ -174,6 +279,7 @@ class ReduceLROnPlateau(Callback):
     ``patience`` epochs, then wait ``cooldown`` epochs; never below ``min_lr`` (Keras's arguments).
 
     Example:
+        >>> from ember.callbacks import ReduceLROnPlateau
         >>> cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1)
         >>> cb.factor, cb.mode
         (0.5, 'min')
@@ -225,6 +331,23 @@ class CSVLogger(Callback):
         filename: the CSV file.
         separator: the field separator.
         append: add to an existing file instead of replacing it.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> import csv, os, tempfile
+        >>> from ember.callbacks import CSVLogger
+        >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
+        >>> _ = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[CSVLogger(path)])
+        >>> with open(path) as f:
+        ...     rows = list(csv.reader(f))
+        >>> rows[0], [r[0] for r in rows[1:]]
+        (['epoch', 'loss'], ['0', '1'])
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -256,7 +379,32 @@ class CSVLogger(Callback):
 class TensorBoard(Callback):
     """Write the epoch logs as TensorBoard scalars, as Keras does: ``epoch_<name>`` under ``log_dir/train``
     and the ``val_`` values under ``log_dir/validation``. Per-iteration loss, throughput and learning rate:
-    ``model.set_tensorboard(log_dir, app_name)`` (BigDL's summaries)."""
+    ``model.set_tensorboard(log_dir, app_name)`` (BigDL's summaries).
+
+    Args:
+        log_dir: the folder to point TensorBoard at.
+        **kwargs: Keras' ``histogram_freq``, ``write_graph``, ``update_freq``, ``write_images`` are accepted
+            and ignored; any other raises ``TypeError``.
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> import tempfile
+        >>> from ember.callbacks import TensorBoard
+        >>> from ember.optim.summary import read_scalars
+        >>> log_dir = tempfile.mkdtemp()
+        >>> _ = model.fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y),
+        ...               callbacks=[TensorBoard(log_dir)])
+        >>> [step for step, _, _ in read_scalars(f"{log_dir}/train", "epoch_loss")]
+        [0, 1]
+        >>> [step for step, _, _ in read_scalars(f"{log_dir}/validation", "epoch_loss")]
+        [0, 1]
+    """
 
     def __init__(self, log_dir="logs", **kwargs):
         super().__init__()
@@ -285,7 +433,24 @@ class TensorBoard(Callback):
 
 class TerminateOnNaN(Callback):
     """Stop training when the loss becomes NaN or infinite. (ember's loop stops before applying such a
-    step; with this callback ``fit`` then returns normally, with the last good weights, instead of raising.)"""
+    step; with this callback ``fit`` then returns normally, with the last good weights, instead of raising.)
+
+    Example:
+        >>> import numpy as np, ember
+        >>> from ember.layers import Dense
+        >>> ember.set_seed(0)
+        >>> x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+        >>> y = x @ np.array([[1.0], [-1.0]], "float32")
+        >>> model = ember.Sequential([Dense(1, input_shape=(2,))])
+        >>> _ = model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
+        >>> from ember.callbacks import TerminateOnNaN
+        >>> y_bad = np.full_like(y, 1e30)  # a loss beyond float32
+        >>> with np.errstate(over="ignore", invalid="ignore"):
+        ...     history = model.fit(x, y_bad, batch_size=8, epochs=3, verbose=0, callbacks=[TerminateOnNaN()])
+        TerminateOnNaN: training loss became inf at iteration 1 (epoch 1); stopped before applying the update ...
+        >>> bool(np.isfinite(model.get_weights()[0]).all())
+        True
+    """
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -296,9 +461,11 @@ class TerminateOnNaN(Callback):
 
 class LambdaCallback(Callback):
     """A callback from functions: ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
-    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``.
+    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``
+    (``fit`` calls all but ``on_batch_begin``).
 
     Example:
+        >>> from ember.callbacks import LambdaCallback
         >>> seen = []
         >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
         >>> cb.on_epoch_end(0, {}); seen

@@ -26,10 +26,10 @@ _OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": 
 
 def get_optimizer(identifier):
     """An optimization method from an instance or a name ("sgd", "adam", "rmsprop", ...), with its
-    default settings; ember.optimizers.get is this function, as keras.optimizers.get.
+    default settings; ``ember.optimizers.get`` is this function, as ``keras.optimizers.get``.
 
     Args:
-        identifier: an ember.optim method (returned as is) or a name.
+        identifier: an ``ember.optim`` method (returned as is) or a name.
 
     Example:
         >>> from ember import optimizers

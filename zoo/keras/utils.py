@@ -19,6 +19,13 @@ def to_categorical(x, num_classes=None):
 
     Returns:
         float32 array of shape ``x.shape + (num_classes,)``.
+
+    Example:
+        >>> from ember.utils import to_categorical
+        >>> to_categorical([0, 2, 1], num_classes=4)
+        array([[1., 0., 0., 0.],
+               [0., 0., 1., 0.],
+               [0., 1., 0., 0.]], dtype=float32)
     """
     x = np.asarray(x)
     if x.dtype.kind == "f":
@@ -45,11 +52,21 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     Args:
         sequences: a list of sequences (lists or arrays; each element a scalar or an array of one shape).
         maxlen: the length (default: the longest sequence).
+        dtype: the dtype of the result.
         padding, truncating: ``"pre"`` (at the start) or ``"post"`` (at the end).
         value: the padding value.
 
     Returns:
         array of shape ``(len(sequences), maxlen) + element_shape``.
+
+    Example:
+        >>> from ember.utils import pad_sequences
+        >>> pad_sequences([[1, 2, 3], [4]], maxlen=2)
+        array([[2, 3],
+               [0, 4]], dtype=int32)
+        >>> pad_sequences([[1, 2, 3], [4]], padding="post", truncating="post", value=-1)
+        array([[ 1,  2,  3],
+               [ 4, -1, -1]], dtype=int32)
     """
     for what, where in (("padding", padding), ("truncating", truncating)):
         if where not in ("pre", "post"):

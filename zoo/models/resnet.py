@@ -103,12 +103,32 @@ def ResNet(depth, num_classes=1000, include_top=True, input_shape=(224, 224, 3),
 
 
 def ResNet18(**kwargs):  # noqa: N802 - Keras-style builder names
-    """ResNet-18 (torchvision): 11,689,512 parameters. Arguments as in ``ResNet``."""
+    """ResNet-18 (torchvision): 11,689,512 parameters with the classifier. Arguments as in ``ResNet``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import ResNet18
+        >>> model = ResNet18(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()  # batch-norm moving statistics included
+        ((None, 1, 1, 512), 11186112)
+        >>> pretrained = ResNet18(weights="imagenet")  # doctest: +SKIP
+    """
     return ResNet(18, **kwargs)
 
 
 def ResNet34(**kwargs):  # noqa: N802
-    """ResNet-34 (torchvision): 21,797,672 parameters. Arguments as in ``ResNet``."""
+    """ResNet-34 (torchvision): 21,797,672 parameters with the classifier. Arguments as in ``ResNet``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import ResNet34
+        >>> model = ResNet34(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()  # batch-norm moving statistics included
+        ((None, 1, 1, 512), 21301696)
+        >>> pretrained = ResNet34(weights="imagenet")  # doctest: +SKIP
+    """
     return ResNet(34, **kwargs)
 
 
@@ -125,10 +145,30 @@ def ResNet50(**kwargs):  # noqa: N802
 
 
 def ResNet101(**kwargs):  # noqa: N802
-    """ResNet-101: 44,549,160 trainable parameters (torchvision). Arguments as in ``ResNet``."""
+    """ResNet-101: 44,549,160 trainable parameters with the classifier (torchvision). Arguments as in ``ResNet``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import ResNet101
+        >>> model = ResNet101(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()  # batch-norm moving statistics included
+        ((None, 1, 1, 2048), 42605504)
+        >>> pretrained = ResNet101(weights="imagenet")  # doctest: +SKIP
+    """
     return ResNet(101, **kwargs)
 
 
 def ResNet152(**kwargs):  # noqa: N802
-    """ResNet-152: 60,192,808 trainable parameters (torchvision). Arguments as in ``ResNet``."""
+    """ResNet-152: 60,192,808 trainable parameters with the classifier (torchvision). Arguments as in ``ResNet``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import ResNet152
+        >>> model = ResNet152(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()  # batch-norm moving statistics included
+        ((None, 1, 1, 2048), 58295232)
+        >>> pretrained = ResNet152(weights="imagenet")  # doctest: +SKIP
+    """
     return ResNet(152, **kwargs)

@@ -53,10 +53,30 @@ def VGG(depth, num_classes=1000, include_top=True, input_shape=(224, 224, 3), we
 
 
 def VGG16(**kwargs):  # noqa: N802 - Keras-style builder names
-    """VGG-16: 138,357,544 parameters. Arguments as in ``VGG``."""
+    """VGG-16: 138,357,544 parameters with the classifier. Arguments as in ``VGG``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import VGG16
+        >>> model = VGG16(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()
+        ((None, 1, 1, 512), 14714688)
+        >>> pretrained = VGG16(weights="imagenet")  # doctest: +SKIP
+    """
     return VGG(16, **kwargs)
 
 
 def VGG19(**kwargs):  # noqa: N802
-    """VGG-19: 143,667,240 parameters. Arguments as in ``VGG``."""
+    """VGG-19: 143,667,240 parameters with the classifier. Arguments as in ``VGG``
+    (``num_classes``, ``include_top``, ``input_shape``, ``weights``, ``variant``, ``pooling``,
+    ``classifier_activation``); ``weights="imagenet"`` downloads torchvision's file once and verifies it.
+
+    Example:
+        >>> from ember.zoo.models import VGG19
+        >>> model = VGG19(include_top=False, input_shape=(32, 32, 3))
+        >>> model.outputs[0].shape, model.count_params()
+        ((None, 1, 1, 512), 20024384)
+        >>> pretrained = VGG19(weights="imagenet")  # doctest: +SKIP
+    """
     return VGG(19, **kwargs)

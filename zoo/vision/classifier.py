@@ -33,11 +33,24 @@ class ImageClassifier:
         model_name: "mobilenet_v2", "resnet50", "inception_v3", ... (see ``MODELS``).
         weights: "imagenet" (downloaded once, verified) or a model already built (with ``preprocessing``
             and ``class_names`` attributes, as the zoo's builders give them).
+        batch_size: images per forward pass.
 
-    Example (downloads the weights once)::
-
-        clf = ImageClassifier("mobilenet_v2")
-        clf.predict(["cat.jpg"], top_k=3)   # [[(285, 'Egyptian Mau', 0.71), (282, 'tiger cat', ...), ...]]
+    Example (the +SKIP lines download the weights; the rest uses a random ResNet-18):
+        >>> import numpy as np, ember
+        >>> from ember.zoo import weights
+        >>> from ember.zoo.models import ResNet18
+        >>> from ember.zoo.vision import ImageClassifier
+        >>> ember.set_seed(0)
+        >>> model = ResNet18()
+        >>> model.preprocessing = weights.get("resnet18/torchvision").preprocessing
+        >>> model.class_names = weights.imagenet_class_names()
+        >>> clf = ImageClassifier("resnet18", weights=model)
+        >>> top = clf.predict([np.zeros((64, 80, 3), np.uint8)], top_k=3)
+        >>> len(top[0]), [type(v).__name__ for v in top[0][0]]
+        (3, ['int', 'str', 'float'])
+        >>> clf = ImageClassifier("mobilenet_v2")  # doctest: +SKIP
+        >>> clf.predict(["cat.jpg"], top_k=1)  # doctest: +SKIP
+        [[(285, 'Egyptian Mau', 0.71...)]]
     """
 
     def __init__(self, model_name="mobilenet_v2", weights="imagenet", batch_size=16):

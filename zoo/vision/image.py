@@ -16,7 +16,16 @@ OPENCV_MODES = {0: 1, 16: 3, 24: 4}  # Spark image mode -> channels (CV_8UC1, CV
 
 
 class ImageDecodeError(ValueError):
-    """A file or byte string that is not a decodable image (names it and why)."""
+    """A file or byte string that is not a decodable image (names it and why); a ``ValueError``.
+
+    Example:
+        >>> from ember.zoo.vision import ImageDecodeError, decode
+        >>> try:
+        ...     decode(b"not an image", origin="junk.jpg")
+        ... except ImageDecodeError as e:
+        ...     print(str(e)[:35])
+        junk.jpg: not a decodable image (ca
+    """
 
 
 def decode(data, origin="<bytes>"):
@@ -26,6 +35,7 @@ def decode(data, origin="<bytes>"):
         >>> import io, numpy as np
         >>> from PIL import Image
         >>> buf = io.BytesIO(); Image.new("L", (4, 2), 200).save(buf, "PNG")
+        >>> from ember.zoo.vision import decode
         >>> decode(buf.getvalue()).shape
         (2, 4, 3)
     """
@@ -61,7 +71,22 @@ def to_rgb(img):
 
 
 def list_images(path, recursive=True):
-    """Image files under ``path`` (a file, a folder, or a list of either), sorted, by extension."""
+    """Image files under ``path`` (a file, a folder, or a list of either), sorted, by extension.
+
+    Args:
+        path: a file, a folder, or a list of files and folders.
+        recursive: look in sub-folders too.
+
+    Example:
+        >>> import os, tempfile
+        >>> from ember.zoo.vision import list_images
+        >>> root = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(root, "cats"))
+        >>> for name in ("cats/b.png", "a.jpg", "notes.txt"):
+        ...     open(os.path.join(root, name), "wb").close()
+        >>> [os.path.relpath(p, root) for p in list_images(root)]
+        ['a.jpg', 'cats/b.png']
+    """
     if isinstance(path, (list, tuple)):
         return [f for p in path for f in list_images(p, recursive)]
     path = os.fspath(path)
@@ -89,13 +114,29 @@ def read_images(path, recursive=True, sample_fraction=None, seed=0, drop_invalid
     """Decode the images under ``path`` (a folder, a file or a list of paths).
 
     Args:
+        path: a folder, a file or a list of paths.
+        recursive: look in sub-folders too.
         sample_fraction: keep each file with this probability (seeded), as Spark's image source does.
+        seed: the seed of that sampling.
         drop_invalid: undecodable files are skipped (and counted) instead of raising.
         label_from_folder: classes from the first folder level under ``path`` (sorted names -> 0, 1, ...).
 
     Returns:
         a dict with ``images`` (list of (H, W, 3) uint8 RGB arrays), ``paths``, ``invalid`` (paths
         skipped), and with ``label_from_folder`` also ``labels`` (int array) and ``classes`` (names).
+
+    Example:
+        >>> import os, tempfile
+        >>> from PIL import Image
+        >>> from ember.zoo.vision import read_images
+        >>> root = tempfile.mkdtemp()
+        >>> for cls in ("cat", "dog"):
+        ...     os.makedirs(os.path.join(root, cls))
+        ...     Image.new("RGB", (4, 3)).save(os.path.join(root, cls, "1.png"))
+        >>> open(os.path.join(root, "dog", "2.png"), "wb").close()  # empty: not an image
+        >>> out = read_images(root, label_from_folder=True)
+        >>> [im.shape for im in out["images"]], out["labels"].tolist(), out["classes"], len(out["invalid"])
+        ([(3, 4, 3), (3, 4, 3)], [0, 1], ['cat', 'dog'], 1)
     """
     files = list_images(path, recursive)
     if sample_fraction is not None:
@@ -125,7 +166,19 @@ def read_images(path, recursive=True, sample_fraction=None, seed=0, drop_invalid
 
 
 def to_image_struct(origin, rgb):
-    """An (H, W, 3) uint8 RGB array -> the fields of Spark's image struct (BGR bytes, mode 16)."""
+    """An (H, W, 3) uint8 RGB array -> the fields of Spark's image struct (BGR bytes, mode 16).
+
+    Args:
+        origin: the image's path or name.
+        rgb: an (H, W, 3) uint8 RGB array.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.zoo.vision import to_image_struct
+        >>> s = to_image_struct("red.png", np.array([[[255, 0, 0]]], np.uint8))
+        >>> s["height"], s["width"], s["mode"], list(s["data"])  # blue, green, red
+        (1, 1, 16, [0, 0, 255])
+    """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"to_image_struct: expected an (H, W, 3) uint8 RGB array, got {rgb.dtype} {rgb.shape}")
@@ -134,7 +187,20 @@ def to_image_struct(origin, rgb):
 
 
 def from_image_struct(row):
-    """Spark's image struct (a Row or dict: height, width, nChannels, mode, data) -> (H, W, 3) uint8 RGB."""
+    """Spark's image struct (a Row or dict: height, width, nChannels, mode, data) -> (H, W, 3) uint8 RGB.
+
+    Args:
+        row: a Spark ``Row`` of the image schema, or a dict with the same fields.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.zoo.vision import from_image_struct, to_image_struct
+        >>> rgb = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+        >>> bool((from_image_struct(to_image_struct("x", rgb)) == rgb).all())
+        True
+        >>> from_image_struct({"height": 1, "width": 1, "nChannels": 1, "mode": 0, "data": b"7"}).tolist()
+        [[[55, 55, 55]]]
+    """
     get = row.__getitem__
     try:
         height, width, channels, mode, data = (get(k) for k in ("height", "width", "nChannels", "mode", "data"))
