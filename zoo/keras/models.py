@@ -283,7 +283,6 @@ class KerasTraining:
         if initial_epoch:
             raise ValueError("fit: initial_epoch is not supported; resume a run from its checkpoint "
                              "(set_checkpoint, then ember.optim's Optimizer.resume) instead")
-        batch_size = 32 if batch_size is None else batch_size
         data, samples = _training_data(x, y, sample_weight, class_weight, steps_per_epoch)
         val = validation_data
         if validation_data is not None and is_batch_source(validation_data):
