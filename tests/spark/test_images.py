@@ -171,7 +171,7 @@ def test_decoding_a_partition_counts_the_bad_files_in_the_log(caplog):
     batch = pa.RecordBatch.from_pydict({"path": ["a.png", "b.png", "c.png"],
                                         "content": [buf.getvalue(), b"", b"junk"]})
     with caplog.at_level(logging.WARNING, logger="ember.zoo.pipeline.image"):
-        out = list(_decode_partition(None, True, [])(iter([batch])))
+        out = list(_decode_partition(None, True)(iter([batch])))
     assert out[0].num_rows == 1
     assert "2 of 3 files in this partition are not decodable images (dropped)" in caplog.text
     assert "c.png: not a decodable image" in caplog.text
