@@ -9,7 +9,8 @@ written as JPEG files, read once with ``read_images`` and cached (decoding is no
           the first run also ships the model and loads it in each Python worker, so it is reported apart
   local   in this process, on the decoded arrays: ImageClassifier(model).scores (whole classifier) and the
           backbone alone (what the featurizer computes), same preprocessing, same batch size
-Runs alternate (--repeat times each; the machine is shared and noisy) and the best of each is reported.
+Runs alternate (--repeat times each; the machine is shared and noisy): rates from the best of each,
+and the ratio of the medians too.
 ImageNet weights are used when the file is in the cache; otherwise random weights (same arithmetic,
 said in the output). Prints one JSON line per model.
 """
@@ -95,6 +96,8 @@ def bench(name, args, spark, df, local):
         "local_classifier_images_per_s": round(rate["local_classifier"], 2),
         "local_backbone_images_per_s": round(rate["local_backbone"], 2),
         "spark_vs_local_classifier": round(rate["spark"] / rate["local_classifier"], 2),
+        "spark_vs_local_classifier_medians": round(float(np.median(times["local_classifier"]))
+                                                   / float(np.median(times["spark"])), 2),
         "seconds": {key: [round(v, 2) for v in values] for key, values in times.items()}}
 
 

@@ -171,7 +171,7 @@ def test_decoding_a_partition_counts_the_bad_files_in_the_log(caplog):
     batch = pa.RecordBatch.from_pydict({"path": ["a.png", "b.png", "c.png"],
                                         "content": [buf.getvalue(), b"", b"junk"]})
     with caplog.at_level(logging.WARNING, logger="ember.zoo.pipeline.image"):
-        out = list(_decode_partition(None, True, [])(iter([batch])))
+        out = list(_decode_partition(None, True)(iter([batch])))
     assert out[0].num_rows == 1
     assert "2 of 3 files in this partition are not decodable images (dropped)" in caplog.text
     assert "c.png: not a decodable image" in caplog.text
@@ -342,3 +342,41 @@ def test_image_preprocessing_saves_as_json_and_comes_back_equal():
     np.testing.assert_array_equal(transform_from_json(transform_to_json(prep))(photo), prep(photo))
     with pytest.raises(ValueError, match="cannot be saved"):
         transform_to_json(T.Compose([T.Resize(8), lambda x: x]))
+
+
+def test_the_examples_in_the_docstrings_run():
+    import doctest
+
+    from ember.zoo.pipeline import image
+
+    assert doctest.testmod(image, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+@pytest.mark.slow
+def test_nnclassifier_fine_tunes_a_zoo_model_with_a_frozen_backbone(spark, digits, imagenet_weights):
+    import ember
+    from ember import optim
+    from ember.layers import Dense
+    from ember.zoo.keras import Model
+    from ember.zoo.models import MobileNetV2
+    from ember.zoo.pipeline import NNClassifier, read_images
+    from ember.zoo.vision import transforms as T
+
+    backbone = MobileNetV2(include_top=False, pooling="avg", weights="imagenet", input_shape=(32, 32, 3))
+    backbone.trainable = False
+    ember.set_seed(0)
+    model = Model(backbone.inputs, Dense(3, activation="softmax", name="head")(backbone.outputs[0]))
+    # (BatchNorm's moving statistics are left out: ember updates them in training even when frozen, unlike
+    # Keras 3, where a frozen BatchNorm runs in inference mode)
+    frozen = {w.name: w.numpy().copy() for w in backbone.weights if "moving_" not in w.name}
+    head = [w.copy() for w in model.layers[-1].get_weights()]
+    prep = T.Compose([T.Resize(32), T.ToTensor(), T.ChannelNormalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    df = read_images(digits, spark, label_from_folder=True)
+    fitted = NNClassifier(model, featuresCol="image", batchSize=30, maxEpoch=2, optimMethod=optim.Adam(0.01)) \
+        .setImagePreprocessing(prep).fit(df)
+    trained = {w.name: w.numpy() for w in fitted.model.weights}
+    assert len(frozen) > 100
+    for name, before in frozen.items():  # the frozen backbone's kernels and BatchNorm scales are unchanged
+        np.testing.assert_array_equal(before, trained[name], err_msg=name)
+    head_after = [layer for layer in fitted.model.layers if layer.name == "head"][0].get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(head, head_after))

@@ -145,29 +145,31 @@ def decode_files(paths, contents, resize=None):
     return rows, invalid
 
 
-def _decode_partition(resize, drop_invalid, extra):
-    """The ``mapInArrow`` function: binaryFile batches (path, content, extra columns) -> image rows."""
+DECODE_ROWS = 32  # files decoded (and their pixels held) at a time: an Arrow batch may hold thousands
+
+
+def _decode_partition(resize, drop_invalid):
+    """The ``mapInArrow`` function: binaryFile batches (path, content) -> batches of image rows."""
 
     def run(batches):
         import pyarrow as pa
 
-        schema = pa.schema([pa.field("image", pa.struct([
+        image_type = pa.struct([
             pa.field("origin", pa.string()), pa.field("height", pa.int32()), pa.field("width", pa.int32()),
-            pa.field("nChannels", pa.int32()), pa.field("mode", pa.int32()), pa.field("data", pa.binary())]))]
-            + [pa.field(name, kind) for name, kind in extra])
+            pa.field("nChannels", pa.int32()), pa.field("mode", pa.int32()), pa.field("data", pa.binary())])
+        schema = pa.schema([pa.field("image", image_type)])
         seen = bad = 0
         for batch in batches:
-            paths = batch.column("path").to_pylist()
-            contents = batch.column("content").to_pylist()
-            rows, invalid = decode_files(paths, contents, resize)
-            seen += len(rows)
-            bad += len(invalid)
-            for _, reason in invalid:
-                logger.warning("read_images: %s", reason)
-            keep = [i for i, row in enumerate(rows) if not (drop_invalid and row["mode"] == INVALID_MODE)]
-            columns = [pa.array([rows[i] for i in keep], type=schema.field("image").type)]
-            columns += [batch.column(name).take(pa.array(keep, pa.int64())) for name, _ in extra]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+            for start in range(0, batch.num_rows, DECODE_ROWS):
+                part = batch.slice(start, DECODE_ROWS)
+                rows, invalid = decode_files(part.column("path").to_pylist(), part.column("content").to_pylist(),
+                                             resize)
+                seen += len(rows)
+                bad += len(invalid)
+                for _, reason in invalid:
+                    logger.warning("read_images: %s", reason)
+                kept = [row for row in rows if not (drop_invalid and row["mode"] == INVALID_MODE)]
+                yield pa.RecordBatch.from_arrays([pa.array(kept, type=image_type)], schema=schema)
         if bad:
             logger.warning("read_images: %d of %d files in this partition are not decodable images (%s)", bad, seen,
                            "dropped" if drop_invalid else "kept as invalid rows, mode -1")
@@ -251,7 +253,7 @@ def read_images(path, spark, recursive=True, sample_fraction=None, seed=0, drop_
         df = df.repartition(int(min_partitions))
     if decoder == "pillow":
         schema = StructType([StructField("image", image_schema(), True)])
-        df = df.mapInArrow(_decode_partition(resize, drop_invalid, []), schema)
+        df = df.mapInArrow(_decode_partition(resize, drop_invalid), schema)
         where = _path_only("image.origin")
     if classes is not None:
         index = F.array_position(F.array(*[F.lit(c) for c in classes]), _class_column(where, roots))
