@@ -30,7 +30,13 @@ from pyspark.sql import functions as F
 from ember.layers import losses as losses_module
 from ember.layers.base import Layer
 from ember.optim import methods as methods_module
-from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
+from ember.optim.spark.data import (
+    DataFrameError,
+    array_column,
+    column_names,
+    dataframe_samples,
+    require_classic_session,
+)
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
 from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, prediction_udf
@@ -441,6 +447,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
             >>> models = dict(clf.fitMultiple(df, ParamGridBuilder().addGrid(clf.learningRate,  # doctest: +SKIP
             ...                                   [0.01, 0.1]).build()))
         """
+        require_classic_session(dataset, f"{type(self).__name__}.fitMultiple")
         fits = tuning.parallel_fits(self, dataset, paramMaps)
         return fits if fits is not None else super().fitMultiple(dataset, paramMaps)
 
@@ -450,6 +457,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         for required in (self.model, self.criterion):
             if not self.isDefined(required):
                 raise ValueError(f"{type(self).__name__}: set {required.name} before fit")
+        require_classic_session(dataset, f"{type(self).__name__}.fit")
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
