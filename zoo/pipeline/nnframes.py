@@ -378,13 +378,6 @@ def _copy_model(model):
     return clone
 
 
-def _label_shape(labels, model, criterion):
-    """(1,) where one scalar label column meets a model of one output (a regression's ``mse`` compares
-    (rows, 1) with (rows, 1)); else None (labels as they come; sparse class ids stay (rows,))."""
-    sparse = "sparse" in getattr(criterion, "name", str(criterion))
-    return (1,) if isinstance(labels, str) and output_width(model) == 1 and not sparse else None
-
-
 class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     """Trains an ember model on a DataFrame (Spark ML ``Estimator``); ``fit`` returns an ``NNModel``.
 
@@ -461,7 +454,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
-        label_shape = _label_shape(labels, model, self.getCriterion())
+        label_shape = tuning.label_shape(labels, model, self.getCriterion())
         samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False,
                                     label_shape=label_shape)
         validation = None
