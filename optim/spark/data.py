@@ -13,6 +13,19 @@ class DataFrameError(ValueError):
     """A DataFrame column that cannot be training or inference data (its type, a null, a size)."""
 
 
+def require_classic_session(df, what):
+    """Raise ``SparkSetupError`` when ``df`` belongs to a Spark Connect session: ``what`` (training,
+    evaluation on the executors) needs the SparkContext and ember's block service of a classic session.
+    Inference (``NNModel.transform``, ``register_udf``) needs neither and works on Spark Connect."""
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        from ember.optim.spark.blocks import SparkSetupError
+
+        raise SparkSetupError(f"{what} needs a classic SparkSession (a SparkContext with ember's block service, "
+                              "from ember.init_nncontext or SparkSession.builder.master(...)); this DataFrame "
+                              "belongs to a Spark Connect session (SparkSession.builder.remote). Train on a classic "
+                              "session; the fitted model's transform and register_udf work on Spark Connect")
+
+
 def column_names(cols, default):
     """``cols`` (a name, a list of names or None) as a list of names."""
     cols = cols or default
@@ -264,6 +277,7 @@ def dataframe_samples(df, feature_cols=None, label_cols=None, feature_shape=None
         >>> s = dataframe_samples(df); s.rows, s.label_max
         (2, 1.0)
     """
+    require_classic_session(df, "converting a DataFrame for training or evaluation")
     selected, names, stats = _checked_selection(df, feature_cols, label_cols, feature_shape, labels, partitions)
     rdd = arrow_batch_rdd(selected, names, feature_shape, label_shape)
     if cache is None:

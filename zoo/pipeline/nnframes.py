@@ -30,7 +30,13 @@ from pyspark.sql import functions as F
 from ember.layers import losses as losses_module
 from ember.layers.base import Layer
 from ember.optim import methods as methods_module
-from ember.optim.spark.data import DataFrameError, array_column, column_names, dataframe_samples
+from ember.optim.spark.data import (
+    DataFrameError,
+    array_column,
+    column_names,
+    dataframe_samples,
+    require_classic_session,
+)
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
 from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.image import HasImagePreprocessing, image_features, image_input, transform_to_json
@@ -375,13 +381,6 @@ def _copy_model(model):
     return clone
 
 
-def _label_shape(labels, model, criterion):
-    """(1,) where one scalar label column meets a model of one output (a regression's ``mse`` compares
-    (rows, 1) with (rows, 1)); else None (labels as they come; sparse class ids stay (rows,))."""
-    sparse = "sparse" in getattr(criterion, "name", str(criterion))
-    return (1,) if isinstance(labels, str) and output_width(model) == 1 and not sparse else None
-
-
 class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
     """Trains an ember model on a DataFrame (Spark ML ``Estimator``); ``fit`` returns an ``NNModel``.
 
@@ -444,6 +443,7 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
             >>> models = dict(clf.fitMultiple(df, ParamGridBuilder().addGrid(clf.learningRate,  # doctest: +SKIP
             ...                                   [0.01, 0.1]).build()))
         """
+        require_classic_session(dataset, f"{type(self).__name__}.fitMultiple")
         fits = tuning.parallel_fits(self, dataset, paramMaps)
         return fits if fits is not None else super().fitMultiple(dataset, paramMaps)
 
@@ -453,11 +453,12 @@ class NNEstimator(_NNTrainingParams, _NNPersistence, Estimator):
         for required in (self.model, self.criterion):
             if not self.isDefined(required):
                 raise ValueError(f"{type(self).__name__}: set {required.name} before fit")
+        require_classic_session(dataset, f"{type(self).__name__}.fit")
         model = _copy_model(self.getModel())
         shape = self._feature_shape(model)
         features, labels = self.getFeaturesCol(), self.getLabelCol()
         dataset, features = image_input(dataset, features, self.getImagePreprocessing())  # an image column
-        label_shape = _label_shape(labels, model, self.getCriterion())
+        label_shape = tuning.label_shape(labels, model, self.getCriterion())
         samples = dataframe_samples(dataset, features, labels, shape, cache=None if self.isCachingSample() else False,
                                     label_shape=label_shape)
         validation = None

@@ -153,18 +153,24 @@ def train_in_tasks(copies, dataset, max_bytes=None):
     return models
 
 
-def _job(estimator, shape, seed):
-    """What one task needs to train ``estimator``'s model: plain values (loss and method by their saved
-    settings, rebuilt in the task)."""
-    from ember.optim.triggers import MaxEpoch
-    from ember.zoo.pipeline.nnframes import _label_shape, _saved_form
+def label_shape(labels, model, criterion):
+    """(1,) where one scalar label column meets a model of one output (a regression's ``mse`` compares
+    (rows, 1) with (rows, 1)); else None (labels as they come; sparse class ids stay (rows,))."""
+    from ember.zoo.pipeline.inference import output_width
 
-    method = estimator._optim_method()
-    return {"criterion": _saved_form("criterion", estimator.getCriterion()),
-            "method": _saved_form("optimMethod", method),
+    sparse = "sparse" in getattr(criterion, "name", str(criterion))
+    return (1,) if isinstance(labels, str) and output_width(model) == 1 and not sparse else None
+
+
+def _job(estimator, shape, seed):
+    """What one task needs to train ``estimator``'s model (the loss and a fresh optimization method travel
+    pickled with the task)."""
+    from ember.optim.triggers import MaxEpoch
+
+    return {"criterion": estimator.getCriterion(), "method": estimator._optim_method(),
             "end": estimator._end_when or MaxEpoch(estimator.getMaxEpoch()),
             "batch_size": int(estimator.getBatchSize()), "shape": shape, "seed": seed,
-            "label_shape": _label_shape(estimator.getLabelCol(), estimator.getModel(), estimator.getCriterion()),
+            "label_shape": label_shape(estimator.getLabelCol(), estimator.getModel(), estimator.getCriterion()),
             "clip": estimator.getOrDefault(estimator.gradientClipL2Norm)
             if estimator.isDefined(estimator.gradientClipL2Norm) else None}
 
@@ -177,7 +183,6 @@ def _train_task(data, files, jobs, found):
         from ember.layers.serialization import load_model
         from ember.optim import Optimizer
         from ember.zoo.pipeline.inference import model_file_bytes
-        from ember.zoo.pipeline.nnframes import _to_criterion, _to_optim_method
 
         x, y = data.value
         for index in indexes:
@@ -186,8 +191,7 @@ def _train_task(data, files, jobs, found):
             inputs = x if job["shape"] is None else x.reshape((len(x),) + tuple(job["shape"]))
             labels = y if job["label_shape"] is None else y.reshape((len(y),) + tuple(job["label_shape"]))
             set_seed(job["seed"])
-            opt = Optimizer(model, (inputs, labels), _to_criterion(job["criterion"]), _to_optim_method(job["method"]),
-                            job["end"], job["batch_size"])
+            opt = Optimizer(model, (inputs, labels), job["criterion"], job["method"], job["end"], job["batch_size"])
             if job["clip"] is not None:
                 opt.set_gradclip_l2norm(job["clip"])
             opt.set_progress(0, quiet=True)  # a task's epoch lines would reach the driver's log as noise
