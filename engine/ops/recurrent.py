@@ -15,15 +15,28 @@ The output packs everything a layer returns into one array (N, T + S - 1, u): th
 steps in processing order (the last is the final h), then for the LSTM the final cell state c.
 Internally arrays are time-major (T, N, ...), so that each step reads and writes contiguous rows.
 """
+import contextlib
+
 import numpy as np
 
 from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
 from ember.kernels import get_kernel
+from ember.kernels.cpu.blas import blas_threads
+
+# NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
+# average 14) 80 of them took 24-31 ms with OpenBLAS on one thread and 2.3-820 ms (most runs > 200 ms)
+# on two, whose threads wait for each other at every product. The time loops run BLAS on one thread
+# below this many multiply-adds per step; the products over all steps (X W, X^T dZ, H^T dZ) keep all.
+SINGLE_THREAD_STEP_MACS = 1 << 24
 
 
 def _k(name, arr):
     return get_kernel(name, backend_name(get_array_module(arr)))
+
+
+def _loop_threads(n, u, g):
+    return blas_threads(1) if n * u * g < SINGLE_THREAD_STEP_MACS else contextlib.nullcontext()
 
 
 class _Sequence(Function):
@@ -53,7 +66,8 @@ class _Sequence(Function):
         if bias is not None:
             xw += bias if bias.ndim == 1 else bias[0]
         h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
-        extra = self._run(xw, recurrent_kernel, bias, keep, h)
+        with _loop_threads(n, u, g):
+            extra = self._run(xw, recurrent_kernel, bias, keep, h)
         out = np.empty((n, steps + self._extra, u), dtype=x.dtype)
         out[:, :steps] = h[1:].transpose(1, 0, 2)
         if self._extra:
@@ -83,6 +97,12 @@ class _Sequence(Function):
         steps = self.shape[1]
         return np.ascontiguousarray(grad[:, :steps].transpose(1, 0, 2))
 
+    def backward(self, grad):
+        n, steps, d, u = self.shape
+        with _loop_threads(n, u, self.recurrent_kernel.shape[1]):
+            dz_in, dz_rec, bias_grad = self._reverse(grad)
+        return self._grads(dz_in, dz_rec, bias_grad)
+
 
 class SimpleRNNSequence(_Sequence):
     """h_t = tanh(x_t W + b + h_{t-1} U) over all steps (see the module docstring for the layout).
@@ -103,7 +123,7 @@ class SimpleRNNSequence(_Sequence):
             np.matmul(h[t], rec, out=hu)
             step(xw[t], hu, h[t], keep[t], h[t + 1])
 
-    def backward(self, grad):
+    def _reverse(self, grad):
         n, steps, d, u = self.shape
         gh = self._output_grads(grad)
         step = _k("rnn_step_backward", gh)
@@ -115,7 +135,7 @@ class SimpleRNNSequence(_Sequence):
             if t:
                 np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
                 dh += carry
-        return self._grads(dz, dz, lambda: dz.sum(axis=(0, 1)))
+        return dz, dz, lambda: dz.sum(axis=(0, 1))
 
 
 class LSTMSequence(_Sequence):
@@ -146,7 +166,7 @@ class LSTMSequence(_Sequence):
             self.c, self.gates, self.tanh_c = c, gates, tanh_c
         return c[steps]
 
-    def backward(self, grad):
+    def _reverse(self, grad):
         n, steps, d, u = self.shape
         gh = self._output_grads(grad)
         step = _k("lstm_step_backward", gh)
@@ -159,7 +179,7 @@ class LSTMSequence(_Sequence):
             if t:
                 np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
                 dh += carry
-        return self._grads(dz, dz, lambda: dz.sum(axis=(0, 1)))
+        return dz, dz, lambda: dz.sum(axis=(0, 1))
 
 
 class GRUSequence(_Sequence):
@@ -190,7 +210,7 @@ class GRUSequence(_Sequence):
         if self.tracked:
             self.gates, self.hu_c = gates, hu_c
 
-    def backward(self, grad):
+    def _reverse(self, grad):
         n, steps, d, u = self.shape
         gh = self._output_grads(grad)
         step = _k("gru_step_backward", gh)
@@ -202,4 +222,4 @@ class GRUSequence(_Sequence):
             if t:
                 np.matmul(dhu[t], self.recurrent_kernel.T, out=dh)
                 dh += carry
-        return self._grads(dxw, dhu, lambda: np.stack([dxw.sum(axis=(0, 1)), dhu.sum(axis=(0, 1))]))
+        return dxw, dhu, lambda: np.stack([dxw.sum(axis=(0, 1)), dhu.sum(axis=(0, 1))])
