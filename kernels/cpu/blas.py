@@ -8,6 +8,7 @@ instead of 13. So this module calls ``cblas_?gemm`` of the OpenBLAS that NumPy l
 the process's loaded libraries), and falls back to ``matmul`` + ``+=`` where there is none (NumPy
 built on MKL or Accelerate, non-Linux systems).
 """
+import contextlib
 import ctypes
 import os
 import threading
@@ -70,6 +71,58 @@ def _operand(x):
     if x.strides[0] == x.itemsize and x.strides[1] >= x.shape[0] * x.itemsize:
         return x.ctypes.data, _TRANS, x.strides[1] // x.itemsize  # x.T is row-major
     return None
+
+
+_THREAD_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                   ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                   ("openblas_set_num_threads", "openblas_get_num_threads"))
+_THREADS = {"loaded": False, "fns": None}
+
+
+def _thread_fns():
+    """(set, get) of the thread count of NumPy's OpenBLAS, or None where there is none."""
+    with _LOCK:
+        if not _THREADS["loaded"]:
+            _THREADS["loaded"] = True
+            np.ones((2, 2)) @ np.ones((2, 2))
+            for path in _numpy_openblas_paths():
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for set_name, get_name in _THREAD_SYMBOLS:
+                    set_fn, get_fn = getattr(lib, set_name, None), getattr(lib, get_name, None)
+                    if set_fn is not None and get_fn is not None:
+                        set_fn.argtypes, set_fn.restype, get_fn.restype = [ctypes.c_int], None, ctypes.c_int
+                        _THREADS["fns"] = set_fn, get_fn
+                        break
+                if _THREADS["fns"] is not None:
+                    break
+        return _THREADS["fns"]
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with NumPy's OpenBLAS using at most ``n`` threads (process-wide while it runs);
+    nothing changes where NumPy's OpenBLAS is not found (MKL, Accelerate, non-Linux).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.kernels.cpu.blas import blas_threads
+        >>> with blas_threads(1):
+        ...     (np.ones((2, 3)) @ np.ones((3, 2))).tolist()
+        [[3.0, 3.0], [3.0, 3.0]]
+    """
+    fns = _thread_fns()
+    before = fns[1]() if fns is not None else 0
+    if before <= n:
+        yield
+        return
+    fns[0](n)
+    try:
+        yield
+    finally:
+        fns[0](before)
 
 
 def uses_numpy_blas():

@@ -66,3 +66,95 @@ def gru_cell_backward(dh_new, gates, hu, h):
     dxw = np.concatenate([dz, dr, dc], axis=1).astype(dh_new.dtype)
     dhu = np.concatenate([dz, dr, dc * r], axis=1).astype(dh_new.dtype)
     return dxw, dhu, (dh_new * z).astype(dh_new.dtype)
+
+
+# ---------------------------------------------------------------- one step of a fused sequence
+# The fused sequence ops (ember.engine.ops.recurrent) run the time loop and the matrix products; these
+# kernels are one step's elementwise part, written into arrays the op allocated once for all steps.
+# xw (N, G) is the step's input projection (bias included), hu (N, G) = h_prev @ U, keep (N,) booleans:
+# a row whose keep is False (a masked step) keeps its state. Backward: dz (N, G) is the gradient of the
+# pre-activations (0 on masked rows) and dh_carry (N, u) the part of dh_prev that bypasses U (the
+# whole dh on masked rows): dh_prev = dz @ U.T + dh_carry (GRU: dhu @ U.T + dh_carry).
+
+
+@register("rnn_step_forward", "numpy")
+def rnn_step_forward(xw, hu, h_prev, keep, h_out):
+    """SimpleRNN (tanh): h_out = tanh(xw + hu) on kept rows, h_prev on masked rows."""
+    h_out[...] = np.where(keep[:, None], np.tanh(xw + hu), h_prev)
+
+
+@register("rnn_step_backward", "numpy")
+def rnn_step_backward(dh, h, keep, dz, dh_carry):
+    """dz = dh (1 - h^2) on kept rows (else 0); dh_carry = dh on masked rows (else 0)."""
+    k = keep[:, None]
+    dz[...] = np.where(k, dh * (1 - h * h), 0)
+    dh_carry[...] = np.where(k, 0, dh)
+
+
+@register("lstm_step_forward", "numpy")
+def lstm_step_forward(xw, hu, h_prev, c_prev, keep, h_out, c_out, gates, tanh_c):
+    """LSTM (sigmoid gates i, f, o; tanh candidate g; Keras order i, f, g, o): z = xw + hu,
+    c' = f c + i g, h' = o tanh(c'); masked rows keep (h_prev, c_prev). ``gates`` (N, 4u) gets the
+    activated i, f, g, o and ``tanh_c`` (N, u) tanh(c') on every row."""
+    u = c_prev.shape[1]
+    z = xw + hu
+    gates[:, :2 * u] = _sigmoid(z[:, :2 * u])
+    gates[:, 2 * u:3 * u] = np.tanh(z[:, 2 * u:3 * u])
+    gates[:, 3 * u:] = _sigmoid(z[:, 3 * u:])
+    i, f, g, o = gates[:, :u], gates[:, u:2 * u], gates[:, 2 * u:3 * u], gates[:, 3 * u:]
+    c_new = f * c_prev + i * g
+    tanh_c[...] = np.tanh(c_new)
+    k = keep[:, None]
+    h_out[...] = np.where(k, o * tanh_c, h_prev)
+    c_out[...] = np.where(k, c_new, c_prev)
+
+
+@register("lstm_step_backward", "numpy")
+def lstm_step_backward(dh, dc, gates, tanh_c, c_prev, keep, dz, dh_carry, dc_prev):
+    """Kept rows: dc' = dc + dh o (1 - tanh(c')^2); dz = [dc' g i(1-i), dc' c f(1-f), dc' i (1-g^2),
+    dh tanh(c') o(1-o)]; dc_prev = dc' f; dh_carry = 0. Masked rows: dz = 0, dc_prev = dc, dh_carry = dh.
+    ``dc_prev`` may be ``dc`` itself."""
+    u = c_prev.shape[1]
+    i, f, g, o = gates[:, :u], gates[:, u:2 * u], gates[:, 2 * u:3 * u], gates[:, 3 * u:]
+    dc_new = dc + dh * o * (1 - tanh_c * tanh_c)
+    k = keep[:, None]
+    dz[:, :u] = np.where(k, dc_new * g * i * (1 - i), 0)
+    dz[:, u:2 * u] = np.where(k, dc_new * c_prev * f * (1 - f), 0)
+    dz[:, 2 * u:3 * u] = np.where(k, dc_new * i * (1 - g * g), 0)
+    dz[:, 3 * u:] = np.where(k, dh * tanh_c * o * (1 - o), 0)
+    dh_carry[...] = np.where(k, 0, dh)
+    dc_prev[...] = np.where(k, dc_new * f, dc)
+
+
+@register("gru_step_forward", "numpy")
+def gru_step_forward(xw, hu, b_rec, h_prev, keep, h_out, gates, hu_c):
+    """GRU, Keras reset_after layout (gates z, r, candidate): hu = h_prev @ U without its bias b_rec (3u,).
+    z = sigmoid(xw_z + hu_z + b_z), r = sigmoid(xw_r + hu_r + b_r), c = tanh(xw_c + r (hu_c + b_c)),
+    h' = z h + (1 - z) c; masked rows keep h_prev. ``gates`` (N, 3u) gets z, r, c and ``hu_c`` (N, u)
+    hu_c + b_c on every row."""
+    u = h_prev.shape[1]
+    hb = hu + b_rec
+    gates[:, :2 * u] = _sigmoid(xw[:, :2 * u] + hb[:, :2 * u])
+    z, r = gates[:, :u], gates[:, u:2 * u]
+    hu_c[...] = hb[:, 2 * u:]
+    gates[:, 2 * u:] = np.tanh(xw[:, 2 * u:] + r * hu_c)
+    c = gates[:, 2 * u:]
+    h_out[...] = np.where(keep[:, None], z * h_prev + (1 - z) * c, h_prev)
+
+
+@register("gru_step_backward", "numpy")
+def gru_step_backward(dh, gates, hu_c, h_prev, keep, dxw, dhu, dh_carry):
+    """Kept rows: dc = dh (1-z)(1-c^2), dz = dh (h - c) z(1-z), dr = dc hu_c r(1-r); dxw = [dz, dr, dc],
+    dhu = [dz, dr, dc r], dh_carry = dh z. Masked rows: dxw = dhu = 0, dh_carry = dh."""
+    u = h_prev.shape[1]
+    z, r, c = gates[:, :u], gates[:, u:2 * u], gates[:, 2 * u:]
+    dc = dh * (1 - z) * (1 - c * c)
+    dzz = dh * (h_prev - c) * z * (1 - z)
+    dr = dc * hu_c * r * (1 - r)
+    k = keep[:, None]
+    dxw[:, :u] = np.where(k, dzz, 0)
+    dxw[:, u:2 * u] = np.where(k, dr, 0)
+    dxw[:, 2 * u:] = np.where(k, dc, 0)
+    dhu[:, :2 * u] = dxw[:, :2 * u]
+    dhu[:, 2 * u:] = np.where(k, dc * r, 0)
+    dh_carry[...] = np.where(k, dh * z, dh)

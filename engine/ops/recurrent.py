@@ -1,0 +1,225 @@
+"""Recurrent layers over a whole sequence as one op each: SimpleRNN (tanh), LSTM and GRU (sigmoid/tanh).
+
+Forward: the input projection of all steps is one matrix product (T N, D) @ (D, G); each step is one
+product h @ U and one kernel for the elementwise part (``*_step_forward``). Backward walks the steps
+in reverse: one kernel per step gives the pre-activation gradients dz (``*_step_backward``) and one
+product dz @ U.T the gradient of the previous state; then dW = X^T dZ, dU = H_prev^T dZ and the bias
+gradient (a sum) are one product each over all steps, and dX = dZ @ W^T.
+
+Inputs x (N, T, D), kernel (D, G), recurrent_kernel (u, G), bias (G,) or, for the GRU, (2, G) (input
+and recurrent bias, Keras's reset_after layout); ``mask`` (N, T) booleans, where a False step keeps
+the state and repeats the previous output (Keras); ``go_backwards`` reads the steps in reverse and
+returns the outputs in that (processing) order. The states start at zero.
+
+The output packs everything a layer returns into one array (N, T + S - 1, u): the outputs h of the T
+steps in processing order (the last is the final h), then for the LSTM the final cell state c.
+Internally arrays are time-major (T, N, ...), so that each step reads and writes contiguous rows.
+"""
+import contextlib
+
+import numpy as np
+
+from ember.engine.backend import backend_name, get_array_module
+from ember.engine.tensor import Function
+from ember.kernels import get_kernel
+from ember.kernels.cpu.blas import blas_threads
+
+# NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
+# average 14) 80 of them took 24-31 ms with OpenBLAS on one thread and 2.3-820 ms (most runs > 200 ms)
+# on two, whose threads wait for each other at every product. The time loops run BLAS on one thread
+# below this many multiply-adds per step; the products over all steps (X W, X^T dZ, H^T dZ) keep all.
+SINGLE_THREAD_STEP_MACS = 1 << 24
+
+
+def _k(name, arr):
+    return get_kernel(name, backend_name(get_array_module(arr)))
+
+
+def _loop_threads(n, u, g):
+    return blas_threads(1) if n * u * g < SINGLE_THREAD_STEP_MACS else contextlib.nullcontext()
+
+
+class _Sequence(Function):
+    """Shared part: time-major input, input projection, packing, and the GEMMs of the backward."""
+
+    _extra = 0  # states packed after the T outputs (the LSTM's c)
+
+    def forward(self, x, kernel, recurrent_kernel, bias=None, mask=None, go_backwards=False):
+        if x.ndim != 3 or x.shape[1] == 0:
+            raise ValueError(f"{type(self).__name__}: expected x of shape (batch, steps >= 1, features), "
+                             f"got {x.shape}")
+        n, steps, d = x.shape
+        u, g = recurrent_kernel.shape
+        if kernel.shape != (d, g):
+            raise ValueError(f"{type(self).__name__}: kernel has shape {kernel.shape}, expected {(d, g)} "
+                             f"for input features {d} and recurrent_kernel {recurrent_kernel.shape}")
+        xt = x.transpose(1, 0, 2)
+        keep = np.ones((steps, n), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).T
+        if mask is not None and keep.shape != (steps, n):
+            raise ValueError(f"{type(self).__name__}: mask has shape {np.shape(mask)}, expected {(n, steps)}")
+        if go_backwards:
+            xt, keep = xt[::-1], keep[::-1]
+        xt = np.ascontiguousarray(xt).reshape(steps * n, d)
+        keep = np.ascontiguousarray(keep)
+        xw = (xt @ kernel).reshape(steps, n, g)
+        self.has_bias, self.go_backwards, self.shape = bias is not None, go_backwards, (n, steps, d, u)
+        if bias is not None:
+            xw += bias if bias.ndim == 1 else bias[0]
+        h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
+        with _loop_threads(n, u, g):
+            extra = self._run(xw, recurrent_kernel, bias, keep, h)
+        out = np.empty((n, steps + self._extra, u), dtype=x.dtype)
+        out[:, :steps] = h[1:].transpose(1, 0, 2)
+        if self._extra:
+            out[:, steps] = extra
+        if self.tracked:
+            self.xt, self.kernel, self.recurrent_kernel, self.keep, self.h = xt, kernel, recurrent_kernel, keep, h
+        return out
+
+    def _grads(self, dz_in, dz_rec, bias_grad):
+        """Gradients of x, kernel, recurrent_kernel (and bias) from the per-step pre-activation
+        gradients: ``dz_in`` (T, N, G) of the input projection, ``dz_rec`` of h @ U."""
+        n, steps, d, u = self.shape
+        need = self.needs_input_grad
+        g2 = dz_in.reshape(steps * n, -1)
+        dx = dkernel = drec = None
+        if need[0]:
+            dx = (g2 @ self.kernel.T).reshape(steps, n, d)
+            dx = np.ascontiguousarray((dx[::-1] if self.go_backwards else dx).transpose(1, 0, 2))
+        if need[1]:
+            dkernel = self.xt.T @ g2
+        if need[2]:
+            drec = self.h[:steps].reshape(steps * n, u).T @ dz_rec.reshape(steps * n, -1)
+        grads = (dx, dkernel, drec)
+        return grads + (bias_grad() if need[3] else None,) if self.has_bias else grads
+
+    def _output_grads(self, grad):
+        steps = self.shape[1]
+        return np.ascontiguousarray(grad[:, :steps].transpose(1, 0, 2))
+
+    def backward(self, grad):
+        n, steps, d, u = self.shape
+        with _loop_threads(n, u, self.recurrent_kernel.shape[1]):
+            dz_in, dz_rec, bias_grad = self._reverse(grad)
+        return self._grads(dz_in, dz_rec, bias_grad)
+
+
+class SimpleRNNSequence(_Sequence):
+    """h_t = tanh(x_t W + b + h_{t-1} U) over all steps (see the module docstring for the layout).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.engine import Tensor
+        >>> from ember.engine.ops.recurrent import SimpleRNNSequence
+        >>> x, w, u = Tensor(np.ones((2, 3, 4))), Tensor(np.zeros((4, 5))), Tensor(np.zeros((5, 5)))
+        >>> SimpleRNNSequence.apply(x, w, u).shape
+        (2, 3, 5)
+    """
+
+    def _run(self, xw, rec, bias, keep, h):
+        step = _k("rnn_step_forward", xw)
+        hu = np.empty_like(h[0])
+        for t in range(xw.shape[0]):
+            np.matmul(h[t], rec, out=hu)
+            step(xw[t], hu, h[t], keep[t], h[t + 1])
+
+    def _reverse(self, grad):
+        n, steps, d, u = self.shape
+        gh = self._output_grads(grad)
+        step = _k("rnn_step_backward", gh)
+        dz = np.empty_like(gh)
+        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        for t in range(steps - 1, -1, -1):
+            dh += gh[t]
+            step(dh, self.h[t + 1], self.keep[t], dz[t], carry)
+            if t:
+                np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
+                dh += carry
+        return dz, dz, lambda: dz.sum(axis=(0, 1))
+
+
+class LSTMSequence(_Sequence):
+    """LSTM (gates i, f, c, o; sigmoid gates, tanh cell) over all steps; the output is (N, T + 1, u):
+    the T outputs h, then the final cell state c (see the module docstring).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.engine import Tensor
+        >>> from ember.engine.ops.recurrent import LSTMSequence
+        >>> x, w, u = Tensor(np.ones((2, 3, 4))), Tensor(np.zeros((4, 20))), Tensor(np.zeros((5, 20)))
+        >>> LSTMSequence.apply(x, w, u).shape
+        (2, 4, 5)
+    """
+
+    _extra = 1
+
+    def _run(self, xw, rec, bias, keep, h):
+        steps = xw.shape[0]
+        step = _k("lstm_step_forward", xw)
+        c = np.zeros_like(h)
+        gates, tanh_c = np.empty_like(xw), np.empty_like(h[1:])
+        hu = np.empty_like(xw[0])
+        for t in range(steps):
+            np.matmul(h[t], rec, out=hu)
+            step(xw[t], hu, h[t], c[t], keep[t], h[t + 1], c[t + 1], gates[t], tanh_c[t])
+        if self.tracked:
+            self.c, self.gates, self.tanh_c = c, gates, tanh_c
+        return c[steps]
+
+    def _reverse(self, grad):
+        n, steps, d, u = self.shape
+        gh = self._output_grads(grad)
+        step = _k("lstm_step_backward", gh)
+        dz = np.empty_like(self.gates)
+        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        dc = np.array(grad[:, steps], dtype=gh.dtype)  # a copy: updated in place, step by step
+        for t in range(steps - 1, -1, -1):
+            dh += gh[t]
+            step(dh, dc, self.gates[t], self.tanh_c[t], self.c[t], self.keep[t], dz[t], carry, dc)
+            if t:
+                np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
+                dh += carry
+        return dz, dz, lambda: dz.sum(axis=(0, 1))
+
+
+class GRUSequence(_Sequence):
+    """GRU (Keras reset_after layout: gates z, r, h; bias (2, 3u) = input and recurrent bias) over all
+    steps (see the module docstring).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.engine import Tensor
+        >>> from ember.engine.ops.recurrent import GRUSequence
+        >>> x, w, u = Tensor(np.ones((2, 3, 4))), Tensor(np.zeros((4, 15))), Tensor(np.zeros((5, 15)))
+        >>> GRUSequence.apply(x, w, u, Tensor(np.zeros((2, 15)))).shape
+        (2, 3, 5)
+    """
+
+    def _run(self, xw, rec, bias, keep, h):
+        steps = xw.shape[0]
+        if bias is not None and bias.shape != (2, xw.shape[2]):
+            raise ValueError(f"GRUSequence: bias has shape {bias.shape}, expected {(2, xw.shape[2])} "
+                             "(input and recurrent bias, reset_after layout)")
+        step = _k("gru_step_forward", xw)
+        b_rec = np.zeros(xw.shape[2], dtype=xw.dtype) if bias is None else np.ascontiguousarray(bias[1])
+        gates, hu_c = np.empty_like(xw), np.empty_like(h[1:])
+        hu = np.empty_like(xw[0])
+        for t in range(steps):
+            np.matmul(h[t], rec, out=hu)
+            step(xw[t], hu, b_rec, h[t], keep[t], h[t + 1], gates[t], hu_c[t])
+        if self.tracked:
+            self.gates, self.hu_c = gates, hu_c
+
+    def _reverse(self, grad):
+        n, steps, d, u = self.shape
+        gh = self._output_grads(grad)
+        step = _k("gru_step_backward", gh)
+        dxw, dhu = np.empty_like(self.gates), np.empty_like(self.gates)
+        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        for t in range(steps - 1, -1, -1):
+            dh += gh[t]
+            step(dh, self.gates[t], self.hu_c[t], self.h[t], self.keep[t], dxw[t], dhu[t], carry)
+            if t:
+                np.matmul(dhu[t], self.recurrent_kernel.T, out=dh)
+                dh += carry
+        return dxw, dhu, lambda: np.stack([dxw.sum(axis=(0, 1)), dhu.sum(axis=(0, 1))])

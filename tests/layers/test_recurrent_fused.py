@@ -1,0 +1,161 @@
+"""The fused sequence ops (ember.engine.ops.recurrent) against the per-step path of the recurrent
+layers (the reference), and against finite differences, with masks, go_backwards, return_sequences
+and return_state, in float64 and float32."""
+import numpy as np
+import pytest
+
+import ember
+from ember.engine import Tensor
+from ember.engine.ops.recurrent import GRUSequence, LSTMSequence, SimpleRNNSequence
+from ember.layers import GRU, LSTM, SimpleRNN
+from ember.layers.base import set_mask
+from tests.layer_testing import numeric_gradient, relative_error, run_layer_test
+
+OPS = {SimpleRNN: SimpleRNNSequence, LSTM: LSTMSequence, GRU: GRUSequence}
+
+
+@pytest.fixture
+def float64():
+    ember.set_default_dtype("float64")
+    yield
+    ember.set_default_dtype("float32")
+
+
+def ops_in_graph(tensors):
+    seen, stack, found = set(), list(tensors), set()
+    while stack:
+        t = stack.pop()
+        ctx = getattr(t, "_ctx", None)
+        if ctx is None or id(ctx) in seen:
+            continue
+        seen.add(id(ctx))
+        found.add(type(ctx))
+        stack.extend(ctx.parents)
+    return found
+
+
+def run(layer, x, mask, fused, weights):
+    """Outputs, input gradient and weight gradients of ``layer`` on ``x`` (fused or per-step path)."""
+    layer._sequence_fusion = fused
+    layer(Tensor(x))
+    layer.set_weights(weights)
+    for p in layer.trainable_weights:
+        p.grad = None
+    t = Tensor(x, requires_grad=True)
+    if mask is not None:
+        set_mask(t, mask)
+    out = layer(t)
+    out = out if isinstance(out, list) else [out]
+    assert (OPS[type(layer)] in ops_in_graph(out)) == fused
+    r = np.random.default_rng(1)
+    loss = None
+    for o in out:
+        term = (o * Tensor(r.standard_normal(o.shape).astype(x.dtype))).sum()
+        loss = term if loss is None else loss + term
+    loss.backward()
+    return [o.numpy() for o in out], t.grad, [p.grad for p in layer.trainable_weights]
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_equals_per_step_path_float64(cls, return_sequences, go_backwards, return_state, masked, float64):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6, 3))
+    mask = None
+    if masked:
+        mask = rng.random((4, 6)) > 0.35
+        mask[0] = False  # a sequence that is all padding
+        mask[1, -2:] = False  # trailing padding
+    kwargs = {"return_sequences": return_sequences, "go_backwards": go_backwards, "return_state": return_state}
+    layer = cls(5, **kwargs)
+    layer(Tensor(x))
+    weights = [rng.standard_normal(w.shape) * 0.6 for w in layer.get_weights()]
+    fused = run(layer, x, mask, True, weights)
+    reference = run(cls(5, **kwargs), x, mask, False, weights)
+    assert len(fused[0]) == len(reference[0]) == (1 + (cls._state_count if return_state else 0))
+    for a, b in zip(fused[0] + [fused[1]] + fused[2], reference[0] + [reference[1]] + reference[2]):
+        assert a.shape == b.shape and a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    if masked and return_sequences:
+        out = layer(set_mask(Tensor(x), mask))
+        np.testing.assert_array_equal(ember.layers.base.get_mask(out[0] if return_state else out), mask)
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_fused_equals_per_step_path_float32_without_bias(cls):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 7, 4)).astype(np.float32)
+    mask = rng.random((3, 7)) > 0.3
+    layer = cls(6, use_bias=False, return_sequences=True)
+    layer(Tensor(x))
+    weights = [(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in layer.get_weights()]
+    fused = run(layer, x, mask, True, weights)
+    reference = run(cls(6, use_bias=False, return_sequences=True), x, mask, False, weights)
+    for a, b in zip(fused[0] + [fused[1]] + fused[2], reference[0] + [reference[1]] + reference[2]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fallback_paths_do_not_use_the_fused_ops():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32), requires_grad=True)
+    assert not ops_in_graph([LSTM(3, recurrent_activation="tanh")(x)]) & set(OPS.values())
+    assert not ops_in_graph([SimpleRNN(3, activation="relu")(x)]) & set(OPS.values())
+    assert not ops_in_graph([GRU(3, recurrent_dropout=0.5)(x, training=True)]) & set(OPS.values())
+    # recurrent dropout only acts in training: inference runs fused
+    assert GRUSequence in ops_in_graph([GRU(3, recurrent_dropout=0.5)(x, training=False)])
+    # input dropout is applied before the fused op
+    assert LSTMSequence in ops_in_graph([LSTM(3, dropout=0.5)(x, training=True)])
+
+
+@pytest.mark.parametrize("factory", [
+    lambda: SimpleRNN(3, return_sequences=True, go_backwards=True),
+    lambda: LSTM(3),
+    lambda: LSTM(2, go_backwards=True, return_sequences=True, use_bias=False),
+    lambda: GRU(3, return_sequences=True),
+    lambda: GRU(2, go_backwards=True),
+])
+def test_fused_layers_pass_finite_differences(factory):
+    layer = run_layer_test(factory, np.random.default_rng(3).standard_normal((2, 4, 3)))
+    assert layer._sequence_op is not None
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_fused_masked_gradients_against_finite_differences(cls, float64):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5, 2))
+    mask = np.array([[1, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 1, 1, 1]], dtype=bool)
+    layer = cls(3, return_sequences=True, return_state=True, go_backwards=True)
+    layer(Tensor(x))
+    coefs = [rng.standard_normal(s) for s in [(3, 5, 3)] + [(3, 3)] * cls._state_count]
+
+    def loss(t):
+        out = layer(set_mask(t, mask))
+        total = None
+        for o, c in zip(out, coefs):
+            term = (o * Tensor(c)).sum()
+            total = term if total is None else total + term
+        return total
+
+    t = Tensor(x, requires_grad=True)
+    loss(t).backward()
+    assert OPS[cls] in ops_in_graph([loss(Tensor(x, requires_grad=True))])
+
+    def value():
+        return float(loss(Tensor(x)).numpy())
+
+    assert relative_error(t.grad, numeric_gradient(value, x)) < 1e-6
+    for p in layer.trainable_weights:
+        assert relative_error(p.grad, numeric_gradient(value, p.data)) < 1e-6, p.name
+
+
+def test_sequence_op_rejects_bad_shapes():
+    x, u = Tensor(np.zeros((2, 3, 4))), Tensor(np.zeros((5, 20)))
+    with pytest.raises(ValueError, match="kernel has shape"):
+        LSTMSequence.apply(x, Tensor(np.zeros((3, 20))), u)
+    with pytest.raises(ValueError, match="mask has shape"):
+        LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, mask=np.ones((3, 2), bool))
+    with pytest.raises(ValueError, match="steps >= 1"):
+        SimpleRNNSequence.apply(Tensor(np.zeros((2, 0, 4))), Tensor(np.zeros((4, 5))), Tensor(np.zeros((5, 5))))
