@@ -246,15 +246,7 @@ class CategoricalCrossentropy(Loss):
         self.from_logits = from_logits
 
     def call(self, y_true, y_pred):
-        y = _target(y_true, y_pred)
-        _check_same_shape(self.name, y, y_pred)
-        _check_probabilities(self.name, y)
-        if self.from_logits:
-            logp = F.log_softmax(y_pred, axis=-1)
-        else:
-            p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
-            logp = F.log(F.clip(p, EPSILON, 1 - EPSILON))
-        return -F.mean(F.sum(y * logp, axis=-1))
+        return F.mean(self.per_sample(y_true, y_pred))
 
     def per_sample(self, y_true, y_pred):
         y = _target(y_true, y_pred)
@@ -428,9 +420,7 @@ class KLDivergence(Loss):
     name = "kl_divergence"
 
     def call(self, y_true, y_pred):
-        y = _target(y_true, y_pred)
-        _check_same_shape(self.name, y, y_pred)
-        return F.mean(self.per_sample(y, y_pred))
+        return F.mean(self.per_sample(y_true, y_pred))
 
     def per_sample(self, y_true, y_pred):
         y = _target(y_true, y_pred)

@@ -76,12 +76,17 @@ class LocalEngine:
         t0 = time.perf_counter()
         loss, out = self._step(loop, x, y, lr, start, w)
         dt = time.perf_counter() - t0
-        metrics = None
-        if loop.train_metrics and out is not None:
-            o = out[0] if isinstance(out, (list, tuple)) else out
-            yb = y[0] if isinstance(y, (list, tuple)) else y
-            metrics = [score(m, o, yb, w) for m in loop.train_metrics]
+        metrics = self._score(loop, out, y, w)
         return Segment([IterationRecord(start + 1, loss, len(index), dt, lr)], metrics)
+
+    @staticmethod
+    def _score(loop, out, y, w):
+        """The compiled metrics on one training batch's outputs (the first output and target), or None."""
+        if not loop.train_metrics or out is None:
+            return None
+        o = out[0] if isinstance(out, (list, tuple)) else out
+        yb = y[0] if isinstance(y, (list, tuple)) else y
+        return [score(m, o, yb, w) for m in loop.train_metrics]
 
     def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)

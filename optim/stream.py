@@ -202,11 +202,7 @@ class StreamEngine(LocalEngine):
         t0 = time.perf_counter()
         loss, out = self._step(loop, x, y, lr, start, None if w is None else np.asarray(w, dtype=np.float64))
         dt = time.perf_counter() - t0
-        metrics = None
-        if loop.train_metrics and out is not None:
-            o = out[0] if isinstance(out, (list, tuple)) else out
-            yb = y[0] if isinstance(y, (list, tuple)) else y
-            metrics = [score(m, o, yb, w) for m in loop.train_metrics]
+        metrics = self._score(loop, out, y, w)
         self._next = self._draw()  # one batch ahead: a generator's last batch ends the epoch
         last = self._next is None
         if last:

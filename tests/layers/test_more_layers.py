@@ -1,27 +1,14 @@
 """The layers Keras examples use beyond the basics: gradients against finite differences and config round
 trips (``run_layer_test``), and outputs against Keras 3 itself (torch backend) with the same weights."""
-import importlib
-import os
 
 import numpy as np
 import pytest
+from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 from layer_testing import run_layer_test
 
 import ember
 from ember import layers
 from ember.layers.base import get_mask
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-def _keras():
-    try:
-        keras = importlib.import_module("keras")
-    except ImportError:
-        pytest.skip("pip install keras (Keras 3 on the torch backend) for the side-by-side check")
-    if keras.backend.backend() != "torch":
-        pytest.skip("Keras runs on its torch backend here (KERAS_BACKEND=torch)")
-    return keras
 
 
 def _rng(seed=0):

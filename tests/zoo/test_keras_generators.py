@@ -1,25 +1,12 @@
 """Python generators, ``keras.utils.Sequence`` and ``steps_per_epoch`` / ``validation_steps`` / ``steps`` in
 ``fit``, ``evaluate`` and ``predict``: the same numbers as the same batches given as arrays, and as Keras 3."""
-import importlib
-import os
 
 import numpy as np
 import pytest
+from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 
 import ember
 from ember import layers
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-def _keras():
-    try:
-        keras = importlib.import_module("keras")
-    except ImportError:
-        pytest.skip("pip install keras (Keras 3 on the torch backend) for the side-by-side check")
-    if keras.backend.backend() != "torch":
-        pytest.skip("Keras runs on its torch backend here (KERAS_BACKEND=torch)")
-    return keras
 
 
 def data(n=96, seed=0):

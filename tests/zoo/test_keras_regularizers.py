@@ -1,13 +1,12 @@
 """Kernel, bias, recurrent and activity regularizers (``keras.regularizers``): the penalties, their
 gradients, their place in the training loss (locally and in the Spark trainer), their configs, and the
 same training and evaluation numbers as Keras 3 (torch backend) from the same weights."""
-import importlib
 import json
-import os
 import threading
 
 import numpy as np
 import pytest
+from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 
 import ember
 from ember import layers, optim, regularizers
@@ -17,18 +16,6 @@ from ember.optim.spark import parameter as P
 from ember.optim.spark import plan
 from ember.optim.spark import trainer as T
 from ember.optim.spark.blocks import BlockTimeout
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-def _keras():
-    try:
-        keras = importlib.import_module("keras")
-    except ImportError:
-        pytest.skip("pip install keras (Keras 3 on the torch backend) for the side-by-side check")
-    if keras.backend.backend() != "torch":
-        pytest.skip("Keras runs on its torch backend here (KERAS_BACKEND=torch)")
-    return keras
 
 
 def test_penalties_by_hand():

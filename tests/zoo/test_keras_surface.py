@@ -1,27 +1,14 @@
 """``import ember as keras``: the modules, names, metrics, callbacks and utilities Keras code reaches for,
 checked against Keras 3 itself (torch backend) where it is installed."""
 import csv
-import importlib
-import os
 
 import numpy as np
 import pytest
+from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 
 import ember
 import ember as keras_like
 from ember import layers
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-def _keras():
-    try:
-        keras = importlib.import_module("keras")
-    except ImportError:
-        pytest.skip("pip install keras (Keras 3 on the torch backend) for the side-by-side check")
-    if keras.backend.backend() != "torch":
-        pytest.skip("Keras runs on its torch backend here (KERAS_BACKEND=torch)")
-    return keras
 
 
 @pytest.mark.parametrize("statement", [

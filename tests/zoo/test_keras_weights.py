@@ -1,26 +1,13 @@
 """``class_weight`` and ``sample_weight`` in ``fit`` and ``evaluate``: the same weights, History and
 evaluate numbers as Keras 3 (torch backend) from the same starting weights."""
-import importlib
-import os
 
 import numpy as np
 import pytest
+from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 
 import ember
 from ember import losses
 from ember.optim.validation import Top1Accuracy, score
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-
-def _keras():
-    try:
-        keras = importlib.import_module("keras")
-    except ImportError:
-        pytest.skip("pip install keras (Keras 3 on the torch backend) for the side-by-side check")
-    if keras.backend.backend() != "torch":
-        pytest.skip("Keras runs on its torch backend here (KERAS_BACKEND=torch)")
-    return keras
 
 
 def _pair(keras, out_units=3, out_activation="softmax", seed=0):
