@@ -1,21 +1,12 @@
 """bench/run.py's summary: medians per field (not maxima), PyTorch's better layout per measure, and
 the table's ratio rows."""
-import importlib.util
-import pathlib
 import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.bench_module import load_bench
 
 
 def test_median_per_field_and_contention():
-    bench = load_bench()
+    bench = load_bench("run")
     runs = [{"workload": "W1", "samples_per_s": v, "epoch_s": 60000 / v, "contended": c}
             for v, c in ((100.0, False), (300.0, True), (200.0, False))]
     merged = bench.median_result(runs)
@@ -25,7 +16,7 @@ def test_median_per_field_and_contention():
 
 
 def test_ratio_against_the_better_torch_layout():
-    bench = load_bench()
+    bench = load_bench("run")
     ember = {"workload": "W3", "inference_img_per_s": 20.0, "train_step_s": 2.0}
     nchw = {"workload": "W3", "inference_img_per_s": 25.0, "train_step_s": 1.6}
     nhwc = {"workload": "W3", "inference_img_per_s": 40.0, "train_step_s": 1.8}
