@@ -16,9 +16,11 @@ from ember.optim.optimizer import Optimizer
 from ember.optim.stream import BatchStream, evaluate_stream, is_batch_source, predict_stream
 from ember.optim.summary import TrainSummary, ValidationSummary
 from ember.optim.triggers import EveryEpoch, MaxEpoch
+from ember.zoo.keras import optimizers as keras_optimizers
 from ember.zoo.keras.callbacks import Callback, History, TerminateOnNaN
 
-_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": methods_module.AdamW,
+# Keras's names give Keras's defaults (Adam's epsilon 1e-7, not BigDL's 1e-8)
+_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": keras_optimizers.Adam, "adamw": keras_optimizers.AdamW,
                "adamax": methods_module.Adamax, "rmsprop": methods_module.RMSprop,
                "adagrad": methods_module.Adagrad, "adadelta": methods_module.Adadelta,
                "lbfgs": methods_module.LBFGS}
@@ -33,8 +35,8 @@ def get_optimizer(identifier):
 
     Example:
         >>> from ember import optimizers
-        >>> optimizers.get("adam")
-        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, weight_decay=0.0)
+        >>> optimizers.get("adam")  # Keras's defaults
+        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=0.0, keras_epsilon=True)
         >>> sgd = optimizers.SGD(learning_rate=0.1)
         >>> optimizers.get(sgd) is sgd
         True
