@@ -11,8 +11,8 @@ Example:
     1e-07
 """
 from ember.optim.methods import SGD, Adadelta, Adagrad, Adamax, OptimMethod, RMSprop
-from ember.zoo.keras.optimizers import Adam, AdamW
 from ember.zoo.keras.models import get_optimizer as get
+from ember.zoo.keras.optimizers import Adam, AdamW
 
 Optimizer = OptimMethod
 

@@ -2,13 +2,10 @@
 Keras's Adam epsilon and frozen BatchNormalization, each checked against Keras 3 (torch backend) where Keras
 has the feature, and against hand or finite-difference values otherwise."""
 import numpy as np
-import pytest
 from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
 
 import ember
 from ember import layers, optim
-from ember.engine import Tensor
-from layer_testing import numeric_gradient
 
 
 def _to_numpy(keras, value):
