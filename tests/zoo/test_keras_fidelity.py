@@ -2,10 +2,13 @@
 Keras's Adam epsilon and frozen BatchNormalization, each checked against Keras 3 (torch backend) where Keras
 has the feature, and against hand or finite-difference values otherwise."""
 import numpy as np
+import pytest
 from keras_reference import keras_or_skip as _keras  # tests/ is on sys.path (conftest)
+from layer_testing import numeric_gradient
 
 import ember
 from ember import layers, optim
+from ember.engine import Tensor
 
 
 def _to_numpy(keras, value):
@@ -66,3 +69,57 @@ def test_three_epochs_of_keras_adam_match_keras_closer_than_bigdls_adam():
     after = _adam_run(keras, ember.optimizers.Adam(0.01))
     assert after < 5e-6, after
     assert before > 20 * after, (before, after)
+
+
+# ---------------------------------------------------------------- hard_sigmoid
+def test_hard_sigmoid_equals_keras_by_name_and_function():
+    keras = _keras()
+    x = np.linspace(-5, 5, 41).astype(np.float32)
+    want = _to_numpy(keras, keras.activations.hard_sigmoid(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_allclose(ember.activations.hard_sigmoid(x).numpy(), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(layers.Activation("hard_sigmoid")(x[:, None]).numpy()[:, 0], want, atol=1e-7)
+    assert ember.activations.get("hard_sigmoid") is ember.activations.hard_sigmoid
+    dense = layers.Dense(3, activation="hard_sigmoid")
+    assert layers.Dense.from_config(dense.get_config()).activation is ember.activations.hard_sigmoid
+
+
+def test_hard_sigmoid_gradient_matches_finite_differences(float64):
+    x = np.array([-4.0, -2.9, -1.0, 0.0, 0.7, 2.9, 3.5])  # both flat parts and the slope, away from the kinks
+    t = Tensor(x.copy(), requires_grad=True)
+    weights = np.arange(1.0, 8.0)
+    (ember.activations.hard_sigmoid(t) * Tensor(weights)).sum().backward()
+    numeric = numeric_gradient(lambda: float((ember.activations.hard_sigmoid(Tensor(x)).numpy() * weights).sum()), x)
+    np.testing.assert_allclose(t.grad, numeric, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(t.grad, weights * ((x > -3) & (x < 3)) / 6.0, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- OrthogonalRegularizer
+@pytest.mark.parametrize("mode", ["rows", "columns"])
+def test_orthogonal_regularizer_equals_keras(mode):
+    keras = _keras()
+    w = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    w[2] = 0.0  # a zero row: Keras divides by max(norm, 1e-7)
+    theirs = keras.regularizers.OrthogonalRegularizer(factor=0.3, mode=mode)
+    ours = ember.regularizers.OrthogonalRegularizer(factor=0.3, mode=mode)
+    want = float(_to_numpy(keras, theirs(keras.ops.convert_to_tensor(w))))
+    assert want > 0.01
+    assert ours(Tensor(w)).item() == pytest.approx(want, rel=1e-5)
+    again = ember.regularizers.get(ember.regularizers.serialize(ours)).get_config()
+    assert again["mode"] == mode and again["factor"] == pytest.approx(theirs.get_config()["factor"])
+
+
+def test_orthogonal_regularizer_gradient_and_training_penalty(float64):
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 3))
+    reg = ember.regularizers.OrthogonalRegularizer(factor=0.5)
+    t = Tensor(w.copy(), requires_grad=True)
+    reg(t).backward()
+    np.testing.assert_allclose(t.grad, numeric_gradient(lambda: reg(Tensor(w)).item(), w), rtol=1e-6, atol=1e-9)
+    dense = layers.Dense(3, kernel_regularizer="orthogonal_regularizer")
+    dense(np.ones((2, 4)))
+    assert dense.penalty().item() == pytest.approx(
+        ember.regularizers.OrthogonalRegularizer(0.01)(dense.kernel).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="mode must be 'rows' or 'columns'"):
+        ember.regularizers.OrthogonalRegularizer(mode="diagonal")
+    with pytest.raises(ValueError, match="expected a 2-D weight"):
+        reg(np.ones((2, 2, 2)))
