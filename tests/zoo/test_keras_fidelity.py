@@ -123,3 +123,49 @@ def test_orthogonal_regularizer_gradient_and_training_penalty(float64):
         ember.regularizers.OrthogonalRegularizer(mode="diagonal")
     with pytest.raises(ValueError, match="expected a 2-D weight"):
         reg(np.ones((2, 2, 2)))
+
+
+# ---------------------------------------------------------------- frozen BatchNormalization
+def _bn_pair(keras):
+    def build(lib):
+        inp = lib.Input(shape=(5,))
+        h = lib.layers.Dense(6, activation="relu")(inp)
+        h = lib.layers.BatchNormalization()(h)
+        return lib.Model(inp, lib.layers.Dense(2, activation="softmax")(h))
+
+    keras.utils.set_random_seed(1)
+    theirs = build(keras)
+    ours = build(ember)
+    bn = theirs.layers[2].get_weights()  # gamma, beta, moving mean, moving variance
+    bn[2] += 0.3  # moving statistics away from 0 and 1, so that using them shows
+    bn[3] *= 2.0
+    theirs.layers[2].set_weights(bn)
+    for a, b in zip(ours.layers, theirs.layers):
+        a.set_weights(b.get_weights())
+    return theirs, ours
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_frozen_batch_normalization_trains_as_keras(frozen):
+    """Frozen (trainable=False): Keras 3 normalises by the moving statistics in training too and leaves them
+    (and gamma, beta) alone; the rest of the model trains to the same weights. Unfrozen: both update them."""
+    keras = _keras()
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = rng.integers(0, 2, size=64)
+    theirs, ours = _bn_pair(keras)
+    before = [w.copy() for w in ours.layers[2].get_weights()]
+    theirs.layers[2].trainable = not frozen
+    ours.layers[2].trainable = not frozen
+    theirs.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    ours.compile(ember.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    ht = theirs.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    ho = ours.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(ho.history["loss"], ht.history["loss"], rtol=2e-5)
+    for a, b in zip(ours.layers, theirs.layers):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(wa, wb, rtol=2e-5, atol=2e-6)
+    after = ours.layers[2].get_weights()
+    moved = max(np.abs(a - b).max() for a, b in zip(after, before))
+    assert (moved == 0.0) if frozen else (moved > 1e-2)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=2e-5, atol=2e-6)
