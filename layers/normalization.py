@@ -35,8 +35,10 @@ class BatchNormalization(Layer):
         >>> [round(float(w[0]), 3) for w in bn.get_weights()]  # gamma, beta, moving mean, moving variance
         [1.0, 0.0, 0.02, 1.0]
         >>> bn.trainable = False  # frozen: the moving statistics, which stay as they are
-        >>> [round(float(v), 3) for v in bn(x, training=True).numpy().ravel()], round(float(bn.moving_mean.numpy()[0]), 3)
-        ([0.98, 2.98], 0.02)
+        >>> [round(float(v), 3) for v in bn(x, training=True).numpy().ravel()]  # (x - 0.02) / sqrt(1.0)
+        [0.98, 2.98]
+        >>> round(float(bn.moving_mean.numpy()[0]), 3)
+        0.02
     """
 
     input_spec = InputSpec(min_ndim=2)
