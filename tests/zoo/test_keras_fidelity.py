@@ -47,6 +47,15 @@ def test_keras_adam_has_keras_defaults_and_bigdl_adam_keeps_bigdls():
     assert model.compile("adam", "mse").optimizer.hyper["epsilon"] == 1e-7
 
 
+def test_a_saved_model_comes_back_with_the_same_adam(tmp_path):
+    for opt in (ember.optimizers.Adam(0.01), optim.Adam(0.01)):
+        model = ember.Sequential([layers.Dense(2, input_shape=(3,))])
+        model.compile(opt, "mse")
+        model.save(str(tmp_path / "m.ember"))
+        again = ember.load_model(str(tmp_path / "m.ember")).optimizer
+        assert type(again) is type(opt) and again.hyper == opt.hyper
+
+
 def test_keras_epsilon_is_added_before_the_bias_correction():
     """One step by hand: lr sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps), with a gradient small enough
     that epsilon matters (sqrt(v) = 1e-7 * sqrt(0.001))."""
@@ -169,3 +178,76 @@ def test_frozen_batch_normalization_trains_as_keras(frozen):
     moved = max(np.abs(a - b).max() for a, b in zip(after, before))
     assert (moved == 0.0) if frozen else (moved > 1e-2)
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=2e-5, atol=2e-6)
+
+
+# ---------------------------------------------------------------- weighted_metrics
+def _weighted_pair(keras, lib_args, units=1, activation="sigmoid", loss="binary_crossentropy"):
+    def build(lib):
+        inp = lib.Input(shape=(4,))
+        return lib.Model(inp, lib.layers.Dense(units, activation=activation)(inp))
+
+    keras.utils.set_random_seed(2)
+    theirs = build(keras)
+    ours = build(ember)
+    ours.set_weights(theirs.get_weights())
+    theirs.compile(keras.optimizers.SGD(0.1), loss, **lib_args)
+    ours.compile(ember.optimizers.SGD(0.1), loss, **lib_args)
+    return theirs, ours
+
+
+def _assert_same_logs(ours, theirs, rtol=2e-5):
+    assert set(ours) == set(theirs), (sorted(ours), sorted(theirs))
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=rtol, err_msg=key)
+
+
+def test_weighted_metrics_with_sample_weight_equal_keras():
+    """fit (training and validation logs), evaluate: plain metrics ignore the weights, weighted ones do, and
+    a name given in both lists reports as weighted_<name>, as in Keras 3."""
+    keras = _keras()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, size=64).astype(np.float32)
+    theirs, ours = _weighted_pair(keras, dict(metrics=["accuracy"],
+                                              weighted_metrics=["accuracy", "mae", "binary_crossentropy"]))
+    args = dict(sample_weight=w, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                validation_data=(x[:20], y[:20], w[:20]))
+    ht = theirs.fit(x, y, **args)
+    ho = ours.fit(x, y, **args)
+    _assert_same_logs(ho.history, ht.history)
+    assert abs(ho.history["weighted_accuracy"][0] - ho.history["accuracy"][0]) > 0.01  # the weights did count
+    et = theirs.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    eo = ours.evaluate(x, y, sample_weight=w, return_dict=True)
+    _assert_same_logs(eo, et)
+    assert ours.metrics_names == ["loss", "accuracy", "weighted_accuracy", "mae", "binary_crossentropy"]
+    # without weights the weighted metrics are the plain ones
+    plain = ours.evaluate(x, y, return_dict=True)
+    assert plain["weighted_accuracy"] == plain["accuracy"]
+
+
+def test_weighted_metrics_with_class_weight_equal_keras():
+    keras = _keras()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=48)
+    theirs, ours = _weighted_pair(keras, dict(metrics=["sparse_categorical_accuracy"],
+                                              weighted_metrics=["sparse_categorical_accuracy"]),
+                                  units=3, activation="softmax", loss="sparse_categorical_crossentropy")
+    args = dict(class_weight={0: 0.2, 1: 1.0, 2: 4.0}, batch_size=12, epochs=2, shuffle=False, verbose=0)
+    ht = theirs.fit(x, y, **args)
+    ho = ours.fit(x, y, **args)
+    _assert_same_logs(ho.history, ht.history)
+    np.testing.assert_allclose(ours.get_weights()[0], theirs.get_weights()[0], rtol=2e-5, atol=2e-6)
+
+
+def test_weighted_metrics_are_saved_and_checked(tmp_path):
+    model = ember.Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
+    path = str(tmp_path / "m.ember")
+    model.save(path)
+    again = ember.load_model(path)
+    assert again.metrics_names == ["loss", "accuracy", "weighted_accuracy"]
+    assert [getattr(m, "weighted", False) for m in again.metrics] == [False, True]
+    with pytest.raises(ValueError, match="weighted_metrics must be a list"):
+        model.compile("sgd", "mse", weighted_metrics="accuracy")
