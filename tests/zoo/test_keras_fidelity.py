@@ -9,6 +9,7 @@ from layer_testing import numeric_gradient
 import ember
 from ember import layers, optim
 from ember.engine import Tensor
+from ember.engine import functional as F
 
 
 def _to_numpy(keras, value):
@@ -251,3 +252,166 @@ def test_weighted_metrics_are_saved_and_checked(tmp_path):
     assert [getattr(m, "weighted", False) for m in again.metrics] == [False, True]
     with pytest.raises(ValueError, match="weighted_metrics must be a list"):
         model.compile("sgd", "mse", weighted_metrics="accuracy")
+
+
+# ---------------------------------------------------------------- add_loss
+class MeanAbsLoss(layers.Layer):
+    """Passes its input through and adds ``rate * mean |x|`` to the loss from inside ``call``."""
+
+    def __init__(self, rate=0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, x, training=False):
+        self.add_loss(F.mean(F.abs(x)) * self.rate)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+def _keras_mean_abs_loss(keras):
+    class KerasMeanAbsLoss(keras.layers.Layer):
+        def call(self, x):
+            self.add_loss(0.05 * keras.ops.mean(keras.ops.abs(x)))
+            return x
+
+    return KerasMeanAbsLoss
+
+
+def test_add_loss_in_call_trains_and_evaluates_as_keras():
+    keras = _keras()
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(48, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=48)
+
+    def build(lib, loss_layer):
+        inp = lib.Input(shape=(6,))
+        h = loss_layer()(lib.layers.Dense(5, activation="tanh")(inp))
+        return lib.Model(inp, lib.layers.Dense(3, activation="softmax")(h))
+
+    keras.utils.set_random_seed(0)
+    theirs = build(keras, _keras_mean_abs_loss(keras))
+    ours = build(ember, MeanAbsLoss)
+    ours.set_weights(theirs.get_weights())
+    theirs(x[:8])
+    ours(x[:8])
+    assert len(ours.losses) == len(theirs.losses) == 1
+    assert ours.losses[0].item() == pytest.approx(float(_to_numpy(keras, theirs.losses[0])), rel=1e-6)
+    theirs.compile(keras.optimizers.SGD(0.2), "sparse_categorical_crossentropy")
+    ours.compile(ember.optimizers.SGD(0.2), "sparse_categorical_crossentropy")
+    ht = theirs.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    ho = ours.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(ho.history["loss"], ht.history["loss"], rtol=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(ours.evaluate(x, y, batch_size=16), theirs.evaluate(x, y, batch_size=16, verbose=0),
+                               rtol=2e-5)
+    # and the added loss mattered: the same model without it ends elsewhere
+    plain = build(ember, lambda: MeanAbsLoss(rate=0.0))
+    keras.utils.set_random_seed(0)
+    plain.set_weights(build(keras, _keras_mean_abs_loss(keras)).get_weights())
+    plain.compile(ember.optimizers.SGD(0.2), "sparse_categorical_crossentropy")
+    plain.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert max(np.abs(a - b).max() for a, b in zip(plain.get_weights(), ours.get_weights())) > 1e-4
+
+
+def _two_layer(seed=0, **dense):
+    ember.set_seed(seed)
+    inp = layers.Input(shape=(4,))
+    hidden = layers.Dense(5, activation="tanh", **dense)(inp)
+    return inp, hidden
+
+
+def test_model_add_loss_of_a_symbolic_tensor_and_of_a_function(float64):
+    """Keras 2's spellings: ``model.add_loss(symbolic)`` trains as a layer adding the same loss in its call;
+    ``model.add_loss(lambda: l2 * sum(kernel^2))`` trains as ``kernel_regularizer=L2(l2)``."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4))
+    y = rng.normal(size=(40, 1))
+
+    def train(model):
+        model.compile(ember.optimizers.SGD(0.1), "mse")
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        return model.get_weights(), history.history["loss"]
+
+    inp, hidden = _two_layer()
+    symbolic = ember.Model(inp, layers.Dense(1)(hidden))
+    symbolic.add_loss(layers.Lambda(lambda h: F.mean(F.abs(h)) * 0.05)(hidden))
+    inp, hidden = _two_layer()
+    in_call = ember.Model(inp, layers.Dense(1)(MeanAbsLoss(0.05)(hidden)))
+    a, b = train(symbolic), train(in_call)
+    for wa, wb in zip(a[0], b[0]):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+
+    inp, hidden = _two_layer()
+    dense = layers.Dense(1)
+    by_function = ember.Model(inp, dense(hidden))
+    by_function.add_loss(lambda: F.sum(dense.kernel * dense.kernel) * 0.3)
+    inp, hidden = _two_layer()
+    by_regularizer = ember.Model(inp, layers.Dense(1, kernel_regularizer=ember.regularizers.L2(0.3))(hidden))
+    a, b = train(by_function), train(by_regularizer)
+    for wa, wb in zip(a[0], b[0]):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+    assert len(by_function.losses) == 1
+
+
+def test_add_loss_gradient_matches_finite_differences(float64):
+    inp, hidden = _two_layer(seed=3)
+    model = ember.Model(inp, layers.Dense(1)(hidden))
+    model.add_loss(layers.Lambda(lambda h: F.mean(h * h) * 0.7)(hidden))
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    kernel = model.layers[1].kernel
+    model(x)
+    kernel.grad[...] = 0
+    model.penalty().backward()
+    analytic = np.array(kernel.grad, copy=True)
+
+    def penalty():
+        model(x)
+        return model.penalty().item()
+
+    np.testing.assert_allclose(analytic, numeric_gradient(penalty, kernel.data), rtol=1e-6, atol=1e-10)
+    assert np.abs(analytic).max() > 1e-3
+
+
+def test_add_loss_errors_and_outside_calls():
+    layer = layers.Dense(2)
+    with pytest.raises(ValueError, match="symbolic tensor works on the functional Model"):
+        layer.add_loss(layers.Input(shape=(2,)))
+    other = layers.Input(shape=(3,))
+    inp, hidden = _two_layer()
+    model = ember.Model(inp, layers.Dense(1)(hidden))
+    with pytest.raises(ValueError, match="not computed from the model's inputs"):
+        model.add_loss(layers.Dense(1)(other))
+    model(np.ones((2, 4), np.float32))
+    assert model.losses == []  # the failed add_loss left nothing behind
+    model.add_loss(Tensor(np.array([1.0, 2.0], np.float32)))  # outside a call: its sum, until the next call
+    assert [p.item() for p in model.losses] == [3.0]
+    model(np.ones((2, 4), np.float32))
+    assert model.losses == []
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        layer.add_loss("big")
+
+
+def _half_square_mean(h):
+    return F.mean(h * h) * 0.5
+
+
+def test_a_symbolic_added_loss_is_saved_with_the_model(tmp_path):
+    inp, hidden = _two_layer()
+    model = ember.Model(inp, layers.Dense(1)(hidden))
+    model.add_loss(layers.Lambda(_half_square_mean)(hidden))
+    path = str(tmp_path / "m.ember")
+    model.save(path)
+    again = ember.load_model(path, custom_objects={"_half_square_mean": _half_square_mean})
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    model(x)
+    again(x)
+    assert len(again.losses) == 1 and again.losses[0].item() == pytest.approx(model.losses[0].item(), rel=1e-6)
+    assert model.losses[0].item() > 0.01
