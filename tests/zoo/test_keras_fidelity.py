@@ -426,3 +426,29 @@ def test_a_symbolic_added_loss_is_saved_with_the_model(tmp_path):
     again(x)
     assert len(again.losses) == 1 and again.losses[0].item() == pytest.approx(model.losses[0].item(), rel=1e-6)
     assert model.losses[0].item() > 0.01
+
+
+def test_weighted_metrics_on_a_sequence_of_weighted_batches_equal_keras():
+    keras = _keras()
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, size=64).astype(np.float32)
+
+    def batches(base):
+        class Batches(base):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, i):
+                part = slice(16 * i, 16 * i + 16)
+                return x[part], y[part], w[part]
+
+        return Batches()
+
+    theirs, ours = _weighted_pair(keras, dict(metrics=["accuracy"], weighted_metrics=["accuracy"]))
+    ht = theirs.fit(batches(keras.utils.PyDataset), epochs=2, shuffle=False, verbose=0)
+    ho = ours.fit(batches(ember.utils.Sequence), epochs=2, shuffle=False, verbose=0)
+    _assert_same_logs(ho.history, ht.history)
+    _assert_same_logs(ours.evaluate(batches(ember.utils.Sequence), return_dict=True),
+                      theirs.evaluate(batches(keras.utils.PyDataset), verbose=0, return_dict=True))
