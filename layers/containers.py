@@ -322,6 +322,11 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _is_shape_list(shape):
+    """Whether ``shape`` is a list of shapes (one per input) rather than one shape."""
+    return isinstance(shape, (list, tuple)) and len(shape) > 0 and all(isinstance(s, (list, tuple)) for s in shape)
+
+
 class Sequential(Model):
     """A linear stack of layers.
 
@@ -364,14 +369,19 @@ class Sequential(Model):
 
     def _known_input_shape(self):
         if self._input is not None:
-            return self._input.shape
+            return [t.shape for t in self._input] if isinstance(self._input, list) else self._input.shape
         if self._nodes is not None:
-            return self.inputs[0].shape
+            return [t.shape for t in self.inputs] if len(self.inputs) > 1 else self.inputs[0].shape
         first = self._layer_list[0] if self._layer_list else None
         return getattr(first, "_batch_input_shape", None)
 
     def _build_graph(self, batch_input_shape):
-        if self._input is None or tuple(self._input.shape) != tuple(batch_input_shape):
+        if _is_shape_list(batch_input_shape):  # a first layer taking several inputs (Keras 1's Merge of branches)
+            if self._known_input_shape() != [tuple(s) for s in batch_input_shape] or not isinstance(self._input, list):
+                self._input = [InputLayer(batch_input_shape=tuple(s), name=f"{self.name}_input_{i}").output
+                               for i, s in enumerate(batch_input_shape)]
+        elif self._input is None or isinstance(self._input, list) or \
+                tuple(self._input.shape) != tuple(batch_input_shape):
             self._input = InputLayer(batch_input_shape=batch_input_shape, name=f"{self.name}_input").output
         x = self._input
         for layer in self._layer_list:
@@ -387,7 +397,10 @@ class Sequential(Model):
         self._build_graph(tuple(input_shape))
 
     def __call__(self, inputs, training=None, **kwargs):
-        if self._nodes is None and not isinstance(inputs, SymbolicTensor):
+        if self._nodes is None and isinstance(inputs, (list, tuple)) and inputs and all(
+                hasattr(x, "shape") for x in inputs):  # one array per input of a multi-input first layer
+            self._build_graph([(None,) + tuple(x.shape[1:]) for x in inputs])
+        elif self._nodes is None and not isinstance(inputs, SymbolicTensor):
             first = inputs.shape if hasattr(inputs, "shape") else None
             if first is None:
                 raise TypeError(f"Sequential '{self.name}' expects an array input, got {type(inputs).__name__}")

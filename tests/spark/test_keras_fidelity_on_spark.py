@@ -1,7 +1,8 @@
-"""Keras fidelity on Spark: losses added by ``add_loss`` (inside a layer's call, and a symbolic tensor of the
-model) train two partitions to the same weights and losses as the local loop on the same global batches, in
-float64; ``weighted_metrics`` report (unweighted: Spark takes no sample weights) under Keras's names; an
-``add_loss`` function, which executors cannot carry, is refused with a clear error."""
+"""Keras fidelity on Spark: with Keras's Adam, losses added by ``add_loss`` (inside a layer's call, and
+a symbolic tensor of the model) train two partitions to the same weights and losses as the local loop on
+the same global batches, in float64; ``weighted_metrics`` report (unweighted: Spark takes no sample
+weights) under Keras's names; an ``add_loss`` function, which executors cannot carry, is refused with a
+clear error."""
 import numpy as np
 import pytest
 
@@ -45,7 +46,8 @@ def test_add_loss_trains_on_spark_as_locally(sc):
         return type("Recorder", (), {"on_iteration_end": lambda self, o, st: losses[key].append(st["loss"])})()
 
     model = build()
-    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.1, momentum=0.9),
+    # Keras's Adam (epsilon placed as Keras): its hyper-parameters travel to the executors
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", ember.optimizers.Adam(0.02),
                           optim.MaxIteration(8), 16)
     opt.add_listener(recorder("spark")).set_shuffle(False).set_progress(0, quiet=True).optimize()
     sizes = [len(p) for p in rdd.glom().collect()]
@@ -53,7 +55,7 @@ def test_add_loss_trains_on_spark_as_locally(sc):
     index = [offsets[p] + j for it in range(8) for p, j in global_batch_order(sizes, 16, opt.engine.assignment, it)]
     reference = build()
     local = optim.Optimizer(reference, (x[index], y[index]), "sparse_categorical_crossentropy",
-                            optim.SGD(0.1, momentum=0.9), optim.MaxIteration(8), 16)
+                            ember.optimizers.Adam(0.02), optim.MaxIteration(8), 16)
     local.add_listener(recorder("local")).set_shuffle(False).set_progress(0, quiet=True).optimize()
     for a, b in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

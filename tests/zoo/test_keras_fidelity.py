@@ -17,7 +17,7 @@ def _to_numpy(keras, value):
 
 
 # ---------------------------------------------------------------- Adam's epsilon
-def _adam_run(keras, opt_ours, epochs=3):
+def _adam_run(keras, opt_ours, epochs=3, theirs_opt=None):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(96, 6)).astype(np.float32)
     y = rng.integers(0, 3, size=96)
@@ -31,7 +31,7 @@ def _adam_run(keras, opt_ours, epochs=3):
     theirs = build(keras)
     ours = build(ember)
     ours.set_weights(theirs.get_weights())
-    theirs.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    theirs.compile(theirs_opt or keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     ours.compile(opt_ours, "sparse_categorical_crossentropy")
     theirs.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0)
     ours.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0)
@@ -46,6 +46,17 @@ def test_keras_adam_has_keras_defaults_and_bigdl_adam_keeps_bigdls():
     assert "keras_epsilon" not in optim.Adam().hyper
     model = ember.Sequential([layers.Dense(2, input_shape=(3,))])
     assert model.compile("adam", "mse").optimizer.hyper["epsilon"] == 1e-7
+
+
+@pytest.mark.parametrize("kind", ["Adam", "AdamW"])
+def test_keras_weight_decay_is_decoupled_as_keras(kind):
+    """Keras 3 decays the weights themselves (param -= lr * wd * param) for Adam too, not the gradient (L2)."""
+    keras = _keras()
+    ours = getattr(ember.optimizers, kind)(0.01, weight_decay=0.2)
+    assert _adam_run(keras, ours, theirs_opt=getattr(keras.optimizers, kind)(0.01, weight_decay=0.2)) < 5e-6
+    if kind == "Adam":  # BigDL's Adam adds weight_decay * param to the gradient instead: far off
+        coupled = optim.Adam(0.01, epsilon=1e-7, weight_decay=0.2)
+        assert _adam_run(keras, coupled, theirs_opt=keras.optimizers.Adam(0.01, weight_decay=0.2)) > 1e-4
 
 
 def test_a_saved_model_comes_back_with_the_same_adam(tmp_path):
@@ -415,3 +426,29 @@ def test_a_symbolic_added_loss_is_saved_with_the_model(tmp_path):
     again(x)
     assert len(again.losses) == 1 and again.losses[0].item() == pytest.approx(model.losses[0].item(), rel=1e-6)
     assert model.losses[0].item() > 0.01
+
+
+def test_weighted_metrics_on_a_sequence_of_weighted_batches_equal_keras():
+    keras = _keras()
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, size=64).astype(np.float32)
+
+    def batches(base):
+        class Batches(base):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, i):
+                part = slice(16 * i, 16 * i + 16)
+                return x[part], y[part], w[part]
+
+        return Batches()
+
+    theirs, ours = _weighted_pair(keras, dict(metrics=["accuracy"], weighted_metrics=["accuracy"]))
+    ht = theirs.fit(batches(keras.utils.PyDataset), epochs=2, shuffle=False, verbose=0)
+    ho = ours.fit(batches(ember.utils.Sequence), epochs=2, shuffle=False, verbose=0)
+    _assert_same_logs(ho.history, ht.history)
+    _assert_same_logs(ours.evaluate(batches(ember.utils.Sequence), return_dict=True),
+                      theirs.evaluate(batches(keras.utils.PyDataset), verbose=0, return_dict=True))

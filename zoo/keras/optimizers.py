@@ -3,7 +3,8 @@ BigDL's (``ember.optim`` keeps BigDL's). ``ember.optimizers`` and ``compile("ada
 
 | Keras name | what differs from ``ember.optim`` |
 |---|---|
-| ``Adam`` | epsilon 1e-7 (BigDL 1e-8), added to sqrt(v) before the bias correction as Keras does |
+| ``Adam`` | epsilon 1e-7 (BigDL 1e-8), added to sqrt(v) before the bias correction as Keras does; a
+  ``weight_decay`` is decoupled (``param -= lr * weight_decay * param``), as every Keras 3 optimizer's |
 | ``AdamW`` | the same, and weight_decay 0.004 (Keras's default) |
 """
 from ember.optim import methods
@@ -18,7 +19,8 @@ class Adam(methods.Adam):
 
     Args:
         learning_rate, beta_1, beta_2, epsilon: as in Keras.
-        weight_decay: L2 penalty added to the gradient (0: none).
+        weight_decay: Keras's decoupled weight decay: ``param -= lr * weight_decay * param`` each step
+            (0 or None: none).
 
     Example:
         >>> from ember import optimizers
@@ -27,7 +29,10 @@ class Adam(methods.Adam):
     """
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         weight_decay=float(weight_decay or 0.0))
+        if self.hyper["weight_decay"]:
+            self.hyper["decoupled"] = True  # Keras 3 decays the weights themselves, not through the gradient
         self.hyper["keras_epsilon"] = True
 
 
