@@ -122,6 +122,12 @@ class _RNN(Layer):
     def _call_fused(self, op, x, mask):
         weights = (x, self.kernel, self.recurrent_kernel) + ((self.bias,) if self.bias is not None else ())
         mask_array = None if mask is None else np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if not self.return_state:  # only what the layer returns (no slice whose gradient scatters)
+            y = op.apply(*weights, mask=mask_array, go_backwards=self.go_backwards,
+                         outputs="sequence" if self.return_sequences else "last")
+            if self.return_sequences and mask is not None:
+                set_mask(y, mask)  # as on the per-step path (see the NOTE there)
+            return y
         packed = op.apply(*weights, mask=mask_array, go_backwards=self.go_backwards)
         steps = x.shape[1]
         h = packed[:, steps - 1]

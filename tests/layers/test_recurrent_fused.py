@@ -159,3 +159,31 @@ def test_sequence_op_rejects_bad_shapes():
         LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, mask=np.ones((3, 2), bool))
     with pytest.raises(ValueError, match="steps >= 1"):
         SimpleRNNSequence.apply(Tensor(np.zeros((2, 0, 4))), Tensor(np.zeros((4, 5))), Tensor(np.zeros((5, 5))))
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, outputs="first")
+
+
+@pytest.mark.parametrize("op, gates", [(SimpleRNNSequence, 1), (LSTMSequence, 4), (GRUSequence, 3)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sequence_and_last_outputs_equal_slices_of_the_packed_output(op, gates, masked, float64):
+    """outputs="sequence" / "last" give the packed output's slices, and the same gradients as
+    slicing the packed output (the slices' gradients scatter into zeros: the reference)."""
+    rng = np.random.default_rng(5)
+    n, steps, d, u = 3, 5, 4, 2
+    x = rng.standard_normal((n, steps, d))
+    weights = [rng.standard_normal((d, gates * u)), rng.standard_normal((u, gates * u)) * 0.5,
+               rng.standard_normal((2, 3 * u) if op is GRUSequence else (gates * u,))]
+    mask = rng.random((n, steps)) > 0.3 if masked else None
+    coef = {"sequence": rng.standard_normal((n, steps, u)), "last": rng.standard_normal((n, u))}
+
+    def grads(outputs):
+        ts = [Tensor(a, requires_grad=True) for a in [x] + weights]
+        out = op.apply(*ts, mask=mask, go_backwards=True, outputs=outputs)
+        if outputs == "packed":
+            out = {"sequence": out[:, :steps], "last": out[:, steps - 1]}[which]
+        (out * Tensor(coef[which])).sum().backward()
+        return [out.numpy()] + [t.grad for t in ts]
+
+    for which in ("sequence", "last"):
+        for a, b in zip(grads(which), grads("packed")):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
