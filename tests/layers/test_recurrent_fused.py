@@ -159,6 +159,10 @@ def test_sequence_op_rejects_bad_shapes():
         LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, mask=np.ones((3, 2), bool))
     with pytest.raises(ValueError, match="steps >= 1"):
         SimpleRNNSequence.apply(Tensor(np.zeros((2, 0, 4))), Tensor(np.zeros((4, 5))), Tensor(np.zeros((5, 5))))
+    with pytest.raises(ValueError, match=r"bias has shape \(15,\), expected \(2, 15\) \(input and recurrent"):
+        GRUSequence.apply(x, Tensor(np.zeros((4, 15))), Tensor(np.zeros((5, 15))), Tensor(np.zeros(15)))
+    with pytest.raises(ValueError, match=r"bias has shape \(2, 20\), expected \(20,\)"):
+        LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, Tensor(np.zeros((2, 20))))
     with pytest.raises(ValueError, match="outputs must be one of"):
         LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, outputs="first")
 
