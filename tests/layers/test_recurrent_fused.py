@@ -191,3 +191,23 @@ def test_sequence_and_last_outputs_equal_slices_of_the_packed_output(op, gates, 
     for which in ("sequence", "last"):
         for a, b in zip(grads(which), grads("packed")):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_inference_equals_training_forward(cls, monkeypatch):
+    """Without a recorded graph the ops keep one step's gates (not every step's); the outputs are the
+    same. Blocks of 3 steps for the input projection, so that a partial last block is covered."""
+    from ember.engine.ops.recurrent import _Projection
+
+    monkeypatch.setattr(_Projection, "BUFFER_BYTES", 3 * 4 * 4 * cls._gates * 5)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 7, 3)).astype(np.float32)
+    layer = cls(5, return_sequences=True)
+    layer(Tensor(x))
+    with ember.engine.no_grad():
+        untracked = layer(Tensor(x))
+    assert not ops_in_graph([untracked])  # nothing recorded: the one-step buffers
+    inference = untracked.numpy()
+    trained = layer(Tensor(x, requires_grad=True))
+    assert OPS[cls] in ops_in_graph([trained])
+    np.testing.assert_array_equal(inference, trained.numpy())
