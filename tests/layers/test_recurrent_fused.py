@@ -211,3 +211,32 @@ def test_inference_equals_training_forward(cls, monkeypatch):
     trained = layer(Tensor(x, requires_grad=True))
     assert OPS[cls] in ops_in_graph([trained])
     np.testing.assert_array_equal(inference, trained.numpy())
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_state_gradient_in_column_blocks_equals_one_product(cls, float64, monkeypatch):
+    """dh = dz @ U.T computed in blocks of columns (as for W5's shapes) gives the gradients of one product;
+    5 units in blocks of 2 (the last one partial)."""
+    from ember.engine.ops.recurrent import _Sequence
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 6, 4))
+    layer = cls(5, return_sequences=True)
+    layer(Tensor(x))
+    weights = [w + 0.1 for w in layer.get_weights()]
+    mask = rng.random((3, 6)) > 0.3
+    reference = run(layer, x, mask, True, weights)
+    monkeypatch.setattr(_Sequence, "SPLIT_MIN_COLUMNS", 2)
+    monkeypatch.setattr(_Sequence, "SPLIT_MACS", 3 * 2 * 5 * cls._gates)  # batch 3, 2 columns, G = 5 * gates
+    dh = np.empty((3, 5))
+    op = OPS[cls]()
+    op.recurrent_kernel = np.zeros((5, 5 * cls._gates))
+    assert [out.shape[1] for _, out in op._state_products(dh)] == [2, 2, 1]
+    blocked = run(layer, x, mask, True, weights)
+    np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in _flat(blocked)]),
+                               np.concatenate([np.ravel(v) for v in _flat(reference)]), rtol=1e-12, atol=1e-12)
+
+
+def _flat(result):
+    outs, dx, dws = result
+    return list(outs) + [dx] + list(dws)
