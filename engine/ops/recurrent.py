@@ -181,13 +181,13 @@ class _Sequence(Function):
         return grads + (dbias,) if self.has_bias else grads
 
     def _output_grads(self, grad):
-        """The gradient of each step's output h, time-major (T, N, u)."""
+        """(gh, dh): gh a time-major view (T, N, u) of the gradients of the T outputs (None when only the
+        final h is returned), dh a fresh (N, u) array, the gradient of the final h outside gh."""
         n, steps, d, u = self.shape
         if self.outputs == "last":
-            gh = np.zeros((steps, n, u), dtype=grad.dtype)
-            gh[steps - 1] = grad
-            return gh
-        return np.ascontiguousarray(grad[:, :steps].transpose(1, 0, 2))
+            return None, np.array(grad, dtype=grad.dtype)
+        # NOTE: a view, not a time-major copy (0.4 ms per W5-sized pass): each step adds its (N, u) rows
+        return grad[:, :steps].transpose(1, 0, 2), np.zeros((n, u), dtype=grad.dtype)
 
     def _state_grad(self, grad):
         """A fresh (N, u) array with the gradient of the final extra state (the LSTM's c)."""
@@ -243,13 +243,14 @@ class SimpleRNNSequence(_Sequence):
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("rnn_step_backward", gh)
-        dz = np.empty_like(gh)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        gh, dh = self._output_grads(grad)
+        step = _k("rnn_step_backward", dh)
+        dz = np.empty_like(self.h[1:])
+        carry = np.empty_like(dh)
         products = self._state_products(dh)
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, self.h[t + 1], self.keep[t], dz[t], carry)
             if t:
                 for a, out in products:
@@ -291,14 +292,15 @@ class LSTMSequence(_Sequence):
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("lstm_step_backward", gh)
+        gh, dh = self._output_grads(grad)
+        step = _k("lstm_step_backward", dh)
         dz = np.empty_like(self.gates)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        carry = np.empty_like(dh)
         products = self._state_products(dh)
         dc = self._state_grad(grad)  # updated in place, step by step
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, dc, self.gates[t], self.tanh_c[t], self.c[t], self.keep[t], dz[t], carry, dc)
             if t:
                 for a, out in products:
@@ -346,13 +348,14 @@ class GRUSequence(_Sequence):
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("gru_step_backward", gh)
+        gh, dh = self._output_grads(grad)
+        step = _k("gru_step_backward", dh)
         dxw, dhu = np.empty_like(self.gates), np.empty_like(self.gates)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        carry = np.empty_like(dh)
         products = self._state_products(dh)
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, self.gates[t], self.hu_c[t], self.h[t], self.keep[t], dxw[t], dhu[t], carry)
             if t:
                 for a, out in products:
