@@ -116,11 +116,9 @@ class _Sequence(Function):
         self.has_bias, self.go_backwards, self.shape = bias is not None, go_backwards, (n, steps, d, u)
         self.outputs = outputs
         h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
-        # NOTE: Keras's orthogonal initializer leaves the recurrent kernel in Fortran order; h @ U per step
-        # (32, 128) @ (128, 512) float32 took 73 us on that layout against 42 us on a C-ordered copy
-        # (CPU time, 1 thread, load 5): the copy is made once per sequence
         with _loop_threads(n, u, g):
-            extra = self._run(xw, np.ascontiguousarray(recurrent_kernel), bias, keep, h)
+            hu = np.empty((n, g), dtype=x.dtype)  # h_{t-1} @ U, the step's blocks of columns written in place
+            extra = self._run(xw, hu, self._column_blocks(recurrent_kernel, hu, self.INPUT_STATE_MACS), bias, keep, h)
         if outputs == "last":
             out = h[steps].copy()
         else:
@@ -196,24 +194,30 @@ class _Sequence(Function):
             return np.array(grad[:, steps], dtype=grad.dtype)
         return np.zeros((n, u), dtype=grad.dtype)
 
-    # NOTE: dh = dz @ U.T per step, (32, 512) @ (512, 128) float32, 1 thread (CPU-time medians of 21 x 100
-    # steps, load 6.7): 5.67 ms through one contiguous copy of U.T (a transposed view: 68 against 44.5 us a
-    # step, best of 30 x 50), 4.56 ms as 4 products of 32 columns each from contiguous (512, 32) blocks,
-    # 5.03 ms from (non-contiguous) views of them, 6.39 ms as 8 products of 16 columns. OpenBLAS runs
-    # products of at most 1e6 multiply-adds without packing its operands (its small-matrix kernels),
-    # and packing U.T (256 KB) at every step costs more than the 4 calls. The forward's h @ U showed no
-    # such gain (4.96 ms for 100 steps as one product, 5.29 ms as 8).
-    SPLIT_MACS, SPLIT_MIN_COLUMNS = 1 << 19, 32
+    # NOTE: the per-step products in blocks of columns, each from a contiguous block of the matrix
+    # (float32, 1 thread, CPU-time medians of 21 runs of 100 steps, load 6.7). dh = dz @ U.T, (32, 512) @
+    # (512, 128): 5.67 ms as one product from a contiguous copy of U.T (from the transposed view: 68
+    # against 44.5 us a step, best of 30 x 50), 4.56 ms as 4 products of 32 columns (5.03 ms from
+    # non-contiguous views of the blocks, 6.39 ms as 8 products of 16 columns). h @ U, (32, 128) @ (128,
+    # 512): 4.71 ms as one product (from Keras's Fortran-ordered kernel: 73 against 42 us a step), 4.26 ms
+    # as 4 products of 128 columns, 4.05 ms as 8 of 64 (no gain from views of the blocks). OpenBLAS runs
+    # products of at most 1e6 multiply-adds without packing its operands (its small-matrix kernels);
+    # packing the 256 KB matrix at every step costs more than the extra calls.
+    STATE_MACS, INPUT_STATE_MACS, MIN_COLUMNS = 1 << 19, 1 << 18, 32
+
+    def _column_blocks(self, mat, out, macs):
+        """[(mat[:, cols] C-ordered, out[:, cols]), ...] over blocks of columns of at most ``macs``
+        multiply-adds each (multiples of MIN_COLUMNS; one block when that does not split):
+        ``for a, o in blocks: np.matmul(x, a, out=o)`` is ``out = x @ mat``."""
+        n, (k, cols) = out.shape[0], mat.shape
+        width = macs // (n * k) // self.MIN_COLUMNS * self.MIN_COLUMNS
+        if width < self.MIN_COLUMNS or width >= cols:
+            width = cols
+        return [(np.ascontiguousarray(mat[:, j:j + width]), out[:, j:j + width]) for j in range(0, cols, width)]
 
     def _state_products(self, dh):
-        """[(U.T[:, cols] contiguous, dh[:, cols]), ...]: dh = dz @ U.T is
-        ``for a, out in blocks: np.matmul(dz, a, out=out)``."""
-        rec_t = self.recurrent_kernel.T  # (G, u)
-        n, (g, u) = dh.shape[0], rec_t.shape
-        width = self.SPLIT_MACS // (n * g) // self.SPLIT_MIN_COLUMNS * self.SPLIT_MIN_COLUMNS
-        if width < self.SPLIT_MIN_COLUMNS or width >= u:
-            width = u
-        return [(np.ascontiguousarray(rec_t[:, j:j + width]), dh[:, j:j + width]) for j in range(0, u, width)]
+        """Blocks (see _column_blocks) for dh = dz @ U.T."""
+        return self._column_blocks(self.recurrent_kernel.T, dh, self.STATE_MACS)
 
     def backward(self, grad):
         n, steps, d, u = self.shape
@@ -234,11 +238,11 @@ class SimpleRNNSequence(_Sequence):
         (2, 3, 5)
     """
 
-    def _run(self, xw, rec, bias, keep, h):
+    def _run(self, xw, hu, products, bias, keep, h):
         step = _k("rnn_step_forward", h)
-        hu = np.empty_like(h[0])
         for t, xw_t in xw:
-            np.matmul(h[t], rec, out=hu)
+            for a, out in products:
+                np.matmul(h[t], a, out=out)
             step(xw_t, hu, h[t], keep[t], h[t + 1])
 
     def _reverse(self, grad):
@@ -274,16 +278,16 @@ class LSTMSequence(_Sequence):
 
     _extra = 1
 
-    def _run(self, xw, rec, bias, keep, h):
+    def _run(self, xw, hu, products, bias, keep, h):
         steps, n, g = xw.shape
         step = _k("lstm_step_forward", h)
         c = np.zeros_like(h)
         # what the backward reads, for every step; one step's worth when nothing is recorded
         gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
         tanh_c = np.empty_like(h[1:] if self.tracked else h[:1])
-        hu = np.empty((n, g), dtype=h.dtype)
         for t, xw_t in xw:
-            np.matmul(h[t], rec, out=hu)
+            for a, out in products:
+                np.matmul(h[t], a, out=out)
             s = t if self.tracked else 0
             step(xw_t, hu, h[t], c[t], keep[t], h[t + 1], c[t + 1], gates[s], tanh_c[s])
         if self.tracked:
@@ -331,16 +335,16 @@ class GRUSequence(_Sequence):
     def _input_bias(self, bias):
         return bias[0]
 
-    def _run(self, xw, rec, bias, keep, h):
+    def _run(self, xw, hu, products, bias, keep, h):
         steps, n, g = xw.shape
         step = _k("gru_step_forward", h)
         b_rec = np.zeros(g, dtype=h.dtype) if bias is None else np.ascontiguousarray(bias[1])
         # what the backward reads, for every step; one step's worth when nothing is recorded
         gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
         hu_c = np.empty_like(h[1:] if self.tracked else h[:1])
-        hu = np.empty((n, g), dtype=h.dtype)
         for t, xw_t in xw:
-            np.matmul(h[t], rec, out=hu)
+            for a, out in products:
+                np.matmul(h[t], a, out=out)
             s = t if self.tracked else 0
             step(xw_t, hu, b_rec, h[t], keep[t], h[t + 1], gates[s], hu_c[s])
         if self.tracked:

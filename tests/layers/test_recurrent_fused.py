@@ -214,9 +214,9 @@ def test_inference_equals_training_forward(cls, monkeypatch):
 
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
-def test_state_gradient_in_column_blocks_equals_one_product(cls, float64, monkeypatch):
-    """dh = dz @ U.T computed in blocks of columns (as for W5's shapes) gives the gradients of one product;
-    5 units in blocks of 2 (the last one partial)."""
+def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monkeypatch):
+    """h @ U and dz @ U.T computed in blocks of columns (as for W5's shapes) give the outputs and
+    gradients of one product; 5 units in blocks of 2 (the last one partial), G = 5 * gates likewise."""
     from ember.engine.ops.recurrent import _Sequence
 
     rng = np.random.default_rng(7)
@@ -226,12 +226,15 @@ def test_state_gradient_in_column_blocks_equals_one_product(cls, float64, monkey
     weights = [w + 0.1 for w in layer.get_weights()]
     mask = rng.random((3, 6)) > 0.3
     reference = run(layer, x, mask, True, weights)
-    monkeypatch.setattr(_Sequence, "SPLIT_MIN_COLUMNS", 2)
-    monkeypatch.setattr(_Sequence, "SPLIT_MACS", 3 * 2 * 5 * cls._gates)  # batch 3, 2 columns, G = 5 * gates
-    dh = np.empty((3, 5))
+    g = 5 * cls._gates
+    monkeypatch.setattr(_Sequence, "MIN_COLUMNS", 2)
+    monkeypatch.setattr(_Sequence, "STATE_MACS", 3 * 2 * g)  # batch 3, blocks of 2 columns of U.T (g, 5)
+    monkeypatch.setattr(_Sequence, "INPUT_STATE_MACS", 3 * 2 * 5)  # blocks of 2 columns of U (5, g)
     op = OPS[cls]()
-    op.recurrent_kernel = np.zeros((5, 5 * cls._gates))
-    assert [out.shape[1] for _, out in op._state_products(dh)] == [2, 2, 1]
+    op.recurrent_kernel = np.zeros((5, g))
+    assert [out.shape[1] for _, out in op._state_products(np.empty((3, 5)))] == [2, 2, 1]
+    blocks = op._column_blocks(op.recurrent_kernel, np.empty((3, g)), _Sequence.INPUT_STATE_MACS)
+    assert [out.shape[1] for _, out in blocks] == [2] * (g // 2) + [1] * (g % 2)
     blocked = run(layer, x, mask, True, weights)
     np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in _flat(blocked)]),
                                np.concatenate([np.ravel(v) for v in _flat(reference)]), rtol=1e-12, atol=1e-12)
