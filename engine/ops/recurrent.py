@@ -194,29 +194,35 @@ class _Sequence(Function):
             return np.array(grad[:, steps], dtype=grad.dtype)
         return np.zeros((n, u), dtype=grad.dtype)
 
-    # NOTE: the per-step products in blocks of columns, each from a contiguous block of the matrix
-    # (float32, 1 thread, CPU-time medians of 21 runs of 100 steps, load 6.7). dh = dz @ U.T, (32, 512) @
-    # (512, 128): 5.67 ms as one product from a contiguous copy of U.T (from the transposed view: 68
-    # against 44.5 us a step, best of 30 x 50), 4.56 ms as 4 products of 32 columns (5.03 ms from
-    # non-contiguous views of the blocks, 6.39 ms as 8 products of 16 columns). h @ U, (32, 128) @ (128,
-    # 512): 4.71 ms as one product (from Keras's Fortran-ordered kernel: 73 against 42 us a step), 4.26 ms
-    # as 4 products of 128 columns, 4.05 ms as 8 of 64 (no gain from views of the blocks). OpenBLAS runs
-    # products of at most 1e6 multiply-adds without packing its operands (its small-matrix kernels);
-    # packing the 256 KB matrix at every step costs more than the extra calls.
+    # NOTE: the per-step products in blocks of columns, from contiguous blocks of the matrix (float32, 1
+    # thread, CPU-time medians of 21 runs of 100 steps, load 6.7-7.3). dh = dz @ U.T, (32, 512) @ (512,
+    # 128): 5.67-5.72 ms as one product from a contiguous copy of U.T (from the transposed view: 68
+    # against 44.5 us a step, best of 30 x 50), 4.56-4.70 ms as 4 products of 32 columns, 4.37 ms as one
+    # matmul call over the 4 blocks stacked (6.39 ms as 8 products of 16 columns). h @ U, (32, 128) @
+    # (128, 512): 4.71-4.83 ms as one product (from Keras's Fortran-ordered kernel: 73 against 42 us a
+    # step), 4.05-4.10 ms as 8 products of 64 columns, 3.03 ms as one call over the 8 blocks stacked.
+    # OpenBLAS runs products of at most 1e6 multiply-adds without packing its operands (its small-matrix
+    # kernels); packing the 256 KB matrix at every step costs more than the extra (C-level) calls.
     STATE_MACS, INPUT_STATE_MACS, MIN_COLUMNS = 1 << 19, 1 << 18, 32
 
     def _column_blocks(self, mat, out, macs):
-        """[(mat[:, cols] C-ordered, out[:, cols]), ...] over blocks of columns of at most ``macs``
-        multiply-adds each (multiples of MIN_COLUMNS; one block when that does not split):
-        ``for a, o in blocks: np.matmul(x, a, out=o)`` is ``out = x @ mat``."""
+        """(blocks, view) with ``np.matmul(x, blocks, out=view)`` the same as ``out[...] = x @ mat``:
+        ``blocks`` (B, k, w) the contiguous blocks of w columns of ``mat`` (k, cols), ``view`` (B, n, w)
+        the matching view of ``out`` (n, cols); w the widest multiple of MIN_COLUMNS that divides cols
+        with n * w * k <= macs, or cols (one block) where there is none."""
         n, (k, cols) = out.shape[0], mat.shape
-        width = macs // (n * k) // self.MIN_COLUMNS * self.MIN_COLUMNS
-        if width < self.MIN_COLUMNS or width >= cols:
-            width = cols
-        return [(np.ascontiguousarray(mat[:, j:j + width]), out[:, j:j + width]) for j in range(0, cols, width)]
+        width = cols
+        for w in range(macs // (n * k) // self.MIN_COLUMNS * self.MIN_COLUMNS, 0, -self.MIN_COLUMNS):
+            if w < cols and cols % w == 0:
+                width = w
+                break
+        blocks = np.ascontiguousarray(mat.reshape(k, cols // width, width).transpose(1, 0, 2))
+        view = out.view()
+        view.shape = (n, cols // width, width)  # raises rather than copy: the products must land in out
+        return blocks, view.transpose(1, 0, 2)
 
     def _state_products(self, dh):
-        """Blocks (see _column_blocks) for dh = dz @ U.T."""
+        """(blocks, view) (see _column_blocks) for dh = dz @ U.T."""
         return self._column_blocks(self.recurrent_kernel.T, dh, self.STATE_MACS)
 
     def backward(self, grad):
@@ -241,8 +247,7 @@ class SimpleRNNSequence(_Sequence):
     def _run(self, xw, hu, products, bias, keep, h):
         step = _k("rnn_step_forward", h)
         for t, xw_t in xw:
-            for a, out in products:
-                np.matmul(h[t], a, out=out)
+            np.matmul(h[t], products[0], out=products[1])
             step(xw_t, hu, h[t], keep[t], h[t + 1])
 
     def _reverse(self, grad):
@@ -257,8 +262,7 @@ class SimpleRNNSequence(_Sequence):
                 dh += gh[t]
             step(dh, self.h[t + 1], self.keep[t], dz[t], carry)
             if t:
-                for a, out in products:
-                    np.matmul(dz[t], a, out=out)
+                np.matmul(dz[t], products[0], out=products[1])
                 dh += carry
         return dz, dz
 
@@ -286,8 +290,7 @@ class LSTMSequence(_Sequence):
         gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
         tanh_c = np.empty_like(h[1:] if self.tracked else h[:1])
         for t, xw_t in xw:
-            for a, out in products:
-                np.matmul(h[t], a, out=out)
+            np.matmul(h[t], products[0], out=products[1])
             s = t if self.tracked else 0
             step(xw_t, hu, h[t], c[t], keep[t], h[t + 1], c[t + 1], gates[s], tanh_c[s])
         if self.tracked:
@@ -307,8 +310,7 @@ class LSTMSequence(_Sequence):
                 dh += gh[t]
             step(dh, dc, self.gates[t], self.tanh_c[t], self.c[t], self.keep[t], dz[t], carry, dc)
             if t:
-                for a, out in products:
-                    np.matmul(dz[t], a, out=out)
+                np.matmul(dz[t], products[0], out=products[1])
                 dh += carry
         return dz, dz
 
@@ -343,8 +345,7 @@ class GRUSequence(_Sequence):
         gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
         hu_c = np.empty_like(h[1:] if self.tracked else h[:1])
         for t, xw_t in xw:
-            for a, out in products:
-                np.matmul(h[t], a, out=out)
+            np.matmul(h[t], products[0], out=products[1])
             s = t if self.tracked else 0
             step(xw_t, hu, b_rec, h[t], keep[t], h[t + 1], gates[s], hu_c[s])
         if self.tracked:
@@ -362,8 +363,7 @@ class GRUSequence(_Sequence):
                 dh += gh[t]
             step(dh, self.gates[t], self.hu_c[t], self.h[t], self.keep[t], dxw[t], dhu[t], carry)
             if t:
-                for a, out in products:
-                    np.matmul(dhu[t], a, out=out)
+                np.matmul(dhu[t], products[0], out=products[1])
                 dh += carry
         return dxw, dhu
 

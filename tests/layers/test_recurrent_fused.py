@@ -216,25 +216,32 @@ def test_inference_equals_training_forward(cls, monkeypatch):
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monkeypatch):
     """h @ U and dz @ U.T computed in blocks of columns (as for W5's shapes) give the outputs and
-    gradients of one product; 5 units in blocks of 2 (the last one partial), G = 5 * gates likewise."""
+    gradients of one product: 4 units in blocks of 2, G = 4 * gates likewise."""
     from ember.engine.ops.recurrent import _Sequence
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 6, 4))
-    layer = cls(5, return_sequences=True)
+    layer = cls(4, return_sequences=True)
     layer(Tensor(x))
     weights = [w + 0.1 for w in layer.get_weights()]
     mask = rng.random((3, 6)) > 0.3
     reference = run(layer, x, mask, True, weights)
-    g = 5 * cls._gates
+    g = 4 * cls._gates
     monkeypatch.setattr(_Sequence, "MIN_COLUMNS", 2)
-    monkeypatch.setattr(_Sequence, "STATE_MACS", 3 * 2 * g)  # batch 3, blocks of 2 columns of U.T (g, 5)
-    monkeypatch.setattr(_Sequence, "INPUT_STATE_MACS", 3 * 2 * 5)  # blocks of 2 columns of U (5, g)
+    monkeypatch.setattr(_Sequence, "STATE_MACS", 3 * 2 * g)  # batch 3, blocks of 2 columns of U.T (g, 4)
+    monkeypatch.setattr(_Sequence, "INPUT_STATE_MACS", 3 * 2 * 4)  # blocks of 2 columns of U (4, g)
     op = OPS[cls]()
-    op.recurrent_kernel = np.zeros((5, g))
-    assert [out.shape[1] for _, out in op._state_products(np.empty((3, 5)))] == [2, 2, 1]
-    blocks = op._column_blocks(op.recurrent_kernel, np.empty((3, g)), _Sequence.INPUT_STATE_MACS)
-    assert [out.shape[1] for _, out in blocks] == [2] * (g // 2) + [1] * (g % 2)
+    op.recurrent_kernel = rng.standard_normal((4, g))
+    blocks, view = op._state_products(np.empty((3, 4)))
+    assert blocks.shape == (2, g, 2) and view.shape == (2, 3, 2)
+    blocks, view = op._column_blocks(op.recurrent_kernel, np.empty((3, g)), _Sequence.INPUT_STATE_MACS)
+    assert blocks.shape == (g // 2, 4, 2)
+    out, h = np.empty((3, g)), rng.standard_normal((3, 4))
+    blocks, view = op._column_blocks(op.recurrent_kernel, out, _Sequence.INPUT_STATE_MACS)
+    np.matmul(h, blocks, out=view)
+    np.testing.assert_allclose(out, h @ op.recurrent_kernel, rtol=1e-14)
+    # 5 columns: no multiple of 2 below 5 divides them, one block
+    assert op._column_blocks(np.zeros((4, 5)), np.empty((3, 5)), 3 * 2 * 4)[0].shape == (1, 4, 5)
     blocked = run(layer, x, mask, True, weights)
     np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in _flat(blocked)]),
                                np.concatenate([np.ravel(v) for v in _flat(reference)]), rtol=1e-12, atol=1e-12)
