@@ -45,18 +45,39 @@ def _loop_threads(n, u, g):
     return blas_threads(1) if n * u * g < SINGLE_THREAD_STEP_MACS else contextlib.nullcontext()
 
 
+# NOTE: OpenBLAS (0.3.x, SkylakeX kernels) runs a float32 product of at most 1e6 multiply-adds with its
+# small-matrix kernels, which do not pack (copy) their operands. The per-step products are just above
+# that: (32, 128) @ (128, 512) = 2.1M. Split into blocks of columns below it and run as one matmul call
+# over the stacked blocks (float32, 1 thread, CPU-time medians of 21 runs of 100 steps, load 6-7.5):
+# h @ U 4.71-4.83 -> 3.03-3.19 ms (4 or 8 blocks; 4.05-4.26 ms as separate calls per block, no gain
+# from views instead of contiguous blocks); dz @ U.T (32, 512) @ (512, 128) 5.46-5.72 -> 3.81-4.37 ms
+# (4 blocks; 4.68 ms in 8, 5.64 ms in 2); the input projection [1, x_t] @ [b; W] step by step 3.47 ms
+# (4 blocks) against 3.89 ms in products of 4 steps and 4.27 ms as one product over all steps. The
+# recurrent kernel (Keras's orthogonal initializer leaves it in Fortran order: 73 against 42 us a step
+# for h @ U) and U.T (68 against 44.5 us) are copied into C-ordered blocks once per sequence.
+SMALL_MACS = 1_000_000
+
+
+def _column_blocks(mat, out, min_columns=32):
+    """(blocks, view) with ``np.matmul(x, blocks, out=view)`` the same as ``out[...] = x @ mat``:
+    ``blocks`` (B, k, w) the C-ordered blocks of w columns of ``mat`` (k, cols), ``view`` (B, n, w) the
+    matching view of ``out`` (n, cols); w the widest multiple of ``min_columns`` that divides cols with
+    n * k * w <= SMALL_MACS, or cols (one block) where there is none."""
+    n, (k, cols) = out.shape[0], mat.shape
+    width = cols
+    for w in range(SMALL_MACS // (n * k) // min_columns * min_columns, 0, -min_columns):
+        if w < cols and cols % w == 0:
+            width = w
+            break
+    blocks = np.ascontiguousarray(mat.reshape(k, cols // width, width).transpose(1, 0, 2))
+    view = out.view()
+    view.shape = (n, cols // width, width)  # raises rather than copy: the products must land in out
+    return blocks, view.transpose(1, 0, 2)
+
+
 class _Projection:
-    """The input projection [1, x_t] @ [b; W] of every step, computed a few steps at a time into one
-    buffer: ``for t, xw_t in projection`` (in order), ``projection.shape`` (T, N, G), ``.dtype``.
-
-    NOTE: the step kernels ran at 24 us per LSTM step (32 x 128, float32) on data in cache and at
-    38-42 us inside the op, reading the step's row of the whole projection (T, N, 4u), written by one
-    product before the loop and no longer in L2. Computed 4 steps at a time, (128, 129) @ (129, 512),
-    the products cost no more than the one product (3.77-4.14 against 4.27 ms for the 100 steps, CPU-time
-    medians of 15, 1 thread, load 10) and each step reads its projection from L2.
-    """
-
-    BUFFER_BYTES = 1 << 18
+    """The input projection [1, x_t] @ [b; W] of each step in turn, into one (N, G) buffer that stays in
+    cache for the step's kernel: ``for t, xw_t in projection`` (in order), ``.shape`` (T, N, G)."""
 
     def __init__(self, rows, weights, g):
         self.rows, self.weights = rows, weights
@@ -64,14 +85,11 @@ class _Projection:
 
     def __iter__(self):
         steps, n, g = self.shape
-        chunk = max(1, min(steps, self.BUFFER_BYTES // (n * g * self.dtype.itemsize)))
-        buf = np.empty((chunk, n, g), dtype=self.dtype)
-        for t0 in range(0, steps, chunk):
-            t1 = min(steps, t0 + chunk)
-            block = buf[:t1 - t0]
-            np.matmul(self.rows[t0:t1].reshape((t1 - t0) * n, -1), self.weights, out=block.reshape((t1 - t0) * n, g))
-            for t in range(t0, t1):
-                yield t, block[t - t0]
+        buf = np.empty((n, g), dtype=self.dtype)
+        blocks, view = _column_blocks(self.weights, buf, _Sequence.MIN_COLUMNS)
+        for t in range(steps):
+            np.matmul(self.rows[t], blocks, out=view)
+            yield t, buf
 
 
 class _Sequence(Function):
@@ -118,7 +136,7 @@ class _Sequence(Function):
         h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
         with _loop_threads(n, u, g):
             hu = np.empty((n, g), dtype=x.dtype)  # h_{t-1} @ U, the step's blocks of columns written in place
-            extra = self._run(xw, hu, self._column_blocks(recurrent_kernel, hu, self.INPUT_STATE_MACS), bias, keep, h)
+            extra = self._run(xw, hu, _column_blocks(recurrent_kernel, hu, self.MIN_COLUMNS), bias, keep, h)
         if outputs == "last":
             out = h[steps].copy()
         else:
@@ -194,36 +212,11 @@ class _Sequence(Function):
             return np.array(grad[:, steps], dtype=grad.dtype)
         return np.zeros((n, u), dtype=grad.dtype)
 
-    # NOTE: the per-step products in blocks of columns, from contiguous blocks of the matrix (float32, 1
-    # thread, CPU-time medians of 21 runs of 100 steps, load 6.7-7.3). dh = dz @ U.T, (32, 512) @ (512,
-    # 128): 5.67-5.72 ms as one product from a contiguous copy of U.T (from the transposed view: 68
-    # against 44.5 us a step, best of 30 x 50), 4.56-4.70 ms as 4 products of 32 columns, 4.37 ms as one
-    # matmul call over the 4 blocks stacked (6.39 ms as 8 products of 16 columns). h @ U, (32, 128) @
-    # (128, 512): 4.71-4.83 ms as one product (from Keras's Fortran-ordered kernel: 73 against 42 us a
-    # step), 4.05-4.10 ms as 8 products of 64 columns, 3.03 ms as one call over the 8 blocks stacked.
-    # OpenBLAS runs products of at most 1e6 multiply-adds without packing its operands (its small-matrix
-    # kernels); packing the 256 KB matrix at every step costs more than the extra (C-level) calls.
-    STATE_MACS, INPUT_STATE_MACS, MIN_COLUMNS = 1 << 19, 1 << 18, 32
-
-    def _column_blocks(self, mat, out, macs):
-        """(blocks, view) with ``np.matmul(x, blocks, out=view)`` the same as ``out[...] = x @ mat``:
-        ``blocks`` (B, k, w) the contiguous blocks of w columns of ``mat`` (k, cols), ``view`` (B, n, w)
-        the matching view of ``out`` (n, cols); w the widest multiple of MIN_COLUMNS that divides cols
-        with n * w * k <= macs, or cols (one block) where there is none."""
-        n, (k, cols) = out.shape[0], mat.shape
-        width = cols
-        for w in range(macs // (n * k) // self.MIN_COLUMNS * self.MIN_COLUMNS, 0, -self.MIN_COLUMNS):
-            if w < cols and cols % w == 0:
-                width = w
-                break
-        blocks = np.ascontiguousarray(mat.reshape(k, cols // width, width).transpose(1, 0, 2))
-        view = out.view()
-        view.shape = (n, cols // width, width)  # raises rather than copy: the products must land in out
-        return blocks, view.transpose(1, 0, 2)
+    MIN_COLUMNS = 32  # the narrowest block of columns of a per-step product (see SMALL_MACS)
 
     def _state_products(self, dh):
         """(blocks, view) (see _column_blocks) for dh = dz @ U.T."""
-        return self._column_blocks(self.recurrent_kernel.T, dh, self.STATE_MACS)
+        return _column_blocks(self.recurrent_kernel.T, dh, self.MIN_COLUMNS)
 
     def backward(self, grad):
         n, steps, d, u = self.shape

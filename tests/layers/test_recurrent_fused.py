@@ -194,12 +194,9 @@ def test_sequence_and_last_outputs_equal_slices_of_the_packed_output(op, gates, 
 
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
-def test_inference_equals_training_forward(cls, monkeypatch):
+def test_inference_equals_training_forward(cls):
     """Without a recorded graph the ops keep one step's gates (not every step's); the outputs are the
-    same. Blocks of 3 steps for the input projection, so that a partial last block is covered."""
-    from ember.engine.ops.recurrent import _Projection
-
-    monkeypatch.setattr(_Projection, "BUFFER_BYTES", 3 * 4 * 4 * cls._gates * 5)
+    same."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((4, 7, 3)).astype(np.float32)
     layer = cls(5, return_sequences=True)
@@ -215,9 +212,9 @@ def test_inference_equals_training_forward(cls, monkeypatch):
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monkeypatch):
-    """h @ U and dz @ U.T computed in blocks of columns (as for W5's shapes) give the outputs and
-    gradients of one product: 4 units in blocks of 2, G = 4 * gates likewise."""
-    from ember.engine.ops.recurrent import _Sequence
+    """[1, x_t] @ [b; W], h @ U and dz @ U.T computed in blocks of columns (as for W5's shapes) give the
+    outputs and gradients of one product each: 4 units, blocks of at most 3 * 2 * G multiply-adds."""
+    from ember.engine.ops import recurrent
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 6, 4))
@@ -227,21 +224,17 @@ def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monk
     mask = rng.random((3, 6)) > 0.3
     reference = run(layer, x, mask, True, weights)
     g = 4 * cls._gates
-    monkeypatch.setattr(_Sequence, "MIN_COLUMNS", 2)
-    monkeypatch.setattr(_Sequence, "STATE_MACS", 3 * 2 * g)  # batch 3, blocks of 2 columns of U.T (g, 4)
-    monkeypatch.setattr(_Sequence, "INPUT_STATE_MACS", 3 * 2 * 4)  # blocks of 2 columns of U (4, g)
-    op = OPS[cls]()
-    op.recurrent_kernel = rng.standard_normal((4, g))
-    blocks, view = op._state_products(np.empty((3, 4)))
+    monkeypatch.setattr(recurrent._Sequence, "MIN_COLUMNS", 2)
+    monkeypatch.setattr(recurrent, "SMALL_MACS", 3 * 2 * g)  # batch 3: dz @ U.T in blocks of 2 columns
+    blocks, view = recurrent._column_blocks(rng.standard_normal((g, 4)), np.empty((3, 4)), 2)
     assert blocks.shape == (2, g, 2) and view.shape == (2, 3, 2)
-    blocks, view = op._column_blocks(op.recurrent_kernel, np.empty((3, g)), _Sequence.INPUT_STATE_MACS)
-    assert blocks.shape == (g // 2, 4, 2)
-    out, h = np.empty((3, g)), rng.standard_normal((3, 4))
-    blocks, view = op._column_blocks(op.recurrent_kernel, out, _Sequence.INPUT_STATE_MACS)
+    mat, out, h = rng.standard_normal((4, g)), np.empty((3, g)), rng.standard_normal((3, 4))
+    blocks, view = recurrent._column_blocks(mat, out, 2)
+    assert blocks.shape[0] > 1
     np.matmul(h, blocks, out=view)
-    np.testing.assert_allclose(out, h @ op.recurrent_kernel, rtol=1e-14)
+    np.testing.assert_allclose(out, h @ mat, rtol=1e-14)
     # 5 columns: no multiple of 2 below 5 divides them, one block
-    assert op._column_blocks(np.zeros((4, 5)), np.empty((3, 5)), 3 * 2 * 4)[0].shape == (1, 4, 5)
+    assert recurrent._column_blocks(np.zeros((4, 5)), np.empty((3, 5)), 2)[0].shape == (1, 4, 5)
     blocked = run(layer, x, mask, True, weights)
     np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in _flat(blocked)]),
                                np.concatenate([np.ravel(v) for v in _flat(reference)]), rtol=1e-12, atol=1e-12)
