@@ -1,12 +1,13 @@
 """Recurrent layers over a whole sequence as one op each: SimpleRNN (tanh), LSTM and GRU (sigmoid/tanh).
 
-Forward: the input projection [1, x_t] @ [b; W] is computed a few steps at a time (one product per
-block of steps, see ``_Projection``); each step is one product h @ U and one kernel for the
-elementwise part (``*_step_forward``). Backward walks the steps
-in reverse: one kernel per step gives the pre-activation gradients dz (``*_step_backward``) and one
-product dz @ U.T the gradient of the previous state; then one product [1, X, H_prev]^T dZ over all
-steps gives dW, dU and the bias gradient together (the GRU, whose input and recurrent parts have
-different gradients, takes X^T dZ_x, H_prev^T dZ_h and sums), and dX = dZ @ W^T.
+Forward, step by step: the input projection [1, x_t] @ [b; W] (the bias rides in the product), the
+product h_{t-1} @ U, and one kernel for the elementwise part (``*_step_forward``). Backward walks the
+steps in reverse: one kernel per step gives the pre-activation gradients dz (``*_step_backward``),
+then dz @ U.T (the gradient of the previous state) and dz @ W.T (the step's dx, written in place);
+after the loop one product [1, X, H_prev]^T dZ over all steps gives the bias, kernel and recurrent
+kernel gradients together (the GRU, whose input and recurrent parts have different gradients, takes
+[1, X]^T dZ_x, H_prev^T dZ_h and a sum). Each per-step product is one matmul call over stacked blocks
+of columns small enough for OpenBLAS's unpacked small-matrix kernels (see SMALL_MACS).
 
 Inputs x (N, T, D), kernel (D, G), recurrent_kernel (u, G), bias (G,) or, for the GRU, (2, G) (input
 and recurrent bias, Keras's reset_after layout); ``mask`` (N, T) booleans, where a False step keeps
@@ -32,7 +33,7 @@ from ember.kernels.cpu.blas import blas_threads
 # NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
 # average 14) 80 of them took 24-31 ms with OpenBLAS on one thread and 2.3-820 ms (most runs > 200 ms)
 # on two, whose threads wait for each other at every product. The time loops run BLAS on one thread
-# below this many multiply-adds per step; the products over all steps (X W, X^T dZ, H^T dZ) keep all.
+# below this many multiply-adds per step; the product over all steps ([1, X, H]^T dZ) keeps all.
 SINGLE_THREAD_STEP_MACS = 1 << 24
 OUTPUTS = ("packed", "sequence", "last")
 
