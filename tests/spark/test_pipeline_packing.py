@@ -132,6 +132,7 @@ def test_packed_batches_read_as_the_arrays_they_hold():
     np.testing.assert_array_equal(packed_to_numpy(column, "f", (2, 2)), x.reshape(6, 2, 2))
     np.testing.assert_array_equal(packed_to_numpy(column.slice(2, 3), "f"), x[2:5])  # a slice: offsets inside
     assert packed_to_numpy(column.slice(0, 0), "f", (4,)).shape == (0, 4)
+    np.testing.assert_array_equal(packed_to_numpy(column.cast(pa.large_binary()).slice(1, 4), "f"), x[1:5])
     with pytest.raises(DataFrameError, match=r"column 'f' has 1 null row\(s\) in a batch of 3"):
         packed_to_numpy(pa.array([x[0].tobytes(), None, x[1].tobytes()], pa.binary()), "f")
     with pytest.raises(DataFrameError, match=r"column 'f' has 4 values per row but the model takes \(5,\)"):

@@ -188,14 +188,18 @@ def packed_features(df, cols):
 
 def _register_packing(spark):
     """Register the packing SQL function in this (classic) session; False where it cannot be."""
+    from py4j.java_gateway import JavaClass
     from py4j.protocol import Py4JError
 
     session = getattr(spark, "_jsparkSession", None)  # (Spark Connect sessions have none)
     if session is None:
         return False
     try:
-        spark._jvm.ember.jvm.FeaturePacking.register(session, PACK_FUNCTION)
-    except Py4JError:  # no ember jar in this session, or a Spark it does not link against
+        packing = spark._jvm.ember.jvm.FeaturePacking
+        if not isinstance(packing, JavaClass):  # (a JavaPackage: no such class in this JVM)
+            return False
+        packing.register(session, PACK_FUNCTION)
+    except Py4JError:  # a Spark that the class does not link against (its self-check failed)
         return False
     return True
 
@@ -212,8 +216,11 @@ def packed_to_numpy(column, name, shape=None):
                              "fill them first (df.na.drop(subset=[...]))")
     if not rows:
         return np.zeros((0,) + (tuple(shape) if shape is not None else (0,)), np.float32)
+    import pyarrow as pa
+
+    kind = np.int64 if pa.types.is_large_binary(column.type) else np.int32  # (spark...arrow.useLargeVarTypes)
     _, offsets, data = column.buffers()
-    offsets = np.frombuffer(offsets, np.int32, rows + 1, column.offset * 4)
+    offsets = np.frombuffer(offsets, kind, rows + 1, column.offset * np.dtype(kind).itemsize)
     lengths = np.diff(offsets) // 4
     width = int(lengths[0])
     if (lengths != width).any():

@@ -195,6 +195,7 @@ public final class FeaturePacking {
         private final Expression child;
         private final String column;
         private final scala.collection.immutable.List<Expression> children;
+        private transient String kind;  // (the child's kind of packing, found once)
 
         @SuppressWarnings("unchecked")
         public Pack(Expression child, String column) {
@@ -238,7 +239,9 @@ public final class FeaturePacking {
             if (input == null) {
                 return null;
             }
-            String kind = kind(child.dataType());
+            if (kind == null) {
+                kind = kind(child.dataType());
+            }
             if (kind.equals("Floats")) {
                 return packFloats((ArrayData) input, column);
             }
