@@ -44,6 +44,10 @@ def test_keras_adam_has_keras_defaults_and_bigdl_adam_keeps_bigdls():
     assert ember.optimizers.AdamW().hyper["weight_decay"] == 0.004
     assert optim.Adam().hyper["epsilon"] == 1e-8  # BigDL's Adam(Epsilon=1e-8)
     assert "keras_epsilon" not in optim.Adam().hyper
+    bigdl = optim.Adam(learningrate=0.01, beta1=0.8, beta2=0.99)  # BigDL's keyword names
+    assert bigdl.learning_rate == 0.01 and (bigdl.hyper["beta_1"], bigdl.hyper["beta_2"]) == (0.8, 0.99)
+    with pytest.raises(ValueError, match="learningrate_decay=0.1 is not supported"):
+        optim.Adam(learningrate_decay=0.1)
     model = ember.Sequential([layers.Dense(2, input_shape=(3,))])
     assert model.compile("adam", "mse").optimizer.hyper["epsilon"] == 1e-7
 
