@@ -40,7 +40,8 @@ def _snake(name):
 
 # while a model is rebuilt from a file: how many weight elements may still be created (None: no limit)
 _WEIGHT_BUDGET = contextvars.ContextVar("ember_weight_budget", default=None)
-# while the outermost layer call runs: the list its activity penalties (and its sublayers') go into
+# while the outermost layer call runs: the list of (layer, loss) pairs that its activity penalties and
+# add_loss tensors (and its sublayers') go into
 _CALL_LOSSES = contextvars.ContextVar("ember_call_losses", default=None)
 
 
@@ -295,7 +296,8 @@ class Layer:
     # penalties (see ``losses``); set per instance by __init__, class defaults for layers made without it
     activity_regularizer = None
     _weight_regularizers = ()
-    _call_losses = ()
+    _outermost_call = True
+    _call_losses = ()  # (layer, loss) pairs of the last call this layer took part in (shared with that call)
     _loss_callables = ()  # add_loss(zero-argument function): evaluated whenever the losses are read
 
     def __init_subclass__(cls, **kwargs):
@@ -313,7 +315,7 @@ class Layer:
         self.training = True
         self._weights = []  # (Tensor, trainable, initializer) in creation order
         self._weight_regularizers = []  # (Tensor, regularizer)
-        self._call_losses = []  # the activity penalties of the last outermost call
+        self._call_losses = []
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._inbound_nodes = []
         self.dtype = np.dtype(dtype) if dtype is not None else None
@@ -390,9 +392,9 @@ class Layer:
         loss = _loss_tensor(loss, f"Layer '{self.name}': add_loss")
         collected = _CALL_LOSSES.get()
         if collected is not None:
-            collected.append(loss)
+            collected.append((self, loss))
         else:
-            self._call_losses = list(self._call_losses) + [loss]
+            self._call_losses = list(self._call_losses) + [(self, loss)]
 
     @property
     def losses(self):
@@ -423,7 +425,14 @@ class Layer:
                 weight_penalties(sub)
 
         weight_penalties(self)
-        return found + list(self._call_losses)
+        return found + self._last_call_losses(seen)
+
+    def _last_call_losses(self, own):
+        """The activity penalties and add_loss tensors of this layer's last call that came from the layers
+        whose ids are in ``own`` (this one and its sublayers), as Keras's ``losses`` of a sublayer."""
+        if self._outermost_call:  # everything its call collected (a layer called inside a Lambda too)
+            return [loss for _, loss in self._call_losses]
+        return [loss for layer, loss in self._call_losses if id(layer) in own]
 
     def penalty(self):
         """The sum of ``losses`` as one scalar Tensor, or None when there is no penalty."""
@@ -553,14 +562,16 @@ class Layer:
         mode = self.training if training is None else bool(training)
         collected = _CALL_LOSSES.get()
         token = _CALL_LOSSES.set([]) if collected is None else None
+        # every layer of the call shares its list of (layer, loss) pairs: its ``losses`` picks its own
+        self._call_losses = _CALL_LOSSES.get()
+        self._outermost_call = token is not None
         try:
             out = self.call(x, training=mode, **kwargs)
             if self.activity_regularizer is not None:
-                _CALL_LOSSES.get().extend(regularizers.activity_penalty(self.activity_regularizer, o)
+                _CALL_LOSSES.get().extend((self, regularizers.activity_penalty(self.activity_regularizer, o))
                                           for o in _flatten(out) if isinstance(o, Tensor))
         finally:
             if token is not None:
-                self._call_losses = _CALL_LOSSES.get()
                 _CALL_LOSSES.reset(token)
         if self.supports_masking and len(masks) == 1 and masks[0] is not None and get_mask(out) is None \
                 and isinstance(out, Tensor) and out.shape[:2] == tensors[0].shape[:2]:

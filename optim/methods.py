@@ -403,13 +403,15 @@ class SGD(OptimMethod):
 
 
 class Adam(OptimMethod):
-    """Adam; see ``adam_update`` for the rule.
+    """Adam, BigDL's (epsilon 1e-8 by default, as BigDL's; Keras's, with 1e-7, is ``ember.optimizers.Adam``);
+    see ``adam_update`` for the rule.
 
     Args:
         learning_rate: the step size.
         beta_1, beta_2: decay rates of the first and second moment estimates.
         epsilon: added to the denominator.
         weight_decay: L2 penalty added to the gradient.
+        learningrate, beta1, beta2: BigDL's spellings of the same (``learningrate_decay`` only as 0).
 
     Example:
         >>> import numpy as np
@@ -423,7 +425,15 @@ class Adam(OptimMethod):
 
     _rule = staticmethod(adam_update)
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                 learningrate=None, learningrate_decay=0.0, beta1=None, beta2=None):
+        # BigDL's keyword names (bigdl.optim.optimizer.Adam(learningrate=, learningrate_decay=, beta1=, beta2=))
+        if learningrate_decay:
+            raise ValueError(f"Adam: learningrate_decay={learningrate_decay!r} is not supported; use a learning "
+                             "rate schedule (Optimizer.set_learning_rate_schedule) instead")
+        learning_rate = learning_rate if learningrate is None else learningrate
+        beta_1 = beta_1 if beta1 is None else beta1
+        beta_2 = beta_2 if beta2 is None else beta2
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
 
 

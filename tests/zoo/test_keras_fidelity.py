@@ -44,6 +44,10 @@ def test_keras_adam_has_keras_defaults_and_bigdl_adam_keeps_bigdls():
     assert ember.optimizers.AdamW().hyper["weight_decay"] == 0.004
     assert optim.Adam().hyper["epsilon"] == 1e-8  # BigDL's Adam(Epsilon=1e-8)
     assert "keras_epsilon" not in optim.Adam().hyper
+    bigdl = optim.Adam(learningrate=0.01, beta1=0.8, beta2=0.99)  # BigDL's keyword names
+    assert bigdl.learning_rate == 0.01 and (bigdl.hyper["beta_1"], bigdl.hyper["beta_2"]) == (0.8, 0.99)
+    with pytest.raises(ValueError, match="learningrate_decay=0.1 is not supported"):
+        optim.Adam(learningrate_decay=0.1)
     model = ember.Sequential([layers.Dense(2, input_shape=(3,))])
     assert model.compile("adam", "mse").optimizer.hyper["epsilon"] == 1e-7
 
@@ -452,3 +456,26 @@ def test_weighted_metrics_on_a_sequence_of_weighted_batches_equal_keras():
     _assert_same_logs(ho.history, ht.history)
     _assert_same_logs(ours.evaluate(batches(ember.utils.Sequence), return_dict=True),
                       theirs.evaluate(batches(keras.utils.PyDataset), verbose=0, return_dict=True))
+
+
+def test_a_sublayers_losses_are_its_own_as_in_keras():
+    keras = _keras()
+    x = np.random.default_rng(7).normal(size=(6, 4)).astype(np.float32)
+
+    def build(lib, loss_layer):
+        inp = lib.Input(shape=(4,))
+        h = lib.layers.Dense(3, activity_regularizer=lib.regularizers.L2(0.1))(inp)
+        return lib.Model(inp, lib.layers.Dense(2)(loss_layer()(h)))
+
+    keras.utils.set_random_seed(0)
+    theirs = build(keras, _keras_mean_abs_loss(keras))
+    ours = build(ember, MeanAbsLoss)
+    ours.set_weights(theirs.get_weights())
+    theirs(x)
+    ours(x)
+    for i in range(1, 4):
+        want = sorted(float(_to_numpy(keras, p)) for p in theirs.layers[i].losses)
+        got = sorted(p.item() for p in ours.layers[i].losses)
+        np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=ours.layers[i].name)
+    assert len(ours.losses) == len(theirs.losses) == 2
+    assert ours.layers[3].losses == []
