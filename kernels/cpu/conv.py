@@ -277,9 +277,11 @@ def _direct(x_shape, w_shape, stride, groups, dtype):
 # machine at load 5.6 on 2 cores, so the figures are loose): forward 0.63 ms against 1.85 ms for
 # im2col + GEMM (torch in the same run 0.70); weight gradient 0.66 ms against 4.1 ms for im2col + GEMM
 # (forward included, as the cols route pays it); data gradient 1.58 ms against 3.55 ms for GEMM +
-# col2im. On LeNet's first layer (one channel, 6 filters) the planar direct kernel stays: blocked 1.18 /
-# 1.28 ms against direct 0.97 / 0.94 (forward / weight gradient). float64 keeps the routes it had.
-# Only the measured kind of layer takes this route: up to 8 channels and 16 filters.
+# col2im. LeNet's first layer (one channel, 6 filters; min / median of 3 x 7 x 20 calls at load 4.8):
+# forward blocked (8 lanes, stored in place) 0.51 / 0.74 ms against the planar direct kernel 0.62 / 1.08
+# (torch 0.54 min); its weight gradient stays direct (kernels/cpu/direct.py, checked first): 0.64 ms
+# against 1.30 ms blocked (which pads the output gradient to 8 filters first). float64 keeps the routes
+# it had. Only the measured kind of layer takes this route: up to 8 channels and 16 filters.
 BLOCKED_MAX_CHANNELS = 8
 BLOCKED_MAX_FILTERS = 16
 
@@ -300,10 +302,10 @@ def conv2d_forward(x, w, stride, dilation, pads, groups):
         return depthwise_forward(x, w, stride, dilation, pads)
     if groups != 1:
         return reference.conv2d_forward(x, w, stride, dilation, pads, groups)
-    if _direct(x.shape, w.shape, stride, groups, x.dtype):
-        return direct.forward(x, w, dilation, pads)
     if _blocked(x.shape, w.shape, stride, dilation, groups, x.dtype):
         return blocked.forward(x, w, pads)
+    if _direct(x.shape, w.shape, stride, groups, x.dtype):
+        return direct.forward(x, w, dilation, pads)
     if winograd.eligible(x.shape, w.shape, stride, dilation, pads, x.dtype):
         return winograd.forward(x, w, pads, scratch)
     if _shifted(x.shape, w.shape, stride, dilation, pads, x.dtype):
@@ -324,10 +326,10 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
         return depthwise_forward(x, w, stride, dilation, pads), None
     if groups != 1:
         return reference.conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    if _blocked(x.shape, w.shape, stride, dilation, groups, x.dtype):
+        return blocked.forward(x, w, pads), None  # its weight gradient is direct or blocked
     if _direct(x.shape, w.shape, stride, groups, x.dtype):
         return direct.forward(x, w, dilation, pads), None  # its weight gradient is direct too
-    if _blocked(x.shape, w.shape, stride, dilation, groups, x.dtype):
-        return blocked.forward(x, w, pads), None  # and so is this one's
     if winograd.eligible(x.shape, w.shape, stride, dilation, pads, x.dtype):
         return winograd.forward(x, w, pads, scratch), None  # the weight gradient takes its own route
     n, ho, wo, f = reference._out_shape(x.shape, w.shape, stride, dilation, pads)

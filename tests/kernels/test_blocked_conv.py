@@ -10,7 +10,8 @@ pytest.importorskip("numba")
 CASES = [
     # n, h, w, c, kh, kw, f, pads
     (3, 14, 14, 6, 5, 5, 16, ((0, 0), (0, 0))),   # LeNet's second layer: whole rows of ten pixels
-    (2, 28, 28, 1, 5, 5, 6, ((2, 2), (2, 2))),    # LeNet's first layer: 8 lanes for 6 filters
+    (2, 28, 28, 1, 5, 5, 6, ((2, 2), (2, 2))),    # LeNet's first layer: 8 lanes for 6 filters, stored in place
+    (9, 14, 14, 2, 3, 3, 5, ((1, 1), (1, 1))),    # in place, nine images over the threads
     (2, 9, 23, 3, 3, 2, 20, ((1, 0), (0, 2))),    # 20 filters: a full and a partial block of 16; tails
     (1, 5, 4, 7, 3, 3, 1, ((1, 1), (1, 1))),      # one filter, rows shorter than a block
     (2, 6, 7, 2, 1, 1, 33, ((0, 0), (0, 0))),     # pointwise, three blocks of 16
