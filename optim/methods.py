@@ -16,8 +16,17 @@ def _kernel(name, arr):
     return get_kernel(name, backend_name(get_array_module(arr)))
 
 
+def _decoupled_decay(param, lr, weight_decay, decoupled):
+    """Keras 3's weight decay (``decoupled``): ``param -= lr * weight_decay * param`` before the step; returns
+    the L2 coefficient left for the gradient (0 then, else ``weight_decay``)."""
+    if decoupled and weight_decay:
+        param -= (lr * weight_decay) * param
+        return 0.0
+    return weight_decay
+
+
 def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-               learning_rate_decay=0.0):
+               learning_rate_decay=0.0, decoupled=False):
     """SGD with optional momentum, dampening, Nesterov, L2 weight decay and BigDL's learning-rate decay, in place.
 
         lr <- lr / (1 + n * learning_rate_decay)   (n: the updates done before this one)
@@ -31,6 +40,7 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
         grad: its gradient, same shape.
         state: a dict this rule keeps its per-element state in (empty at the first step).
         lr: the learning rate; momentum, dampening, nesterov, weight_decay, learning_rate_decay: as above.
+        decoupled: Keras 3's weight decay instead of L2: ``param -= lr * weight_decay * param`` first.
 
     Example:
         >>> import numpy as np
@@ -45,6 +55,7 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
         n = state.get("neval", 0)
         lr = lr / (1 + n * learning_rate_decay)
         state["neval"] = n + 1
+    weight_decay = _decoupled_decay(param, lr, weight_decay, decoupled)
     buf, first = None, False
     if momentum:
         first = "momentum_buffer" not in state
@@ -89,15 +100,20 @@ def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
     _kernel("adam_update", param)(param, grad, m, v, t, lr, beta_1, beta_2, epsilon, weight_decay, decoupled)
 
 
-def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                  decoupled=False, keras_epsilon=False):
     """Adamax, in place: m <- beta_1 m + (1 - beta_1) g; u <- max(beta_2 u, |g| + epsilon);
     param <- param - lr / (1 - beta_1^t) * m / u (with g = grad + weight_decay * param).
+
+    With ``keras_epsilon`` the epsilon goes where Keras puts it: u <- max(beta_2 u, |g|) and
+    param <- param - lr / (1 - beta_1^t) * m / (u + epsilon); with ``decoupled``, Keras 3's weight decay
+    (``param -= lr * weight_decay * param`` before the step) instead of L2.
 
     Args:
         param: a float array (a slice of the flat parameter buffer), updated in place.
         grad: its gradient, same shape.
         state: a dict this rule keeps its per-element state in (empty at the first step).
-        lr, beta_1, beta_2, epsilon, weight_decay: as above.
+        lr, beta_1, beta_2, epsilon, weight_decay, decoupled, keras_epsilon: as above.
 
     Example:
         >>> import numpy as np
@@ -109,25 +125,35 @@ def adamax_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8
     """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
+    weight_decay = _decoupled_decay(param, lr, weight_decay, decoupled)
     g = grad + weight_decay * param if weight_decay else grad
     m = state.setdefault("m", xp.zeros_like(param))
     u = state.setdefault("u", xp.zeros_like(param))
     m *= beta_1
     m += (1 - beta_1) * g
-    xp.maximum(u * beta_2, xp.abs(g) + epsilon, out=u)
-    param -= (lr / (1 - beta_1 ** t)) * m / u
+    if keras_epsilon:
+        xp.maximum(u * beta_2, xp.abs(g), out=u)
+        param -= (lr / (1 - beta_1 ** t)) * m / (u + epsilon)
+    else:
+        xp.maximum(u * beta_2, xp.abs(g) + epsilon, out=u)
+        param -= (lr / (1 - beta_1 ** t)) * m / u
 
 
-def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, weight_decay=0.0):
+def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, weight_decay=0.0,
+                   decoupled=False, keras_epsilon=False):
     """RMSprop, in place: v <- rho v + (1 - rho) g^2; with ``centered``, a <- rho a + (1 - rho) g and
     the denominator uses v - a^2; d = g / (sqrt(.) + epsilon); with momentum b <- momentum b + d,
     param <- param - lr * b, else param <- param - lr * d (g = grad + weight_decay * param).
+
+    With ``keras_epsilon`` the epsilon is inside the square root, as Keras's: d = g / sqrt(. + epsilon), and
+    the momentum buffer accumulates lr * d (the same as above for a constant lr); with ``decoupled``,
+    Keras 3's weight decay (``param -= lr * weight_decay * param`` before the step) instead of L2.
 
     Args:
         param: a float array (a slice of the flat parameter buffer), updated in place.
         grad: its gradient, same shape.
         state: a dict this rule keeps its per-element state in (empty at the first step).
-        lr, rho, epsilon, momentum, centered, weight_decay: as above.
+        lr, rho, epsilon, momentum, centered, weight_decay, decoupled, keras_epsilon: as above.
 
     Example:
         >>> import numpy as np
@@ -138,6 +164,7 @@ def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, 
         array([ 0.68377243, -1.68377243])
     """
     xp = get_array_module(param)
+    weight_decay = _decoupled_decay(param, lr, weight_decay, decoupled)
     g = grad + weight_decay * param if weight_decay else grad
     v = state.setdefault("v", xp.zeros_like(param))
     v *= rho
@@ -146,9 +173,19 @@ def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, 
         a = state.setdefault("a", xp.zeros_like(param))
         a *= rho
         a += (1 - rho) * g
-        d = g / (xp.sqrt(v - a * a) + epsilon)
+        var = v - a * a
     else:
-        d = g / (xp.sqrt(v) + epsilon)
+        var = v
+    if keras_epsilon:  # Keras: increment = lr * g / sqrt(var + eps); momentum accumulates the increment
+        d = (lr * g) / xp.sqrt(var + epsilon)
+        if momentum:
+            b = state.setdefault("b", xp.zeros_like(param))
+            b *= momentum
+            b += d
+            d = b
+        param -= d
+        return
+    d = g / (xp.sqrt(var) + epsilon)
     if momentum:
         b = state.setdefault("b", xp.zeros_like(param))
         b *= momentum
@@ -158,15 +195,18 @@ def rmsprop_update(param, grad, state, lr, rho=0.9, epsilon=1e-7, momentum=0.0, 
 
 
 def adagrad_update(param, grad, state, lr, lr_decay=0.0, initial_accumulator_value=0.0, epsilon=1e-10,
-                   weight_decay=0.0):
+                   weight_decay=0.0, decoupled=False, keras_epsilon=False):
     """Adagrad, in place: s <- s + g^2; param <- param - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + epsilon),
     with s starting at ``initial_accumulator_value`` and g = grad + weight_decay * param.
+
+    With ``keras_epsilon`` the epsilon is inside the square root, as Keras's: g / sqrt(s + epsilon); with
+    ``decoupled``, Keras 3's weight decay (``param -= lr * weight_decay * param`` before the step) instead of L2.
 
     Args:
         param: a float array (a slice of the flat parameter buffer), updated in place.
         grad: its gradient, same shape.
         state: a dict this rule keeps its per-element state in (empty at the first step).
-        lr, lr_decay, initial_accumulator_value, epsilon, weight_decay: as above.
+        lr, lr_decay, initial_accumulator_value, epsilon, weight_decay, decoupled, keras_epsilon: as above.
 
     Example:
         >>> import numpy as np
@@ -178,23 +218,29 @@ def adagrad_update(param, grad, state, lr, lr_decay=0.0, initial_accumulator_val
     """
     xp = get_array_module(param)
     t = state["step"] = state.get("step", 0) + 1
+    weight_decay = _decoupled_decay(param, lr, weight_decay, decoupled)
     g = grad + weight_decay * param if weight_decay else grad
     if "sum" not in state:
         state["sum"] = xp.full_like(param, initial_accumulator_value)
     s = state["sum"]
     s += g * g
-    param -= (lr / (1 + (t - 1) * lr_decay)) * g / (xp.sqrt(s) + epsilon)
+    rate = lr / (1 + (t - 1) * lr_decay)
+    if keras_epsilon:
+        param -= (rate * g) / xp.sqrt(s + epsilon)
+    else:
+        param -= rate * g / (xp.sqrt(s) + epsilon)
 
 
-def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0):
+def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0, decoupled=False):
     """Adadelta, in place: v <- rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
-    u <- rho u + (1 - rho) d^2; param <- param - lr * d (g = grad + weight_decay * param).
+    u <- rho u + (1 - rho) d^2; param <- param - lr * d (g = grad + weight_decay * param). Keras's rule is
+    the same; with ``decoupled``, Keras 3's weight decay (``param -= lr * weight_decay * param`` first).
 
     Args:
         param: a float array (a slice of the flat parameter buffer), updated in place.
         grad: its gradient, same shape.
         state: a dict this rule keeps its per-element state in (empty at the first step).
-        lr, rho, epsilon, weight_decay: as above.
+        lr, rho, epsilon, weight_decay, decoupled: as above.
 
     Example:
         >>> import numpy as np
@@ -205,6 +251,7 @@ def adadelta_update(param, grad, state, lr=1.0, rho=0.9, epsilon=1e-6, weight_de
         array([ 0.99683779, -1.99683779])
     """
     xp = get_array_module(param)
+    weight_decay = _decoupled_decay(param, lr, weight_decay, decoupled)
     g = grad + weight_decay * param if weight_decay else grad
     v = state.setdefault("v", xp.zeros_like(param))
     u = state.setdefault("u", xp.zeros_like(param))

@@ -21,10 +21,10 @@ from ember.optim.triggers import EveryEpoch, MaxEpoch
 from ember.zoo.keras import optimizers as keras_optimizers
 from ember.zoo.keras.callbacks import Callback, History, TerminateOnNaN
 
-# Keras's names give Keras's defaults (Adam's epsilon 1e-7, not BigDL's 1e-8)
-_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": keras_optimizers.Adam, "adamw": keras_optimizers.AdamW,
-               "adamax": methods_module.Adamax, "rmsprop": methods_module.RMSprop,
-               "adagrad": methods_module.Adagrad, "adadelta": methods_module.Adadelta,
+# Keras's names give Keras's optimizers (ember.zoo.keras.optimizers: Keras's defaults and epsilon placement)
+_OPTIMIZERS = {"sgd": keras_optimizers.SGD, "adam": keras_optimizers.Adam, "adamw": keras_optimizers.AdamW,
+               "adamax": keras_optimizers.Adamax, "rmsprop": keras_optimizers.RMSprop,
+               "adagrad": keras_optimizers.Adagrad, "adadelta": keras_optimizers.Adadelta,
                "lbfgs": methods_module.LBFGS}
 
 

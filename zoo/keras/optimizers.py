@@ -6,6 +6,13 @@ BigDL's (``ember.optim`` keeps BigDL's). ``ember.optimizers`` and ``compile("ada
 | ``Adam`` | epsilon 1e-7 (BigDL 1e-8), added to sqrt(v) before the bias correction as Keras does; a
   ``weight_decay`` is decoupled (``param -= lr * weight_decay * param``), as every Keras 3 optimizer's |
 | ``AdamW`` | the same, and weight_decay 0.004 (Keras's default) |
+| ``RMSprop`` | epsilon inside the square root: ``lr * g / sqrt(v + epsilon)`` |
+| ``Adagrad`` | learning_rate 0.001, initial_accumulator_value 0.1, epsilon 1e-7 inside the square root |
+| ``Adadelta`` | learning_rate 0.001, rho 0.95, epsilon 1e-7 (the rule is the same) |
+| ``Adamax`` | learning_rate 0.001, epsilon 1e-7 added to the norm after the max |
+| ``SGD`` | Keras's arguments only (the rule is the same for a constant learning rate) |
+
+Every class here takes Keras 3's ``weight_decay`` (decoupled, ``param -= lr * weight_decay * param``).
 """
 from ember.optim import methods
 
@@ -51,4 +58,113 @@ class AdamW(methods.AdamW):
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.004):
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
+        self.hyper["keras_epsilon"] = True
+
+
+def _keras_decay(opt, weight_decay):
+    """Keras 3's ``weight_decay`` (None or 0: none) decays the weights themselves, not through the gradient."""
+    opt.hyper["weight_decay"] = float(weight_decay or 0.0)
+    if opt.hyper["weight_decay"]:
+        opt.hyper["decoupled"] = True
+
+
+class SGD(methods.SGD):
+    """Keras's SGD: ``ember.optim.SGD``'s rule (for a constant learning rate the same as Keras's
+    ``m <- momentum m - lr g``), Keras's arguments, and Keras 3's decoupled ``weight_decay``.
+
+    Args:
+        learning_rate, momentum, nesterov: as in Keras.
+        weight_decay: ``param -= lr * weight_decay * param`` each step (0 or None: none).
+
+    Example:
+        >>> from ember import optimizers
+        >>> optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+        SGD(learning_rate=0.1, momentum=0.9, dampening=0.0, nesterov=True, weight_decay=0.0)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov)
+        _keras_decay(self, weight_decay)
+
+
+class RMSprop(methods.RMSprop):
+    """Keras's RMSprop: the epsilon inside the square root, ``lr * g / sqrt(v + epsilon)`` (``ember.optim``'s,
+    PyTorch's, adds it to ``sqrt(v)``); momentum accumulates that increment.
+
+    Args:
+        learning_rate, rho, momentum, epsilon, centered: as in Keras.
+        weight_decay: ``param -= lr * weight_decay * param`` each step (0 or None: none).
+
+    Example:
+        >>> from ember import optimizers
+        >>> opt = optimizers.RMSprop()
+        >>> opt.learning_rate, opt.hyper["rho"], opt.hyper["epsilon"], opt.hyper["keras_epsilon"]
+        (0.001, 0.9, 1e-07, True)
+    """
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered)
+        _keras_decay(self, weight_decay)
+        self.hyper["keras_epsilon"] = True
+
+
+class Adagrad(methods.Adagrad):
+    """Keras's Adagrad: accumulator starting at 0.1, ``lr * g / sqrt(s + epsilon)`` with epsilon 1e-7 inside
+    the square root (``ember.optim.Adagrad``: PyTorch's/BigDL's lr 0.01, 0, ``sqrt(s) + 1e-10``).
+
+    Args:
+        learning_rate, initial_accumulator_value, epsilon: as in Keras.
+        weight_decay: ``param -= lr * weight_decay * param`` each step (0 or None: none).
+
+    Example:
+        >>> from ember import optimizers
+        >>> opt = optimizers.Adagrad()
+        >>> opt.learning_rate, opt.hyper["initial_accumulator_value"], opt.hyper["epsilon"]
+        (0.001, 0.1, 1e-07)
+    """
+
+    def __init__(self, learning_rate=1e-3, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=0.0):
+        super().__init__(learning_rate, initial_accumulator_value=initial_accumulator_value, epsilon=epsilon)
+        _keras_decay(self, weight_decay)
+        self.hyper["keras_epsilon"] = True
+
+
+class Adadelta(methods.Adadelta):
+    """Keras's Adadelta: ``ember.optim.Adadelta``'s rule (the same as Keras's) with Keras's defaults:
+    learning_rate 0.001, rho 0.95, epsilon 1e-7 (``ember.optim``'s: 1.0, 0.9, 1e-6).
+
+    Args:
+        learning_rate, rho, epsilon: as in Keras.
+        weight_decay: ``param -= lr * weight_decay * param`` each step (0 or None: none).
+
+    Example:
+        >>> from ember import optimizers
+        >>> opt = optimizers.Adadelta()
+        >>> opt.learning_rate, opt.hyper["rho"], opt.hyper["epsilon"]
+        (0.001, 0.95, 1e-07)
+    """
+
+    def __init__(self, learning_rate=1e-3, rho=0.95, epsilon=1e-7, weight_decay=0.0):
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon)
+        _keras_decay(self, weight_decay)
+
+
+class Adamax(methods.Adamax):
+    """Keras's Adamax: learning_rate 0.001, epsilon 1e-7 added to the infinity norm after the max,
+    ``lr / (1 - beta_1^t) * m / (u + epsilon)`` (``ember.optim.Adamax``: lr 0.002, ``max(beta_2 u, |g| + 1e-8)``).
+
+    Args:
+        learning_rate, beta_1, beta_2, epsilon: as in Keras.
+        weight_decay: ``param -= lr * weight_decay * param`` each step (0 or None: none).
+
+    Example:
+        >>> from ember import optimizers
+        >>> opt = optimizers.Adamax()
+        >>> opt.learning_rate, opt.hyper["epsilon"], opt.hyper["keras_epsilon"]
+        (0.001, 1e-07, True)
+    """
+
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+        _keras_decay(self, weight_decay)
         self.hyper["keras_epsilon"] = True
