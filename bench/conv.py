@@ -1,6 +1,7 @@
 """Convolution routes on representative layers: shifted products (stride 1, kernels/cpu/conv.py),
-im2col + GEMM (col2im for the input's gradient), Winograd F(2x2, 3x3) (kernels/cpu/winograd.py) and
-direct loops for few input channels (kernels/cpu/direct.py),
+im2col + GEMM (col2im for the input's gradient), Winograd F(2x2, 3x3) (kernels/cpu/winograd.py),
+direct loops for few input channels (kernels/cpu/direct.py) and register-blocked direct loops for few
+channels and filters (kernels/cpu/blocked.py),
 forward, weight gradient and gradient with respect to the input, float32, 2 threads by default.
 
     python bench/conv.py [--repeat 10] [--layers lenet-conv1 ...]
@@ -78,6 +79,11 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
 
         routes["direct"] = (lambda: direct.forward(x, w, one, pads),
                             lambda: direct.backward_weight(x, dy, w_shape, one, pads), None)
+    if shape[-1] <= 16 and w_shape[-1] <= 32:  # few channels and filters: the blocked loops too
+        from ember.kernels.cpu import blocked
+
+        routes["blocked"] = (lambda: blocked.forward(x, w, pads), lambda: blocked.backward_weight(x, dy, w_shape, pads),
+                             lambda: blocked.backward_data(dy, w, shape, pads))
     f32 = np.dtype(np.float32)
     wino_forward = winograd.eligible(shape, w_shape, one, one, pads, f32)
     wino_data = winograd.backward_data_eligible(dy.shape, w_shape, one, one, pads, f32)
@@ -99,10 +105,12 @@ def measure_layer(conv, rng, name, shape, w_shape, pad, repeat):
             samples.append(time.perf_counter() - t)
     shifted = conv._shifted(shape, w_shape, one, one, pads, f32)
     direct = conv._direct(shape, w_shape, one, 1, f32)
-    chosen = {"forward": "direct" if direct else "winograd" if wino_forward else "shifted" if shifted else "im2col",
-              "weight_grad": "direct" if direct else "winograd" if wino_forward else "shifted" if shifted
-              and conv._shifted_weight_grad(shape, w_shape, one, pads) else "im2col",
-              "backward_data": "winograd" if wino_data else "im2col"}
+    block = conv._blocked(shape, w_shape, one, one, 1, f32)
+    chosen = {"forward": "blocked" if block else "direct" if direct else "winograd" if wino_forward
+              else "shifted" if shifted else "im2col",
+              "weight_grad": "direct" if direct else "blocked" if block else "winograd" if wino_forward
+              else "shifted" if shifted and conv._shifted_weight_grad(shape, w_shape, one, pads) else "im2col",
+              "backward_data": "blocked" if block else "winograd" if wino_data else "im2col"}
     for route in routes:
         row = {"layer": name, "route": route}
         for part, key in enumerate(("forward_ms", "weight_grad_ms", "backward_data_ms")):
