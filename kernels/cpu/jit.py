@@ -74,9 +74,11 @@ def _announce_compilation():
     # NOTE: measured cold on 2 shared cores: LeNet-5's kernels (fit + evaluate) 3.2 s in one process; on
     # Spark local[2] its first 20 iterations took 7.7 s instead of 3.7 s; every kernel with every dtype
     # (tests/kernels) 63 s, then 1.5 s once cached (8.6 MB in the cache). Each process that finds the
-    # cache empty says so (a Spark job: the driver and each Python worker).
-    message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 5 s for "
-               "LeNet-5, up to a minute for every layer type; cached afterwards)")
+    # cache empty says so (a Spark job: the driver and each Python worker). Since the register-blocked
+    # convolutions (kernels/cpu/blocked.py), LeNet-5's first training step with an empty cache takes about
+    # 30 s (8 s before them; load 1.5-2 on the 2 cores, 2026-12-04).
+    message = (f"compiling ember's CPU kernels once into {CACHE_DIR} as they are first used (about 30 s for "
+               "LeNet-5, a minute or two for every layer type; cached afterwards)")
     announce(logger, message)
 
 
