@@ -137,9 +137,9 @@ def print_tables(rows, gbps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 1, 10, 25], help="millions of parameters")
+    parser.add_argument("--sizes", type=float, nargs="*", default=[0.1, 1, 10, 25], help="millions of parameters")
     parser.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 64], help="blocks per task (table 2)")
-    parser.add_argument("--exchange-sizes", type=float, nargs="+", default=[0.1, 1, 10])
+    parser.add_argument("--exchange-sizes", type=float, nargs="*", default=[0.1, 1, 10])
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
