@@ -87,13 +87,17 @@ import scala.Option;
  *       name-put and name-get in the application folder for this connection and deletes them when
  *       the connection ends (a killed worker leaves nothing behind)
  *   'F' id-length:int id:utf8 size:long        -> status:byte (0 stored)
- *       store the first size bytes of this connection's put file: the service maps that file into the
- *       BlockManager as the block (no copy), unlinks it and creates a new, empty put file under the same
- *       name for the next 'F' (the client opens it anew after every 'F'); the block's memory is freed
- *       when the block is removed (Spark unmaps a removed block's mapped buffer)
+ *       store the first size bytes of this connection's put file: the service renames that file to a
+ *       block file of its own naming (shm-{pid}-{random}-blk) and maps it into the BlockManager as the
+ *       block (no copy); the put file's name then goes to the file of a removed block (its pages already
+ *       there) or to a new file, which the client opens anew after every 'F'. A block's file is given
+ *       back when the block is removed (Spark unmaps a removed block's buffer after its readers are
+ *       done), or found gone at a later 'F'; at most 16 are kept for reuse, the others deleted
  *   'H' id-length:int id:utf8 timeout-ms:long  -> size:long (-1: not there in time), then where:byte
- *       (1: in this connection's get file, 0: bytes follow); the service writes the stored buffer
- *       straight into the file (one copy)
+ *       (2: name-length:int name:utf8 follow, the block's own file in the application folder, which the
+ *       client reads in place: the block stays locked for reading until this connection's next request;
+ *       1: in this connection's get file, written straight from the stored buffer; 0: bytes follow)
+ *   'U' (no answer): nothing, but like every request it ends the read lock of the last 'H'
  * Block ids are Spark TestBlockIds named "test_" + id. The service opens no file a client names.
  *
  * One source for Spark 3.5 and 4.x: BlockManager.putBytes differs between them (4 Scala parameters
@@ -166,6 +170,7 @@ public class BlockServicePlugin implements SparkPlugin {
 
   /** Put a block into this JVM's BlockManager (used by the driver through py4j). */
   public static void driverPut(String id, byte[] bytes) throws IOException {
+    Service.forgetFile(TestBlockId.apply(id));
     Service.put(SparkEnv.get().blockManager(), TestBlockId.apply(id), new ChunkedByteBuffer(ByteBuffer.wrap(bytes)));
   }
 
@@ -191,7 +196,7 @@ public class BlockServicePlugin implements SparkPlugin {
   }
 
   /** Remove a block everywhere (used by the driver through py4j). */
-  public static void driverRemove(String id) {
+  public static void driverRemove(String id) throws IOException {
     Service.remove(SparkEnv.get().blockManager(), TestBlockId.apply(id));
   }
 
@@ -376,6 +381,15 @@ public class BlockServicePlugin implements SparkPlugin {
     private byte[] secret;
     private volatile boolean running;
     private final List<Path> liveFiles = Collections.synchronizedList(new ArrayList<Path>());
+    /** The blocks stored from a put file, each with its file (service-named, in the application folder). */
+    private static final Map<BlockId, Path> BLOCK_FILES = new HashMap<>();
+    /**
+     * Block files whose blocks are gone, kept for the next puts (at most FREE_MAX, most recent first).
+     * NOTE: a new file costs a page allocation for each 4 KB written and the readers' mappings fault
+     * again; a reused one is written at copy speed, and clients keep their mappings of it.
+     */
+    private static final java.util.ArrayDeque<Path> FREE_FILES = new java.util.ArrayDeque<>();
+    static final int FREE_MAX = 16;
 
     @Override
     public void init(PluginContext ctx, Map<String, String> extraConf) {
@@ -422,6 +436,16 @@ public class BlockServicePlugin implements SparkPlugin {
           for (Path file : liveFiles) {
             Files.deleteIfExists(file);
           }
+        }
+        synchronized (BLOCK_FILES) {
+          for (Path file : BLOCK_FILES.values()) {
+            Files.deleteIfExists(file);
+          }
+          BLOCK_FILES.clear();
+          for (Path file : FREE_FILES) {
+            Files.deleteIfExists(file);
+          }
+          FREE_FILES.clear();
         }
         if (folder != null) {
           Files.deleteIfExists(folder);  // the last executor of the application on this host removes it
@@ -491,10 +515,10 @@ public class BlockServicePlugin implements SparkPlugin {
 
       /**
        * The first {@code size} bytes of the put file, mapped (read-only) as a new block's buffer; the file
-       * is unlinked (its memory lives on in the mapping until the block is removed) and a new, empty put
-       * file of the same name is created for the next transfer.
+       * is renamed to {@code blockFile} and a new, empty put file of the put file's name is created for the
+       * next transfer.
        */
-      ByteBuffer takePut(long size) throws IOException {
+      ByteBuffer takePut(long size, Path blockFile) throws IOException {
         FileChannel channel = putChannel;
         putChannel = null;
         ByteBuffer mapped;
@@ -508,10 +532,11 @@ public class BlockServicePlugin implements SparkPlugin {
             channel.truncate(size);  // a longer file (an earlier, abandoned write) would pin its tail
           }
           mapped = size == 0 ? ByteBuffer.allocate(0) : channel.map(FileChannel.MapMode.READ_ONLY, 0, size);
+          Files.move(put, blockFile, StandardCopyOption.ATOMIC_MOVE);
         } finally {
           channel.close();
           Files.deleteIfExists(put);
-          putChannel = createPrivateFile(put.getParent(), put.getFileName().toString());
+          putChannel = reusedOrNewFile(put);
         }
         return mapped;
       }
@@ -539,6 +564,7 @@ public class BlockServicePlugin implements SparkPlugin {
 
     private void serve(Socket socket) {
       Shared shared = null;
+      Held lease = null;  // a block read in place by the client ('H' answered 2): locked until the next request
       try (Socket s = socket;
            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 16));
            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16))) {
@@ -553,6 +579,13 @@ public class BlockServicePlugin implements SparkPlugin {
             op = in.readUnsignedByte();
           } catch (EOFException eof) {
             return;
+          }
+          if (lease != null) {
+            lease.release();
+            lease = null;
+          }
+          if (op == 'U') {
+            continue;
           }
           if (op == 'E') {
             out.writeByte(0);
@@ -587,6 +620,7 @@ public class BlockServicePlugin implements SparkPlugin {
             long size = in.readLong();
             byte[] bytes = new byte[Math.toIntExact(size)];
             in.readFully(bytes);
+            forgetFile(id);
             put(bm, id, new ChunkedByteBuffer(ByteBuffer.wrap(bytes)));
             out.writeByte(0);
           } else if (op == 'G') {
@@ -613,13 +647,17 @@ public class BlockServicePlugin implements SparkPlugin {
             if (size < 0 || size > Integer.MAX_VALUE) {
               throw new IOException("a block of " + size + " bytes");
             }
-            ChunkedByteBuffer block = new ChunkedByteBuffer(shared.takePut(size));
+            Path file = folder.resolve("shm-" + pid() + "-" + randomHex(8) + "-blk");
+            ChunkedByteBuffer block = new ChunkedByteBuffer(shared.takePut(size, file));
+            forgetFile(id);
             try {
               put(bm, id, block);
             } catch (IOException | RuntimeException e) {
               block.dispose();  // unmap it now: nobody else holds it
+              Files.deleteIfExists(file);
               throw e;
             }
+            keepFile(bm, id, file);
             out.writeByte(0);
           } else if (op == 'H') {
             long timeoutMs = in.readLong();
@@ -632,14 +670,24 @@ public class BlockServicePlugin implements SparkPlugin {
             } else {
               try {
                 out.writeLong(held.size);
-                if (held.size >= SHARED_MIN && held.writeTo(shared.getChannel)) {
+                Path file = held.local && held.size >= SHARED_MIN ? fileOf(id, held.size) : null;
+                if (file != null) {  // read in place: no copy here; locked until the next request
+                  byte[] name = file.getFileName().toString().getBytes(StandardCharsets.UTF_8);
+                  out.writeByte(2);
+                  out.writeInt(name.length);
+                  out.write(name);
+                  lease = held;
+                  held = null;
+                } else if (held.size >= SHARED_MIN && held.writeTo(shared.getChannel)) {
                   out.writeByte(1);
                 } else {  // small, or the shared memory is full: through the socket
                   out.writeByte(0);
                   held.writeTo(out);
                 }
               } finally {
-                held.release();
+                if (held != null) {
+                  held.release();
+                }
               }
             }
           } else {
@@ -652,9 +700,90 @@ public class BlockServicePlugin implements SparkPlugin {
           System.err.println("ember block service: connection failed: " + e);
         }
       } finally {
+        if (lease != null) {
+          lease.release();
+        }
         if (shared != null) {
           shared.close();
         }
+      }
+    }
+
+    /**
+     * Record {@code file} as the file of block {@code id}, and delete the files of blocks that are gone
+     * (removed through the master, or evicted: the service is not told).
+     */
+    private static void keepFile(BlockManager bm, BlockId id, Path file) throws IOException {
+      synchronized (BLOCK_FILES) {
+        Path old = BLOCK_FILES.put(id, file);
+        if (old != null && !old.equals(file)) {
+          free(old);
+        }
+        java.util.Iterator<Map.Entry<BlockId, Path>> entries = BLOCK_FILES.entrySet().iterator();
+        while (entries.hasNext()) {
+          Map.Entry<BlockId, Path> entry = entries.next();
+          if (!bm.getStatus(entry.getKey()).isDefined()) {
+            free(entry.getValue());
+            entries.remove();
+          }
+        }
+      }
+    }
+
+    /**
+     * Give back the file of a block that is gone: kept for a later put, or deleted past FREE_MAX. Its
+     * mapping in the BlockManager is gone with the block (Spark unmaps a removed block's buffer), and no
+     * reader holds it (a removal waits for the readers' locks).
+     */
+    private static void free(Path file) throws IOException {
+      synchronized (BLOCK_FILES) {
+        if (FREE_FILES.size() < FREE_MAX) {
+          FREE_FILES.push(file);
+          return;
+        }
+      }
+      Files.deleteIfExists(file);
+    }
+
+    /** A free block file renamed to {@code target} (its pages already there), else a new file. */
+    static FileChannel reusedOrNewFile(Path target) throws IOException {
+      Path reused;
+      synchronized (BLOCK_FILES) {
+        reused = FREE_FILES.poll();
+      }
+      if (reused != null) {
+        try {
+          Files.move(reused, target, StandardCopyOption.ATOMIC_MOVE);
+          return FileChannel.open(target, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException e) {
+          Files.deleteIfExists(reused);
+          Files.deleteIfExists(target);
+        }
+      }
+      return createPrivateFile(target.getParent(), target.getFileName().toString());
+    }
+
+    /** Give back the file of block {@code id}, if it has one (the block was removed, or is stored anew). */
+    static void forgetFile(BlockId id) throws IOException {
+      Path file;
+      synchronized (BLOCK_FILES) {
+        file = BLOCK_FILES.remove(id);
+      }
+      if (file != null) {
+        free(file);
+      }
+    }
+
+    /** The file of block {@code id} when it has one of {@code size} bytes, else null. */
+    private static Path fileOf(BlockId id, long size) {
+      Path file;
+      synchronized (BLOCK_FILES) {
+        file = BLOCK_FILES.get(id);
+      }
+      try {
+        return file != null && Files.size(file) == size ? file : null;
+      } catch (IOException e) {
+        return null;
       }
     }
 
@@ -682,13 +811,14 @@ public class BlockServicePlugin implements SparkPlugin {
       return name.substring(0, name.length() - "-put".length());
     }
 
-    static void remove(BlockManager bm, BlockId id) {
+    static void remove(BlockManager bm, BlockId id) throws IOException {
       boolean single = singleJvm();
       if (bm.getStatus(id).isDefined()) {
         bm.removeBlock(id, !single);
       } else if (!single) {
         bm.master().removeBlock(id);  // it lives in another executor: ask the master to remove it there
       }
+      forgetFile(id);
     }
 
     private static String readString(DataInputStream in) throws IOException {
@@ -728,7 +858,8 @@ public class BlockServicePlugin implements SparkPlugin {
         Option<BlockData> local = bm.getLocalBytes(id);
         if (local.isDefined()) {
           try {
-            return new Held(new ByteBuffer[] {local.get().toByteBuffer()}, () -> bm.releaseLock(id, Option.empty()));
+            return new Held(new ByteBuffer[] {local.get().toByteBuffer()}, () -> bm.releaseLock(id, Option.empty()),
+                true);
           } catch (RuntimeException e) {
             bm.releaseLock(id, Option.empty());
             throw e;
@@ -739,7 +870,7 @@ public class BlockServicePlugin implements SparkPlugin {
           Option<ChunkedByteBuffer> remote = bm.getRemoteBytes(id);
           if (remote.isDefined()) {
             ChunkedByteBuffer chunks = remote.get();
-            return new Held(chunks.chunks(), chunks::dispose);
+            return new Held(chunks.chunks(), chunks::dispose, false);
           }
           nextRemote = System.currentTimeMillis() + remotePause;
           remotePause = Math.min(remotePause * 2, 8);
@@ -763,11 +894,13 @@ public class BlockServicePlugin implements SparkPlugin {
   static final class Held {
     final ByteBuffer[] chunks;
     final long size;
+    final boolean local;  // a block of this executor, read-locked until release
     private final Runnable release;
 
-    Held(ByteBuffer[] chunks, Runnable release) {
+    Held(ByteBuffer[] chunks, Runnable release, boolean local) {
       this.chunks = chunks;
       this.release = release;
+      this.local = local;
       long total = 0;
       for (ByteBuffer chunk : chunks) {
         total += chunk.remaining();
