@@ -10,7 +10,18 @@ Example:
 import sys
 
 # ``import ember as keras``: the modules Keras code reaches through the package (README: "Coming from Keras")
-from ember import backend, callbacks, datasets, metrics, models, optimizers, preprocessing, regularizers, utils
+from ember import (
+    activations,
+    backend,
+    callbacks,
+    datasets,
+    metrics,
+    models,
+    optimizers,
+    preprocessing,
+    regularizers,
+    utils,
+)
 from ember._version import __version__  # noqa: E402
 from ember.engine import (
     Tensor,
@@ -28,7 +39,8 @@ from ember.zoo.keras import Model, Sequential, load_model
 sys.modules.setdefault(f"{__name__}.losses", losses)
 
 __all__ = [
-    "Input", "Model", "Sequential", "Tensor", "backend", "callbacks", "datasets", "init_nncontext", "initializers",
+    "Input", "Model", "Sequential", "Tensor", "activations", "backend", "callbacks", "datasets", "init_nncontext",
+    "initializers",
     "get_default_dtype", "load_model", "losses", "metrics", "models", "no_grad", "optimizers", "preprocessing",
     "regularizers", "set_check_numerics", "set_default_dtype", "set_seed", "utils", "__version__",
 ]

@@ -12,16 +12,25 @@ forced with the "noop" sink; batches of 1,000 rows) against model.predict on the
 Each path is fitted --repeat times, alternating; the best fit of each is compared (the machine is shared
 and noisy). Prints one JSON line per workload.
 
-    python bench/dataframe.py W1 --transform-only [--repeat 5]
+    python bench/dataframe.py W1 W2 --transform-only [--repeat 5]
 
-skips the fits and splits transform's time (best of --repeat, alternating, seconds for the 60,000 rows):
+skips the fits and splits transform's time (seconds for the 60,000 rows, --repeat rounds, alternating;
+rows/s from the medians, and from the best round):
   jvm_arrow        the JVM writing the features as Arrow batches, nothing sent to Python
                    (Dataset.toArrowBatchRdd, counted)
   transfer         an Arrow UDF over the features that returns zeros: the JVM's conversion, the batches
                    sent to the Python workers and a double back per row, no model
-  nnmodel          NNModel.transform (outputs as array<double>)
-  classifier       NNClassifierModel.transform (rawPrediction, probability, prediction)
-  local_predict    model.predict on the same arrays in this process
+  packed_transfer  the same over the features packed on the JVM (ember.jvm.FeaturePacking)
+  nnmodel          NNModel.transform (outputs as array<double>), features as Arrow lists (the plain route)
+  nnmodel_packed   NNModel.transform with the features packed on the JVM (what transform does where the
+                   session has ember's jar)
+  classifier       NNClassifierModel.transform (rawPrediction, probability, prediction), plain route
+  classifier_packed  the same, packed
+  local_predict    model.predict on the same arrays in this process (its threads: all cores)
+and the CPU seconds each part used (the JVM, its Python workers, this process), which the other
+processes on a shared machine disturb less than wall time.
+When the shipped ember-blocks.jar does not hold FeaturePacking yet, the class is compiled (javac) into a
+temporary jar that the session loads.
 
     python bench/dataframe.py --cv [--repeat 2]
 
@@ -63,9 +72,12 @@ def main():
     from ember.optim.spark.data import rdd_from_arrays
     from ember.zoo.pipeline import NNClassifier
 
-    sc = init_nncontext(master=args.master, conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
-                                                  "spark.driver.memory": "3g",
-                                                  "spark.sql.execution.arrow.pyspark.enabled": "true"})
+    conf = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "3g",
+            "spark.sql.execution.arrow.pyspark.enabled": "true"}
+    jar = packing_jar()
+    if jar:
+        conf["spark.jars"] = jar
+    sc = init_nncontext(master=args.master, conf=conf)
     sc.setLogLevel("ERROR")
     spark = SparkSession.builder.getOrCreate()
     parts = sc.defaultParallelism
@@ -171,14 +183,63 @@ def cross_validation_times(args):
     sc.stop()
 
 
+def packing_jar():
+    """'' when the shipped ember-blocks.jar holds ember.jvm.FeaturePacking, else a temporary jar of it
+    compiled from its source with javac (as the block service's jar is built)."""
+    import subprocess
+    import tempfile
+    import zipfile
+
+    from ember.optim.spark import blocks
+
+    with zipfile.ZipFile(blocks.SHIPPED_JAR) as z:
+        if "ember/jvm/FeaturePacking$Pack.class" in z.namelist():
+            return ""
+    source = os.path.join(os.path.dirname(blocks.SHIPPED_JAR), "ember", "jvm", "FeaturePacking.java")
+    folder = tempfile.mkdtemp(prefix="ember-packing-")
+    subprocess.run([blocks.find_java_tool("javac"), "--release", blocks.JAVA_RELEASE, "-Xlint:-options", "-nowarn",
+                    "-d", folder, "-cp", os.path.join(blocks.spark_jars_folder(), "*"), source], check=True)
+    jar = folder + ".jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        for root, _, names in os.walk(folder):
+            for name in names:
+                z.write(os.path.join(root, name), os.path.relpath(os.path.join(root, name), folder))
+    return jar
+
+
+def _cpu_seconds():
+    """CPU seconds used so far by (the JVM this process started, the JVM's Python workers, this process)."""
+    ticks, table = os.sysconf("SC_CLK_TCK"), {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+            with open(f"/proc/{pid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        table[int(pid)] = (int(fields[1]), name, sum(int(v) for v in fields[11:15]) / ticks)
+    children = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    jvms = [p for p in children.get(os.getpid(), []) if table[p][1] == "java"]
+    workers, stack = 0.0, [c for p in jvms for c in children.get(p, [])]
+    while stack:
+        pid = stack.pop()
+        workers += table[pid][2]
+        stack += children.get(pid, [])
+    return np.array([sum(table[p][2] for p in jvms), workers, table[os.getpid()][2]])
+
+
 def transform_parts(workload, model, df, warm_df, x, repeat):
-    """Seconds of each part of transform (see the module's doc), best of ``repeat`` alternating rounds."""
+    """Seconds of each part of transform (see the module's doc), ``repeat`` alternating rounds."""
     from collections.abc import Iterator
 
     import pyarrow as pa
     from pyspark.sql.functions import arrow_udf
 
-    from ember.zoo.pipeline import NNClassifierModel, NNModel
+    from ember.zoo.pipeline import NNClassifierModel, NNModel, inference
 
     @arrow_udf("double")
     def zeros(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -188,24 +249,50 @@ def transform_parts(workload, model, df, warm_df, x, repeat):
     def noop(frame):
         frame.write.format("noop").mode("overwrite").save()
 
+    def frames(packing):
+        inference.FEATURE_PACKING = packing
+        try:
+            plain, classifier = NNModel(model, batchSize=1000), NNClassifierModel(model, batchSize=1000)
+            noop(plain.transform(warm_df))  # workers start, the model ships
+            noop(classifier.transform(warm_df))
+            return plain.transform(df), classifier.transform(df)
+        finally:
+            inference.FEATURE_PACKING = True
+
     model.predict(x[:10])
-    plain, classifier = NNModel(model, batchSize=1000), NNClassifierModel(model, batchSize=1000)
-    noop(plain.transform(warm_df))  # workers start, the model ships
-    noop(classifier.transform(warm_df))
+    nnmodel, classifier = frames(False)
+    nnmodel_packed, classifier_packed = frames(True)
+    packed = inference.packed_features(df, ["features"])
+    if packed is None:
+        raise SystemExit("this session cannot pack features (no ember.jvm.FeaturePacking in its JVM)")
     parts = {"jvm_arrow": lambda: df.select("features")._jdf.toArrowBatchRdd().count(),
              "transfer": lambda: noop(df.select(zeros("features"))),
-             "nnmodel": lambda: noop(plain.transform(df)),
-             "classifier": lambda: noop(classifier.transform(df)),
+             "packed_transfer": lambda: noop(df.select(zeros(packed))),
+             "nnmodel": lambda: noop(nnmodel),
+             "nnmodel_packed": lambda: noop(nnmodel_packed),
+             "classifier": lambda: noop(classifier),
+             "classifier_packed": lambda: noop(classifier_packed),
              "local_predict": lambda: model.predict(x, batch_size=1000)}
     seen = {name: [] for name in parts}
+    cpu = {name: [] for name in parts}
     for _ in range(repeat):
         for name, run in parts.items():
+            before = _cpu_seconds()
             t = time.perf_counter()
             run()
             seen[name].append(round(time.perf_counter() - t, 3))
+            cpu[name].append(_cpu_seconds() - before)
+    median = {name: float(np.median(times)) for name, times in seen.items()}
     best = {name: min(times) for name, times in seen.items()}
-    result = {"workload": workload, "rows": len(x), "seconds": seen, "best_s": best}
-    result.update({f"{name}_vs_local": best["local_predict"] / best[name] for name in parts if name != "local_predict"})
+    result = {"workload": workload, "rows": len(x), "load_before": os.getloadavg()[0], "seconds": seen,
+              "rows_per_s_median": {name: round(len(x) / t) for name, t in median.items()},
+              "rows_per_s_best": {name: round(len(x) / t) for name, t in best.items()},
+              "cpu_s_median_jvm_workers_driver": {name: np.round(np.median(v, axis=0), 2).tolist()
+                                                  for name, v in cpu.items()}}
+    result.update({f"{name}_vs_local_median": round(median["local_predict"] / median[name], 3)
+                   for name in ("nnmodel", "nnmodel_packed", "classifier", "classifier_packed")})
+    result.update({f"{name}_vs_local_best": round(best["local_predict"] / best[name], 3)
+                   for name in ("nnmodel", "nnmodel_packed", "classifier", "classifier_packed")})
     return result
 
 

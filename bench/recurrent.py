@@ -7,7 +7,10 @@ training pass (forward and backward of a weighted sum of the outputs), batch 32,
 The frameworks take turns (ember fused, [ember per-step,] torch, then again), and the medians are
 compared: one JSON line per layer with the milliseconds per pass, samples/s and the ratio
 torch_ms / ember_ms (> 1: ember faster), plus the load average before and after (the machine may be
-shared: the ratio of alternating runs is steadier than either time).
+shared: the ratio of alternating runs is steadier than either time). The same for the CPU time of
+the process (``*_cpu_ms``, ``ratio_cpu_*``): on a shared machine a pass's wall time also counts the
+time other processes held the core, its CPU time much less so (with more than one thread, the CPU
+time adds up the threads, spinning ones included).
 """
 import argparse
 import json
@@ -65,19 +68,23 @@ def main():
         runs["torch"] = torch_pass
         for fn in runs.values():  # warm-up: compilation, allocation
             fn()
-        times = {k: [] for k in runs}
+        times, cpu = {k: [] for k in runs}, {k: [] for k in runs}
         load_before = os.getloadavg()
         for _ in range(args.repeat):
             for k, fn in runs.items():
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t0)
+                cpu[k].append(time.process_time() - c0)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
         out = {"layer": name, "batch": args.batch, "steps": args.steps, "units": args.units,
                "threads": args.threads, "repeat": args.repeat,
                **{f"{k}_ms": round(v, 2) for k, v in med.items()},
                **{f"{k}_samples_per_s": round(args.batch / v * 1e3, 1) for k, v in med.items()},
                **{f"ratio_{k}": round(med["torch"] / v, 3) for k, v in med.items() if k != "torch"},
+               **{f"{k}_cpu_ms": round(v, 2) for k, v in med_cpu.items()},
+               **{f"ratio_cpu_{k}": round(med_cpu["torch"] / v, 3) for k, v in med_cpu.items() if k != "torch"},
                "load_before_after": [round(v, 2) for v in load_before + os.getloadavg()]}
         print(json.dumps(out), flush=True)
 

@@ -39,7 +39,7 @@ from ember.layers.core import (
     SpatialDropout2D,
 )
 from ember.layers.embedding import Embedding
-from ember.layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from ember.layers.merge import Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract, merge
 from ember.layers.normalization import BatchNormalization, LayerNormalization, LocalResponseNormalization
 from ember.layers.recurrent import GRU, LSTM, SimpleRNN
 from ember.layers.serialization import load_model
@@ -54,6 +54,6 @@ __all__ = [
     "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Embedding", "Flatten",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "InputSpec", "Lambda", "Layer",
     "LayerNormalization", "LocalResponseNormalization", "MaxPooling2D", "Maximum", "Minimum", "Model",
-    "Multiply", "Permute", "Reshape", "Sequential", "SimpleRNN", "Subtract", "SymbolicTensor", "ZeroPadding2D",
-    "initializers", "load_model", "losses", "regularizers",
+    "Merge", "Multiply", "Permute", "Reshape", "Sequential", "SimpleRNN", "Subtract", "SymbolicTensor", "ZeroPadding2D",
+    "initializers", "load_model", "merge", "losses", "regularizers",
 ]

@@ -1,10 +1,25 @@
 """Activation functions by Keras name."""
 from ember.engine import functional as F
+from ember.engine.tensor import as_tensor
+
+
+def hard_sigmoid(x):
+    """Keras 3's ``hard_sigmoid``: ``relu6(x + 3) / 6``, i.e. 0 below -3, 1 above 3 and ``x / 6 + 0.5``
+    between. (Keras 1 and 2 used a slope of 0.2 over [-2.5, 2.5]; ember follows Keras 3.)
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.layers.activations import hard_sigmoid
+        >>> hard_sigmoid(np.array([-4.0, -1.5, 0.0, 1.5, 4.0])).numpy().tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+        True
+    """
+    return F.relu6(as_tensor(x) + 3.0) / 6.0
+
 
 _ACTIVATIONS = {
     "relu": F.relu, "relu6": F.relu6, "leaky_relu": F.leaky_relu, "elu": F.elu, "gelu": F.gelu,
-    "sigmoid": F.sigmoid, "tanh": F.tanh, "softmax": F.softmax, "log_softmax": F.log_softmax,
-    "softplus": F.softplus, "linear": F.linear,
+    "sigmoid": F.sigmoid, "hard_sigmoid": hard_sigmoid, "tanh": F.tanh, "softmax": F.softmax,
+    "log_softmax": F.log_softmax, "softplus": F.softplus, "linear": F.linear,
 }
 
 

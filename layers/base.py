@@ -40,8 +40,19 @@ def _snake(name):
 
 # while a model is rebuilt from a file: how many weight elements may still be created (None: no limit)
 _WEIGHT_BUDGET = contextvars.ContextVar("ember_weight_budget", default=None)
-# while the outermost layer call runs: the list its activity penalties (and its sublayers') go into
+# while the outermost layer call runs: the list of (layer, loss) pairs that its activity penalties and
+# add_loss tensors (and its sublayers') go into
 _CALL_LOSSES = contextvars.ContextVar("ember_call_losses", default=None)
+
+
+def _loss_tensor(value, what):
+    """An added loss as a scalar Tensor (the sum of its elements, as Keras aggregates one)."""
+    if not isinstance(value, Tensor):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{what}: expected a Tensor (or a number), got {value!r}")
+        value = Tensor(array.astype(config.get_default_dtype()))
+    return F.sum(value) if value.ndim else value
 
 
 class WeightBudgetExceeded(ValueError):
@@ -285,7 +296,9 @@ class Layer:
     # penalties (see ``losses``); set per instance by __init__, class defaults for layers made without it
     activity_regularizer = None
     _weight_regularizers = ()
-    _call_losses = ()
+    _outermost_call = True
+    _call_losses = ()  # (layer, loss) pairs of the last call this layer took part in (shared with that call)
+    _loss_callables = ()  # add_loss(zero-argument function): evaluated whenever the losses are read
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -302,7 +315,7 @@ class Layer:
         self.training = True
         self._weights = []  # (Tensor, trainable, initializer) in creation order
         self._weight_regularizers = []  # (Tensor, regularizer)
-        self._call_losses = []  # the activity penalties of the last outermost call
+        self._call_losses = []
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._inbound_nodes = []
         self.dtype = np.dtype(dtype) if dtype is not None else None
@@ -337,11 +350,58 @@ class Layer:
             self._weight_regularizers.append((tensor, regularizer))
         return tensor
 
+    def add_loss(self, loss):
+        """Add a loss to the training loss (Keras's ``add_loss``); ``losses`` lists it, ``fit`` adds it.
+
+        - A Tensor computed inside ``call`` (the usual use): counted for that call, like an activity
+          penalty, locally and on Spark. A Tensor with several elements counts as its sum (as Keras).
+        - A Tensor added outside a call: counted until this layer's next call (Keras 3's rule).
+        - A function of no arguments (Keras 2's ``model.add_loss(lambda: ...)``, e.g. a penalty on
+          weights): called every time the losses are read, so it follows the weights.
+        - On a functional ``Model``: a symbolic tensor of its graph (Keras 2's ``model.add_loss(kl)``),
+          computed in every call of the model.
+        A list adds each. Losses added this way are not written into saved model files.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.engine import functional as F
+            >>> from ember.layers import Dense
+            >>> class Sparse(Dense):
+            ...     def call(self, x, training=False):
+            ...         out = super().call(x, training)
+            ...         self.add_loss(F.mean(F.abs(out)) * 0.1)
+            ...         return out
+            >>> layer = Sparse(2, kernel_initializer="ones")
+            >>> _ = layer(np.ones((4, 3)))
+            >>> [round(float(p.item()), 4) for p in layer.losses]  # 0.1 * mean |3|
+            [0.3]
+        """
+        if isinstance(loss, (list, tuple)):
+            for item in loss:
+                self.add_loss(item)
+            return
+        if isinstance(loss, SymbolicTensor):
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): add_loss of a symbolic tensor works on "
+                             "the functional Model whose graph computes it (model.add_loss(tensor)); inside a "
+                             "layer's call, add_loss takes the concrete Tensor")
+        if callable(loss) and not isinstance(loss, Tensor):
+            if "_loss_callables" not in self.__dict__:
+                self._loss_callables = []
+            self._loss_callables.append(loss)
+            return
+        loss = _loss_tensor(loss, f"Layer '{self.name}': add_loss")
+        collected = _CALL_LOSSES.get()
+        if collected is not None:
+            collected.append((self, loss))
+        else:
+            self._call_losses = list(self._call_losses) + [(self, loss)]
+
     @property
     def losses(self):
         """The penalties to add to the training loss (Keras's ``layer.losses``): every weight regularizer's
-        penalty on the current weights (of this layer and its sublayers), then the activity penalties of the
-        last call, as scalar Tensors that ``backward`` reaches the weights through.
+        penalty on the current weights (of this layer and its sublayers) and every ``add_loss`` function's
+        value, then the activity penalties and ``add_loss`` tensors of the last call, as scalar Tensors that
+        ``backward`` reaches the weights through.
 
         Example:
             >>> import numpy as np
@@ -359,20 +419,39 @@ class Layer:
             seen.add(id(layer))
             for tensor, regularizer in layer._weight_regularizers:
                 found.append(regularizer(tensor))
+            for fn in layer._loss_callables:
+                found.append(_loss_tensor(fn(), f"Layer '{layer.name}': the add_loss function {fn!r}"))
             for sub in layer._sublayers.values():
                 weight_penalties(sub)
 
         weight_penalties(self)
-        return found + list(self._call_losses)
+        return found + self._last_call_losses(seen)
+
+    def _last_call_losses(self, own):
+        """The activity penalties and add_loss tensors of this layer's last call that came from the layers
+        whose ids are in ``own`` (this one and its sublayers), as Keras's ``losses`` of a sublayer."""
+        if self._outermost_call:  # everything its call collected (a layer called inside a Lambda too)
+            return [loss for _, loss in self._call_losses]
+        return [loss for layer, loss in self._call_losses if id(layer) in own]
 
     def penalty(self):
         """The sum of ``losses`` as one scalar Tensor, or None when there is no penalty."""
-        if not self._call_losses and not self._has_weight_regularizers():
+        if not self._call_losses and not self._has_standing_losses():
             return None
         return regularizers.total_penalty(self.losses)
 
-    def _has_weight_regularizers(self):
-        return bool(self._weight_regularizers) or any(s._has_weight_regularizers() for s in self._sublayers.values())
+    def loss_function_holders(self):
+        """The names of the layers (this one and its sublayers) holding ``add_loss`` functions: they stay
+        in this process (a model file or a Spark executor's copy of the model does not carry them)."""
+        names = [self.name] if self._loss_callables else []
+        for sub in self._sublayers.values():
+            names += [n for n in sub.loss_function_holders() if n not in names]
+        return names
+
+    def _has_standing_losses(self):
+        """Whether this layer or a sublayer has weight regularizers or add_loss functions."""
+        return bool(self._weight_regularizers) or bool(self._loss_callables) or any(
+            s._has_standing_losses() for s in self._sublayers.values())
 
     def reset_parameters(self):
         """Re-draw every weight from its initializer, in place (views stay valid)."""
@@ -483,14 +562,16 @@ class Layer:
         mode = self.training if training is None else bool(training)
         collected = _CALL_LOSSES.get()
         token = _CALL_LOSSES.set([]) if collected is None else None
+        # every layer of the call shares its list of (layer, loss) pairs: its ``losses`` picks its own
+        self._call_losses = _CALL_LOSSES.get()
+        self._outermost_call = token is not None
         try:
             out = self.call(x, training=mode, **kwargs)
             if self.activity_regularizer is not None:
-                _CALL_LOSSES.get().extend(regularizers.activity_penalty(self.activity_regularizer, o)
+                _CALL_LOSSES.get().extend((self, regularizers.activity_penalty(self.activity_regularizer, o))
                                           for o in _flatten(out) if isinstance(o, Tensor))
         finally:
             if token is not None:
-                self._call_losses = _CALL_LOSSES.get()
                 _CALL_LOSSES.reset(token)
         if self.supports_masking and len(masks) == 1 and masks[0] is not None and get_mask(out) is None \
                 and isinstance(out, Tensor) and out.shape[:2] == tensors[0].shape[:2]:

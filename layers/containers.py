@@ -77,6 +77,7 @@ class Model(Layer):
     metrics_names = _TrainingMethod()
     # run a layer and the Activation after it as one op where the layer can (see Layer.fusable_activations)
     fuse_activations = True
+    _loss_symbols = ()  # symbolic tensors given to add_loss (computed in every call)
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -97,6 +98,7 @@ class Model(Layer):
         for t in in_list:
             if not isinstance(t.history[0], InputLayer):
                 raise ValueError(f"Model '{self.name}': inputs must come from Input(...), got {t!r}")
+        self._graph_args = (inputs, outputs)
         self._inputs_are_list = isinstance(inputs, (list, tuple))
         self._outputs_are_list = isinstance(outputs, (list, tuple))
         self.inputs, self.outputs = in_list, out_list
@@ -112,7 +114,7 @@ class Model(Layer):
             seen.add(id(node))
             nodes.append(node)
 
-        for t in out_list:
+        for t in out_list + list(self._loss_symbols):
             visit(t)
         input_ids = {id(t) for t in in_list}
         for node in nodes:
@@ -141,7 +143,7 @@ class Model(Layer):
         for node in self._nodes:
             for sym in node.input_list:
                 readers.setdefault(id(sym), []).append(node)
-        outputs = {id(s) for s in self.outputs}
+        outputs = {id(s) for s in list(self.outputs) + list(self._loss_symbols)}
         plan = {}
         for node in self._nodes:
             out = node.outputs
@@ -174,8 +176,42 @@ class Model(Layer):
                 node = after
             for sym, val in zip(_flatten(node.outputs), _flatten(out)):
                 values[id(sym)] = val
+        for sym in self._loss_symbols:
+            self.add_loss(values[id(sym)])
         outs = [values[id(s)] for s in self.outputs]
         return outs if self._outputs_are_list else outs[0]
+
+    def add_loss(self, loss):
+        """``Layer.add_loss``; on a functional model also a symbolic tensor of its graph (Keras 2's
+        ``model.add_loss(kl_loss)``), computed from the inputs in every call and added to that call's losses.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.layers import Input, Dense, Lambda, Model
+            >>> from ember.engine import functional as F
+            >>> inp = Input(shape=(3,))
+            >>> hidden = Dense(2, kernel_initializer="ones")(inp)
+            >>> model = Model(inp, Dense(1)(hidden))
+            >>> model.add_loss(Lambda(lambda h: F.mean(h * h) * 0.5)(hidden))
+            >>> _ = model(np.ones((4, 3)))
+            >>> [round(float(p.item()), 3) for p in model.losses]  # 0.5 * mean(3^2)
+            [4.5]
+        """
+        symbols = [x for x in _flatten(loss) if isinstance(x, SymbolicTensor)] if isinstance(
+            loss, (list, tuple, SymbolicTensor)) else []
+        if not symbols:
+            return super().add_loss(loss)
+        if self._nodes is None:
+            raise ValueError(f"Model '{self.name}': add_loss of a symbolic tensor needs a functional model "
+                             "(Model(inputs, outputs)) whose graph computes it")
+        self._loss_symbols = list(self._loss_symbols) + symbols
+        try:
+            self._init_graph(*self._graph_args)  # the graph now also computes the loss tensors
+        except ValueError as e:
+            self._loss_symbols = self._loss_symbols[:-len(symbols)]
+            self._init_graph(*self._graph_args)
+            raise ValueError(f"Model '{self.name}': add_loss: the loss tensor is not computed from the model's "
+                             f"inputs ({e})") from None
 
     def _check_input(self, shapes):
         if self._nodes is None:
@@ -262,8 +298,11 @@ class Model(Layer):
     def from_config(cls, config, custom_objects=None):
         from ember.layers.serialization import graph_from_config
 
-        inputs, outputs, name = graph_from_config(config, custom_objects)
-        return cls(inputs, outputs, name=name)
+        inputs, outputs, name, loss_tensors = graph_from_config(config, custom_objects)
+        model = cls(inputs, outputs, name=name)
+        if loss_tensors:
+            model.add_loss(loss_tensors)
+        return model
 
     def save(self, path):
         """Save architecture and weights to ``path`` (see ``ember.layers.serialization``)."""
@@ -281,6 +320,11 @@ def _activation_name(layer):
 
 def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _is_shape_list(shape):
+    """Whether ``shape`` is a list of shapes (one per input) rather than one shape."""
+    return isinstance(shape, (list, tuple)) and len(shape) > 0 and all(isinstance(s, (list, tuple)) for s in shape)
 
 
 class Sequential(Model):
@@ -325,14 +369,19 @@ class Sequential(Model):
 
     def _known_input_shape(self):
         if self._input is not None:
-            return self._input.shape
+            return [t.shape for t in self._input] if isinstance(self._input, list) else self._input.shape
         if self._nodes is not None:
-            return self.inputs[0].shape
+            return [t.shape for t in self.inputs] if len(self.inputs) > 1 else self.inputs[0].shape
         first = self._layer_list[0] if self._layer_list else None
         return getattr(first, "_batch_input_shape", None)
 
     def _build_graph(self, batch_input_shape):
-        if self._input is None or tuple(self._input.shape) != tuple(batch_input_shape):
+        if _is_shape_list(batch_input_shape):  # a first layer taking several inputs (Keras 1's Merge of branches)
+            if self._known_input_shape() != [tuple(s) for s in batch_input_shape] or not isinstance(self._input, list):
+                self._input = [InputLayer(batch_input_shape=tuple(s), name=f"{self.name}_input_{i}").output
+                               for i, s in enumerate(batch_input_shape)]
+        elif self._input is None or isinstance(self._input, list) or \
+                tuple(self._input.shape) != tuple(batch_input_shape):
             self._input = InputLayer(batch_input_shape=batch_input_shape, name=f"{self.name}_input").output
         x = self._input
         for layer in self._layer_list:
@@ -348,7 +397,10 @@ class Sequential(Model):
         self._build_graph(tuple(input_shape))
 
     def __call__(self, inputs, training=None, **kwargs):
-        if self._nodes is None and not isinstance(inputs, SymbolicTensor):
+        if self._nodes is None and isinstance(inputs, (list, tuple)) and inputs and all(
+                hasattr(x, "shape") for x in inputs):  # one array per input of a multi-input first layer
+            self._build_graph([(None,) + tuple(x.shape[1:]) for x in inputs])
+        elif self._nodes is None and not isinstance(inputs, SymbolicTensor):
             first = inputs.shape if hasattr(inputs, "shape") else None
             if first is None:
                 raise TypeError(f"Sequential '{self.name}' expects an array input, got {type(inputs).__name__}")

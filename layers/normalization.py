@@ -12,6 +12,9 @@ class BatchNormalization(Layer):
     """Normalises each channel by the batch's statistics in training, by running ones in inference.
 
     running = momentum * running + (1 - momentum) * batch (biased batch variance, as Keras).
+    A frozen layer (``trainable = False``, itself or through its model) runs in inference mode even in
+    training, as in Keras 3: it normalises by the moving statistics and does not update them (the
+    usual fine-tuning recipe).
 
     Args:
         axis: the channel axis (-1 for channels_last, 1 for channels_first).
@@ -31,6 +34,11 @@ class BatchNormalization(Layer):
         [[-1.0], [1.0]]
         >>> [round(float(w[0]), 3) for w in bn.get_weights()]  # gamma, beta, moving mean, moving variance
         [1.0, 0.0, 0.02, 1.0]
+        >>> bn.trainable = False  # frozen: the moving statistics, which stay as they are
+        >>> [round(float(v), 3) for v in bn(x, training=True).numpy().ravel()]  # (x - 0.02) / sqrt(1.0)
+        [0.98, 2.98]
+        >>> round(float(bn.moving_mean.numpy()[0]), 3)
+        0.02
     """
 
     input_spec = InputSpec(min_ndim=2)
@@ -63,7 +71,7 @@ class BatchNormalization(Layer):
         model fuses BatchNormalization -> Activation("relu") this way)."""
         axis = self.axis % x.ndim
         c = x.shape[axis]
-        if training:
+        if training and self.trainable:  # Keras 3: a frozen BatchNormalization runs in inference mode
             shape = [1] * x.ndim
             shape[axis] = c
             gamma = F.reshape(self.gamma, shape) if self.gamma is not None else _constant(x, shape, 1)

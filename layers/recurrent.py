@@ -26,7 +26,10 @@ class _RNN(Layer):
     _sequence_op = None  # the fused op for the whole sequence, where the activations allow it
     # NOTE: W5 (IMDB LSTM, batch 32, 80 steps, 128 units) trained at 10 samples/s on the per-step path
     # (about 15 ops per step each way; torch 60), 75 fused (torch 26 in the same run; 2 threads, load
-    # average 14-17 on 2 cores). Set False on a layer to run the per-step path (the tests compare both).
+    # average 14-17 on 2 cores); fused, after the blocked per-step products and vectorized step kernels
+    # (bench/run.py W5 --repeat 3, contended: other processes used about one core): 1 thread 1045
+    # samples/s (torch 1368, 0.76x), 2 threads 942 (torch 303). Set False on a layer to run the per-step
+    # path (the tests compare both).
     _sequence_fusion = True
 
     @keras1_arguments(*RNN_KERAS1)
@@ -122,6 +125,12 @@ class _RNN(Layer):
     def _call_fused(self, op, x, mask):
         weights = (x, self.kernel, self.recurrent_kernel) + ((self.bias,) if self.bias is not None else ())
         mask_array = None if mask is None else np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if not self.return_state:  # only what the layer returns (no slice whose gradient scatters)
+            y = op.apply(*weights, mask=mask_array, go_backwards=self.go_backwards,
+                         outputs="sequence" if self.return_sequences else "last")
+            if self.return_sequences and mask is not None:
+                set_mask(y, mask)  # as on the per-step path (see the NOTE there)
+            return y
         packed = op.apply(*weights, mask=mask_array, go_backwards=self.go_backwards)
         steps = x.shape[1]
         h = packed[:, steps - 1]

@@ -1,5 +1,5 @@
 """Weight and activity penalties (Keras's ``keras.regularizers``): ``L1``, ``L2``, ``L1L2`` and their
-lower-case names ``l1``, ``l2``, ``l1_l2``.
+lower-case names ``l1``, ``l2``, ``l1_l2``; ``OrthogonalRegularizer``.
 
 A layer given ``kernel_regularizer``/``bias_regularizer`` (and ``recurrent_regularizer`` on RNNs,
 ``embeddings_regularizer`` on Embedding) adds ``regularizer(weight)`` to the training loss; one given
@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ember.engine import functional as F
-from ember.engine.tensor import Tensor
+from ember.engine.tensor import Tensor, as_tensor
 
 
 def _factor(value, name):
@@ -111,9 +111,56 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
+class OrthogonalRegularizer(Regularizer):
+    """Keras 3's ``OrthogonalRegularizer``: pushes the rows (``mode="rows"``) or columns (``"columns"``) of a
+    2-D weight towards being orthogonal. With ``u_i`` the L2-normalised rows (each divided by
+    ``max(norm, 1e-7)``) of an (n, d) weight::
+
+        penalty = factor * 0.5 * sum_{i != j} |u_i . u_j| / (n (n - 1) / 2)
+
+    Args:
+        factor: the weight of the penalty, >= 0 (default 0.01).
+        mode: "rows" or "columns" (the rows of the transposed weight).
+
+    Example:
+        >>> import numpy as np
+        >>> round(float(OrthogonalRegularizer(1.0)(np.array([[1.0, 0.0], [1.0, 1.0]])).item()), 6)  # cos 45 deg
+        0.707107
+        >>> float(OrthogonalRegularizer(1.0, mode="columns")(np.eye(3)).item())
+        0.0
+    """
+
+    def __init__(self, factor=0.01, mode="rows"):
+        self.factor = _factor(factor, "factor")
+        if mode not in ("rows", "columns"):
+            raise ValueError(f"OrthogonalRegularizer: mode must be 'rows' or 'columns', got {mode!r}")
+        self.mode = mode
+
+    def __call__(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64))
+        if x.ndim != 2:
+            raise ValueError(f"OrthogonalRegularizer: expected a 2-D weight (e.g. a Dense kernel), got shape {x.shape}")
+        if self.mode == "columns":
+            x = F.transpose(x)
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"OrthogonalRegularizer: needs at least 2 {self.mode}, got a weight of shape {x.shape}")
+        squares = F.sum(x * x, axis=1, keepdims=True)
+        # x / max(norm, 1e-7), written so that an all-zero row has a finite gradient
+        u = x / F.sqrt(F.maximum(squares, as_tensor(1e-14, like=squares)))
+        product = F.matmul(u, F.transpose(u))
+        off_diagonal = product * Tensor((1.0 - np.eye(n)).astype(product.dtype))
+        return F.sum(F.abs(off_diagonal)) * (self.factor * 0.5 / (n * (n - 1) / 2.0))
+
+    def get_config(self):
+        return {"factor": self.factor, "mode": self.mode}
+
+
 # Keras's lower-case names are the classes themselves (keras.regularizers.l2(1e-4) is L2(1e-4))
 l1, l2, l1_l2 = L1, L2, L1L2
-_BY_NAME = {"L1": L1, "L2": L2, "L1L2": L1L2, "l1": L1, "l2": L2, "l1_l2": L1L2}
+orthogonal_regularizer = OrthogonalRegularizer
+_BY_NAME = {"L1": L1, "L2": L2, "L1L2": L1L2, "l1": L1, "l2": L2, "l1_l2": L1L2,
+            "OrthogonalRegularizer": OrthogonalRegularizer, "orthogonal_regularizer": OrthogonalRegularizer}
 # user classes registered for loading (``register``); ``serialize`` names them by class name
 _CUSTOM = {}
 

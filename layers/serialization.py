@@ -71,9 +71,13 @@ def graph_config(model):
             keys[id(sym)] = [layer.name, k, i]
         inputs = [keys[id(s)] for s in node.input_list]
         node_specs.append({"layer": layer.name, "inputs": inputs, "is_list": isinstance(node.inputs, (list, tuple))})
-    return {"name": model.name, "layers": layer_specs, "nodes": node_specs,
-            "input_layers": [keys[id(s)] for s in model.inputs], "output_layers": [keys[id(s)] for s in model.outputs],
-            "inputs_are_list": model._inputs_are_list, "outputs_are_list": model._outputs_are_list}
+    config = {"name": model.name, "layers": layer_specs, "nodes": node_specs,
+              "input_layers": [keys[id(s)] for s in model.inputs],
+              "output_layers": [keys[id(s)] for s in model.outputs],
+              "inputs_are_list": model._inputs_are_list, "outputs_are_list": model._outputs_are_list}
+    if model._loss_symbols:  # model.add_loss(symbolic tensor): the tensors, so that a rebuilt model adds them too
+        config["loss_tensors"] = [keys[id(s)] for s in model._loss_symbols]
+    return config
 
 
 def graph_from_config(config, custom_objects=None):
@@ -94,8 +98,9 @@ def graph_from_config(config, custom_objects=None):
             tensors[(node["layer"], k, i)] = sym
     inputs = [tensors[tuple(k)] for k in config["input_layers"]]
     outputs = [tensors[tuple(k)] for k in config["output_layers"]]
+    loss_tensors = [tensors[tuple(k)] for k in config.get("loss_tensors", [])]
     return (inputs if config["inputs_are_list"] else inputs[0],
-            outputs if config["outputs_are_list"] else outputs[0], config["name"])
+            outputs if config["outputs_are_list"] else outputs[0], config["name"], loss_tensors)
 
 
 def model_archive_entries(model):

@@ -6,6 +6,7 @@ state (momentum, moments, step count) as arrays aligned with the slice it update
 and ``load_state_dict`` save and restore it exactly. Conventions follow PyTorch (which BigDL's
 ``optim`` mirrors): weight decay is added to the gradient (L2), except in AdamW.
 """
+import math
 
 from ember.engine.backend import backend_name, get_array_module
 from ember.kernels import get_kernel
@@ -54,12 +55,16 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
 
 
 def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
-                decoupled=False):
+                decoupled=False, keras_epsilon=False):
     """Adam (and AdamW when ``decoupled``), in place; t counts steps from 1.
 
         AdamW: param <- param * (1 - lr * weight_decay); Adam: g <- grad + weight_decay * param
         m <- beta_1 m + (1 - beta_1) g;   v <- beta_2 v + (1 - beta_2) g^2
         param <- param - lr * (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)
+
+    With ``keras_epsilon`` the epsilon is added before the bias correction, as Keras (and TensorFlow) do:
+    ``param <- param - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)``, which is the
+    rule above with ``epsilon / sqrt(1 - beta_2^t)`` in place of ``epsilon``.
 
     Args:
         param: a float array (a slice of the flat parameter buffer), updated in place.
@@ -79,6 +84,8 @@ def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
     t = state["step"] = state.get("step", 0) + 1
     m = state.setdefault("m", xp.zeros_like(param))
     v = state.setdefault("v", xp.zeros_like(param))
+    if keras_epsilon:
+        epsilon = epsilon / math.sqrt(1.0 - beta_2 ** t)
     _kernel("adam_update", param)(param, grad, m, v, t, lr, beta_1, beta_2, epsilon, weight_decay, decoupled)
 
 
@@ -396,13 +403,15 @@ class SGD(OptimMethod):
 
 
 class Adam(OptimMethod):
-    """Adam; see ``adam_update`` for the rule.
+    """Adam, BigDL's (epsilon 1e-8 by default, as BigDL's; Keras's, with 1e-7, is ``ember.optimizers.Adam``);
+    see ``adam_update`` for the rule.
 
     Args:
         learning_rate: the step size.
         beta_1, beta_2: decay rates of the first and second moment estimates.
         epsilon: added to the denominator.
         weight_decay: L2 penalty added to the gradient.
+        learningrate, beta1, beta2: BigDL's spellings of the same (``learningrate_decay`` only as 0).
 
     Example:
         >>> import numpy as np
@@ -416,7 +425,15 @@ class Adam(OptimMethod):
 
     _rule = staticmethod(adam_update)
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                 learningrate=None, learningrate_decay=0.0, beta1=None, beta2=None):
+        # BigDL's keyword names (bigdl.optim.optimizer.Adam(learningrate=, learningrate_decay=, beta1=, beta2=))
+        if learningrate_decay:
+            raise ValueError(f"Adam: learningrate_decay={learningrate_decay!r} is not supported; use a learning "
+                             "rate schedule (Optimizer.set_learning_rate_schedule) instead")
+        learning_rate = learning_rate if learningrate is None else learningrate
+        beta_1 = beta_1 if beta1 is None else beta1
+        beta_2 = beta_2 if beta2 is None else beta2
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay)
 
 

@@ -90,6 +90,11 @@ class DistriOptimizer(_BigDLArguments, TrainingLoop):
                  feature_cols=None, label_cols=None):
         from ember.optim.spark.engine import SparkEngine
 
+        holders = model.loss_function_holders() if hasattr(model, "loss_function_holders") else []
+        if holders:
+            raise ValueError(f"training on Spark: layer(s) {holders} hold add_loss functions (add_loss(lambda: ...)), "
+                             "which the executors' copies of the model cannot carry; add the loss inside a layer's "
+                             "call() (self.add_loss(tensor)), as a symbolic tensor of the model, or as a regularizer")
         engine = SparkEngine(training_set, feature_cols, label_cols)
         super().__init__(model, engine, criterion, optim_method, end_trigger, batch_size)
 

@@ -1,19 +1,9 @@
 """bench/parallel.py prints the table the README promises (its columns line up), or JSON with --json."""
-import importlib.util
-import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_parallel", ROOT / "bench" / "parallel.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.bench_module import load_bench
 
 
 def test_table_columns_line_up():
-    bench = load_bench()
+    bench = load_bench("parallel")
     row = {"kernel": "optim._sgd", "work": 535818, "serial_us": 242.8, "threaded_us": 571.9, "speedup": 0.42,
            "threshold": 4194304, "chosen": "serial", "faster": "serial"}
     header, rule = bench.table_header(len("activation._bias_backward")).splitlines()

@@ -1,18 +1,24 @@
 """Recurrent layers over a whole sequence as one op each: SimpleRNN (tanh), LSTM and GRU (sigmoid/tanh).
 
-Forward: the input projection of all steps is one matrix product (T N, D) @ (D, G); each step is one
-product h @ U and one kernel for the elementwise part (``*_step_forward``). Backward walks the steps
-in reverse: one kernel per step gives the pre-activation gradients dz (``*_step_backward``) and one
-product dz @ U.T the gradient of the previous state; then dW = X^T dZ, dU = H_prev^T dZ and the bias
-gradient (a sum) are one product each over all steps, and dX = dZ @ W^T.
+Forward, step by step: the input projection [1, x_t] @ [b; W] (the bias rides in the product), the
+product h_{t-1} @ U, and one kernel for the elementwise part (``*_step_forward``). Backward walks the
+steps in reverse: one kernel per step gives the pre-activation gradients dz (``*_step_backward``),
+then dz @ U.T (the gradient of the previous state) and dz @ W.T (the step's dx, written in place);
+after the loop one product [1, X, H_prev]^T dZ over all steps gives the bias, kernel and recurrent
+kernel gradients together (the GRU, whose input and recurrent parts have different gradients, takes
+[1, X]^T dZ_x, H_prev^T dZ_h and a sum). Each per-step product is one matmul call over stacked blocks
+of columns small enough for OpenBLAS's unpacked small-matrix kernels (see SMALL_MACS).
 
 Inputs x (N, T, D), kernel (D, G), recurrent_kernel (u, G), bias (G,) or, for the GRU, (2, G) (input
 and recurrent bias, Keras's reset_after layout); ``mask`` (N, T) booleans, where a False step keeps
 the state and repeats the previous output (Keras); ``go_backwards`` reads the steps in reverse and
 returns the outputs in that (processing) order. The states start at zero.
 
-The output packs everything a layer returns into one array (N, T + S - 1, u): the outputs h of the T
-steps in processing order (the last is the final h), then for the LSTM the final cell state c.
+``outputs`` says what the op returns: "packed" (the default) everything a layer may return in one
+array (N, T + S - 1, u): the outputs h of the T steps in processing order (the last is the final h),
+then for the LSTM the final cell state c; "sequence" only the T outputs (N, T, u); "last" only the
+final h (N, u). A layer asks for what it returns, so that no slice of the packed array (whose
+gradient is a scatter into zeros) sits between the op and the loss.
 Internally arrays are time-major (T, N, ...), so that each step reads and writes contiguous rows.
 """
 import contextlib
@@ -27,8 +33,9 @@ from ember.kernels.cpu.blas import blas_threads
 # NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
 # average 14) 80 of them took 24-31 ms with OpenBLAS on one thread and 2.3-820 ms (most runs > 200 ms)
 # on two, whose threads wait for each other at every product. The time loops run BLAS on one thread
-# below this many multiply-adds per step; the products over all steps (X W, X^T dZ, H^T dZ) keep all.
+# below this many multiply-adds per step; the product over all steps ([1, X, H]^T dZ) keeps all.
 SINGLE_THREAD_STEP_MACS = 1 << 24
+OUTPUTS = ("packed", "sequence", "last")
 
 
 def _k(name, arr):
@@ -39,12 +46,70 @@ def _loop_threads(n, u, g):
     return blas_threads(1) if n * u * g < SINGLE_THREAD_STEP_MACS else contextlib.nullcontext()
 
 
+# NOTE: OpenBLAS (0.3.x, SkylakeX kernels) runs a float32 product of at most 1e6 multiply-adds with its
+# small-matrix kernels, which do not pack (copy) their operands. The per-step products are just above
+# that: (32, 128) @ (128, 512) = 2.1M. Split into blocks of columns below it and run as one matmul call
+# over the stacked blocks (float32, 1 thread, CPU-time medians of 21 runs of 100 steps, load 6-7.5):
+# h @ U 4.71-4.83 -> 3.03-3.19 ms (4 or 8 blocks; 4.05-4.26 ms as separate calls per block, no gain
+# from views instead of contiguous blocks); dz @ U.T (32, 512) @ (512, 128) 5.46-5.72 -> 3.81-4.37 ms
+# (4 blocks; 4.68 ms in 8, 5.64 ms in 2); the input projection [1, x_t] @ [b; W] step by step 3.47 ms
+# (4 blocks) against 3.89 ms in products of 4 steps and 4.27 ms as one product over all steps. The
+# recurrent kernel (Keras's orthogonal initializer leaves it in Fortran order: 73 against 42 us a step
+# for h @ U) and U.T (68 against 44.5 us) are copied into C-ordered blocks once per sequence.
+SMALL_MACS = 1_000_000
+
+
+def _block_width(n, k, cols, min_columns):
+    """The widest multiple of ``min_columns`` that divides cols with n * k * width <= SMALL_MACS, or cols."""
+    for w in range(SMALL_MACS // (n * k) // min_columns * min_columns, 0, -min_columns):
+        if w < cols and cols % w == 0:
+            return w
+    return cols
+
+
+def _split_columns(out, width):
+    """The view (cols / width, ..., width) of ``out`` (..., cols): its blocks of columns first."""
+    view = out.view()
+    view.shape = out.shape[:-1] + (out.shape[-1] // width, width)  # raises rather than copy
+    return np.moveaxis(view, -2, 0)
+
+
+def _column_blocks(mat, out, min_columns=32):
+    """(blocks, view) with ``np.matmul(x, blocks, out=view)`` the same as ``out[...] = x @ mat``:
+    ``blocks`` (B, k, w) the C-ordered blocks of w columns of ``mat`` (k, cols), ``view`` (B, n, w) the
+    matching view of ``out`` (n, cols); w from ``_block_width``."""
+    n, (k, cols) = out.shape[0], mat.shape
+    width = _block_width(n, k, cols, min_columns)
+    blocks = np.ascontiguousarray(mat.reshape(k, cols // width, width).transpose(1, 0, 2))
+    return blocks, _split_columns(out, width)
+
+
+class _Projection:
+    """The input projection [1, x_t] @ [b; W] of each step in turn, into one (N, G) buffer that stays in
+    cache for the step's kernel: ``for t, xw_t in projection`` (in order), ``.shape`` (T, N, G)."""
+
+    def __init__(self, rows, weights, g):
+        self.rows, self.weights = rows, weights
+        self.shape, self.dtype = rows.shape[:2] + (g,), weights.dtype
+
+    def __iter__(self):
+        steps, n, g = self.shape
+        buf = np.empty((n, g), dtype=self.dtype)
+        blocks, view = _column_blocks(self.weights, buf, _Sequence.MIN_COLUMNS)
+        for t in range(steps):
+            np.matmul(self.rows[t], blocks, out=view)
+            yield t, buf
+
+
 class _Sequence(Function):
     """Shared part: time-major input, input projection, packing, and the GEMMs of the backward."""
 
     _extra = 0  # states packed after the T outputs (the LSTM's c)
+    _shared_dz = True  # the input projection and h @ U have the same pre-activation gradient (not the GRU)
 
-    def forward(self, x, kernel, recurrent_kernel, bias=None, mask=None, go_backwards=False):
+    def forward(self, x, kernel, recurrent_kernel, bias=None, mask=None, go_backwards=False, outputs="packed"):
+        if outputs not in OUTPUTS:
+            raise ValueError(f"{type(self).__name__}: outputs must be one of {OUTPUTS}, got {outputs!r}")
         if x.ndim != 3 or x.shape[1] == 0:
             raise ValueError(f"{type(self).__name__}: expected x of shape (batch, steps >= 1, features), "
                              f"got {x.shape}")
@@ -53,55 +118,139 @@ class _Sequence(Function):
         if kernel.shape != (d, g):
             raise ValueError(f"{type(self).__name__}: kernel has shape {kernel.shape}, expected {(d, g)} "
                              f"for input features {d} and recurrent_kernel {recurrent_kernel.shape}")
+        if bias is not None and bias.shape != self._bias_shape(g):
+            raise ValueError(f"{type(self).__name__}: bias has shape {bias.shape}, expected "
+                             f"{self._bias_shape(g)}{self._bias_layout}")
         xt = x.transpose(1, 0, 2)
         keep = np.ones((steps, n), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).T
         if mask is not None and keep.shape != (steps, n):
             raise ValueError(f"{type(self).__name__}: mask has shape {np.shape(mask)}, expected {(n, steps)}")
         if go_backwards:
             xt, keep = xt[::-1], keep[::-1]
-        xt = np.ascontiguousarray(xt).reshape(steps * n, d)
         keep = np.ascontiguousarray(keep)
-        xw = (xt @ kernel).reshape(steps, n, g)
+        # Rows [1, x_t, h_{t-1}] (the 1 only with a bias, h only where training needs it, see _grads):
+        # [1, x_t] @ [b; W] is the input projection with its bias, without a pass adding the bias.
+        # NOTE: (3200, 129) @ (129, 512) float32 from such rows took 3.48 ms (CPU-time median of 15,
+        # 1 thread, load 5.5) against 3.34 + 0.46 ms for a contiguous X @ W and adding the bias
+        o = int(bias is not None)
+        wide = self.tracked and self._shared_dz
+        xh = np.empty((steps, n, o + d + (u if wide else 0)), dtype=x.dtype)
+        if o:
+            xh[:, :, 0] = 1
+        xh[:, :, o:o + d] = xt
+        weights = kernel if bias is None else np.concatenate([self._input_bias(bias)[None], kernel])
+        xw = _Projection(xh[:, :, :o + d], weights, g)
         self.has_bias, self.go_backwards, self.shape = bias is not None, go_backwards, (n, steps, d, u)
-        if bias is not None:
-            xw += bias if bias.ndim == 1 else bias[0]
+        self.outputs = outputs
         h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
         with _loop_threads(n, u, g):
-            extra = self._run(xw, recurrent_kernel, bias, keep, h)
-        out = np.empty((n, steps + self._extra, u), dtype=x.dtype)
-        out[:, :steps] = h[1:].transpose(1, 0, 2)
-        if self._extra:
-            out[:, steps] = extra
+            hu = np.empty((n, g), dtype=x.dtype)  # h_{t-1} @ U, the step's blocks of columns written in place
+            extra = self._run(xw, hu, _column_blocks(recurrent_kernel, hu, self.MIN_COLUMNS), bias, keep, h)
+        if outputs == "last":
+            out = h[steps].copy()
+        else:
+            extra_rows = self._extra if outputs == "packed" else 0
+            out = np.empty((n, steps + extra_rows, u), dtype=x.dtype)
+            out[:, :steps] = h[1:].transpose(1, 0, 2)
+            if extra_rows:
+                out[:, steps] = extra
+        if wide:
+            xh[:, :, o + d:] = h[:steps]
         if self.tracked:
-            self.xt, self.kernel, self.recurrent_kernel, self.keep, self.h = xt, kernel, recurrent_kernel, keep, h
+            self.xh, self.kernel, self.recurrent_kernel, self.keep, self.h = xh, kernel, recurrent_kernel, keep, h
         return out
 
-    def _grads(self, dz_in, dz_rec, bias_grad):
+    _bias_layout = ""
+
+    def _bias_shape(self, g):
+        return (g,)
+
+    def _input_bias(self, bias):
+        return bias
+
+    def _split_bias_grad(self, input_bias_grad, dz_rec):
+        raise NotImplementedError  # only where the input and recurrent parts have different gradients
+
+    def _grads(self, dz_in, dz_rec):
         """Gradients of x, kernel, recurrent_kernel (and bias) from the per-step pre-activation
         gradients: ``dz_in`` (T, N, G) of the input projection, ``dz_rec`` of h @ U."""
         n, steps, d, u = self.shape
         need = self.needs_input_grad
+        o = int(self.has_bias)
+        need_bias = self.has_bias and need[3]
         g2 = dz_in.reshape(steps * n, -1)
-        dx = dkernel = drec = None
+        xh = self.xh.reshape(steps * n, -1)
+        dx = dkernel = drec = dbias = None
         if need[0]:
-            dx = (g2 @ self.kernel.T).reshape(steps, n, d)
-            dx = np.ascontiguousarray((dx[::-1] if self.go_backwards else dx).transpose(1, 0, 2))
-        if need[1]:
-            dkernel = self.xt.T @ g2
-        if need[2]:
-            drec = self.h[:steps].reshape(steps * n, u).T @ dz_rec.reshape(steps * n, -1)
+            dx = self.dx  # computed step by step in the reverse loop (see _input_grad_steps)
+        if self._shared_dz:
+            if need[1] or need[2] or need_bias:
+                # NOTE: one product [1, X, H_prev]^T dZ for the bias, kernel and recurrent kernel gradients:
+                # (256, 3200) @ (3200, 512) float32 took 7.15 ms against 8.23 ms for X^T dZ and H^T dZ
+                # apart, plus 0.73 ms for the bias's sum (1 thread, CPU-time medians of 11, load 5.6)
+                wg = xh.T @ g2
+                dkernel = wg[o:o + d] if need[1] else None
+                drec = wg[o + d:] if need[2] else None
+                dbias = wg[0] if need_bias else None
+        else:
+            if need[1] or need_bias:
+                wg = xh.T @ g2  # [1, X]^T dZ_x: the input bias's and the kernel's gradients
+                dkernel = wg[o:] if need[1] else None
+                dbias = self._split_bias_grad(wg[0], dz_rec) if need_bias else None
+            if need[2]:
+                drec = self.h[:steps].reshape(steps * n, u).T @ dz_rec.reshape(steps * n, -1)
         grads = (dx, dkernel, drec)
-        return grads + (bias_grad() if need[3] else None,) if self.has_bias else grads
+        return grads + (dbias,) if self.has_bias else grads
 
     def _output_grads(self, grad):
-        steps = self.shape[1]
-        return np.ascontiguousarray(grad[:, :steps].transpose(1, 0, 2))
+        """(gh, dh): gh a time-major view (T, N, u) of the gradients of the T outputs (None when only the
+        final h is returned), dh a fresh (N, u) array, the gradient of the final h outside gh."""
+        n, steps, d, u = self.shape
+        if self.outputs == "last":
+            return None, np.array(grad, dtype=grad.dtype)
+        # NOTE: a view, not a time-major copy (0.4 ms per W5-sized pass): each step adds its (N, u) rows
+        return grad[:, :steps].transpose(1, 0, 2), np.zeros((n, u), dtype=grad.dtype)
+
+    def _state_grad(self, grad):
+        """A fresh (N, u) array with the gradient of the final extra state (the LSTM's c)."""
+        n, steps, d, u = self.shape
+        if self.outputs == "packed":
+            return np.array(grad[:, steps], dtype=grad.dtype)
+        return np.zeros((n, u), dtype=grad.dtype)
+
+    MIN_COLUMNS = 32  # the narrowest block of columns of a per-step product (see SMALL_MACS)
+
+    def _input_grad_steps(self):
+        """``f(t, dz_t)`` writing step t's dz_t @ W.T into ``self.dx`` (N, T, D), batch-major and in the
+        input's time order, while dz_t is in cache; None when x needs no gradient.
+
+        NOTE: step by step as one matmul over stacked column blocks (see SMALL_MACS): 4.37 ms for 100
+        steps of (32, 512) @ (512, 128) float32, against 4.45 ms for one product over all steps and the
+        copy to batch-major order (1 thread, CPU-time medians of 21, load 6)."""
+        self.dx = None
+        if not self.needs_input_grad[0]:
+            return None
+        n, steps, d, u = self.shape
+        width = _block_width(n, self.kernel.shape[1], d, self.MIN_COLUMNS)
+        blocks = np.ascontiguousarray(self.kernel.T.reshape(-1, d // width, width).transpose(1, 0, 2))
+        self.dx = np.empty((n, steps, d), dtype=self.h.dtype)
+        views = np.moveaxis(_split_columns(self.dx, width), 2, 0)  # (T, B, N, w)
+        last = steps - 1
+
+        def step(t, dz_t):
+            np.matmul(dz_t, blocks, out=views[last - t if self.go_backwards else t])
+
+        return step
+
+    def _state_products(self, dh):
+        """(blocks, view) (see _column_blocks) for dh = dz @ U.T."""
+        return _column_blocks(self.recurrent_kernel.T, dh, self.MIN_COLUMNS)
 
     def backward(self, grad):
         n, steps, d, u = self.shape
         with _loop_threads(n, u, self.recurrent_kernel.shape[1]):
-            dz_in, dz_rec, bias_grad = self._reverse(grad)
-        return self._grads(dz_in, dz_rec, bias_grad)
+            dz_in, dz_rec = self._reverse(grad)
+        return self._grads(dz_in, dz_rec)
 
 
 class SimpleRNNSequence(_Sequence):
@@ -116,26 +265,30 @@ class SimpleRNNSequence(_Sequence):
         (2, 3, 5)
     """
 
-    def _run(self, xw, rec, bias, keep, h):
-        step = _k("rnn_step_forward", xw)
-        hu = np.empty_like(h[0])
-        for t in range(xw.shape[0]):
-            np.matmul(h[t], rec, out=hu)
-            step(xw[t], hu, h[t], keep[t], h[t + 1])
+    def _run(self, xw, hu, products, bias, keep, h):
+        step = _k("rnn_step_forward", h)
+        for t, xw_t in xw:
+            np.matmul(h[t], products[0], out=products[1])
+            step(xw_t, hu, h[t], keep[t], h[t + 1])
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("rnn_step_backward", gh)
-        dz = np.empty_like(gh)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        gh, dh = self._output_grads(grad)
+        step = _k("rnn_step_backward", dh)
+        dz = np.empty_like(self.h[1:])
+        carry = np.empty_like(dh)
+        products = self._state_products(dh)
+        input_grad = self._input_grad_steps()
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, self.h[t + 1], self.keep[t], dz[t], carry)
+            if input_grad is not None:
+                input_grad(t, dz[t])
             if t:
-                np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
+                np.matmul(dz[t], products[0], out=products[1])
                 dh += carry
-        return dz, dz, lambda: dz.sum(axis=(0, 1))
+        return dz, dz
 
 
 class LSTMSequence(_Sequence):
@@ -153,33 +306,40 @@ class LSTMSequence(_Sequence):
 
     _extra = 1
 
-    def _run(self, xw, rec, bias, keep, h):
-        steps = xw.shape[0]
-        step = _k("lstm_step_forward", xw)
+    def _run(self, xw, hu, products, bias, keep, h):
+        steps, n, g = xw.shape
+        step = _k("lstm_step_forward", h)
         c = np.zeros_like(h)
-        gates, tanh_c = np.empty_like(xw), np.empty_like(h[1:])
-        hu = np.empty_like(xw[0])
-        for t in range(steps):
-            np.matmul(h[t], rec, out=hu)
-            step(xw[t], hu, h[t], c[t], keep[t], h[t + 1], c[t + 1], gates[t], tanh_c[t])
+        # what the backward reads, for every step; one step's worth when nothing is recorded
+        gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
+        tanh_c = np.empty_like(h[1:] if self.tracked else h[:1])
+        for t, xw_t in xw:
+            np.matmul(h[t], products[0], out=products[1])
+            s = t if self.tracked else 0
+            step(xw_t, hu, h[t], c[t], keep[t], h[t + 1], c[t + 1], gates[s], tanh_c[s])
         if self.tracked:
             self.c, self.gates, self.tanh_c = c, gates, tanh_c
         return c[steps]
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("lstm_step_backward", gh)
+        gh, dh = self._output_grads(grad)
+        step = _k("lstm_step_backward", dh)
         dz = np.empty_like(self.gates)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
-        dc = np.array(grad[:, steps], dtype=gh.dtype)  # a copy: updated in place, step by step
+        carry = np.empty_like(dh)
+        products = self._state_products(dh)
+        input_grad = self._input_grad_steps()
+        dc = self._state_grad(grad)  # updated in place, step by step
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, dc, self.gates[t], self.tanh_c[t], self.c[t], self.keep[t], dz[t], carry, dc)
+            if input_grad is not None:
+                input_grad(t, dz[t])
             if t:
-                np.matmul(dz[t], self.recurrent_kernel.T, out=dh)
+                np.matmul(dz[t], products[0], out=products[1])
                 dh += carry
-        return dz, dz, lambda: dz.sum(axis=(0, 1))
+        return dz, dz
 
 
 class GRUSequence(_Sequence):
@@ -195,31 +355,47 @@ class GRUSequence(_Sequence):
         (2, 3, 5)
     """
 
-    def _run(self, xw, rec, bias, keep, h):
-        steps = xw.shape[0]
-        if bias is not None and bias.shape != (2, xw.shape[2]):
-            raise ValueError(f"GRUSequence: bias has shape {bias.shape}, expected {(2, xw.shape[2])} "
-                             "(input and recurrent bias, reset_after layout)")
-        step = _k("gru_step_forward", xw)
-        b_rec = np.zeros(xw.shape[2], dtype=xw.dtype) if bias is None else np.ascontiguousarray(bias[1])
-        gates, hu_c = np.empty_like(xw), np.empty_like(h[1:])
-        hu = np.empty_like(xw[0])
-        for t in range(steps):
-            np.matmul(h[t], rec, out=hu)
-            step(xw[t], hu, b_rec, h[t], keep[t], h[t + 1], gates[t], hu_c[t])
+    _shared_dz = False
+    _bias_layout = " (input and recurrent bias, reset_after layout)"
+
+    def _bias_shape(self, g):
+        return (2, g)
+
+    def _input_bias(self, bias):
+        return bias[0]
+
+    def _run(self, xw, hu, products, bias, keep, h):
+        steps, n, g = xw.shape
+        step = _k("gru_step_forward", h)
+        b_rec = np.zeros(g, dtype=h.dtype) if bias is None else np.ascontiguousarray(bias[1])
+        # what the backward reads, for every step; one step's worth when nothing is recorded
+        gates = np.empty((steps if self.tracked else 1, n, g), dtype=h.dtype)
+        hu_c = np.empty_like(h[1:] if self.tracked else h[:1])
+        for t, xw_t in xw:
+            np.matmul(h[t], products[0], out=products[1])
+            s = t if self.tracked else 0
+            step(xw_t, hu, b_rec, h[t], keep[t], h[t + 1], gates[s], hu_c[s])
         if self.tracked:
             self.gates, self.hu_c = gates, hu_c
 
     def _reverse(self, grad):
         n, steps, d, u = self.shape
-        gh = self._output_grads(grad)
-        step = _k("gru_step_backward", gh)
+        gh, dh = self._output_grads(grad)
+        step = _k("gru_step_backward", dh)
         dxw, dhu = np.empty_like(self.gates), np.empty_like(self.gates)
-        dh, carry = np.zeros_like(gh[0]), np.empty_like(gh[0])
+        carry = np.empty_like(dh)
+        products = self._state_products(dh)
+        input_grad = self._input_grad_steps()
         for t in range(steps - 1, -1, -1):
-            dh += gh[t]
+            if gh is not None:
+                dh += gh[t]
             step(dh, self.gates[t], self.hu_c[t], self.h[t], self.keep[t], dxw[t], dhu[t], carry)
+            if input_grad is not None:
+                input_grad(t, dxw[t])
             if t:
-                np.matmul(dhu[t], self.recurrent_kernel.T, out=dh)
+                np.matmul(dhu[t], products[0], out=products[1])
                 dh += carry
-        return dxw, dhu, lambda: np.stack([dxw.sum(axis=(0, 1)), dhu.sum(axis=(0, 1))])
+        return dxw, dhu
+
+    def _split_bias_grad(self, input_bias_grad, dhu):
+        return np.stack([input_bias_grad, dhu.sum(axis=(0, 1))])

@@ -1,4 +1,6 @@
 """Shape and indexing: reshape, transpose, indexing, concatenate, stack, pad."""
+import numpy as np
+
 from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
 from ember.kernels import get_kernel
@@ -39,11 +41,23 @@ class GetItem(Function):
     def backward(self, g):
         xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=self.dtype)
-        if xp.__name__ == "numpy":
+        if _is_basic(self.index):  # slices, integers, None, ...: each element is selected at most once
+            out[self.index] = g
+        elif xp.__name__ == "numpy":
             xp.add.at(out, self.index, g)
         else:  # cupyx.scatter_add equivalent
             out.scatter_add(self.index, g)
         return out
+
+
+def _is_basic(index):
+    """Whether ``index`` is basic indexing (NumPy's view rules: no element picked twice).
+
+    NOTE: np.add.at over a plain slice, e.g. the last step (32, 128) of an LSTM's (32, 101, 128) output,
+    took about 3 ms; an assignment takes microseconds."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) and not isinstance(p, bool)
+               for p in parts)
 
 
 class EmbeddingLookup(Function):

@@ -1,9 +1,13 @@
 """The LSTM cell's elementwise part with Numba: one pass per row instead of a dozen NumPy ops."""
 import math
 
+import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic, overload
 
-from ember.kernels.cpu.jit import parallel_above, prange, serialized
+from ember.kernels.cpu.jit import JIT, parallel_above, prange, serialized
 from ember.kernels.registry import register
 
 
@@ -106,34 +110,112 @@ def gru_cell_backward(dh_new, gates, hu, h):
 # ---------------------------------------------------------------- one step of a fused sequence
 # One step's elementwise part for the fused sequence ops (ember.engine.ops.recurrent), written into
 # arrays allocated once per sequence; the spec (argument meanings, masked rows) is in
-# kernels/reference/recurrent.py. One pass per row instead of 10-20 NumPy passes and temporaries.
+# kernels/reference/recurrent.py. Each step is one pass over the rows, with no temporaries.
 
 
-# NOTE: Numba calls libm's scalar exp/tanh, about 70 ns each on the shared 2-core machine: the LSTM
-# step's five activations took 1.08 ms per step (32 x 128, float32) in one Numba pass, against 12 us
-# for NumPy's SIMD exp over the same 16k values. So each forward step runs in Numba passes around
-# NumPy's exp: pass 1 writes -|v| (or -2|v| for a tanh) of each pre-activation v, NumPy exponentiates
-# in place, pass 2 forms sigmoid(v) = 1/(1+e) or e/(1+e) and tanh(v) = sign(v)(1-e)/(1+e), e = exp(-2|v|).
+# NOTE: Numba calls libm's scalar expf/tanhf (about 70 ns each on the shared 2-core machine), which LLVM
+# cannot vectorize: one LSTM step's five activations (32 x 128, float32) took 1.08 ms that way. The
+# previous version ran NumPy's SIMD exp between three Numba passes (pre, mid, post) with four
+# temporaries per step: 50-60 us per step. In float32 the activations now use the exp below, written
+# with plain arithmetic and a bit cast so that LLVM vectorizes the whole step (AVX-512 here): one pass,
+# 16k exps in about 15 us. float64 keeps libm (the reference's precision; the float64 tests compare to
+# 1e-12), where speed is not the point.
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 ``bits`` (a bit cast, no conversion)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(context.cast(builder, args[0], sig.args[0], types.int32), ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+_F0, _F1, _HALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+# exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts, Cody and Waite), exp(r) a
+# degree-7 polynomial on |r| <= ln(2)/2 (the single-precision coefficients of Moshier's Cephes expf):
+# relative error < 1e-7 (measured 6e-8 against float64 over 16k values in [-87, 0])
+_LOG2E, _LN2_HI, _LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_EXP_P = tuple(np.float32(v) for v in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                       1.6666665459e-1, 5.0000001201e-1))
+_EXP_MIN = np.float32(-87.0)  # 2^n stays a normal float; exp(-87) = 1.6e-38
+# tanh near 0 by its series (to v^7, error < 3e-10 relative below |v| = 0.1), where (1 - e)/(1 + e)
+# would lose the leading digits
+_TANH_SMALL = np.float32(0.1)
+_T3, _T5, _T7 = np.float32(-1.0 / 3.0), np.float32(2.0 / 15.0), np.float32(-17.0 / 315.0)
+
+
+@numba.njit(**JIT)
+def _exp32(x):
+    """exp(x) for float32 x <= 0 (below -87 it returns exp(-87)), vectorizable."""
+    x = max(x, _EXP_MIN)
+    n = np.floor(x * _LOG2E + _HALF)
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p0, p1, p2, p3, p4, p5 = _EXP_P
+    y = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+    y = y * (r * r) + r + _F1
+    return y * _f32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+def _sigmoid(v):
+    """1 / (1 + exp(-v)) for one float32 or float64 scalar, inside Numba kernels (see the overload)."""
+    return _sigmoid64(v)
+
+
+def _tanh(v):
+    """tanh(v) for one float32 or float64 scalar, inside Numba kernels (see the overload)."""
+    return math.tanh(v)
+
+
+def _sigmoid64(v):
+    e = math.exp(-abs(v))
+    return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+
+
+def _tanh64(v):
+    return math.tanh(v)
+
+
+def _is_float32(t):
+    return isinstance(t, types.Float) and t.bitwidth == 32
+
+
+@overload(_sigmoid)
+def _sigmoid_jit(v):
+    if _is_float32(v):
+        def sigmoid32(v):
+            e = _exp32(-abs(v))
+            s = _F1 / (_F1 + e)
+            return s if v >= _F0 else e * s
+
+        return sigmoid32
+    return _sigmoid64
+
+
+@overload(_tanh)
+def _tanh_jit(v):
+    if _is_float32(v):
+        def tanh32(v):
+            a = abs(v)
+            e = _exp32(np.float32(-2.0) * a)
+            t = (_F1 - e) / (_F1 + e)
+            v2 = v * v
+            small = v * (_F1 + v2 * (_T3 + v2 * (_T5 + v2 * _T7)))
+            return small if a < _TANH_SMALL else (t if v >= _F0 else -t)
+
+        return tanh32
+    return _tanh64
 
 
 @parallel_above(1 << 20)
-def _rnn_step_pre(xw, hu, v, e):
-    n, g = xw.shape
-    for r in prange(n):
-        for j in range(g):
-            x = xw[r, j] + hu[r, j]
-            v[r, j] = x
-            e[r, j] = -2.0 * abs(x)
-
-
-@parallel_above(1 << 20)
-def _rnn_step_post(v, e, h_prev, keep, h_out):
+def _rnn_step_forward(xw, hu, h_prev, keep, h_out):
     n, u = h_prev.shape
     for r in prange(n):
         if keep[r]:
             for j in range(u):
-                t = (1.0 - e[r, j]) / (1.0 + e[r, j])
-                h_out[r, j] = t if v[r, j] >= 0 else -t
+                h_out[r, j] = _tanh(xw[r, j] + hu[r, j])
         else:
             for j in range(u):
                 h_out[r, j] = h_prev[r, j]
@@ -142,24 +224,21 @@ def _rnn_step_post(v, e, h_prev, keep, h_out):
 @parallel_above(1 << 20)
 def _rnn_step_backward(dh, h, keep, dz, dh_carry):
     n, u = h.shape
+    one, zero = h.dtype.type(1), h.dtype.type(0)
     for r in prange(n):
-        k = keep[r]
-        for j in range(u):
-            d = dh[r, j]
-            if k:
-                dz[r, j] = d * (1 - h[r, j] * h[r, j])
-                dh_carry[r, j] = 0.0
-            else:
-                dz[r, j] = 0.0
-                dh_carry[r, j] = d
+        if keep[r]:
+            for j in range(u):
+                dz[r, j] = dh[r, j] * (one - h[r, j] * h[r, j])
+                dh_carry[r, j] = zero
+        else:
+            for j in range(u):
+                dz[r, j] = zero
+                dh_carry[r, j] = dh[r, j]
 
 
 @register("rnn_step_forward", "numba", wrap=serialized)
 def rnn_step_forward(xw, hu, h_prev, keep, h_out):
-    v, e = np.empty_like(xw), np.empty_like(xw)
-    _rnn_step_pre(xw, hu, v, e)
-    np.exp(e, out=e)
-    _rnn_step_post(v, e, h_prev, keep, h_out)
+    _rnn_step_forward(xw, hu, h_prev, keep, h_out)
 
 
 @register("rnn_step_backward", "numba", wrap=serialized)
@@ -167,84 +246,73 @@ def rnn_step_backward(dh, h, keep, dz, dh_carry):
     _rnn_step_backward(dh, h, keep, dz, dh_carry)
 
 
+# NOTE: LLVM vectorizes a loop over arrays that may overlap only behind run-time overlap checks, and
+# gives up beyond 8 of them: the LSTM step as one loop over 9 arrays ran scalar, 134 us per step
+# (32 x 128, float32), against 10 us for 16k sigmoids in a loop over 2 arrays. So each row is done in
+# several short loops that touch at most 3 arrays each (a row's 4u values stay in L1 between them).
 @parallel_above(1 << 20)
-def _lstm_step_pre(xw, hu, z, e):
-    n, g = xw.shape
-    u = g // 4
-    for r in prange(n):
-        for j in range(g):
-            v = xw[r, j] + hu[r, j]
-            z[r, j] = v
-            e[r, j] = -2.0 * abs(v) if 2 * u <= j < 3 * u else -abs(v)
-
-
-@parallel_above(1 << 20)
-def _lstm_step_mid(z, e, c_prev, gates, c_new, e_c):
+def _lstm_step_forward(xw, hu, h_prev, c_prev, keep, h_out, c_out, gates, tanh_c):
     n, u = c_prev.shape
     for r in prange(n):
-        for j in range(u):
-            ei, ef, eg, eo = e[r, j], e[r, u + j], e[r, 2 * u + j], e[r, 3 * u + j]
-            i = 1.0 / (1.0 + ei) if z[r, j] >= 0 else ei / (1.0 + ei)
-            f = 1.0 / (1.0 + ef) if z[r, u + j] >= 0 else ef / (1.0 + ef)
-            o = 1.0 / (1.0 + eo) if z[r, 3 * u + j] >= 0 else eo / (1.0 + eo)
-            g = (1.0 - eg) / (1.0 + eg)
-            g = g if z[r, 2 * u + j] >= 0 else -g
-            gates[r, j], gates[r, u + j], gates[r, 2 * u + j], gates[r, 3 * u + j] = i, f, g, o
-            c = f * c_prev[r, j] + i * g
-            c_new[r, j] = c
-            e_c[r, j] = -2.0 * abs(c)
-
-
-@parallel_above(1 << 20)
-def _lstm_step_post(c_new, e_c, gates, h_prev, c_prev, keep, h_out, c_out, tanh_c):
-    n, u = c_prev.shape
-    for r in prange(n):
-        k = keep[r]
-        for j in range(u):
-            c = c_new[r, j]
-            t = (1.0 - e_c[r, j]) / (1.0 + e_c[r, j])
-            t = t if c >= 0 else -t
-            tanh_c[r, j] = t
-            if k:
+        for j in range(2 * u):  # i, f
+            gates[r, j] = _sigmoid(xw[r, j] + hu[r, j])
+        for j in range(2 * u, 3 * u):  # g
+            gates[r, j] = _tanh(xw[r, j] + hu[r, j])
+        for j in range(3 * u, 4 * u):  # o
+            gates[r, j] = _sigmoid(xw[r, j] + hu[r, j])
+        for j in range(u):  # c' (held in tanh_c for a moment)
+            tanh_c[r, j] = gates[r, u + j] * c_prev[r, j] + gates[r, j] * gates[r, 2 * u + j]
+        if keep[r]:
+            for j in range(u):
+                c_out[r, j] = tanh_c[r, j]
+            for j in range(u):
+                t = _tanh(tanh_c[r, j])
+                tanh_c[r, j] = t
                 h_out[r, j] = gates[r, 3 * u + j] * t
-                c_out[r, j] = c
-            else:
-                h_out[r, j] = h_prev[r, j]
+        else:
+            for j in range(u):
+                tanh_c[r, j] = _tanh(tanh_c[r, j])
+            for j in range(u):
                 c_out[r, j] = c_prev[r, j]
+            for j in range(u):
+                h_out[r, j] = h_prev[r, j]
 
 
 @parallel_above(1 << 20)
 def _lstm_step_backward(dh, dc, gates, tanh_c, c_prev, keep, dz, dh_carry, dc_prev):
     n, u = c_prev.shape
-    for r in prange(n):
-        k = keep[r]
-        for j in range(u):
-            d, dcj = dh[r, j], dc[r, j]
-            if k:
-                i, f, g, o = gates[r, j], gates[r, u + j], gates[r, 2 * u + j], gates[r, 3 * u + j]
+    one, zero = c_prev.dtype.type(1), c_prev.dtype.type(0)
+    for r in prange(n):  # short loops (see the NOTE above the forward); dc_prev may be dc itself
+        if keep[r]:
+            for j in range(u):  # dc' (held in dc_prev until the end)
                 t = tanh_c[r, j]
-                dc_new = dcj + d * o * (1 - t * t)
-                dz[r, j] = dc_new * g * i * (1 - i)
-                dz[r, u + j] = dc_new * c_prev[r, j] * f * (1 - f)
-                dz[r, 2 * u + j] = dc_new * i * (1 - g * g)
-                dz[r, 3 * u + j] = d * t * o * (1 - o)
-                dh_carry[r, j] = 0.0
-                dc_prev[r, j] = dc_new * f
-            else:
-                dz[r, j] = dz[r, u + j] = dz[r, 2 * u + j] = dz[r, 3 * u + j] = 0.0
-                dh_carry[r, j] = d
-                dc_prev[r, j] = dcj
+                dc_prev[r, j] = dc[r, j] + dh[r, j] * gates[r, 3 * u + j] * (one - t * t)
+            for j in range(u):  # di, dg
+                i, g = gates[r, j], gates[r, 2 * u + j]
+                dz[r, j] = dc_prev[r, j] * g * i * (one - i)
+                dz[r, 2 * u + j] = dc_prev[r, j] * i * (one - g * g)
+            for j in range(u):  # df
+                f = gates[r, u + j]
+                dz[r, u + j] = dc_prev[r, j] * c_prev[r, j] * f * (one - f)
+            for j in range(u):  # do
+                o = gates[r, 3 * u + j]
+                dz[r, 3 * u + j] = dh[r, j] * tanh_c[r, j] * o * (one - o)
+            for j in range(u):
+                dc_prev[r, j] = dc_prev[r, j] * gates[r, u + j]
+            for j in range(u):
+                dh_carry[r, j] = zero
+        else:
+            for j in range(4 * u):
+                dz[r, j] = zero
+            for j in range(u):
+                dh_carry[r, j] = dh[r, j]
+            for j in range(u):
+                dc_prev[r, j] = dc[r, j]
 
 
 @register("lstm_step_forward", "numba", wrap=serialized)
 def lstm_step_forward(xw, hu, h_prev, c_prev, keep, h_out, c_out, gates, tanh_c):
-    z, e = np.empty_like(xw), np.empty_like(xw)
-    c_new, e_c = np.empty_like(c_prev), np.empty_like(c_prev)
-    _lstm_step_pre(xw, hu, z, e)
-    np.exp(e, out=e)
-    _lstm_step_mid(z, e, c_prev, gates, c_new, e_c)
-    np.exp(e_c, out=e_c)
-    _lstm_step_post(c_new, e_c, gates, h_prev, c_prev, keep, h_out, c_out, tanh_c)
+    _lstm_step_forward(xw, hu, h_prev, c_prev, keep, h_out, c_out, gates, tanh_c)
 
 
 @register("lstm_step_backward", "numba", wrap=serialized)
@@ -253,75 +321,58 @@ def lstm_step_backward(dh, dc, gates, tanh_c, c_prev, keep, dz, dh_carry, dc_pre
 
 
 @parallel_above(1 << 20)
-def _gru_step_pre(xw, hu, b_rec, v, e):
-    n, g2 = v.shape
-    for r in prange(n):
-        for j in range(g2):
-            x = xw[r, j] + hu[r, j] + b_rec[j]
-            v[r, j] = x
-            e[r, j] = -abs(x)
-
-
-@parallel_above(1 << 20)
-def _gru_step_mid(v, e, xw, hu, b_rec, gates, hu_c, vc, e_c):
-    n, u = hu_c.shape
-    for r in prange(n):
-        for j in range(u):
-            ez, er = e[r, j], e[r, u + j]
-            z = 1.0 / (1.0 + ez) if v[r, j] >= 0 else ez / (1.0 + ez)
-            rr = 1.0 / (1.0 + er) if v[r, u + j] >= 0 else er / (1.0 + er)
-            gates[r, j], gates[r, u + j] = z, rr
-            hc = hu[r, 2 * u + j] + b_rec[2 * u + j]
-            hu_c[r, j] = hc
-            x = xw[r, 2 * u + j] + rr * hc
-            vc[r, j] = x
-            e_c[r, j] = -2.0 * abs(x)
-
-
-@parallel_above(1 << 20)
-def _gru_step_post(vc, e_c, h_prev, keep, gates, h_out):
+def _gru_step_forward(xw, hu, b_rec, h_prev, keep, h_out, gates, hu_c):
     n, u = h_prev.shape
-    for r in prange(n):
-        k = keep[r]
+    one = h_prev.dtype.type(1)
+    for r in prange(n):  # short loops over at most 3 arrays each (see the NOTE above the LSTM's)
+        for j in range(2 * u):  # z, r
+            gates[r, j] = _sigmoid(xw[r, j] + (hu[r, j] + b_rec[j]))
         for j in range(u):
-            c = (1.0 - e_c[r, j]) / (1.0 + e_c[r, j])
-            c = c if vc[r, j] >= 0 else -c
-            gates[r, 2 * u + j] = c
-            z, hp = gates[r, j], h_prev[r, j]
-            h_out[r, j] = z * hp + (1 - z) * c if k else hp
+            hu_c[r, j] = hu[r, 2 * u + j] + b_rec[2 * u + j]
+        for j in range(u):  # candidate
+            gates[r, 2 * u + j] = _tanh(xw[r, 2 * u + j] + gates[r, u + j] * hu_c[r, j])
+        if keep[r]:
+            for j in range(u):
+                z = gates[r, j]
+                h_out[r, j] = z * h_prev[r, j] + (one - z) * gates[r, 2 * u + j]
+        else:
+            for j in range(u):
+                h_out[r, j] = h_prev[r, j]
 
 
 @parallel_above(1 << 20)
 def _gru_step_backward(dh, gates, hu_c, h_prev, keep, dxw, dhu, dh_carry):
     n, u = h_prev.shape
-    for row in prange(n):
-        k = keep[row]
-        for j in range(u):
-            d = dh[row, j]
-            if k:
-                z, r, c = gates[row, j], gates[row, u + j], gates[row, 2 * u + j]
-                dc = d * (1 - z) * (1 - c * c)
-                dz = d * (h_prev[row, j] - c) * z * (1 - z)
-                dr = dc * hu_c[row, j] * r * (1 - r)
-                dxw[row, j], dxw[row, u + j], dxw[row, 2 * u + j] = dz, dr, dc
-                dhu[row, j], dhu[row, u + j], dhu[row, 2 * u + j] = dz, dr, dc * r
-                dh_carry[row, j] = d * z
-            else:
-                dxw[row, j] = dxw[row, u + j] = dxw[row, 2 * u + j] = 0.0
-                dhu[row, j] = dhu[row, u + j] = dhu[row, 2 * u + j] = 0.0
-                dh_carry[row, j] = d
+    one, zero = h_prev.dtype.type(1), h_prev.dtype.type(0)
+    for row in prange(n):  # short loops (see the NOTE above the LSTM's forward)
+        if keep[row]:
+            for j in range(u):  # dc
+                z, c = gates[row, j], gates[row, 2 * u + j]
+                dxw[row, 2 * u + j] = dh[row, j] * (one - z) * (one - c * c)
+            for j in range(u):  # dz
+                z = gates[row, j]
+                dxw[row, j] = dh[row, j] * (h_prev[row, j] - gates[row, 2 * u + j]) * z * (one - z)
+            for j in range(u):  # dr
+                r = gates[row, u + j]
+                dxw[row, u + j] = dxw[row, 2 * u + j] * hu_c[row, j] * r * (one - r)
+            for j in range(2 * u):
+                dhu[row, j] = dxw[row, j]
+            for j in range(u):
+                dhu[row, 2 * u + j] = dxw[row, 2 * u + j] * gates[row, u + j]
+            for j in range(u):
+                dh_carry[row, j] = dh[row, j] * gates[row, j]
+        else:
+            for j in range(3 * u):
+                dxw[row, j] = zero
+            for j in range(3 * u):
+                dhu[row, j] = zero
+            for j in range(u):
+                dh_carry[row, j] = dh[row, j]
 
 
 @register("gru_step_forward", "numba", wrap=serialized)
 def gru_step_forward(xw, hu, b_rec, h_prev, keep, h_out, gates, hu_c):
-    n, u = h_prev.shape
-    v, e = np.empty((n, 2 * u), dtype=xw.dtype), np.empty((n, 2 * u), dtype=xw.dtype)
-    vc, e_c = np.empty_like(h_prev), np.empty_like(h_prev)
-    _gru_step_pre(xw, hu, b_rec, v, e)
-    np.exp(e, out=e)
-    _gru_step_mid(v, e, xw, hu, b_rec, gates, hu_c, vc, e_c)
-    np.exp(e_c, out=e_c)
-    _gru_step_post(vc, e_c, h_prev, keep, gates, h_out)
+    _gru_step_forward(xw, hu, b_rec, h_prev, keep, h_out, gates, hu_c)
 
 
 @register("gru_step_backward", "numba", wrap=serialized)

@@ -33,6 +33,9 @@ import xxhash
 PLUGIN_CLASS = "ember.jvm.BlockServicePlugin"
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _SOURCE = os.path.join(_PACKAGE, "jvm", "ember", "jvm", "BlockServicePlugin.java")
+# ember.jvm.FeaturePacking (zoo/pipeline's JVM-side feature packing): a Catalyst expression that links
+# against Spark 4.x's Scala 2.13 classes only; a build against Spark 3.5 leaves it out (packing is then off)
+_PACKING_SOURCE = os.path.join(_PACKAGE, "jvm", "ember", "jvm", "FeaturePacking.java")
 SHIPPED_JAR = os.path.join(_PACKAGE, "jvm", "ember-blocks.jar")
 _DIGEST_ENTRY = "META-INF/ember/source.sha256"
 # NOTE: Java 8 class files: Spark 3.5 still runs on Java 8; one jar loads in Spark 3.5 and 4.x (the
@@ -94,9 +97,16 @@ def cache_folder():
 
 
 def source_digest():
-    """SHA-256 of the plugin's Java source: the shipped jar records the digest of the source it was built from."""
-    with open(_SOURCE, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """SHA-256 of the plugin's Java sources: the shipped jar records the digest of the sources it was built from."""
+    digest = hashlib.sha256()
+    for path in (_SOURCE, _PACKING_SOURCE):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _scala_213(jars):
+    return any(n.startswith("scala-library-2.13") for n in os.listdir(jars))
 
 
 def jar_source_digest(jar):
@@ -117,7 +127,8 @@ def compile_plugin(target, jars=None):
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ember-javac-") as work:
         proc = subprocess.run([javac, "--release", JAVA_RELEASE, "-Xlint:-options", "-nowarn", "-d", work, "-cp",
-                               os.path.join(jars, "*"), _SOURCE], capture_output=True, text=True)
+                               os.path.join(jars, "*"), _SOURCE] + ([_PACKING_SOURCE] if _scala_213(jars) else []),
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise SparkSetupError(f"ember's block service does not compile against the Spark jars in {jars} "
                                   f"(Spark {_spark_version(jars)}; ember supports 3.5 and 4.x); javac said:\n"

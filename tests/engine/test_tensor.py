@@ -177,3 +177,27 @@ def test_the_op_profiler_attributes_a_step_to_its_ops():
     with ember.engine.profiler.profile() as quiet:
         pass
     assert quiet.seconds == {}  # nothing ran
+
+
+@pytest.mark.parametrize("index", [
+    (slice(None), -1), (slice(None), slice(2, 5)), (Ellipsis, 0), (1, slice(None, None, -2), None),  # basic
+    (slice(None), np.array([0, 2, 2, 4])), (np.array([1, 1, 0]),),  # advanced: repeated picks add up
+])
+def test_indexing_gradient_basic_and_advanced(float64, index):
+    """Basic indices (slices, integers, None, ...) take the assignment route, advanced ones the
+    scatter-add; both against finite differences, and repeated advanced picks sum their gradients."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 6, 2))
+    weights = rng.normal(size=a[index].shape)
+
+    probe = a.copy()
+
+    def loss():
+        return float((probe[index] * weights).sum())
+
+    t = Tensor(a, requires_grad=True)
+    (F.getitem(t, index) * Tensor(weights)).sum().backward()
+    assert relative_error(t.grad, numeric_gradient(loss, probe)) < 1e-7
+    expected = np.zeros_like(a)
+    np.add.at(expected, index, weights)
+    np.testing.assert_array_equal(t.grad, expected)

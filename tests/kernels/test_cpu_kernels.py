@@ -134,6 +134,19 @@ def test_relu_kernels_match_reference(max_value, slope, dtype, rng):
         fast, ref = get_kernel(name, "numba")(*args), get_kernel(name, "reference")(*args)
         assert fast.dtype == ref.dtype == dtype
         np.testing.assert_array_equal(fast, ref, err_msg=name)
+        # the zeros are +0.0 (np.maximum's and np.where's), not -0.0 (a negative value times a zero slope)
+        np.testing.assert_array_equal(np.signbit(fast[fast == 0]), np.signbit(ref[ref == 0]), err_msg=name)
+
+
+@pytest.mark.parametrize("max_value", [None, 6.0])
+def test_relu_of_a_negative_input_is_plus_zero(max_value):
+    """+0.0 for negative inputs (not -0.0, a negative value times the zero slope), 0 for -inf, NaN passes."""
+    x = np.array([-3.0, -0.5, -np.inf, 2.0, np.nan], dtype=np.float32)
+    for kernels in ("numba", "reference"):
+        y = get_kernel("relu_forward", kernels)(x, max_value, 0.0)
+        assert not np.signbit(y[:3]).any() and (y[:3] == 0).all() and y[3] == 2.0 and np.isnan(y[4]), kernels
+        dx = get_kernel("relu_backward", kernels)(-np.ones_like(x), x, max_value, 0.0)
+        assert not np.signbit(dx[:3]).any() and (dx[:3] == 0).all() and dx[3] == -1.0, kernels
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5, 7), (128, 6), (4, 9, 9, 6), (2, 130, 16), (37, 1000)])

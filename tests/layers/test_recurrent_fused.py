@@ -159,3 +159,87 @@ def test_sequence_op_rejects_bad_shapes():
         LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, mask=np.ones((3, 2), bool))
     with pytest.raises(ValueError, match="steps >= 1"):
         SimpleRNNSequence.apply(Tensor(np.zeros((2, 0, 4))), Tensor(np.zeros((4, 5))), Tensor(np.zeros((5, 5))))
+    with pytest.raises(ValueError, match=r"bias has shape \(15,\), expected \(2, 15\) \(input and recurrent"):
+        GRUSequence.apply(x, Tensor(np.zeros((4, 15))), Tensor(np.zeros((5, 15))), Tensor(np.zeros(15)))
+    with pytest.raises(ValueError, match=r"bias has shape \(2, 20\), expected \(20,\)"):
+        LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, Tensor(np.zeros((2, 20))))
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        LSTMSequence.apply(x, Tensor(np.zeros((4, 20))), u, outputs="first")
+
+
+@pytest.mark.parametrize("op, gates", [(SimpleRNNSequence, 1), (LSTMSequence, 4), (GRUSequence, 3)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sequence_and_last_outputs_equal_slices_of_the_packed_output(op, gates, masked, float64):
+    """outputs="sequence" / "last" give the packed output's slices, and the same gradients as
+    slicing the packed output (the slices' gradients scatter into zeros: the reference)."""
+    rng = np.random.default_rng(5)
+    n, steps, d, u = 3, 5, 4, 2
+    x = rng.standard_normal((n, steps, d))
+    weights = [rng.standard_normal((d, gates * u)), rng.standard_normal((u, gates * u)) * 0.5,
+               rng.standard_normal((2, 3 * u) if op is GRUSequence else (gates * u,))]
+    mask = rng.random((n, steps)) > 0.3 if masked else None
+    coef = {"sequence": rng.standard_normal((n, steps, u)), "last": rng.standard_normal((n, u))}
+
+    def grads(outputs):
+        ts = [Tensor(a, requires_grad=True) for a in [x] + weights]
+        out = op.apply(*ts, mask=mask, go_backwards=True, outputs=outputs)
+        if outputs == "packed":
+            out = {"sequence": out[:, :steps], "last": out[:, steps - 1]}[which]
+        (out * Tensor(coef[which])).sum().backward()
+        return [out.numpy()] + [t.grad for t in ts]
+
+    for which in ("sequence", "last"):
+        for a, b in zip(grads(which), grads("packed")):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_inference_equals_training_forward(cls):
+    """Without a recorded graph the ops keep one step's gates (not every step's); the outputs are the
+    same."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 7, 3)).astype(np.float32)
+    layer = cls(5, return_sequences=True)
+    layer(Tensor(x))
+    with ember.engine.no_grad():
+        untracked = layer(Tensor(x))
+    assert not ops_in_graph([untracked])  # nothing recorded: the one-step buffers
+    inference = untracked.numpy()
+    trained = layer(Tensor(x, requires_grad=True))
+    assert OPS[cls] in ops_in_graph([trained])
+    np.testing.assert_array_equal(inference, trained.numpy())
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monkeypatch):
+    """[1, x_t] @ [b; W], h @ U and dz @ U.T computed in blocks of columns (as for W5's shapes) give the
+    outputs and gradients of one product each: 4 units, blocks of at most 3 * 2 * G multiply-adds."""
+    from ember.engine.ops import recurrent
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 6, 4))
+    layer = cls(4, return_sequences=True)
+    layer(Tensor(x))
+    weights = [w + 0.1 for w in layer.get_weights()]
+    mask = rng.random((3, 6)) > 0.3
+    reference = run(layer, x, mask, True, weights)
+    g = 4 * cls._gates
+    monkeypatch.setattr(recurrent._Sequence, "MIN_COLUMNS", 2)
+    monkeypatch.setattr(recurrent, "SMALL_MACS", 3 * 2 * g)  # batch 3: dz @ U.T in blocks of 2 columns
+    blocks, view = recurrent._column_blocks(rng.standard_normal((g, 4)), np.empty((3, 4)), 2)
+    assert blocks.shape == (2, g, 2) and view.shape == (2, 3, 2)
+    mat, out, h = rng.standard_normal((4, g)), np.empty((3, g)), rng.standard_normal((3, 4))
+    blocks, view = recurrent._column_blocks(mat, out, 2)
+    assert blocks.shape[0] > 1
+    np.matmul(h, blocks, out=view)
+    np.testing.assert_allclose(out, h @ mat, rtol=1e-14)
+    # 5 columns: no multiple of 2 below 5 divides them, one block
+    assert recurrent._column_blocks(np.zeros((4, 5)), np.empty((3, 5)), 2)[0].shape == (1, 4, 5)
+    blocked = run(layer, x, mask, True, weights)
+    np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in _flat(blocked)]),
+                               np.concatenate([np.ravel(v) for v in _flat(reference)]), rtol=1e-12, atol=1e-12)
+
+
+def _flat(result):
+    outs, dx, dws = result
+    return list(outs) + [dx] + list(dws)

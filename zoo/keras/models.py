@@ -4,6 +4,8 @@ clipping setters. The training itself is ``ember.optim``'s loop (locally or on S
 translates. The classes are the ones of ``ember.layers`` (one Sequential, one Model): they declare these
 methods and this module registers their implementation.
 """
+import copy
+
 import numpy as np
 
 from ember.layers import containers, serialization
@@ -16,9 +18,11 @@ from ember.optim.optimizer import Optimizer
 from ember.optim.stream import BatchStream, evaluate_stream, is_batch_source, predict_stream
 from ember.optim.summary import TrainSummary, ValidationSummary
 from ember.optim.triggers import EveryEpoch, MaxEpoch
+from ember.zoo.keras import optimizers as keras_optimizers
 from ember.zoo.keras.callbacks import Callback, History, TerminateOnNaN
 
-_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": methods_module.Adam, "adamw": methods_module.AdamW,
+# Keras's names give Keras's defaults (Adam's epsilon 1e-7, not BigDL's 1e-8)
+_OPTIMIZERS = {"sgd": methods_module.SGD, "adam": keras_optimizers.Adam, "adamw": keras_optimizers.AdamW,
                "adamax": methods_module.Adamax, "rmsprop": methods_module.RMSprop,
                "adagrad": methods_module.Adagrad, "adadelta": methods_module.Adadelta,
                "lbfgs": methods_module.LBFGS}
@@ -33,8 +37,8 @@ def get_optimizer(identifier):
 
     Example:
         >>> from ember import optimizers
-        >>> optimizers.get("adam")
-        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, weight_decay=0.0)
+        >>> optimizers.get("adam")  # Keras's defaults
+        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=0.0, keras_epsilon=True)
         >>> sgd = optimizers.SGD(learning_rate=0.1)
         >>> optimizers.get(sgd) is sgd
         True
@@ -91,6 +95,12 @@ class _CallbackBridge:
     def on_train_end(self, optimizer):
         for c in self.callbacks:
             c.on_train_end({})
+
+
+def _saved_names(metrics):
+    """The metrics that a saved model can name again: names, and ValidationMethods by class name."""
+    return [m if isinstance(m, str) else type(m).__name__ for m in (metrics or [])
+            if not callable(m) or isinstance(m, validation_module.ValidationMethod)]
 
 
 def _require_compiled(model, what):
@@ -181,17 +191,33 @@ def _run(model, optimizer, callbacks, params):
 class KerasTraining:
     """The training methods of every ``ember.layers.Model`` (registered on it below)."""
 
-    def compile(self, optimizer="sgd", loss=None, metrics=None):
+    def compile(self, optimizer="sgd", loss=None, metrics=None, weighted_metrics=None):
         """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
-        per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods)."""
+        per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods).
+
+        ``weighted_metrics`` (Keras's): metrics weighted by the samples' ``sample_weight`` / ``class_weight``
+        (``sum(w * value) / sum(w)``) in ``fit``, its validation and ``evaluate``; ``metrics`` ignore the
+        weights. Without weights (or on Spark, which takes none) they equal the plain metrics. A weighted
+        metric whose name is already taken reports as ``weighted_<name>``, as in Keras."""
         if loss is None:
             raise ValueError("compile: give a loss, e.g. loss='sparse_categorical_crossentropy'")
+        for arg, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if given is not None and not isinstance(given, (list, tuple)):
+                raise ValueError(f"compile: {arg} must be a list, e.g. {arg}=['accuracy'], got {given!r}")
         self.optimizer = get_optimizer(optimizer)
         self.loss = ([_keras_loss_object(x) for x in loss] if isinstance(loss, (list, tuple))
                      else _keras_loss_object(loss))
         self.metrics = [_named_metric(m) for m in (metrics or [])]
-        self._metric_names = [m if isinstance(m, str) else type(m).__name__ for m in (metrics or [])
-                              if not callable(m) or isinstance(m, validation_module.ValidationMethod)]
+        taken = {"loss"} | {m.name for m in self.metrics}
+        for m in weighted_metrics or []:
+            method = copy.copy(_named_metric(m))  # a given instance may also be among the plain metrics
+            method.weighted = True
+            if method.name in taken:
+                method.name = f"weighted_{method.name}"
+            taken.add(method.name)
+            self.metrics.append(method)
+        self._metric_names = _saved_names(metrics)
+        self._weighted_metric_names = _saved_names(weighted_metrics)
         self._clip = {}
         self._tensorboard = self._checkpoint = None
         self.stop_training = False
@@ -205,21 +231,27 @@ class KerasTraining:
         return {"optimizer": {"class_name": type(self.optimizer).__name__,
                               "learning_rate": self.optimizer.learning_rate, "hyper": dict(self.optimizer.hyper)},
                 "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
-                "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", []))}
+                "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", [])),
+                "weighted_metrics": list(getattr(self, "_weighted_metric_names", []))}
 
     def compile_from_config(self, config):
         """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model)."""
         spec = config["optimizer"]
         cls = _OPTIMIZERS.get(spec["class_name"].lower())
+        if cls is not None and "keras_epsilon" not in spec["hyper"]:  # BigDL's (ember.optim's) of the same name
+            cls = getattr(methods_module, cls.__name__, cls)
         if cls is None:
             raise ValueError(f"the saved model was compiled with an unknown optimizer {spec['class_name']!r}")
         method = cls.__new__(cls)
         method.load_state_dict({"class_name": spec["class_name"], "learning_rate": spec["learning_rate"],
                                 "hyper": spec["hyper"], "state": {}})
         losses = [type(losses_module.get(c["name"]))(**c["config"]) for c in config["loss"]]
-        metrics = [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
-                   for m in config["metrics"]]
-        return self.compile(method, losses if config["loss_is_list"] else losses[0], metrics)
+        def methods(names):
+            return [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
+                    for m in names]
+
+        return self.compile(method, losses if config["loss_is_list"] else losses[0], methods(config["metrics"]),
+                            methods(config.get("weighted_metrics", [])))
 
     # ---- BigDL-style settings ----
     def set_tensorboard(self, log_dir, app_name):
@@ -272,7 +304,8 @@ class KerasTraining:
             validation_split: the fraction of (x, y) held out for validation (the last samples, before
                 shuffling, with their sample weights).
             class_weight: ``{class id: weight}``: each sample's loss weighted by its class's weight (Keras:
-                the class is the argmax of a one-hot target); the metrics stay unweighted, as Keras's.
+                the class is the argmax of a one-hot target); the metrics stay unweighted, as Keras's, and the
+                ``weighted_metrics`` of ``compile`` are weighted.
             sample_weight: one weight per sample, shape (samples,): the loss is ``sum(w * loss) / batch size``.
             callbacks: Callback instances.
             verbose: 0 quiet, 1 (or "auto") a progress bar per epoch, 2 one line per epoch.
@@ -312,7 +345,8 @@ class KerasTraining:
 
     @property
     def metrics_names(self):
-        """The names ``evaluate`` reports, in order: ``["loss", metric names...]`` (Keras's attribute)."""
+        """The names ``evaluate`` reports, in order: ``["loss", metric names..., weighted metric names...]``
+        (Keras's attribute; Keras 3 lists ``["loss", "compile_metrics"]`` here, ember the names)."""
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
@@ -321,7 +355,8 @@ class KerasTraining:
         """The loss and the compiled metrics on (x, y) in inference mode: a float, or a list
         ``[loss, metric, ...]`` when metrics were compiled (names in ``metrics_names``); with
         ``return_dict`` a dict ``{"loss": ..., name: ...}``. The loss includes the regularization
-        penalties and is weighted by ``sample_weight`` (one per sample), as Keras's is; the metrics are not.
+        penalties and is weighted by ``sample_weight`` (one per sample), as Keras's is; so are the
+        ``weighted_metrics`` (``sum(w * value) / sum(w)``); the plain metrics are not.
 
         ``x`` may also be a generator or ``keras.utils.Sequence`` of ``(x, y)`` / ``(x, y, sample_weight)``
         batches (``steps`` of them, else all), or a DataFrame (``feature_cols``, ``label_cols``; default

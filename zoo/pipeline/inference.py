@@ -17,6 +17,8 @@ from ember.optim.loop import add_results, evaluate_dataset, predict_arrays
 _WORKER_MODELS = {}
 _WORKER_LOCK = threading.Lock()
 _KEEP = 4  # models kept per worker (a CrossValidator transforms several models one after another)
+FEATURE_PACKING = True  # pack feature rows on the JVM where the session can (see packed_features)
+PACK_FUNCTION = "ember_pack_features"  # the SQL function ember.jvm.FeaturePacking registers
 
 
 def model_file_bytes(model):
@@ -125,11 +127,11 @@ def _model_outputs(shipment, batch_size, arrays):
         yield np.asarray(out, dtype=np.float64).reshape(len(out), -1)
 
 
-def prediction_udf(shipment, column, shape, batch_size, classify, scalar=False):
-    """A vectorised UDF over an ``array<float>`` column: the model's outputs (``array<double>``; with
-    ``scalar``, a model of one output, a double), or with ``classify`` a struct of ``raw``,
-    ``probability`` (arrays) and ``prediction`` (double). An Arrow UDF where pyspark has them (4.1+), a
-    pandas UDF otherwise.
+def prediction_udf(shipment, column, shape, batch_size, classify, scalar=False, packed=False):
+    """A vectorised UDF over an ``array<float>`` column (with ``packed``, a binary column of float32 bytes
+    from ``packed_features``): the model's outputs (``array<double>``; with ``scalar``, a model of one
+    output, a double), or with ``classify`` a struct of ``raw``, ``probability`` (arrays) and
+    ``prediction`` (double). An Arrow UDF where pyspark has them (4.1+), a pandas UDF otherwise.
 
     NOTE: W1 over 60,000 MNIST rows on local[2]: the pandas UDF reached 43% of ``model.predict`` in one
     process (rows become Series of arrays and back); the Arrow UDF reads and writes the batches as flat
@@ -138,8 +140,100 @@ def prediction_udf(shipment, column, shape, batch_size, classify, scalar=False):
     try:
         from pyspark.sql.functions import arrow_udf  # noqa: F401
     except ImportError:
+        if packed:
+            raise ValueError("packed feature columns need pyspark's Arrow UDFs (pyspark 4.1+)") from None
         return _pandas_prediction_udf(shipment, column, shape, batch_size, classify, scalar)
-    return _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar)
+    return _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar, packed)
+
+
+def packed_features(df, cols):
+    """One feature column packed on the JVM into a binary column of little-endian float32 bytes per row
+    (ember's ``ember.jvm.FeaturePacking``, in the plugin jar), or None where that cannot run: a Spark
+    Connect session, a session without ember's jar, pyspark without Arrow UDFs (before 4.1), several
+    feature columns, or a column that is not an array of numbers or an MLlib vector (``array_column``
+    then names what is wrong). Sparse vectors are written whole (zeros included); null rows stay null;
+    a null value inside an array fails the job with an error naming the column.
+
+    NOTE: Spark's Arrow writer moves an ``array<float>`` one element at a time. A packed row is one memory
+    copy into the row and one into the Arrow batch, and Python reads a batch with one ``np.frombuffer``.
+    W1 over 60,000 MNIST rows on local[2] (bench/dataframe.py --transform-only, a shared machine at load
+    5-6): the JVM's CPU for NNModel.transform went from 0.85 to 0.57 s (LeNet-5: 0.84 to 0.54 s), the
+    Python workers' staying at 0.9 s (2.8 s). A Java UDF (``registerJavaFunction``) was no use: Spark
+    hands it the array as boxed Floats, which cost as much as the Arrow lists.
+
+    Example:
+        >>> packed_features(df, ["features"])                             # doctest: +SKIP
+        Column<'ember_pack_features(features, features)'>
+    """
+    if not FEATURE_PACKING or len(cols) != 1:
+        return None
+    try:
+        from pyspark.sql.functions import arrow_udf  # noqa: F401
+    except ImportError:
+        return None
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, NumericType
+
+    name = cols[0]
+    kind = {f.name: f.dataType for f in df.schema.fields}.get(name)
+    column = F.col(name)
+    if isinstance(kind, ArrayType) and isinstance(kind.elementType, NumericType):
+        if not isinstance(kind.elementType, (FloatType, DoubleType)):
+            column = column.cast("array<float>")
+    elif not isinstance(kind, VectorUDT):
+        return None
+    if not _register_packing(df.sparkSession):
+        return None
+    return F.call_function(PACK_FUNCTION, column, F.lit(name))
+
+
+def _register_packing(spark):
+    """Register the packing SQL function in this (classic) session; False where it cannot be."""
+    from py4j.java_gateway import JavaClass
+    from py4j.protocol import Py4JError
+
+    session = getattr(spark, "_jsparkSession", None)  # (Spark Connect sessions have none)
+    if session is None:
+        return False
+    try:
+        packing = spark._jvm.ember.jvm.FeaturePacking
+        if not isinstance(packing, JavaClass):  # (a JavaPackage: no such class in this JVM)
+            return False
+        packing.register(session, PACK_FUNCTION)
+    except Py4JError:  # a Spark that the class does not link against (its self-check failed)
+        return False
+    return True
+
+
+def packed_to_numpy(column, name, shape=None):
+    """A pyarrow binary column of float32 bytes (``packed_features``) as one NumPy array (rows,) + ``shape``
+    (default (width,)), read in place; null rows and rows of the wrong size raise ``DataFrameError`` with
+    the messages of ``arrow_to_numpy``."""
+    from ember.optim.spark.data import DataFrameError
+
+    rows = len(column)
+    if column.null_count:
+        raise DataFrameError(f"column {name!r} has {column.null_count} null row(s) in a batch of {rows}; drop or "
+                             "fill them first (df.na.drop(subset=[...]))")
+    if not rows:
+        return np.zeros((0,) + (tuple(shape) if shape is not None else (0,)), np.float32)
+    import pyarrow as pa
+
+    kind = np.int64 if pa.types.is_large_binary(column.type) else np.int32  # (spark...arrow.useLargeVarTypes)
+    _, offsets, data = column.buffers()
+    offsets = np.frombuffer(offsets, kind, rows + 1, column.offset * np.dtype(kind).itemsize)
+    lengths = np.diff(offsets) // 4
+    width = int(lengths[0])
+    if (lengths != width).any():
+        raise DataFrameError(f"column {name!r} has rows of different sizes ({int(lengths.min())} to "
+                             f"{int(lengths.max())} values); every row must have the same size")
+    target = tuple(shape) if shape is not None else (width,)
+    if int(np.prod(target)) != width:
+        raise DataFrameError(f"column {name!r} has {width} values per row but the model takes {target} "
+                             f"({int(np.prod(target))} values)")
+    values = np.frombuffer(data, np.dtype("<f4"), rows * width, int(offsets[0]))
+    return values.reshape((rows,) + target)
 
 
 def _single(out):
@@ -158,7 +252,7 @@ def _list_array(matrix):
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1)))
 
 
-def _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar):
+def _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar, packed=False):
     from collections.abc import Iterator
 
     import pyarrow as pa
@@ -166,9 +260,11 @@ def _arrow_prediction_udf(shipment, column, shape, batch_size, classify, scalar)
 
     from ember.optim.spark.data import arrow_to_numpy
 
+    read = packed_to_numpy if packed else arrow_to_numpy
+
     def inputs(batches):
         for array in batches:
-            yield arrow_to_numpy(array, column, shape)
+            yield read(array, column, shape)
 
     if classify:
         def predict_classes(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -265,9 +361,10 @@ def predict_dataframe(model, df, feature_cols=None, prediction_col="prediction",
     from ember.optim.spark.data import array_column, column_names
 
     features = column_names(feature_cols, "features")
+    packed = packed_features(df, features)
     udf = prediction_udf(ModelShipment(model, df.sparkSession), "+".join(features), input_shape(model),
-                         int(batch_size), False)
-    return df.withColumn(prediction_col, udf(array_column(df, features, "features")))
+                         int(batch_size), False, packed=packed is not None)
+    return df.withColumn(prediction_col, udf(array_column(df, features, "features") if packed is None else packed))
 
 
 def evaluate_dataframe(model, df, methods, batch_size=32, feature_cols=None, label_cols=None):

@@ -40,7 +40,7 @@ from ember.optim.spark.data import (
 from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
 from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.image import HasImagePreprocessing, image_features, image_input, transform_to_json
-from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, prediction_udf
+from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, packed_features, prediction_udf
 
 # ---------------------------------------------------------------- converters of the object Params
 
@@ -537,9 +537,12 @@ class NNModel(_NNParams, _NNPersistence, Model):
         if self._shipment is None:
             self._shipment = ModelShipment(self.model, spark)
         features = column_names(self.getFeaturesCol(), "features")
-        udf = prediction_udf(self._shipment, "+".join(features), self._feature_shape(), int(self.getBatchSize()),
-                             classify, scalar)
         column = image_features(dataset, self.getFeaturesCol(), self.getImagePreprocessing())  # an image column
+        packed = packed_features(dataset, features) if column is None else None
+        udf = prediction_udf(self._shipment, "+".join(features), self._feature_shape(), int(self.getBatchSize()),
+                             classify, scalar, packed=packed is not None)
+        if packed is not None:
+            return udf(packed)
         try:
             column = array_column(dataset, features, "features") if column is None else column
         except DataFrameError as error:
