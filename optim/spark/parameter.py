@@ -1,6 +1,7 @@
 """The block-partitioned parameter (BigDL's AllReduceParameter): the flat weight vector cut into one
 contiguous block per trainer, block names, the wire codec (exact or bfloat16) and the payloads of
-weights and optimizer state. Pure NumPy; the block store is any object with put/get/remove.
+weights and optimizer state. Pure NumPy; the block store is a ``blocks.BlockStore`` (put, get, remove
+and the forms derived from them).
 """
 import io
 import json
@@ -71,7 +72,7 @@ def read_weight_blocks(model, client, run, trainers, iteration, timeout):
     flat = model._flat_parameters()
     param = next(iter(flat.data.values()))
     for q, (a, b) in enumerate(block_bounds(param.size, trainers)):
-        param[a:b] = np.frombuffer(client.get(block_name(run, "w", iteration, q), timeout), dtype=param.dtype)
+        client.get_into(block_name(run, "w", iteration, q), param[a:b], timeout)
     extra = npz_arrays(client.get(block_name(run, "x", iteration), timeout))
     for k, w in enumerate(model.non_trainable_weights):
         w.data[...] = extra[f"a{k}"]

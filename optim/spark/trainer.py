@@ -218,10 +218,7 @@ class _Trainer:
         self.history = (collections.deque(s.drop.history, maxlen=s.drop.window * s.trainers)
                         if s.drop is not None else None)
         self.master = self.param[self.lo:self.hi].copy()  # the owner's exact block (the wire may carry bf16)
-        self.wire = np.dtype(np.uint16) if s.compress == "bf16" else self.param.dtype
-        # gradient blocks go out as [samples, seconds] (float64) + the block, each through one reused buffer
-        self.send_buffers = {q: np.empty(16 + (b - a) * self.wire.itemsize, dtype=np.uint8)
-                             for q, (a, b) in enumerate(self.bounds) if q != worker}
+        self.summed = np.empty(self.hi - self.lo, dtype=self.param.dtype)  # reduce's sum, reused
 
     def name(self, kind, *parts):
         return P.block_name(self.settings.run, kind, *parts)
@@ -231,10 +228,18 @@ class _Trainer:
         s = self.settings
         for q, (a, b) in enumerate(self.bounds):
             if q != self.worker:
-                self.param[a:b] = P.decode(self.client.get(self.name("w", i, q), s.timeout), self.param.dtype,
-                                           s.compress)
+                name = self.name("w", i, q)
+                if s.compress is None:  # checked, then copied once: from the shared-memory file to the model
+                    self.client.get_into(name, self.param[a:b], s.timeout)
+                else:
+                    self.param[a:b] = P.decode(self.client.get_view(name, s.timeout), self.param.dtype, s.compress)
+        own = self.param[self.lo:self.hi]
         if s.compress is None:
-            self.param[self.lo:self.hi] = self.master
+            if not np.may_share_memory(self.master, own):
+                # NOTE: from here on the owner updates its block inside the model's own parameter (the
+                # exact weights the others receive): no copy of the block per iteration
+                own[...] = self.master
+                self.master = own
         else:  # every replica computes with the same weights: the owner's block as the others received it
             self.param[self.lo:self.hi] = P.decode(P.encode(self.master, s.compress).tobytes(), self.param.dtype,
                                                    s.compress)
@@ -268,29 +273,33 @@ class _Trainer:
 
     def push_gradients(self, i, count, seconds):
         s = self.settings
+        head = np.array([count, seconds], dtype=np.float64)  # what the owners need to weigh and time it
         for q, (a, b) in enumerate(self.bounds):
-            if q != self.worker:
-                send = self.send_buffers[q]
-                send[:16].view(np.float64)[:] = count, seconds  # what the owners need to weigh and time it
-                send[16:].view(self.wire)[...] = P.encode(self.grad[a:b], s.compress)
-                self.client.put(self.name("g", i, self.worker, q), send)
+            if q != self.worker:  # written from the gradient itself; the answer is read with the next get
+                self.client.put_parts(self.name("g", i, self.worker, q), (head, P.encode(self.grad[a:b], s.compress)),
+                                      wait=False)
 
     def reduce(self, i, count, seconds):
         """The sum of every trainer's gradient of the owned block (a fixed order: the same sum in every
         run) and the samples that arrived."""
         s = self.settings
-        total, counts = None, []
+        total, counts, first = self.summed, [], None
         for r in range(s.trainers):
             if r == self.worker:
                 part = self.grad[self.lo:self.hi]
                 counts.append((count, seconds))
-            else:
-                data = self.client.get(self.name("g", i, r, self.worker), s.timeout)
+            else:  # read where it arrived (valid until the next get): added, never copied first
+                data = self.client.get_view(self.name("g", i, r, self.worker), s.timeout)
                 counts.append(tuple(np.frombuffer(data, dtype=np.float64, count=2)))
-                part = P.decode(memoryview(data)[16:], self.param.dtype, s.compress)
-            # NOTE: starting from a copy of the first part (not zeros + it) saves a pass and gives the same bits
-            if total is None:
-                total = part.astype(self.param.dtype, copy=True)
+                part = P.decode(data[16:], self.param.dtype, s.compress)
+            # NOTE: the parts are added in a fixed order, starting from the first (not zeros + it): the same
+            # bits in every run. Parts 0 and 1 are added in one pass when no get comes between them.
+            if r == 0 and self.worker <= 1 and s.trainers > 1:
+                first = part
+            elif r == 0:
+                np.copyto(total, part)
+            elif r == 1 and first is not None:
+                np.add(first, part, out=total)
             else:
                 total += part
         if self.history is not None:
@@ -316,16 +325,17 @@ class _Trainer:
             self.method.update(self.master, total, lr)
         # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
         last = i + 1 == s.stop
-        self.client.put(self.name("w", i + 1, self.worker), self.master if last else P.encode(self.master, s.compress))
+        self.client.put_parts(self.name("w", i + 1, self.worker),
+                              self.master if last else P.encode(self.master, s.compress), wait=last)
         return not skipped
 
     def remove_iteration(self, i):
-        for q in range(self.settings.trainers):
-            if q != self.worker:
-                self.client.remove(self.name("g", i, self.worker, q))
+        """Remove this trainer's blocks of iteration ``i`` in one request, answered with the next get."""
+        names = [self.name("g", i, self.worker, q) for q in range(self.settings.trainers) if q != self.worker]
         if self.settings.clip_norm is not None:
-            self.client.remove(self.name("n", i, self.worker))
-        self.client.remove(self.name("w", i, self.worker))
+            names.append(self.name("n", i, self.worker))
+        names.append(self.name("w", i, self.worker))
+        self.client.remove_many(names, wait=False)
 
     def finish(self, barrier):
         s = self.settings

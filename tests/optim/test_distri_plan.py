@@ -16,7 +16,7 @@ from ember.optim.loop import compute_loss
 from ember.optim.spark import parameter as P
 from ember.optim.spark import plan
 from ember.optim.spark import trainer as T
-from ember.optim.spark.blocks import BlockTimeout
+from ember.optim.spark.blocks import BlockStore, BlockTimeout
 from ember.optim.spark.engine import custom_objects
 
 
@@ -38,7 +38,7 @@ def test_plan_helpers():
     assert sorted(first[:10]) == list(range(10)) and first[:10] != first[10:] and first[:10] != list(range(10))
 
 
-class MemoryBlocks:
+class MemoryBlocks(BlockStore):
     """put/get/remove like the BlockManager client, in memory, get waiting for the block."""
 
     def __init__(self):

@@ -279,6 +279,79 @@ def test_big_blocks_through_shared_memory_files(sc):
                    "F_without_files": True, "H_without_files": True}
 
 
+
+def _block_file_checks(it):
+    import stat
+    import threading
+
+    from ember.optim.spark.blocks import BlockClient, BlockCorruptError, find_service
+
+    service = find_service()
+    writer, reader = BlockClient(shared_memory=True), BlockClient(shared_memory=True)
+    head, big = np.array([7.0, 8.0]), np.arange(200_000, dtype=np.float64)  # 1.6 MB: through the files
+    writer.put_parts("test-file-a", (head, big), wait=False)  # answered with the writer's next request
+    got = np.empty(200_002)
+    reader.get_into("test-file-a", got, timeout=10)
+    out = {"parts_joined": bool(np.array_equal(got, np.concatenate([head, big]))),
+           "read_in_place": len(reader._block_maps) == 1}
+    size = got.nbytes + 20
+    blk = [os.path.join(service.folder, n) for n in os.listdir(service.folder)
+           if n.endswith("-blk") and os.path.getsize(os.path.join(service.folder, n)) == size]
+    out["one_private_file"] = len(blk) == 1 and all(
+        stat.S_IMODE(os.lstat(p).st_mode) == 0o600 and not os.path.islink(p) for p in blk)
+    try:
+        reader.get_into("test-file-a", np.empty(10), timeout=10)
+        out["wrong_size"] = "accepted"
+    except ValueError as e:
+        out["wrong_size"] = "destination holds 80" in str(e)
+    # a block read in place stays locked until the reader's next request: a removal waits for it
+    view = reader.get_view("test-file-a", 10)
+    removed = threading.Event()
+    remover = threading.Thread(target=lambda: (writer.remove("test-file-a"), removed.set()))
+    remover.start()
+    out["removal_waits_for_the_reader"] = not removed.wait(0.5)
+    out["view_intact"] = bytes(view[:16]) == head.tobytes()
+    del view
+    reader.ping()
+    out["removed_after_its_next_request"] = removed.wait(20)
+    remover.join()
+    # a block damaged in its file is refused (the checksum is checked where the block is read)
+    writer.put("test-file-b", big)
+    reader.get("test-file-b", 10)
+    (path,) = [os.path.join(service.folder, n) for n in os.listdir(service.folder) if n.endswith("-blk") and
+               os.path.getsize(os.path.join(service.folder, n)) == big.nbytes + 20 and
+               os.stat(os.path.join(service.folder, n)).st_ino in {k[1] for k in reader._block_maps}]
+    with open(path, "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)[0]
+        f.seek(1000)
+        f.write(bytes([byte ^ 1]))
+    try:
+        reader.get("test-file-b", 10)
+        out["damaged"] = "read"
+    except BlockCorruptError as e:
+        out["damaged"] = "checksum" in str(e)
+    writer.remove("test-file-b")
+    # files of removed blocks are reused (at most 16 kept free), not piled up
+    before = len([n for n in os.listdir(service.folder) if n.endswith("-blk")])
+    for k in range(40):
+        writer.put_parts(f"test-file-c{k}", (big,), wait=False)
+        reader.get_into(f"test-file-c{k}", got[2:], 10)  # unlocks the block at once: its removal need not wait
+        writer.remove_many([f"test-file-c{k}"], wait=False)
+    writer.ping()
+    out["files_reused"] = len([n for n in os.listdir(service.folder) if n.endswith("-blk")]) - before <= 16
+    writer.close()
+    reader.close()
+    yield out
+
+
+def test_blocks_are_read_in_place_from_their_own_files(sc):
+    (out,) = sc.parallelize([0], 1).mapPartitions(_block_file_checks).collect()
+    assert out == {"parts_joined": True, "read_in_place": True, "one_private_file": True, "wrong_size": True,
+                   "removal_waits_for_the_reader": True, "view_intact": True, "removed_after_its_next_request": True,
+                   "damaged": True, "files_reused": True}, out
+
+
 # ---------------------------------------------------------------- checksums
 def test_every_damaged_byte_a_cut_and_another_id_are_detected():
     import doctest

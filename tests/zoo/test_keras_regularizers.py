@@ -15,7 +15,7 @@ from ember.layers.serialization import npz_bytes, serialize_layer
 from ember.optim.spark import parameter as P
 from ember.optim.spark import plan
 from ember.optim.spark import trainer as T
-from ember.optim.spark.blocks import BlockTimeout
+from ember.optim.spark.blocks import BlockStore, BlockTimeout
 
 
 def test_penalties_by_hand():
@@ -144,7 +144,7 @@ def test_training_and_evaluation_match_keras():
     assert ours.penalty().item() > 0.01 and eo[0] == pytest.approx(plain + ours.penalty().item(), rel=1e-5)
 
 
-class MemoryBlocks:
+class MemoryBlocks(BlockStore):
     """put/get/remove like the BlockManager client, in memory."""
 
     def __init__(self):

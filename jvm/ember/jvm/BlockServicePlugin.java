@@ -81,14 +81,23 @@ import scala.Option;
  *   'P' id-length:int id:utf8 size:long bytes  -> status:byte (0 stored)
  *   'G' id-length:int id:utf8 timeout-ms:long  -> size:long bytes (size -1: not there in time)
  *   'R' id-length:int id:utf8                  -> status:byte (0)
+ *   'D' count:int, count x (id-length:int id:utf8) -> status:byte (0): remove several blocks at once
  *   'E' (echo, for health checks)              -> 0:byte
  *   'S' (shared memory)                        -> length:int name:utf8 (0: none); the service creates
  *       name-put and name-get in the application folder for this connection and deletes them when
  *       the connection ends (a killed worker leaves nothing behind)
  *   'F' id-length:int id:utf8 size:long        -> status:byte (0 stored)
- *       put the first size bytes of this connection's put file
+ *       store the first size bytes of this connection's put file: the service renames that file to a
+ *       block file of its own naming (shm-{pid}-{random}-blk) and maps it into the BlockManager as the
+ *       block (no copy); the put file's name then goes to the file of a removed block (its pages already
+ *       there) or to a new file, which the client opens anew after every 'F'. A block's file is given
+ *       back when the block is removed (Spark unmaps a removed block's buffer after its readers are
+ *       done), or found gone at a later 'F'; at most 16 are kept for reuse, the others deleted
  *   'H' id-length:int id:utf8 timeout-ms:long  -> size:long (-1: not there in time), then where:byte
- *       (1: in this connection's get file, 0: bytes follow)
+ *       (2: name-length:int name:utf8 follow, the block's own file in the application folder, which the
+ *       client reads in place: the block stays locked for reading until this connection's next request;
+ *       1: in this connection's get file, written straight from the stored buffer; 0: bytes follow)
+ *   'U' (no answer): nothing, but like every request it ends the read lock of the last 'H'
  * Block ids are Spark TestBlockIds named "test_" + id. The service opens no file a client names.
  *
  * One source for Spark 3.5 and 4.x: BlockManager.putBytes differs between them (4 Scala parameters
@@ -161,16 +170,33 @@ public class BlockServicePlugin implements SparkPlugin {
 
   /** Put a block into this JVM's BlockManager (used by the driver through py4j). */
   public static void driverPut(String id, byte[] bytes) throws IOException {
-    Service.put(SparkEnv.get().blockManager(), TestBlockId.apply(id), bytes);
+    Service.forgetFile(TestBlockId.apply(id));
+    Service.put(SparkEnv.get().blockManager(), TestBlockId.apply(id), new ChunkedByteBuffer(ByteBuffer.wrap(bytes)));
   }
 
   /** Get a block from wherever it is (used by the driver through py4j); null when absent in time. */
   public static byte[] driverGet(String id, long timeoutMs) throws IOException {
-    return Service.get(SparkEnv.get().blockManager(), TestBlockId.apply(id), timeoutMs);
+    Held held = Service.hold(SparkEnv.get().blockManager(), TestBlockId.apply(id), timeoutMs);
+    if (held == null) {
+      return null;
+    }
+    try {
+      byte[] bytes = new byte[Math.toIntExact(held.size)];
+      int offset = 0;
+      for (ByteBuffer chunk : held.chunks) {
+        ByteBuffer view = chunk.duplicate();
+        int n = view.remaining();
+        view.get(bytes, offset, n);
+        offset += n;
+      }
+      return bytes;
+    } finally {
+      held.release();
+    }
   }
 
   /** Remove a block everywhere (used by the driver through py4j). */
-  public static void driverRemove(String id) {
+  public static void driverRemove(String id) throws IOException {
     Service.remove(SparkEnv.get().blockManager(), TestBlockId.apply(id));
   }
 
@@ -355,6 +381,15 @@ public class BlockServicePlugin implements SparkPlugin {
     private byte[] secret;
     private volatile boolean running;
     private final List<Path> liveFiles = Collections.synchronizedList(new ArrayList<Path>());
+    /** The blocks stored from a put file, each with its file (service-named, in the application folder). */
+    private static final Map<BlockId, Path> BLOCK_FILES = new HashMap<>();
+    /**
+     * Block files whose blocks are gone, kept for the next puts (at most FREE_MAX, most recent first).
+     * NOTE: a new file costs a page allocation for each 4 KB written and the readers' mappings fault
+     * again; a reused one is written at copy speed, and clients keep their mappings of it.
+     */
+    private static final java.util.ArrayDeque<Path> FREE_FILES = new java.util.ArrayDeque<>();
+    static final int FREE_MAX = 16;
 
     @Override
     public void init(PluginContext ctx, Map<String, String> extraConf) {
@@ -401,6 +436,16 @@ public class BlockServicePlugin implements SparkPlugin {
           for (Path file : liveFiles) {
             Files.deleteIfExists(file);
           }
+        }
+        synchronized (BLOCK_FILES) {
+          for (Path file : BLOCK_FILES.values()) {
+            Files.deleteIfExists(file);
+          }
+          BLOCK_FILES.clear();
+          for (Path file : FREE_FILES) {
+            Files.deleteIfExists(file);
+          }
+          FREE_FILES.clear();
         }
         if (folder != null) {
           Files.deleteIfExists(folder);  // the last executor of the application on this host removes it
@@ -454,8 +499,72 @@ public class BlockServicePlugin implements SparkPlugin {
       return true;
     }
 
+    /** This connection's shared-memory files: the put file (replaced after every 'F') and the get file. */
+    private final class Shared {
+      final Path put;
+      final Path get;
+      FileChannel putChannel;
+      final FileChannel getChannel;
+
+      Shared(Path put, Path get, FileChannel putChannel, FileChannel getChannel) {
+        this.put = put;
+        this.get = get;
+        this.putChannel = putChannel;
+        this.getChannel = getChannel;
+      }
+
+      /**
+       * The first {@code size} bytes of the put file, mapped (read-only) as a new block's buffer; the file
+       * is renamed to {@code blockFile} and a new, empty put file of the put file's name is created for the
+       * next transfer.
+       */
+      ByteBuffer takePut(long size, Path blockFile) throws IOException {
+        FileChannel channel = putChannel;
+        putChannel = null;
+        ByteBuffer mapped;
+        try {
+          long length = channel.size();
+          if (length < size) {
+            throw new IOException("shared-memory file " + put + " holds " + length + " bytes, fewer than the "
+                + size + " announced");
+          }
+          if (length > size) {
+            channel.truncate(size);  // a longer file (an earlier, abandoned write) would pin its tail
+          }
+          mapped = size == 0 ? ByteBuffer.allocate(0) : channel.map(FileChannel.MapMode.READ_ONLY, 0, size);
+          Files.move(put, blockFile, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+          channel.close();
+          Files.deleteIfExists(put);
+          putChannel = reusedOrNewFile(put);
+        }
+        return mapped;
+      }
+
+      void close() {
+        for (FileChannel channel : new FileChannel[] {putChannel, getChannel}) {
+          try {
+            if (channel != null) {
+              channel.close();
+            }
+          } catch (IOException ignored) {
+            // closing anyway
+          }
+        }
+        for (Path file : new Path[] {put, get}) {
+          liveFiles.remove(file);
+          try {
+            Files.deleteIfExists(file);
+          } catch (IOException ignored) {
+            // best effort: the client normally removes them itself
+          }
+        }
+      }
+    }
+
     private void serve(Socket socket) {
-      Path[] shared = null;
+      Shared shared = null;
+      Held lease = null;  // a block read in place by the client ('H' answered 2): locked until the next request
       try (Socket s = socket;
            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 16));
            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16))) {
@@ -471,6 +580,13 @@ public class BlockServicePlugin implements SparkPlugin {
           } catch (EOFException eof) {
             return;
           }
+          if (lease != null) {
+            lease.release();
+            lease = null;
+          }
+          if (op == 'U') {
+            continue;
+          }
           if (op == 'E') {
             out.writeByte(0);
             out.flush();
@@ -480,28 +596,45 @@ public class BlockServicePlugin implements SparkPlugin {
             if (shared == null) {
               shared = createShared();
             }
-            byte[] name = shared == null ? new byte[0] : sharedName(shared[0]).getBytes(StandardCharsets.UTF_8);
+            byte[] name = shared == null ? new byte[0] : sharedName(shared.put).getBytes(StandardCharsets.UTF_8);
             out.writeInt(name.length);
             out.write(name);
             out.flush();
             continue;
           }
-          BlockId id = TestBlockId.apply(readString(in));
           BlockManager bm = SparkEnv.get().blockManager();
+          if (op == 'D') {
+            int count = in.readInt();
+            if (count < 0 || count > 65536) {
+              throw new IOException("a removal of " + count + " blocks");
+            }
+            for (int k = 0; k < count; k++) {
+              remove(bm, TestBlockId.apply(readString(in)));
+            }
+            out.writeByte(0);
+            out.flush();
+            continue;
+          }
+          BlockId id = TestBlockId.apply(readString(in));
           if (op == 'P') {
             long size = in.readLong();
             byte[] bytes = new byte[Math.toIntExact(size)];
             in.readFully(bytes);
-            put(bm, id, bytes);
+            forgetFile(id);
+            put(bm, id, new ChunkedByteBuffer(ByteBuffer.wrap(bytes)));
             out.writeByte(0);
           } else if (op == 'G') {
             long timeoutMs = in.readLong();
-            byte[] bytes = get(bm, id, timeoutMs);
-            if (bytes == null) {
+            Held held = hold(bm, id, timeoutMs);
+            if (held == null) {
               out.writeLong(-1L);
             } else {
-              out.writeLong(bytes.length);
-              out.write(bytes);
+              try {
+                out.writeLong(held.size);
+                held.writeTo(out);
+              } finally {
+                held.release();
+              }
             }
           } else if (op == 'R') {
             remove(bm, id);
@@ -511,23 +644,50 @@ public class BlockServicePlugin implements SparkPlugin {
             if (shared == null) {
               throw new IOException("'F' before 'S': this connection has no shared-memory files");
             }
-            put(bm, id, readFile(shared[0], Math.toIntExact(size)));
+            if (size < 0 || size > Integer.MAX_VALUE) {
+              throw new IOException("a block of " + size + " bytes");
+            }
+            Path file = folder.resolve("shm-" + pid() + "-" + randomHex(8) + "-blk");
+            ChunkedByteBuffer block = new ChunkedByteBuffer(shared.takePut(size, file));
+            forgetFile(id);
+            try {
+              put(bm, id, block);
+            } catch (IOException | RuntimeException e) {
+              block.dispose();  // unmap it now: nobody else holds it
+              Files.deleteIfExists(file);
+              throw e;
+            }
+            keepFile(bm, id, file);
             out.writeByte(0);
           } else if (op == 'H') {
             long timeoutMs = in.readLong();
             if (shared == null) {
               throw new IOException("'H' before 'S': this connection has no shared-memory files");
             }
-            byte[] bytes = get(bm, id, timeoutMs);
-            if (bytes == null) {
+            Held held = hold(bm, id, timeoutMs);
+            if (held == null) {
               out.writeLong(-1L);
             } else {
-              out.writeLong(bytes.length);
-              if (bytes.length >= SHARED_MIN && writeFile(shared[1], bytes)) {
-                out.writeByte(1);
-              } else {  // small, or the shared memory is full: through the socket
-                out.writeByte(0);
-                out.write(bytes);
+              try {
+                out.writeLong(held.size);
+                Path file = held.local && held.size >= SHARED_MIN ? fileOf(id, held.size) : null;
+                if (file != null) {  // read in place: no copy here; locked until the next request
+                  byte[] name = file.getFileName().toString().getBytes(StandardCharsets.UTF_8);
+                  out.writeByte(2);
+                  out.writeInt(name.length);
+                  out.write(name);
+                  lease = held;
+                  held = null;
+                } else if (held.size >= SHARED_MIN && held.writeTo(shared.getChannel)) {
+                  out.writeByte(1);
+                } else {  // small, or the shared memory is full: through the socket
+                  out.writeByte(0);
+                  held.writeTo(out);
+                }
+              } finally {
+                if (held != null) {
+                  held.release();
+                }
               }
             }
           } else {
@@ -540,40 +700,108 @@ public class BlockServicePlugin implements SparkPlugin {
           System.err.println("ember block service: connection failed: " + e);
         }
       } finally {
+        if (lease != null) {
+          lease.release();
+        }
         if (shared != null) {
-          for (Path file : shared) {
-            liveFiles.remove(file);
-            try {
-              Files.deleteIfExists(file);
-            } catch (IOException ignored) {
-              // best effort: the client normally removes them itself
-            }
+          shared.close();
+        }
+      }
+    }
+
+    /**
+     * Record {@code file} as the file of block {@code id}, and delete the files of blocks that are gone
+     * (removed through the master, or evicted: the service is not told).
+     */
+    private static void keepFile(BlockManager bm, BlockId id, Path file) throws IOException {
+      synchronized (BLOCK_FILES) {
+        Path old = BLOCK_FILES.put(id, file);
+        if (old != null && !old.equals(file)) {
+          free(old);
+        }
+        java.util.Iterator<Map.Entry<BlockId, Path>> entries = BLOCK_FILES.entrySet().iterator();
+        while (entries.hasNext()) {
+          Map.Entry<BlockId, Path> entry = entries.next();
+          if (!bm.getStatus(entry.getKey()).isDefined()) {
+            free(entry.getValue());
+            entries.remove();
           }
         }
+      }
+    }
+
+    /**
+     * Give back the file of a block that is gone: kept for a later put, or deleted past FREE_MAX. Its
+     * mapping in the BlockManager is gone with the block (Spark unmaps a removed block's buffer), and no
+     * reader holds it (a removal waits for the readers' locks).
+     */
+    private static void free(Path file) throws IOException {
+      synchronized (BLOCK_FILES) {
+        if (FREE_FILES.size() < FREE_MAX) {
+          FREE_FILES.push(file);
+          return;
+        }
+      }
+      Files.deleteIfExists(file);
+    }
+
+    /** A free block file renamed to {@code target} (its pages already there), else a new file. */
+    static FileChannel reusedOrNewFile(Path target) throws IOException {
+      Path reused;
+      synchronized (BLOCK_FILES) {
+        reused = FREE_FILES.poll();
+      }
+      if (reused != null) {
+        try {
+          Files.move(reused, target, StandardCopyOption.ATOMIC_MOVE);
+          return FileChannel.open(target, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException e) {
+          Files.deleteIfExists(reused);
+          Files.deleteIfExists(target);
+        }
+      }
+      return createPrivateFile(target.getParent(), target.getFileName().toString());
+    }
+
+    /** Give back the file of block {@code id}, if it has one (the block was removed, or is stored anew). */
+    static void forgetFile(BlockId id) throws IOException {
+      Path file;
+      synchronized (BLOCK_FILES) {
+        file = BLOCK_FILES.remove(id);
+      }
+      if (file != null) {
+        free(file);
+      }
+    }
+
+    /** The file of block {@code id} when it has one of {@code size} bytes, else null. */
+    private static Path fileOf(BlockId id, long size) {
+      Path file;
+      synchronized (BLOCK_FILES) {
+        file = BLOCK_FILES.get(id);
+      }
+      try {
+        return file != null && Files.size(file) == size ? file : null;
+      } catch (IOException e) {
+        return null;
       }
     }
 
     static final int SHARED_MIN = 1 << 16;
 
     /** This connection's two new files, shm-{pid}-{random}-put and -get; null when they cannot be made. */
-    private Path[] createShared() {
+    private Shared createShared() {
       String name = "shm-" + pid() + "-" + randomHex(8);
-      Path[] files = new Path[] {folder.resolve(name + "-put"), folder.resolve(name + "-get")};
+      Path put = folder.resolve(name + "-put");
+      Path get = folder.resolve(name + "-get");
+      FileChannel putChannel = null;
       try {
-        for (Path file : files) {
-          createPrivateFile(folder, file.getFileName().toString()).close();
-          liveFiles.add(file);
-        }
-        return files;
+        liveFiles.add(put);
+        putChannel = createPrivateFile(folder, put.getFileName().toString());
+        liveFiles.add(get);
+        return new Shared(put, get, putChannel, createPrivateFile(folder, get.getFileName().toString()));
       } catch (IOException e) {
-        for (Path file : files) {
-          liveFiles.remove(file);
-          try {
-            Files.deleteIfExists(file);
-          } catch (IOException ignored) {
-            // nothing more to do
-          }
-        }
+        new Shared(put, get, putChannel, null).close();
         return null;
       }
     }
@@ -583,38 +811,14 @@ public class BlockServicePlugin implements SparkPlugin {
       return name.substring(0, name.length() - "-put".length());
     }
 
-    private static byte[] readFile(Path file, int size) throws IOException {
-      byte[] bytes = new byte[size];
-      ByteBuffer buffer = ByteBuffer.wrap(bytes);
-      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
-        while (buffer.hasRemaining()) {
-          if (channel.read(buffer, buffer.position()) < 0) {
-            throw new IOException("shared-memory file " + file + " is shorter than " + size + " bytes");
-          }
-        }
-      }
-      return bytes;
-    }
-
-    private static boolean writeFile(Path file, byte[] bytes) {
-      ByteBuffer buffer = ByteBuffer.wrap(bytes);
-      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
-        while (buffer.hasRemaining()) {
-          channel.write(buffer, buffer.position());
-        }
-        return true;
-      } catch (IOException e) {  // e.g. /dev/shm full
-        return false;
-      }
-    }
-
-    static void remove(BlockManager bm, BlockId id) {
+    static void remove(BlockManager bm, BlockId id) throws IOException {
       boolean single = singleJvm();
       if (bm.getStatus(id).isDefined()) {
         bm.removeBlock(id, !single);
       } else if (!single) {
         bm.master().removeBlock(id);  // it lives in another executor: ask the master to remove it there
       }
+      forgetFile(id);
     }
 
     private static String readString(DataInputStream in) throws IOException {
@@ -627,9 +831,9 @@ public class BlockServicePlugin implements SparkPlugin {
       return new String(raw, StandardCharsets.UTF_8);
     }
 
-    static void put(BlockManager bm, BlockId id, byte[] bytes) throws IOException {
-      ChunkedByteBuffer buffer = new ChunkedByteBuffer(ByteBuffer.wrap(bytes));
-      if (!PutBytes.call(bm, id, buffer, StorageLevel.MEMORY_ONLY_SER(), !singleJvm())) {
+    /** Store {@code bytes} (kept as they are: a heap array or a mapped file) as block {@code id}. */
+    static void put(BlockManager bm, BlockId id, ChunkedByteBuffer bytes) throws IOException {
+      if (!PutBytes.call(bm, id, bytes, StorageLevel.MEMORY_ONLY_SER(), !singleJvm())) {
         throw new IOException("BlockManager refused block " + id);
       }
       synchronized (PUT_SIGNAL) {
@@ -640,7 +844,11 @@ public class BlockServicePlugin implements SparkPlugin {
     /** Local puts wake up local waiters at once; remote blocks are looked up with a growing pause. */
     private static final Object PUT_SIGNAL = new Object();
 
-    static byte[] get(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
+    /**
+     * The bytes of block {@code id}, held (a local block stays read-locked, a fetched one allocated) until
+     * {@link Held#release}; waits up to {@code timeoutMs} for it to appear anywhere, null when it did not.
+     */
+    static Held hold(BlockManager bm, BlockId id, long timeoutMs) throws IOException {
       long deadline = System.currentTimeMillis() + timeoutMs;
       // one JVM (local mode): every block is local, and asking the driver for locations would only
       // delay the wake-up of a waiter whose block is being put right now
@@ -649,11 +857,12 @@ public class BlockServicePlugin implements SparkPlugin {
       while (true) {
         Option<BlockData> local = bm.getLocalBytes(id);
         if (local.isDefined()) {
-          BlockData data = local.get();
           try {
-            return toArray(data.toByteBuffer());
-          } finally {
+            return new Held(new ByteBuffer[] {local.get().toByteBuffer()}, () -> bm.releaseLock(id, Option.empty()),
+                true);
+          } catch (RuntimeException e) {
             bm.releaseLock(id, Option.empty());
+            throw e;
           }
         }
         long now = System.currentTimeMillis();
@@ -661,16 +870,7 @@ public class BlockServicePlugin implements SparkPlugin {
           Option<ChunkedByteBuffer> remote = bm.getRemoteBytes(id);
           if (remote.isDefined()) {
             ChunkedByteBuffer chunks = remote.get();
-            byte[] bytes = new byte[Math.toIntExact(chunks.size())];
-            int offset = 0;
-            for (ByteBuffer chunk : chunks.chunks()) {
-              ByteBuffer view = chunk.duplicate();
-              int n = view.remaining();
-              view.get(bytes, offset, n);
-              offset += n;
-            }
-            chunks.dispose();
-            return bytes;
+            return new Held(chunks.chunks(), chunks::dispose, false);
           }
           nextRemote = System.currentTimeMillis() + remotePause;
           remotePause = Math.min(remotePause * 2, 8);
@@ -688,12 +888,73 @@ public class BlockServicePlugin implements SparkPlugin {
         }
       }
     }
+  }
 
-    private static byte[] toArray(ByteBuffer buffer) {
-      ByteBuffer view = buffer.duplicate();
-      byte[] bytes = new byte[view.remaining()];
-      view.get(bytes);
-      return bytes;
+  /** A block's bytes (one or more buffers, never copied) and what gives them back. */
+  static final class Held {
+    final ByteBuffer[] chunks;
+    final long size;
+    final boolean local;  // a block of this executor, read-locked until release
+    private final Runnable release;
+
+    Held(ByteBuffer[] chunks, Runnable release, boolean local) {
+      this.chunks = chunks;
+      this.release = release;
+      this.local = local;
+      long total = 0;
+      for (ByteBuffer chunk : chunks) {
+        total += chunk.remaining();
+      }
+      this.size = total;
+    }
+
+    void release() {
+      release.run();
+    }
+
+    /** Through a socket: heap buffers directly, others through a small array. */
+    void writeTo(DataOutputStream out) throws IOException {
+      byte[] copy = null;
+      for (ByteBuffer chunk : chunks) {
+        ByteBuffer view = chunk.duplicate();
+        if (view.hasArray()) {
+          out.write(view.array(), view.arrayOffset() + view.position(), view.remaining());
+          continue;
+        }
+        if (copy == null) {
+          copy = new byte[1 << 16];
+        }
+        while (view.hasRemaining()) {
+          int n = Math.min(copy.length, view.remaining());
+          view.get(copy, 0, n);
+          out.write(copy, 0, n);
+        }
+      }
+    }
+
+    /**
+     * Into a file from its start, false when that fails (the shared memory is full). A mapped or direct
+     * buffer goes to the kernel as it is; a heap buffer in slices of 1 MB (the JDK copies a heap buffer
+     * into a temporary direct buffer of its size, and keeps that buffer cached per thread).
+     */
+    boolean writeTo(FileChannel file) {
+      long position = 0;
+      try {
+        for (ByteBuffer chunk : chunks) {
+          ByteBuffer view = chunk.duplicate();
+          int step = view.isDirect() ? Integer.MAX_VALUE : 1 << 20;
+          while (view.hasRemaining()) {
+            ByteBuffer slice = view.duplicate();
+            slice.limit(view.position() + Math.min(step, view.remaining()));
+            int n = file.write(slice, position);
+            position += n;
+            view.position(view.position() + n);
+          }
+        }
+        return true;
+      } catch (IOException e) {  // e.g. /dev/shm full
+        return false;
+      }
     }
   }
 
