@@ -16,8 +16,11 @@ and noisy). Prints one JSON line per workload.
 
 skips the fits and splits transform's time (seconds for the 60,000 rows, --repeat rounds, alternating;
 rows/s from the medians, and from the best round):
+  jvm_scan         the JVM reading the cached features, nothing else (each row's first value, "noop" sink)
+  jvm_packed       the same plus packing them (ember.jvm.FeaturePacking), nothing sent to Python
   jvm_arrow        the JVM writing the features as Arrow batches, nothing sent to Python
                    (Dataset.toArrowBatchRdd, counted)
+  jvm_packed_arrow the same for the packed features
   transfer         an Arrow UDF over the features that returns zeros: the JVM's conversion, the batches
                    sent to the Python workers and a double back per row, no model
   packed_transfer  the same over the features packed on the JVM (ember.jvm.FeaturePacking)
@@ -28,7 +31,10 @@ rows/s from the medians, and from the best round):
   classifier_packed  the same, packed
   local_predict    model.predict on the same arrays in this process (its threads: all cores)
 and the CPU seconds each part used (the JVM, its Python workers, this process), which the other
-processes on a shared machine disturb less than wall time.
+processes on a shared machine disturb less than wall time. "packed_bound_vs_local" is the best ratio that
+transform could reach on these cores: the fewest CPU seconds of packed_transfer in a round (the JVM and its
+workers, no model) plus the fewest of local_predict (the model alone), spread perfectly over the cores,
+against local_predict's best wall time.
 When the shipped ember-blocks.jar does not hold FeaturePacking yet, the class is compiled (javac) into a
 temporary jar that the session loads.
 
@@ -265,7 +271,12 @@ def transform_parts(workload, model, df, warm_df, x, repeat):
     packed = inference.packed_features(df, ["features"])
     if packed is None:
         raise SystemExit("this session cannot pack features (no ember.jvm.FeaturePacking in its JVM)")
-    parts = {"jvm_arrow": lambda: df.select("features")._jdf.toArrowBatchRdd().count(),
+    from pyspark.sql import functions
+
+    parts = {"jvm_scan": lambda: noop(df.select(functions.col("features")[0])),
+             "jvm_packed": lambda: noop(df.select(functions.length(packed))),
+             "jvm_arrow": lambda: df.select("features")._jdf.toArrowBatchRdd().count(),
+             "jvm_packed_arrow": lambda: df.select(packed)._jdf.toArrowBatchRdd().count(),
              "transfer": lambda: noop(df.select(zeros("features"))),
              "packed_transfer": lambda: noop(df.select(zeros(packed))),
              "nnmodel": lambda: noop(nnmodel),
@@ -289,6 +300,9 @@ def transform_parts(workload, model, df, warm_df, x, repeat):
               "rows_per_s_best": {name: round(len(x) / t) for name, t in best.items()},
               "cpu_s_median_jvm_workers_driver": {name: np.round(np.median(v, axis=0), 2).tolist()
                                                   for name, v in cpu.items()}}
+    cores = min(os.cpu_count(), df.sparkSession.sparkContext.defaultParallelism)
+    needed = min(np.sum(v) for v in cpu["packed_transfer"]) + min(np.sum(v) for v in cpu["local_predict"])
+    result["packed_bound_vs_local"] = round(best["local_predict"] / (needed / cores), 3)
     result.update({f"{name}_vs_local_median": round(median["local_predict"] / median[name], 3)
                    for name in ("nnmodel", "nnmodel_packed", "classifier", "classifier_packed")})
     result.update({f"{name}_vs_local_best": round(best["local_predict"] / best[name], 3)
