@@ -194,7 +194,8 @@ class StreamEngine(LocalEngine):
         if self._estimate is None:
             steps = self.stream.steps
             self._estimate = n * steps if steps is not None else None
-        lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, loop.state["epoch"])
+        lr = loop.optim_method.learning_rate_at(
+            loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, loop.state["epoch"]))
         if not loop.model.built:
             with no_grad():
                 loop.model(x, training=False)

@@ -228,23 +228,33 @@ class KerasTraining:
         if self.optimizer is None:
             return None
         losses = self.loss if isinstance(self.loss, list) else [self.loss]
-        return {"optimizer": {"class_name": type(self.optimizer).__name__,
-                              "learning_rate": self.optimizer.learning_rate, "hyper": dict(self.optimizer.hyper)},
+        optimizer = {"class_name": type(self.optimizer).__name__, "learning_rate": self.optimizer.learning_rate,
+                     "hyper": dict(self.optimizer.hyper)}
+        if type(self.optimizer).__module__ == keras_optimizers.__name__:
+            optimizer["keras"] = True  # Keras's class (its SGD's momentum differs from BigDL's when the rate changes)
+        options = keras_optimizers.keras_options_config(self.optimizer)
+        if options:  # Keras's clipping, weight average and schedule (a schedule by its get_config)
+            optimizer["options"] = options
+        return {"optimizer": optimizer,
                 "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
                 "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", [])),
                 "weighted_metrics": list(getattr(self, "_weighted_metric_names", []))}
 
-    def compile_from_config(self, config):
-        """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model)."""
+    def compile_from_config(self, config, custom_objects=None):
+        """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model);
+        ``custom_objects`` names the classes of your own learning-rate schedules."""
         spec = config["optimizer"]
         cls = _OPTIMIZERS.get(spec["class_name"].lower())
-        if cls is not None and "keras_epsilon" not in spec["hyper"]:  # BigDL's (ember.optim's) of the same name
+        keras = spec.get("keras") or "keras_epsilon" in spec["hyper"] or "keras_momentum" in spec["hyper"]
+        if cls is not None and not keras:  # BigDL's (ember.optim's) of the same name
             cls = getattr(methods_module, cls.__name__, cls)
         if cls is None:
             raise ValueError(f"the saved model was compiled with an unknown optimizer {spec['class_name']!r}")
         method = cls.__new__(cls)
         method.load_state_dict({"class_name": spec["class_name"], "learning_rate": spec["learning_rate"],
                                 "hyper": spec["hyper"], "state": {}})
+        if "options" in spec:
+            keras_optimizers.set_keras_options(method, spec["options"], custom_objects)
         losses = [type(losses_module.get(c["name"]))(**c["config"]) for c in config["loss"]]
         def methods(names):
             return [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
