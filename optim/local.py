@@ -80,12 +80,11 @@ class LocalEngine:
 
     @staticmethod
     def _score(loop, out, y, w):
-        """The compiled metrics on one training batch's outputs (the first output and target), or None."""
+        """The compiled metrics on one training batch's outputs (each metric's output of a model with several),
+        or None."""
         if not loop.train_metrics or out is None:
             return None
-        o = out[0] if isinstance(out, (list, tuple)) else out
-        yb = y[0] if isinstance(y, (list, tuple)) else y
-        return [score(m, o, yb, w) for m in loop.train_metrics]
+        return [score(m, out, y, w) for m in loop.train_metrics]
 
     def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)

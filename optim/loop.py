@@ -164,13 +164,11 @@ def evaluate_dataset(model, dataset, batch_size, methods):
     regularization penalties, as Keras's reported loss does."""
     batch_size = check_batch_size(batch_size)
     totals = [None] * len(methods)
-    penalized = [getattr(m, "keras_loss", False) for m in methods]
+    penalized = [getattr(m, "keras_loss", False) and not getattr(m, "output_loss", False) for m in methods]
     with no_grad():
         for index in dataset.batches(np.arange(len(dataset)), batch_size):
             xb, yb = dataset.take(index)
-            out = model(xb, training=False)
-            out = out[0] if isinstance(out, (list, tuple)) else out
-            yb = yb[0] if isinstance(yb, (list, tuple)) else yb
+            out = model(xb, training=False)  # score() picks each method's output of a model with several
             penalty = model.penalty() if any(penalized) else None
             wb = dataset.weights(index) if hasattr(dataset, "weights") else None
             for i, m in enumerate(methods):

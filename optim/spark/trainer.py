@@ -171,9 +171,9 @@ def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadli
             raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
         loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
         if metrics:
-            o = out[0] if isinstance(out, (list, tuple)) else out
-            yb = y[0] if isinstance(y, (list, tuple)) else y
-            results = [m(o, yb) for m in metrics]
+            from ember.optim.validation import select_output
+
+            results = [m(*select_output(m, out, y)) for m in metrics]
             scored = results if scored is None else [a + b for a, b in zip(scored, results)]
         loss_sum += value
         used += n
