@@ -277,11 +277,12 @@ class KerasTraining:
         for k, m in weighted:
             method = copy.copy(_named_metric(m))  # a given instance may also be among the plain metrics
             method.weighted = True
-            method = _bind(self, method, k)
-            if method.name in taken:
+            bound = _bind(self, method, k)
+            if bound.name in taken:  # Keras: weighted_accuracy, out2_weighted_accuracy
                 method.name = f"weighted_{method.name}"
-            taken.add(method.name)
-            self.metrics.append(method)
+                bound = _bind(self, method, k)
+            taken.add(bound.name)
+            self.metrics.append(bound)
         self._metric_names = _saved_structure(metrics)
         self._weighted_metric_names = _saved_structure(weighted_metrics)
         self._clip = {}
@@ -303,8 +304,9 @@ class KerasTraining:
             optimizer["options"] = options
         return {"optimizer": optimizer,
                 "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
-                "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", [])),
-                "weighted_metrics": list(getattr(self, "_weighted_metric_names", []))}
+                "loss_is_list": isinstance(self.loss, list),
+                "metrics": copy.deepcopy(getattr(self, "_metric_names", [])),
+                "weighted_metrics": copy.deepcopy(getattr(self, "_weighted_metric_names", []))}
 
     def compile_from_config(self, config, custom_objects=None):
         """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model);
