@@ -246,3 +246,14 @@ def test_saved_model_keeps_options_and_schedule(tmp_path):
         if custom is not None:  # without the class: a clear error naming custom_objects
             with pytest.raises(ValueError, match="custom_objects"):
                 ember.load_model(path)
+
+
+def test_callbacks_that_set_the_rate_refuse_a_schedule_as_keras_does():
+    x, y = _data()
+    for callback in (ember.callbacks.LearningRateScheduler(lambda epoch, lr: lr / 2),
+                     ember.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, min_delta=10.0)):
+        model = ember.Sequential([layers.Dense(3, activation="softmax", input_shape=(6,))])
+        model.compile(ember.optimizers.SGD(ember.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)),
+                      "sparse_categorical_crossentropy")
+        with pytest.raises(TypeError, match="not settable"):
+            model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])

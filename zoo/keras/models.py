@@ -261,6 +261,12 @@ class KerasTraining:
         """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
         per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods).
 
+        For a model with several outputs, ``metrics`` (and ``weighted_metrics``) may be Keras 3's per-output forms:
+        a list with one entry per output (a metric, a list of them, or None) or a dict keyed by output name
+        (``{"out2": ["accuracy"]}``); they report as ``<output>_<metric>`` (``out2_accuracy``), beside the total
+        ``loss`` and each output's ``<output>_loss``, in History, validation (``val_...``) and ``evaluate``. A flat
+        list (which Keras 3 refuses for several outputs) scores the first output, under the metrics' own names.
+
         ``weighted_metrics`` (Keras's): metrics weighted by the samples' ``sample_weight`` / ``class_weight``
         (``sum(w * value) / sum(w)``) in ``fit``, its validation and ``evaluate``; ``metrics`` ignore the
         weights. Without weights (or on Spark, which takes none) they equal the plain metrics. A weighted
@@ -426,8 +432,9 @@ class KerasTraining:
 
     @property
     def metrics_names(self):
-        """The names ``evaluate`` reports, in order: ``["loss", metric names..., weighted metric names...]``
-        (Keras's attribute; Keras 3 lists ``["loss", "compile_metrics"]`` here, ember the names)."""
+        """The names ``evaluate`` reports, in order: ``["loss", metric names..., weighted metric names...]``, with
+        ``<output>_loss`` for each output after ``"loss"`` for a model with several (Keras's order); Keras 3
+        lists ``["loss", "compile_metrics", ...]`` here, ember the names."""
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
