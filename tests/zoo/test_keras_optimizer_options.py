@@ -75,8 +75,9 @@ CASES = {
     "InverseTimeDecay": (lambda k: k.optimizers.RMSprop(_s(k).InverseTimeDecay(0.01, 4, 0.5, staircase=True)),
                          lambda k: k.optimizers.RMSprop(0.01)),
     "CosineDecay-warmup": (
-        lambda k: k.optimizers.SGD(_s(k).CosineDecay(0.1, 12, alpha=0.1, warmup_target=0.5, warmup_steps=5)),
-        lambda k: k.optimizers.SGD(0.1)),
+        lambda k: k.optimizers.SGD(_s(k).CosineDecay(0.0, 12, alpha=0.1, warmup_target=0.5, warmup_steps=5),
+                                   momentum=0.8, nesterov=True),
+        lambda k: k.optimizers.SGD(0.1, momentum=0.8, nesterov=True)),
     "CosineDecayRestarts": (
         lambda k: k.optimizers.Adam(_s(k).CosineDecayRestarts(0.05, 4, t_mul=2.0, m_mul=0.7, alpha=0.05)),
         lambda k: k.optimizers.Adam(0.05)),
@@ -144,6 +145,31 @@ def test_schedule_values_match_keras(name, kwargs):
     want = np.array([float(keras.ops.convert_to_numpy(theirs(s))) for s in steps])
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-8)
     assert ours.get_config() == theirs.get_config()
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_follows_keras_formula_when_the_rate_changes_or_is_zero(nesterov):
+    """Keras's m <- momentum m - lr g; param <- param + m (Nesterov: + momentum m - lr g) in float64 over rates
+    that change, drop to 0 and come back (BigDL's v <- momentum v + g; param -= lr v would differ)."""
+    rates = [0.1, 0.1, 0.0, 0.0, 0.05, 0.2, 0.2, 0.0, 0.3, 0.01] * 2
+    boundaries = list(range(len(rates) - 1))
+    schedule = ember.optimizers.schedules.PiecewiseConstantDecay(boundaries, rates)
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=30)
+    grads = [rng.normal(size=30) for _ in rates]
+    want, m = start.copy(), np.zeros(30)
+    for lr, g in zip(rates, grads):
+        m = 0.9 * m - lr * g
+        want += 0.9 * m - lr * g if nesterov else m
+    opt, got = ember.optimizers.SGD(schedule, momentum=0.9, nesterov=nesterov), start.copy()
+    assert opt.learning_rate == 0.1 and [schedule(k) for k in range(len(rates))] == rates
+    for g in grads:
+        opt.update(got, g.copy())
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    bigdl, other = optim.SGD(0.1, momentum=0.9, nesterov=nesterov), start.copy()
+    for lr, g in zip(rates, grads):
+        bigdl.update(other, g.copy(), lr)
+    assert np.abs(other - want).max() > 1e-2
 
 
 def test_ema_average_is_keras_formula():

@@ -38,7 +38,7 @@ from ember.zoo.keras.schedules import LearningRateSchedule
 def _initial_rate(learning_rate):
     """The number ``OptimMethod`` keeps as ``learning_rate``: the rate itself, or a schedule's rate at step 0."""
     if isinstance(learning_rate, LearningRateSchedule):
-        return float(learning_rate(0))
+        return float(learning_rate(0)) or 1.0  # (a warm-up from 0: _keras_options sets the 0 after the check)
     if callable(learning_rate) or isinstance(learning_rate, (str, bytes)):
         raise TypeError(f"learning_rate must be a number or a LearningRateSchedule (ember.optimizers.schedules), got "
                         f"{learning_rate!r}")
@@ -54,6 +54,8 @@ def _keras_options(opt, learning_rate, clipnorm, clipvalue, global_clipnorm, use
         schedule=learning_rate if isinstance(learning_rate, LearningRateSchedule) else None)
     options.check(type(opt).__name__)
     opt.options = options
+    if options.schedule is not None:
+        opt.learning_rate = float(options.schedule(0))
     opt.counts_iterations = True
     opt.name = name or type(opt).__name__.lower()
 
