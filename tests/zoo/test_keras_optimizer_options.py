@@ -284,3 +284,17 @@ def test_callbacks_that_set_the_rate_refuse_a_schedule_as_keras_does():
                       "sparse_categorical_crossentropy")
         with pytest.raises(TypeError, match="not settable"):
             model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+
+
+def test_learning_rate_attribute_is_the_current_scheduled_rate_as_in_keras():
+    keras = _keras()
+    x, y = _data()
+    ours, theirs = _pair(keras)
+    theirs.compile(keras.optimizers.Adam(_s(keras).ExponentialDecay(0.1, 4, 0.5)), "sparse_categorical_crossentropy")
+    ours.compile(ember.optimizers.Adam(_s(ember).ExponentialDecay(0.1, 4, 0.5)), "sparse_categorical_crossentropy")
+    assert ours.optimizer.learning_rate == pytest.approx(0.1)
+    for model in (ours, theirs):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    want = float(keras.ops.convert_to_numpy(theirs.optimizer.learning_rate))
+    assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) == 6
+    assert ours.optimizer.learning_rate == pytest.approx(want, rel=1e-6) and want == pytest.approx(0.1 * 0.5 ** 1.5)

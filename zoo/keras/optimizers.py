@@ -35,6 +35,19 @@ from ember.optim import methods
 from ember.zoo.keras.schedules import LearningRateSchedule
 
 
+class _KerasRate:
+    """Keras's ``optimizer.learning_rate``: with a schedule, its value at the updates made so far."""
+
+    @property
+    def learning_rate(self):
+        schedule = self.options.schedule
+        return float(schedule(self.iterations)) if schedule is not None else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):  # (the callbacks refuse to set a scheduled rate, as Keras does)
+        self._learning_rate = value
+
+
 def _initial_rate(learning_rate):
     """The number ``OptimMethod`` keeps as ``learning_rate``: the rate itself, or a schedule's rate at step 0."""
     if isinstance(learning_rate, LearningRateSchedule):
@@ -82,7 +95,7 @@ def set_keras_options(opt, config, custom_objects=None):
     opt.counts_iterations = True
 
 
-class Adam(methods.Adam):
+class Adam(_KerasRate, methods.Adam):
     """Keras's Adam: ``ember.optim.Adam`` with Keras's epsilon (1e-7) in Keras's place::
 
         param <- param - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
@@ -115,7 +128,7 @@ class Adam(methods.Adam):
                        ema_overwrite_frequency, name)
 
 
-class AdamW(methods.AdamW):
+class AdamW(_KerasRate, methods.AdamW):
     """Keras's AdamW: decoupled weight decay (default 0.004), epsilon 1e-7 placed as in Keras's ``Adam``.
 
     Args:
@@ -148,7 +161,7 @@ def _keras_decay(opt, weight_decay):
         opt.hyper["decoupled"] = True
 
 
-class SGD(methods.SGD):
+class SGD(_KerasRate, methods.SGD):
     """Keras's SGD: Keras's momentum ``m <- momentum m - lr g; param <- param + m`` (``ember.optim.SGD``'s
     ``v <- momentum v + g; param <- param - lr v`` is the same only while the rate is constant), Keras's
     arguments, and Keras 3's decoupled ``weight_decay``.
@@ -177,7 +190,7 @@ class SGD(methods.SGD):
                        ema_overwrite_frequency, name)
 
 
-class RMSprop(methods.RMSprop):
+class RMSprop(_KerasRate, methods.RMSprop):
     """Keras's RMSprop: the epsilon inside the square root, ``lr * g / sqrt(v + epsilon)`` (``ember.optim``'s,
     PyTorch's, adds it to ``sqrt(v)``); momentum accumulates that increment.
 
@@ -205,7 +218,7 @@ class RMSprop(methods.RMSprop):
                        ema_overwrite_frequency, name)
 
 
-class Adagrad(methods.Adagrad):
+class Adagrad(_KerasRate, methods.Adagrad):
     """Keras's Adagrad: accumulator starting at 0.1, ``lr * g / sqrt(s + epsilon)`` with epsilon 1e-7 inside
     the square root (``ember.optim.Adagrad``: PyTorch's/BigDL's lr 0.01, 0, ``sqrt(s) + 1e-10``).
 
@@ -234,7 +247,7 @@ class Adagrad(methods.Adagrad):
                        ema_overwrite_frequency, name)
 
 
-class Adadelta(methods.Adadelta):
+class Adadelta(_KerasRate, methods.Adadelta):
     """Keras's Adadelta: ``ember.optim.Adadelta``'s rule (the same as Keras's) with Keras's defaults:
     learning_rate 0.001, rho 0.95, epsilon 1e-7 (``ember.optim``'s: 1.0, 0.9, 1e-6).
 
@@ -261,7 +274,7 @@ class Adadelta(methods.Adadelta):
                        ema_overwrite_frequency, name)
 
 
-class Adamax(methods.Adamax):
+class Adamax(_KerasRate, methods.Adamax):
     """Keras's Adamax: learning_rate 0.001, epsilon 1e-7 added to the infinity norm after the max,
     ``lr / (1 - beta_1^t) * m / (u + epsilon)`` (``ember.optim.Adamax``: lr 0.002, ``max(beta_2 u, |g| + 1e-8)``).
 
