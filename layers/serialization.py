@@ -220,7 +220,7 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's
     config = meta.get("training_config")
     if config is not None and compile:
         try:
-            model.compile_from_config(config)
+            model.compile_from_config(config, custom_objects=custom_objects)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise ModelFileError(path, "model.json: field 'training_config'",
                                  f"an optimizer, loss and metrics ember knows ({type(e).__name__}: {e})") from None

@@ -6,17 +6,15 @@ import time
 import numpy as np
 
 from ember.engine import config, no_grad
-from ember.optim.clipping import clip_by_global_norm, clip_by_value
 from ember.optim.dataset import ArrayDataset, to_dataset
 from ember.optim.loop import IterationRecord, Segment, TrainingDivergedError, compute_loss, evaluate_dataset
 from ember.optim.validation import score, to_numpy
 
 
-def clip_gradient(grad, clip_const, clip_norm):
-    if clip_const is not None:
-        clip_by_value(grad, *clip_const)
-    if clip_norm is not None:
-        clip_by_global_norm(grad, clip_norm)
+def variable_bounds(model):
+    """Each trainable variable's ``(start, stop)`` in the model's flat parameter buffer."""
+    flat = model._flat_parameters()
+    return [(start, start + p.size) for p, (_, start) in zip(flat.params, flat.offsets)]
 
 
 def flat_buffers(model):
@@ -72,7 +70,8 @@ class LocalEngine:
         index = self._order[st["position"]:st["position"] + loop.batch_size]
         x, y = self.dataset.take(index)
         w = self.dataset.weights(index)
-        lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, st["epoch"])
+        lr = loop.optim_method.learning_rate_at(
+            loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, st["epoch"]))
         t0 = time.perf_counter()
         loss, out = self._step(loop, x, y, lr, start, w)
         dt = time.perf_counter() - t0
@@ -81,15 +80,16 @@ class LocalEngine:
 
     @staticmethod
     def _score(loop, out, y, w):
-        """The compiled metrics on one training batch's outputs (the first output and target), or None."""
+        """The compiled metrics on one training batch's outputs (each metric's output of a model with several),
+        or None."""
         if not loop.train_metrics or out is None:
             return None
-        o = out[0] if isinstance(out, (list, tuple)) else out
-        yb = y[0] if isinstance(y, (list, tuple)) else y
-        return [score(m, o, yb, w) for m in loop.train_metrics]
+        return [score(m, out, y, w) for m in loop.train_metrics]
 
     def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)
+        clipping = loop.gradient_clipping()
+        bounds = variable_bounds(loop.model) if clipping.variable_norm is not None else None  # (10 us for W1)
         holder = {}
 
         def feval():
@@ -100,7 +100,7 @@ class LocalEngine:
             if not math.isfinite(value):
                 raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")
             loss.backward()
-            clip_gradient(grad, loop.clip_const, loop.clip_norm)
+            clipping.apply(grad, bounds)
             holder["out"] = out
             return value
 
@@ -116,6 +116,10 @@ class LocalEngine:
 
     def sync_model(self, loop):
         pass  # the model is trained in place
+
+    def moving_average(self, loop):
+        """The optimizer's moving average of the flat weights (Keras's ``use_ema``), or None."""
+        return loop.optim_method.state.get("ema")
 
     def finish(self, loop):
         pass

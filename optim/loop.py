@@ -37,6 +37,7 @@ from ember.engine import config, no_grad
 from ember.layers import losses as losses_module
 from ember.optim import checkpoint as ckpt
 from ember.optim import validation as validation_module
+from ember.optim.clipping import Clipping
 from ember.optim.dataset import ArrayDataset, check_batch_size
 from ember.optim.methods import SGD, OptimMethod
 from ember.optim.schedules import Default, LearningRateSchedule
@@ -163,13 +164,11 @@ def evaluate_dataset(model, dataset, batch_size, methods):
     regularization penalties, as Keras's reported loss does."""
     batch_size = check_batch_size(batch_size)
     totals = [None] * len(methods)
-    penalized = [getattr(m, "keras_loss", False) for m in methods]
+    penalized = [getattr(m, "keras_loss", False) and not getattr(m, "output_loss", False) for m in methods]
     with no_grad():
         for index in dataset.batches(np.arange(len(dataset)), batch_size):
             xb, yb = dataset.take(index)
-            out = model(xb, training=False)
-            out = out[0] if isinstance(out, (list, tuple)) else out
-            yb = yb[0] if isinstance(yb, (list, tuple)) else yb
+            out = model(xb, training=False)  # score() picks each method's output of a model with several
             penalty = model.penalty() if any(penalized) else None
             wb = dataset.weights(index) if hasattr(dataset, "weights") else None
             for i, m in enumerate(methods):
@@ -350,6 +349,37 @@ class TrainingLoop:
         self.clip_const = self.clip_norm = None
         return self
 
+    def gradient_clipping(self):
+        """This run's ``Clipping``: BigDL's (``set_gradclip_const`` / ``set_gradclip_l2norm``) or the one the
+        optimization method carries (Keras's ``clipnorm``, ``clipvalue`` or ``global_clipnorm``), not both."""
+        method = self.optim_method
+        o = method.options
+        o.check(type(method).__name__)
+        given = o.clipping_given()
+        if given and (self.clip_const is not None or self.clip_norm is not None):
+            raise ValueError(f"gradient clipping is set twice: the optimizer's {given[0]}={getattr(o, given[0])} and "
+                             "set_gradclip_const/set_gradclip_l2norm (set_gradient_clipping_by_l2_norm...); keep one")
+        if o.clipnorm:
+            return Clipping(variable_norm=float(o.clipnorm))
+        if o.global_clipnorm:
+            return Clipping(global_norm=float(o.global_clipnorm))
+        if o.clipvalue:
+            return Clipping(const=(-float(o.clipvalue), float(o.clipvalue)))
+        return Clipping(self.clip_const, self.clip_norm)
+
+    def _check_schedules(self):
+        if self.optim_method.options.schedule is not None and not isinstance(self.schedule, Default):
+            raise ValueError(f"the optimizer's learning_rate is a schedule ({self.optim_method.options.schedule!r}) "
+                             f"and set_learning_rate_schedule({self.schedule!r}) was called too; keep one")
+
+    def _finalize_average(self):
+        """Keras's ``finalize_variable_values``: with ``use_ema``, the weights become their moving average."""
+        if not self.optim_method.options.use_ema or self._first_iteration == self.state["iteration"]:
+            return
+        average = self.engine.moving_average(self)
+        if average is not None:
+            self.model.parameters_flat()[...] = average
+
     def set_train_metrics(self, methods):
         """Validation methods also scored on the training batches (reported per epoch)."""
         self.train_metrics = [validation_module.get(m) for m in methods]
@@ -472,6 +502,8 @@ class TrainingLoop:
     def _optimize(self):
         if self._resume_from is None:
             self._check_checkpoint_folder()
+        self._check_schedules()
+        self.gradient_clipping()  # the clear errors before any work
         self.engine.prepare(self)
         if self._resume_from is not None:
             self.restore(self._resume_from)
@@ -484,6 +516,7 @@ class TrainingLoop:
         self._reported_until = self.state["iteration"]
         self._pending = [0, 0.0]  # records and seconds since the last progress report
         self._failures = 0
+        self._first_iteration = self.state["iteration"]
         self._notify("on_train_begin")
         try:
             while not self.end_trigger(self.state) and not self.stop_training:
@@ -499,6 +532,7 @@ class TrainingLoop:
                 if s is not None:
                     s.flush()
         self.engine.finish(self)
+        self._finalize_average()
         self._notify("on_train_end")
         return self.model
 

@@ -194,7 +194,8 @@ class StreamEngine(LocalEngine):
         if self._estimate is None:
             steps = self.stream.steps
             self._estimate = n * steps if steps is not None else None
-        lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, loop.state["epoch"])
+        lr = loop.optim_method.learning_rate_at(
+            loop.schedule.get_learning_rate(loop.optim_method.learning_rate, start, loop.state["epoch"]))
         if not loop.model.built:
             with no_grad():
                 loop.model(x, training=False)
@@ -233,15 +234,13 @@ def evaluate_stream(model, stream, methods):
     """Sum each validation method's results over one epoch of ``stream`` (inference mode is the caller's);
     the Keras loss counts the model's penalties, as in ``evaluate_dataset``."""
     totals = None
-    penalized = [getattr(m, "keras_loss", False) for m in methods]
+    penalized = [getattr(m, "keras_loss", False) and not getattr(m, "output_loss", False) for m in methods]
     with no_grad():
         for batch in stream.epoch():
             x, y, w = unpack_batch(batch, stream.what)
             if y is None:
                 raise ValueError(f"{stream.what}: batches must hold targets: (x, y) or (x, y, sample_weight)")
-            out = model(x, training=False)
-            out = out[0] if isinstance(out, (list, tuple)) else out
-            y = y[0] if isinstance(y, (list, tuple)) else y
+            out = model(x, training=False)  # score() picks each method's output of a model with several
             penalty = model.penalty() if any(penalized) else None
             results = []
             for m, adds in zip(methods, penalized):

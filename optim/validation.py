@@ -166,11 +166,21 @@ class Loss(ValidationMethod):
     name = "Loss"
 
     def __init__(self, criterion="sparse_categorical_crossentropy"):
-        self.criterion = losses_module.get(criterion)
+        if isinstance(criterion, (list, tuple)):  # one per output of a model with several: their sum
+            self.criterion = [losses_module.get(c) for c in criterion]
+            self.all_outputs = True
+        else:
+            self.criterion = losses_module.get(criterion)
 
     def __call__(self, output, target):
         from ember.engine import no_grad
 
+        if isinstance(self.criterion, list):
+            if not isinstance(output, (list, tuple)) or len(output) != len(self.criterion):
+                raise ValueError(f"{self.name}: {len(self.criterion)} losses but "
+                                 f"{len(output) if isinstance(output, (list, tuple)) else 1} output(s)")
+            parts = [Loss(c)(o, t) for c, o, t in zip(self.criterion, output, target)]
+            return ValidationResult(sum(p.total for p in parts), parts[0].count, self.name)
         out = output if isinstance(output, Tensor) else Tensor(to_numpy(output))
         with no_grad():
             value = float(to_numpy(self.criterion(target, out)))
@@ -378,6 +388,26 @@ class MeanMetricWrapper(ValidationMethod):
         return f"MeanMetricWrapper({self.name})"
 
 
+def select_output(method, output, target):
+    """The output and target that ``method`` scores, for a model with several outputs: those of its
+    ``output_index`` (Keras's per-output metrics; default the first), or all of them for a method with
+    ``all_outputs`` (the total loss). A model with one output: ``output`` and ``target`` as they are.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim.validation import MAE, select_output
+        >>> m = MAE(); m.output_index = 1
+        >>> select_output(m, [np.zeros(2), np.ones(2)], [np.zeros(2), np.full(2, 3.0)])
+        (array([1., 1.]), array([3., 3.]))
+    """
+    if not isinstance(output, (list, tuple)) or getattr(method, "all_outputs", False):
+        return output, target
+    k = getattr(method, "output_index", None) or 0
+    if k >= len(output):
+        raise ValueError(f"metric {method.name!r} is for output {k} but the model gave {len(output)} output(s)")
+    return output[k], (target[k] if isinstance(target, (list, tuple)) else target)
+
+
 def score(method, output, target, sample_weight=None):
     """``method(output, target)`` on a batch whose samples carry weights, as Keras uses them: the Keras loss (a
     ``Loss`` with ``keras_loss`` set) is ``sum(w * loss) / number of samples``; a method with ``weighted``
@@ -394,19 +424,24 @@ def score(method, output, target, sample_weight=None):
         >>> score(accuracy, out, np.array([0, 0, 0]), np.array([3.0, 1.0, 0.0])).result()
         (0.75, 4)
     """
+    output, target = select_output(method, output, target)
     per_loss = getattr(method, "keras_loss", False)
     if sample_weight is None or not (per_loss or getattr(method, "weighted", False)):
         return method(output, target)
     if isinstance(method, AUC):
         raise ValueError("AUC with sample weights is not supported; use it as an unweighted metric")
-    out, t = to_numpy(output), to_numpy(target)
+    several = isinstance(output, (list, tuple))
+    out = [to_numpy(o) for o in output] if several else to_numpy(output)
+    t = [to_numpy(v) for v in target] if several else to_numpy(target)
+    rows = out[0].shape[0] if several else out.shape[0]
     w = np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1)
-    if w.shape[0] != out.shape[0]:
-        raise ValueError(f"sample_weight: {w.shape[0]} weights for {out.shape[0]} samples")
+    if w.shape[0] != rows:
+        raise ValueError(f"sample_weight: {w.shape[0]} weights for {rows} samples")
     total = count = 0.0
     for value in np.unique(w):
         index = np.flatnonzero(w == value)
-        r = method(out[index], t[index])
+        r = (method([o[index] for o in out], [v[index] for v in t]) if several
+             else method(out[index], t[index]))
         total += value * r.total
         count += r.count if per_loss else value * r.count
     return ValidationResult(total, count, method.name)

@@ -18,7 +18,8 @@ import pytest
 # Order matters only for where a re-exported object's examples run: the first module listing it owns it.
 MODULES = [
     "ember.engine", "ember.engine.functional", "ember.layers", "ember.optim", "ember.optimizers",
-    "ember.metrics", "ember.callbacks", "ember.utils", "ember", "ember.zoo.keras", "ember.zoo.models",
+    "ember.optimizers.schedules", "ember.metrics", "ember.callbacks", "ember.utils", "ember", "ember.zoo.keras",
+    "ember.zoo.models",
     "ember.zoo.weights", "ember.zoo.download", "ember.zoo.vision", "ember.zoo.importers.torch",
     "ember.zoo.importers.keras",
 ]

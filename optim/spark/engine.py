@@ -22,7 +22,7 @@ import numpy as np
 from ember.engine import config, no_grad
 from ember.layers.serialization import serialize_layer
 from ember.optim.dataset import SampleArrays, is_spark_data, to_dataset
-from ember.optim.local import is_local_data
+from ember.optim.local import is_local_data, variable_bounds
 from ember.optim.loop import InfrastructureFailure, IterationRecord, Segment, evaluate_dataset
 from ember.optim.methods import LBFGS
 from ember.optim.spark import parameter as P
@@ -344,12 +344,15 @@ class SparkEngine:
 
     def _settings(self, loop, start, stop):
         m = loop.optim_method
+        clipping = loop.gradient_clipping()
         return TrainerSettings(
             run=self.run_id, trainers=self.trainers, start=start, stop=stop, assignment=self.assignment,
             partition_sizes=self.sizes, batch_size=loop.batch_size, iterations_per_epoch=self.iterations_per_epoch,
             dtype=str(config.get_default_dtype()), model_json=self._architecture, criterion=loop.criterion,
             optim_class=type(m).__name__, learning_rate=m.learning_rate, hyper=dict(m.hyper), schedule=loop.schedule,
-            seed=self._seed, timeout=self.timeout, clip_const=loop.clip_const, clip_norm=loop.clip_norm,
+            seed=self._seed, timeout=self.timeout, clip_const=clipping.const, clip_norm=clipping.global_norm,
+            clip_variable_norm=clipping.variable_norm, variable_bounds=variable_bounds(loop.model),
+            optim_options=m.options,
             state_from=self._state_from, compress=self.compress, shuffle_seed=self._shuffle_seed,
             progress_every=self._progress_every(loop), custom_objects=self._custom_objects,
             metrics=list(loop.train_metrics),
@@ -410,7 +413,9 @@ class SparkEngine:
         for i in range(start, stop):
             loss_sum, count, compute, sync, dropped, skipped = per_iteration[i]
             loss = loss_sum / max(count, 1)
-            lr = loop.schedule.get_learning_rate(loop.optim_method.learning_rate, i, i // self.iterations_per_epoch + 1)
+            lr = loop.optim_method.learning_rate_at(
+                loop.schedule.get_learning_rate(loop.optim_method.learning_rate, i, i // self.iterations_per_epoch + 1),
+                step=i)  # NOTE: each fit on Spark starts the optimizer's state (and update count) afresh
             self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync,
                                            "dropped": dropped, "skipped": skipped})
             out.append(IterationRecord(i + 1, loss, loop.batch_size, seconds, lr))
@@ -420,6 +425,16 @@ class SparkEngine:
     def sync_model(self, loop):
         P.read_weight_blocks(loop.model, self._blocks, self.run_id, self.trainers, loop.state["iteration"],
                              self.timeout)
+
+    def moving_average(self, loop):
+        """Keras's weight average (``use_ema``): each owner keeps the average of its block in its optimizer
+        state; their blocks in order are the whole flat vector."""
+        it = loop.state["iteration"]
+        states = [P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", it, w), self.timeout))
+                  for w in range(self.trainers)]
+        if any("ema" not in s["state"] for s in states):
+            return None
+        return np.concatenate([np.asarray(s["state"]["ema"]) for s in states])
 
     def finish(self, loop):
         self.sync_model(loop)

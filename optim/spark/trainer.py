@@ -58,6 +58,9 @@ class TrainerSettings:
     timeout: float = 600.0
     clip_const: tuple = None
     clip_norm: float = None
+    clip_variable_norm: float = None  # Keras's clipnorm: per variable (variable_bounds: each one's place)
+    variable_bounds: list = None
+    optim_options: object = None  # the method's StepOptions (Keras's weight average and schedule)
     state_from: int = None  # the iteration whose optimizer-state blocks to load (None: fresh state)
     compress: str = None
     shuffle_seed: int = None
@@ -168,9 +171,9 @@ def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadli
             raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
         loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
         if metrics:
-            o = out[0] if isinstance(out, (list, tuple)) else out
-            yb = y[0] if isinstance(y, (list, tuple)) else y
-            results = [m(o, yb) for m in metrics]
+            from ember.optim.validation import select_output
+
+            results = [m(*select_output(m, out, y)) for m in metrics]
             scored = results if scored is None else [a + b for a, b in zip(scored, results)]
         loss_sum += value
         used += n
@@ -212,6 +215,8 @@ class _Trainer:
         self.method = cls.__new__(cls)  # configured by its state dict, as saved
         self.method.load_state_dict({"class_name": s.optim_class, "learning_rate": s.learning_rate,
                                      "hyper": s.hyper, "state": {}})
+        if s.optim_options is not None:
+            self.method.options = s.optim_options
         if s.state_from is not None:
             saved = P.state_from_block(client.get(P.block_name(s.run, "s", s.state_from, worker), s.timeout))
             self.method.state = saved["state"]
@@ -308,7 +313,13 @@ class _Trainer:
 
     def update(self, i, total, samples_in):
         """Average, clip and apply the update to the owned block; True when it was applied."""
-        from ember.optim.clipping import clip_by_global_norm, clip_by_value, squared_norm
+        from ember.optim.clipping import (
+            clip_by_global_norm,
+            clip_by_value,
+            clip_by_variable_norm,
+            squared_norm,
+            variable_squared_norms,
+        )
 
         s = self.settings
         skipped = (s.drop is not None and samples_in < s.batch_size * (1 - s.drop.max_percentage)) or not samples_in
@@ -320,6 +331,17 @@ class _Trainer:
             norms = [float(np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))[0])
                      for r in range(s.trainers)]
             clip_by_global_norm(total, s.clip_norm, sum(norms))
+        if s.clip_variable_norm is not None:
+            # NOTE: each owner sends the squared norms of the parts of every variable its block holds (one float
+            # per variable); their sum, in trainer order, is each variable's exact squared norm on every owner
+            own = variable_squared_norms(total, s.variable_bounds, self.lo)
+            self.client.put(self.name("n", i, self.worker), own)
+            parts = [own if r == self.worker else np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))
+                     for r in range(s.trainers)]
+            sums = parts[0].copy()
+            for part in parts[1:]:
+                sums += part
+            clip_by_variable_norm(total, s.variable_bounds, s.clip_variable_norm, sums, self.lo)
         lr = s.schedule.get_learning_rate(self.method.learning_rate, i, i // s.iterations_per_epoch + 1)
         if not skipped:  # (BigDL: an iteration that lost more than max_drop_percentage is not applied)
             self.method.update(self.master, total, lr)
@@ -332,7 +354,7 @@ class _Trainer:
     def remove_iteration(self, i):
         """Remove this trainer's blocks of iteration ``i`` in one request, answered with the next get."""
         names = [self.name("g", i, self.worker, q) for q in range(self.settings.trainers) if q != self.worker]
-        if self.settings.clip_norm is not None:
+        if self.settings.clip_norm is not None or self.settings.clip_variable_norm is not None:
             names.append(self.name("n", i, self.worker))
         names.append(self.name("w", i, self.worker))
         self.client.remove_many(names, wait=False)

@@ -1,5 +1,6 @@
 """The Spark engine's plan and its trainer function, without Spark: trainers run in threads and
 exchange blocks through an in-memory store; the result equals the local optimizer."""
+import dataclasses
 import json
 import threading
 import time
@@ -140,10 +141,10 @@ class SleepOnSlowThread(Layer):
         return x
 
 
-def run_trainers(model, settings, partitions, names):
+def run_trainers(model, settings, partitions, names, store=None):
     """Run ``train_segment`` for every trainer in its own thread, starting from ``model``'s weights;
     returns (records by trainer, initial flat weights, final flat weights)."""
-    store = MemoryBlocks()
+    store = MemoryBlocks() if store is None else store
     trainers = settings.trainers
     param = model.parameters_flat()
     for q, (a, b) in enumerate(P.block_bounds(param.size, trainers)):
@@ -243,6 +244,59 @@ def test_three_trainers_with_a_batch_of_two_equal_the_local_optimizer(float64):
     local.set_shuffle(False).set_progress(0, quiet=True).optimize()
     np.testing.assert_allclose(final, model.parameters_flat(), rtol=1e-12, atol=1e-14)
     assert not np.allclose(final, initial)
+
+
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue"])
+def test_keras_optimizer_options_in_three_blocks_equal_the_local_optimizer(float64, option):
+    """Keras's clipnorm (each variable's norm from the owners' partial sums: the blocks cut variables), its
+    global_clipnorm and clipvalue, its weight average (use_ema, overwritten every 4 updates; the driver's final
+    average is the owners' state blocks in order) and a schedule as learning_rate, on three trainers, equal
+    the local optimizer on the same global batches."""
+    from ember.optim.local import variable_bounds
+
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
+    partitions = drop_data()
+    bounds = variable_bounds(model)
+    assert bounds == [(0, 24), (24, 30), (30, 42), (42, 44)] and P.block_bounds(44, 3) == [(0, 15), (15, 30), (30, 44)]
+
+    def keras_sgd():
+        return ember.optimizers.SGD(ember.optimizers.schedules.ExponentialDecay(2.0, 4, 0.7), momentum=0.5,
+                                    use_ema=True, ema_momentum=0.7, ema_overwrite_frequency=4,
+                                    **{option: {"clipnorm": 0.05, "global_clipnorm": 0.1, "clipvalue": 0.01}[option]})
+
+    opt = keras_sgd()
+    spec = drop_spec(model, None, iterations=9)
+    loop = optim.Optimizer(model, (np.zeros((2, 4)), np.zeros(2, np.int64)), "mse", opt)
+    clipping = loop.gradient_clipping()
+    spec = dataclasses.replace(spec, hyper=dict(opt.hyper), optim_options=opt.options, clip_const=clipping.const,
+                               clip_norm=clipping.global_norm, clip_variable_norm=clipping.variable_norm,
+                               variable_bounds=bounds)
+    store = MemoryBlocks()
+    _, initial, final = run_trainers(model, spec, partitions, ["a", "b", "c"], store)
+    states = [P.state_from_block(store.get(P.block_name("t", "s", 9, w)))["state"] for w in range(3)]
+    average = np.concatenate([s["ema"] for s in states])
+    assert [s["iterations"] for s in states] == [9, 9, 9]
+
+    order = [(p, j) for it in range(9) for p, j in plan.global_batch_order([40] * 3, 24, [[0], [1], [2]], it)]
+    lx = np.array([partitions[p][j][0] for p, j in order])
+    ly = np.array([partitions[p][j][1] for p, j in order])
+    seen = {}
+    local = optim.Optimizer(model, (lx, ly), "sparse_categorical_crossentropy", keras_sgd(), optim.MaxIteration(9), 24)
+    local.add_listener(type("Last", (), {"on_iteration_end": lambda self, o, st: seen.update(
+        weights=model.parameters_flat().copy())})())
+    local.set_shuffle(False).set_progress(0, quiet=True).optimize()
+    np.testing.assert_allclose(final, seen["weights"], rtol=1e-12, atol=1e-14)  # the weights before finalizing
+    np.testing.assert_allclose(average, model.parameters_flat(), rtol=1e-12, atol=1e-14)  # after: the average
+    assert not np.allclose(final, average, rtol=1e-6) and not np.allclose(final, initial)
+    # the clipping changed the run: without it the weights differ
+    plain = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
+    plain.set_weights([initial[a:b].reshape(w.shape) for (a, b), w in zip(bounds, model.get_weights())])
+    unclipped = ember.optimizers.SGD(ember.optimizers.schedules.ExponentialDecay(2.0, 4, 0.7), momentum=0.5,
+                                     use_ema=True, ema_momentum=0.7, ema_overwrite_frequency=4)
+    optim.Optimizer(plain, (lx, ly), "sparse_categorical_crossentropy", unclipped, optim.MaxIteration(9), 24) \
+        .set_shuffle(False).set_progress(0, quiet=True).optimize()
+    assert not np.allclose(plain.parameters_flat(), seen["weights"], rtol=1e-3)
 
 
 def test_user_errors_are_told_from_infrastructure_failures():

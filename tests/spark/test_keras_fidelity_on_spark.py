@@ -73,3 +73,46 @@ def test_add_loss_trains_on_spark_as_locally(sc):
     model.add_loss(lambda: F.sum(model.layers[1].kernel) * 0.0)
     with pytest.raises(ValueError, match="hold add_loss functions"):
         optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.1), optim.MaxIteration(1), 16)
+
+
+def test_keras_optimizer_options_train_on_spark_as_locally(sc):
+    """Keras's clipnorm (per variable, across parameter blocks), a schedule as learning_rate and use_ema (the
+    driver's final weights are the owners' averages) on two partitions equal the local loop, in float64."""
+    from ember.optim.spark.plan import global_batch_order
+
+    def build():
+        ember.set_seed(0)
+        inp = layers.Input(shape=(5,))
+        hidden = layers.Dense(8, activation="tanh")(inp)
+        return ember.Model(inp, layers.Dense(2, activation="softmax")(hidden))
+
+    def keras_adam():
+        return ember.optimizers.Adam(ember.optimizers.schedules.CosineDecay(0.05, 6, warmup_target=0.1,
+                                                                            warmup_steps=2),
+                                     clipnorm=0.05, use_ema=True, ema_momentum=0.6, ema_overwrite_frequency=3)
+
+    ember.set_default_dtype("float64")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    rates = {"spark": [], "local": []}
+
+    def recorder(key):
+        return type("Recorder", (), {"on_iteration_end": lambda self, o, st: rates[key].append(st["loss"])})()
+
+    model = build()
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", keras_adam(), optim.MaxIteration(8), 16)
+    opt.add_listener(recorder("spark")).set_shuffle(False).set_progress(0, quiet=True).optimize()
+    sizes = [len(p) for p in rdd.glom().collect()]
+    offsets = np.cumsum([0] + sizes)
+    index = [offsets[p] + j for it in range(8) for p, j in global_batch_order(sizes, 16, opt.engine.assignment, it)]
+    reference = build()
+    local = optim.Optimizer(reference, (x[index], y[index]), "sparse_categorical_crossentropy", keras_adam(),
+                            optim.MaxIteration(8), 16)
+    local.add_listener(recorder("local")).set_shuffle(False).set_progress(0, quiet=True).optimize()
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(rates["spark"], rates["local"], rtol=1e-10)
+    assert local.optim_method.iterations == 8
+    np.testing.assert_array_equal(reference.parameters_flat(), local.optim_method.state["ema"])  # finalized

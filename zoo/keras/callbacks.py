@@ -256,6 +256,7 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
+        _settable_rate(optimizer, "LearningRateScheduler")
         lr = float(self.schedule(epoch, optimizer.learning_rate))
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"LearningRateScheduler: schedule returned {lr!r} at epoch {epoch}; expected > 0")
@@ -264,6 +265,19 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = self.model.optimizer.learning_rate
+
+
+def _settable_rate(optimizer, who):
+    """Keras refuses to set the rate of an optimizer whose ``learning_rate`` is a schedule; so does ember."""
+    schedule = getattr(getattr(optimizer, "options", None), "schedule", None)
+    if schedule is not None:
+        raise TypeError(f"{who}: the optimizer was created with a LearningRateSchedule ({schedule!r}) as its "
+                        "learning_rate, so its learning rate is not settable; use one of the two")
+
+
+def _current_rate(optimizer):
+    """The rate of the next update (a schedule's value at the updates made, as Keras's ``optimizer.learning_rate``)."""
+    return optimizer.learning_rate_at() if hasattr(optimizer, "learning_rate_at") else optimizer.learning_rate
 
 
 def _get_monitored(callback, logs):
@@ -306,7 +320,7 @@ class ReduceLROnPlateau(Callback):
         value = _get_monitored(self, logs)
         optimizer = self.model.optimizer
         if logs is not None:
-            logs["lr"] = optimizer.learning_rate
+            logs["lr"] = _current_rate(optimizer)
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
@@ -317,6 +331,7 @@ class ReduceLROnPlateau(Callback):
             return
         self.wait += 1
         if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
+            _settable_rate(optimizer, "ReduceLROnPlateau")
             new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
             optimizer.learning_rate = new_lr
             if self.verbose:

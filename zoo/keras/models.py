@@ -59,6 +59,72 @@ def _named_metric(identifier):
     return method
 
 
+def _output_names(model):
+    """The names Keras gives a model's outputs (their layers' names); [] for a model not built yet."""
+    return [s.history[0].name for s in (getattr(model, "outputs", None) or [])]
+
+
+def _per_output(model, metrics, arg):
+    """``compile``'s metrics as (output index or None, identifier) pairs: a flat list scores the first
+    output (None); Keras's list with one entry (a metric, a list of them, or None) per output, or dict keyed
+    by output name, scores each output, in the outputs' order."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict) or (isinstance(metrics, (list, tuple)) and
+                                     any(m is None or isinstance(m, (list, tuple)) for m in metrics)):
+        names = _output_names(model)
+        if isinstance(metrics, dict):
+            unknown = [k for k in metrics if k not in names]
+            if unknown:
+                raise ValueError(f"compile: {arg} names output(s) {unknown} but the model's outputs are {names}")
+            per = [metrics.get(n) for n in names]
+        else:
+            if len(metrics) != len(names):
+                raise ValueError(f"compile: {arg} as a list of lists needs one entry (a list of metrics, or None) per "
+                                 f"output: the model has {len(names)} ({names}), got {len(metrics)}")
+            per = list(metrics)
+        return [(k, m) for k, entry in enumerate(per) if entry is not None
+                for m in (entry if isinstance(entry, (list, tuple)) else [entry])]
+    if not isinstance(metrics, (list, tuple)):
+        raise ValueError(f"compile: {arg} must be a list, e.g. {arg}=['accuracy'] (or, for a model with several "
+                         f"outputs, a list of lists or a dict keyed by output name), got {metrics!r}")
+    return [(None, m) for m in metrics]
+
+
+def _bind(model, method, index):
+    """``method`` scoring output ``index`` of a model with several, named ``<output>_<metric>`` as Keras names it."""
+    names = _output_names(model)
+    if index is None or len(names) < 2:
+        return method
+    method = copy.copy(method)  # an instance the user gave may score another output too
+    method.output_index = index
+    method.name = f"{names[index]}_{method.name}"
+    return method
+
+
+def _output_losses(model, loss):
+    """Keras's per-output losses of a model with several outputs (``<output>_loss``), reported beside the total."""
+    names = _output_names(model)
+    if not isinstance(loss, list) or len(loss) < 2 or len(names) != len(loss):
+        return []
+    methods = []
+    for k, criterion in enumerate(loss):
+        method = validation_module.Loss(criterion)
+        method.name, method.output_index = f"{names[k]}_loss", k
+        method.keras_loss = method.output_loss = True  # weighted as the loss; the penalties are in the total only
+        methods.append(method)
+    return methods
+
+
+def _saved_structure(metrics):
+    """``_saved_names`` of each entry of Keras's per-output structures (list of lists, dict), else of the list."""
+    if isinstance(metrics, dict):
+        return {k: _saved_structure(v if isinstance(v, (list, tuple)) else [v]) for k, v in metrics.items()}
+    if isinstance(metrics, (list, tuple)) and any(m is None or isinstance(m, (list, tuple)) for m in metrics):
+        return [None if m is None else _saved_structure(m if isinstance(m, (list, tuple)) else [m]) for m in metrics]
+    return _saved_names(metrics)
+
+
 class _CallbackBridge:
     """Forwards the optimizer's events to Keras callbacks (epochs from 0) and their stop requests back."""
 
@@ -195,29 +261,36 @@ class KerasTraining:
         """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
         per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods).
 
+        For a model with several outputs, ``metrics`` (and ``weighted_metrics``) may be Keras 3's per-output forms:
+        a list with one entry per output (a metric, a list of them, or None) or a dict keyed by output name
+        (``{"out2": ["accuracy"]}``); they report as ``<output>_<metric>`` (``out2_accuracy``), beside the total
+        ``loss`` and each output's ``<output>_loss``, in History, validation (``val_...``) and ``evaluate``. A flat
+        list (which Keras 3 refuses for several outputs) scores the first output, under the metrics' own names.
+
         ``weighted_metrics`` (Keras's): metrics weighted by the samples' ``sample_weight`` / ``class_weight``
         (``sum(w * value) / sum(w)``) in ``fit``, its validation and ``evaluate``; ``metrics`` ignore the
         weights. Without weights (or on Spark, which takes none) they equal the plain metrics. A weighted
         metric whose name is already taken reports as ``weighted_<name>``, as in Keras."""
         if loss is None:
             raise ValueError("compile: give a loss, e.g. loss='sparse_categorical_crossentropy'")
-        for arg, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
-            if given is not None and not isinstance(given, (list, tuple)):
-                raise ValueError(f"compile: {arg} must be a list, e.g. {arg}=['accuracy'], got {given!r}")
+        plain = _per_output(self, metrics, "metrics")
+        weighted = _per_output(self, weighted_metrics, "weighted_metrics")
         self.optimizer = get_optimizer(optimizer)
         self.loss = ([_keras_loss_object(x) for x in loss] if isinstance(loss, (list, tuple))
                      else _keras_loss_object(loss))
-        self.metrics = [_named_metric(m) for m in (metrics or [])]
+        self.metrics = _output_losses(self, self.loss) + [_bind(self, _named_metric(m), k) for k, m in plain]
         taken = {"loss"} | {m.name for m in self.metrics}
-        for m in weighted_metrics or []:
+        for k, m in weighted:
             method = copy.copy(_named_metric(m))  # a given instance may also be among the plain metrics
             method.weighted = True
-            if method.name in taken:
+            bound = _bind(self, method, k)
+            if bound.name in taken:  # Keras: weighted_accuracy, out2_weighted_accuracy
                 method.name = f"weighted_{method.name}"
-            taken.add(method.name)
-            self.metrics.append(method)
-        self._metric_names = _saved_names(metrics)
-        self._weighted_metric_names = _saved_names(weighted_metrics)
+                bound = _bind(self, method, k)
+            taken.add(bound.name)
+            self.metrics.append(bound)
+        self._metric_names = _saved_structure(metrics)
+        self._weighted_metric_names = _saved_structure(weighted_metrics)
         self._clip = {}
         self._tensorboard = self._checkpoint = None
         self.stop_training = False
@@ -228,25 +301,40 @@ class KerasTraining:
         if self.optimizer is None:
             return None
         losses = self.loss if isinstance(self.loss, list) else [self.loss]
-        return {"optimizer": {"class_name": type(self.optimizer).__name__,
-                              "learning_rate": self.optimizer.learning_rate, "hyper": dict(self.optimizer.hyper)},
+        optimizer = {"class_name": type(self.optimizer).__name__, "learning_rate": self.optimizer.learning_rate,
+                     "hyper": dict(self.optimizer.hyper)}
+        if type(self.optimizer).__module__ == keras_optimizers.__name__:
+            optimizer["keras"] = True  # Keras's class (its SGD's momentum differs from BigDL's when the rate changes)
+        options = keras_optimizers.keras_options_config(self.optimizer)
+        if options:  # Keras's clipping, weight average and schedule (a schedule by its get_config)
+            optimizer["options"] = options
+        return {"optimizer": optimizer,
                 "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
-                "loss_is_list": isinstance(self.loss, list), "metrics": list(getattr(self, "_metric_names", [])),
-                "weighted_metrics": list(getattr(self, "_weighted_metric_names", []))}
+                "loss_is_list": isinstance(self.loss, list),
+                "metrics": copy.deepcopy(getattr(self, "_metric_names", [])),
+                "weighted_metrics": copy.deepcopy(getattr(self, "_weighted_metric_names", []))}
 
-    def compile_from_config(self, config):
-        """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model)."""
+    def compile_from_config(self, config, custom_objects=None):
+        """Compile as ``training_config()`` describes (what ``load_model`` does for a compiled model);
+        ``custom_objects`` names the classes of your own learning-rate schedules."""
         spec = config["optimizer"]
         cls = _OPTIMIZERS.get(spec["class_name"].lower())
-        if cls is not None and "keras_epsilon" not in spec["hyper"]:  # BigDL's (ember.optim's) of the same name
+        keras = spec.get("keras") or "keras_epsilon" in spec["hyper"] or "keras_momentum" in spec["hyper"]
+        if cls is not None and not keras:  # BigDL's (ember.optim's) of the same name
             cls = getattr(methods_module, cls.__name__, cls)
         if cls is None:
             raise ValueError(f"the saved model was compiled with an unknown optimizer {spec['class_name']!r}")
         method = cls.__new__(cls)
         method.load_state_dict({"class_name": spec["class_name"], "learning_rate": spec["learning_rate"],
                                 "hyper": spec["hyper"], "state": {}})
+        if "options" in spec:
+            keras_optimizers.set_keras_options(method, spec["options"], custom_objects)
         losses = [type(losses_module.get(c["name"]))(**c["config"]) for c in config["loss"]]
         def methods(names):
+            if isinstance(names, dict):
+                return {k: methods(v) for k, v in names.items()}
+            if any(m is None or isinstance(m, list) for m in names):  # one entry per output
+                return [None if m is None else methods(m) for m in names]
             return [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
                     for m in names]
 
@@ -337,16 +425,16 @@ class KerasTraining:
         else:
             optimizer.set_progress(0, bar=(verbose in (1, "auto")))
         if val is not None:
-            loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-            methods = list(self.metrics) + [_keras_loss(loss)]
+            methods = list(self.metrics) + [_keras_loss(self.loss)]
             optimizer.set_validation(batch_size, val, EveryEpoch(), methods)
         return _run(self, optimizer, callbacks, {"epochs": epochs, "batch_size": batch_size, "samples": samples,
                                                 "steps": getattr(data, "steps", None), "verbose": verbose})
 
     @property
     def metrics_names(self):
-        """The names ``evaluate`` reports, in order: ``["loss", metric names..., weighted metric names...]``
-        (Keras's attribute; Keras 3 lists ``["loss", "compile_metrics"]`` here, ember the names)."""
+        """The names ``evaluate`` reports, in order: ``["loss", metric names..., weighted metric names...]``, with
+        ``<output>_loss`` for each output after ``"loss"`` for a model with several (Keras's order); Keras 3
+        lists ``["loss", "compile_metrics", ...]`` here, ember the names."""
         _require_compiled(self, "metrics_names")
         return ["loss"] + [m.name for m in self.metrics]
 
@@ -375,8 +463,7 @@ class KerasTraining:
                                 "[Top1Accuracy(), ...])")
             return evaluate_rdd(self, x, y, batch_size)
         _require_compiled(self, "evaluate")
-        loss = self.loss[0] if isinstance(self.loss, list) else self.loss
-        methods = [_keras_loss(loss)] + list(self.metrics)
+        methods = [_keras_loss(self.loss)] + list(self.metrics)
         if is_spark_data(x):
             from ember.zoo.pipeline.inference import evaluate_dataframe
 
@@ -451,7 +538,8 @@ def _keras_loss_object(identifier):
 
 
 def _keras_loss(criterion):
-    """The "loss" that Keras reports: the criterion's mean plus the model's regularization penalties."""
+    """The "loss" that Keras reports: the criterion's mean (a list of criteria: the sum of each output's) plus the
+    model's regularization penalties."""
     method = validation_module.Loss(criterion)
     method.name = "loss"
     method.keras_loss = True

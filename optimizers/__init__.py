@@ -9,11 +9,15 @@ Example:
     0.9
     >>> optimizers.Adam().hyper["epsilon"]  # Keras's default; BigDL's ember.optim.Adam has 1e-8
     1e-07
+    >>> decay = optimizers.schedules.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.5)
+    >>> optimizers.SGD(learning_rate=decay, clipnorm=1.0).options.clipnorm
+    1.0
 """
 from ember.optim.methods import OptimMethod
+from ember.optimizers import schedules
 from ember.zoo.keras.models import get_optimizer as get
 from ember.zoo.keras.optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, RMSprop
 
 Optimizer = OptimMethod
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Optimizer", "RMSprop", "get"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Optimizer", "RMSprop", "get", "schedules"]
