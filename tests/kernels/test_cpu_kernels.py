@@ -498,6 +498,24 @@ def test_direct_convolution_matches_reference(case, dtype, rtol, rng):
     assert get_kernel("conv2d_forward_cols", "numba")(x, k, *args)[1] is None  # no im2col matrix is kept
 
 
+def test_direct_weight_gradient_against_finite_differences(rng):
+    """float64: kernels/cpu/direct.py's weight gradient (filters in groups of three and one left over, taps
+    in groups of five and two left over) is that of its forward pass (central differences)."""
+    from layer_testing import numeric_gradient, relative_error
+
+    from ember.kernels.cpu import direct
+
+    x = rng.normal(size=(2, 6, 5, 1))
+    k = rng.normal(size=(3, 4, 1, 4))
+    pads = ((1, 1), (2, 1))
+    r = rng.normal(size=direct.forward(x, k, (1, 1), pads).shape)  # a random linear function of the output
+
+    def loss():
+        return float((direct.forward(x, k, (1, 1), pads) * r).sum())
+
+    assert relative_error(direct.backward_weight(x, r, k.shape, (1, 1), pads), numeric_gradient(loss, k)) < 1e-8
+
+
 def test_direct_convolution_route():
     from ember.kernels.cpu import conv
 
