@@ -705,6 +705,13 @@ def max_pool2d(x, pool, stride, pads=((0, 0), (0, 0))):
         >>> F.max_pool2d(x, (2, 2), (2, 2)).numpy()[0, :, :, 0].tolist()
         [[5.0, 7.0], [13.0, 15.0]]
     """
+    ctx = getattr(x, "_ctx", None)
+    if type(ctx) is _act.BiasActivation and ctx.relu:
+        # the pooling of a recorded bias + ReLU: one op against its inputs, whose backward applies the
+        # ReLU's mask at the pooled size (x keeps its own node for any other use of it)
+        z, bias = ctx.parents
+        return _conv.BiasReLUMaxPool2D.apply(z, bias, y=x.data, pool=tuple(pool), stride=tuple(stride),
+                                             pads=tuple(map(tuple, pads)))
     return _conv.MaxPool2D.apply(x, pool=tuple(pool), stride=tuple(stride), pads=tuple(map(tuple, pads)))
 
 

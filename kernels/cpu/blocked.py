@@ -10,7 +10,10 @@ Each kernel is an outer product accumulated in registers over a reduction:
 - weight gradient: K taps times FB filters, summed over all output pixels of a block of images (one
   vector load of the output gradient and K broadcast input values per pixel);
 - data gradient: P output pixels times a chunk of RC values of their input rows' windows (KW * C
-  values per kernel row), summed over the F filters, then added into the input gradient.
+  values per kernel row), summed over the F filters, then added into the input gradient. The P pixels
+  are every other pixel of two output rows (P / 2 in each), so that with C >= RC / 2 channels no two of
+  them add into the same input values: the channels need no padding to RC lanes (LeNet's 6 channels,
+  window rows of 30 values in four chunks of 8 instead of 40 in five).
 
 Numba cannot name a vector register, so the accumulators are written out as scalars (P * FB of them)
 by the generator below, and LLVM's SLP vectorizer packs them into vector registers (checked in
@@ -44,12 +47,12 @@ KERNELS = (
     ("forward", 14, 8),   # few filters (LeNet's first layer: 6 of 8 lanes used, rows of 2 x 14 pixels)
     ("weight", 10, 16),   # ten taps by 16 filters
     ("weight", 25, 8),    # a whole 5x5 one-channel kernel by up to 8 filters
-    ("data", 10, 8),      # ten pixels by 8 window values
+    ("data", 10, 8),      # ten pixels (five of each of two rows, every other one) by 8 window values
 )
 
 
 def kernel_name(kind, block, fb):
-    return {"forward": "forward_p{}_f{}", "weight": "weight_grad_k{}_f{}", "data": "data_grad_p{}_r{}"}[kind].format(
+    return {"forward": "forward_p{}_f{}", "weight": "weight_grad_k{}_f{}", "data": "data_grad_s2_p{}_r{}"}[kind].format(
         block, fb)
 
 
@@ -135,7 +138,9 @@ def _weight_source(k_count, fb):
 
 
 def _data_block(p_count, rc, ind):
+    # pixel p: output row i + p // (P / 2), column j + 2 * (p % (P / 2))
     s = " " * ind
+    half = p_count // 2
     lines = [s + " = ".join(f"a{p}_{r}" for r in range(rc)) + " = zero" for p in range(p_count)]
     lines += [s + "go = np.uint64(((b * ho + i) * wo + j) * f)",
               s + f"wb = np.uint64((ch * kh + a) * f * {rc})",
@@ -143,29 +148,35 @@ def _data_block(p_count, rc, ind):
               s + f"    wk = wb + ff * {_u(rc)}"]
     lines += [s + f"    w{r} = wf[wk + {_u(r)}]" for r in range(rc)]
     for p in range(p_count):
-        lines.append(s + f"    d{p} = gf[go + {_u(p)} * fu + ff]")
+        row = "grow + " if p >= half else ""
+        lines.append(s + f"    d{p} = gf[go + {row}{_u(2 * (p % half))} * fu + ff]")
         lines += [s + f"    a{p}_{r} += d{p} * w{r}" for r in range(rc)]
     lines.append(s + f"xo = np.uint64(((b * hp + i + a) * wp + j) * c + ch * {rc})")
-    lines += [s + f"xf[xo + {_u(p)} * cu + {_u(r)}] += a{p}_{r}" for p in range(p_count) for r in range(rc)]
+    for p in range(p_count):
+        row = "xrow + " if p >= half else ""
+        lines += [s + f"xf[xo + {row}{_u(2 * (p % half))} * cu + {_u(r)}] += a{p}_{r}" for r in range(rc)]
     return lines
 
 
 def _data_source(p_count, rc):
     lines = [f"def {kernel_name('data', p_count, rc)}(dy, wt, zero, dxp):",
              "    \"\"\"dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dy (N, Ho, Wo, F) and",
-             f"    wt (chunks, KH, F, {rc}), the KW * C values of each kernel row's window in chunks of {rc}; Wo is a",
-             f"    multiple of {p_count} and KW * C of {rc}.\"\"\"",
+             f"    wt (chunks, KH, F, {rc}), the KW * C values of each kernel row's window in chunks of {rc} (the last",
+             f"    one padded with zero weights); Ho is even, Wo a multiple of {p_count}, 2 * C >= {rc}, and Wp leaves",
+             "    room for the last chunk past the last window. A block is every other pixel of two rows.\"\"\"",
              "    n, hp, wp, c = dxp.shape",
              "    chunks, kh, _, _ = wt.shape",
              "    _, ho, wo, f = dy.shape",
              "    cu, fu = np.uint64(c), np.uint64(f)",
+             "    grow, xrow = np.uint64(wo * f), np.uint64(wp * c)",
              "    gf, wf, xf = dy.reshape(-1), wt.reshape(-1), dxp.reshape(-1)",
              "    for b in prange(n):",
-             "        for i in range(ho):",
+             "        for i in range(0, ho, 2):",
              "            for a in range(kh):",
              "                for ch in range(chunks):",
-             f"                    for j in range(0, wo, {p_count}):"]
-    lines += _data_block(p_count, rc, 24)
+             "                    for parity in range(2):",
+             f"                        for j in range(parity, wo, {p_count}):"]
+    lines += _data_block(p_count, rc, 28)
     return "\n".join(lines) + "\n"
 
 
@@ -325,20 +336,27 @@ def backward_data(dy, w, x_shape, pads):
     (pt, pb), (pl, pr) = pads
     _, ho, wo, _ = dy.shape
     block, rc = _choose("data", 0)
-    # channels padded so that a kernel row's window (KW * C values) is whole chunks: the padded
-    # channels get the zero weights' products, and are dropped with the padding
-    cp = next(v for v in range(c, c + rc + 1) if kw * v % rc == 0)
-    wop = _ceil(wo, block)
-    chunks = kw * cp // rc
+    # NOTE: LeNet's second layer (128x10x10x16 -> 14x14x6, float32, one thread, CPU time, min of 9 x 20
+    # calls at load 6-8): 1.43-1.44 ms with the channels padded to 8 and blocks of ten adjacent pixels,
+    # 1.08-1.09 ms with every other pixel of two rows and windows of 30 values in four chunks. Adjacent
+    # pixels without the padding (their chunks overlap by two values) took 2.2 ms: each block's additions
+    # then wait for the previous pixel's stores.
+    cp = max(c, rc // 2)  # blocks of every other pixel touch disjoint values from RC / 2 channels up
+    kwc = kw * cp
+    chunks = -(-kwc // rc)
     wt = np.zeros((kh, kw, cp, f), dtype=dy.dtype)
     wt[:, :, :c] = w
-    wt = np.ascontiguousarray(wt.reshape(kh, chunks, rc, f).transpose(1, 0, 3, 2))  # (chunks, KH, F, RC)
+    wt_rows = np.zeros((kh, chunks * rc, f), dtype=dy.dtype)  # each window row in whole chunks, zeros after
+    wt_rows[:, :kwc] = wt.reshape(kh, kwc, f)
+    wt = np.ascontiguousarray(wt_rows.reshape(kh, chunks, rc, f).transpose(1, 0, 3, 2))  # (chunks, KH, F, RC)
+    hop, wop = ho + ho % 2, _ceil(wo, block)  # pairs of rows, whole blocks of pixels: the extra ones are zeros
     dy = np.ascontiguousarray(dy)
-    if wop != wo:  # whole blocks of pixels: the extra ones are zeros
-        padded = np.zeros((n, ho, wop, f), dtype=dy.dtype)
-        padded[:, :, :wo] = dy
+    if (hop, wop) != (ho, wo):
+        padded = np.zeros((n, hop, wop, f), dtype=dy.dtype)
+        padded[:, :ho, :wo] = dy
         dy = padded
-    dxp = np.zeros((n, ho + kh - 1, wop + kw - 1, cp), dtype=dy.dtype)
+    room = -(-(chunks * rc - kwc) // cp)  # pixels past each row for the last chunk of its last window
+    dxp = np.zeros((n, hop + kh - 1, wop + kw - 1 + room, cp), dtype=dy.dtype)
     if dy.size:
         _kernel("data", block, rc)(dy, wt, dy.dtype.type(0), dxp)
     return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + wd, :c])

@@ -17,6 +17,7 @@ CASES = [
     (2, 6, 7, 2, 1, 1, 33, ((0, 0), (0, 0))),     # pointwise, three blocks of 16
     (1, 3, 2, 2, 3, 5, 3, ((1, 1), (2, 2))),      # kernel wider than the input
     (2, 8, 12, 5, 4, 4, 9, ((0, 3), (2, 1))),     # window rows of 20 values: a full and a partial chunk
+    (2, 7, 11, 4, 3, 3, 6, ((0, 0), (1, 1))),     # 4 channels (blocks of every other pixel just apart), odd rows
 ]
 
 

@@ -86,6 +86,7 @@ POOL_CASES = [
     (2, 6, 6, 4, (3, 3), (1, 1), ((1, 1), (1, 1))),
     (2, 7, 9, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),  # the unrolled 2x2 kernels; odd sizes drop a row/column
     (2, 6, 4, 16, (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2 with 8+ channels: compared without branches
+    (3, 8, 7, 5, (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2, an even height and an odd width
     (1, 28, 28, 6, (2, 2), (2, 2), ((0, 0), (0, 0))),
     (2, 5, 4, 3, (3, 2), (2, 1), ((3, 1), (2, 2))),  # windows wholly in the padding (no gradient there)
 ]
@@ -99,6 +100,28 @@ def test_max_pool_ties_go_to_the_first_tap(case, rng):
     y_ref, arg_ref = get_kernel("max_pool2d_forward", "reference")(x, pool, stride, pads)
     np.testing.assert_array_equal(y_fast, y_ref)
     np.testing.assert_array_equal(arg_fast, arg_ref)
+
+
+@pytest.mark.parametrize("mode", ["never", "always"])
+@pytest.mark.parametrize("shape", [(3, 8, 8, 6), (2, 7, 9, 3), (2, 8, 7, 2)])
+def test_max_pool_2x2_gradient_against_finite_differences(shape, mode, rng):
+    """float64, serial and threaded: the 2x2 max pooling's backward kernel is the gradient of its forward."""
+    from layer_testing import numeric_gradient, relative_error
+
+    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
+
+    x = rng.normal(size=shape)
+    forward, backward = get_kernel("max_pool2d_forward", "numba"), get_kernel("max_pool2d_backward", "numba")
+    args = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    before = THREADS["mode"]
+    set_parallel_mode(mode)
+    try:
+        y, arg = forward(x, *args)
+        r = rng.normal(size=y.shape)
+        dx = backward(r, arg, x.shape, *args)
+    finally:
+        set_parallel_mode(before)
+    assert relative_error(dx, numeric_gradient(lambda: float((forward(x, *args)[0] * r).sum()), x, eps=1e-7)) < 1e-8
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # averages of windows wholly in the padding: 0/0
@@ -496,6 +519,24 @@ def test_direct_convolution_matches_reference(case, dtype, rtol, rng):
         assert dw.dtype == dtype and dw.shape == k.shape and dw.flags.c_contiguous
         np.testing.assert_allclose(dw, dw_ref, rtol=rtol, atol=rtol * 10)
     assert get_kernel("conv2d_forward_cols", "numba")(x, k, *args)[1] is None  # no im2col matrix is kept
+
+
+def test_direct_weight_gradient_against_finite_differences(rng):
+    """float64: kernels/cpu/direct.py's weight gradient (filters in groups of three and one left over, taps
+    in groups of five and two left over) is that of its forward pass (central differences)."""
+    from layer_testing import numeric_gradient, relative_error
+
+    from ember.kernels.cpu import direct
+
+    x = rng.normal(size=(2, 6, 5, 1))
+    k = rng.normal(size=(3, 4, 1, 4))
+    pads = ((1, 1), (2, 1))
+    r = rng.normal(size=direct.forward(x, k, (1, 1), pads).shape)  # a random linear function of the output
+
+    def loss():
+        return float((direct.forward(x, k, (1, 1), pads) * r).sum())
+
+    assert relative_error(direct.backward_weight(x, r, k.shape, (1, 1), pads), numeric_gradient(loss, k)) < 1e-8
 
 
 def test_direct_convolution_route():
