@@ -90,10 +90,11 @@ class LocalEngine:
 
     def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)
+        flat = loop.model._flat_parameters()
         holder = {}
 
         def feval():
-            grad[...] = 0
+            flat.zero_grad()
             out = loop.model(x, training=True)
             loss = compute_loss(loop.criterion, y, out, loop.model, sample_weight)
             value = float(to_numpy(loss))
