@@ -265,7 +265,8 @@ class Function:
     # set by ``Tensor.backward`` while ``backward`` runs: per input, an array of zeros (a leaf's ``.grad``)
     # that the op may write that input's gradient into, returning None for it; None or a None entry: return it
     grad_out = None
-    tracked = False  # set before forward: whether backward may run (grad enabled and an input needs it)
+    tracked = False
+    _tape = None  # a list while ``ember.engine.replay`` records: each apply appends (op, inputs, kwargs, output)  # set before forward: whether backward may run (grad enabled and an input needs it)
 
     def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
         raise NotImplementedError
@@ -310,4 +311,6 @@ class Function:
         if track:
             ctx.parents = tuple(tensors)
             result._ctx = ctx
+        if Function._tape is not None:
+            Function._tape.append((ctx, tensors, kwargs, result))
         return result, ctx

@@ -293,6 +293,11 @@ class Layer:
     # activations this layer can apply itself (``call(x, activation=name)``): a model runs such a
     # layer and the Activation layer after it as one op when nothing else reads the layer's output
     fusable_activations = ()
+    # whether this layer's backward pass may read its own output (so another op must not overwrite it); True
+    # unless a layer knows better (BatchNormalization without a fused activation keeps only its input)
+    def keeps_output(self, activation=None):
+        return True
+
     # penalties (see ``losses``); set per instance by __init__, class defaults for layers made without it
     activity_regularizer = None
     _weight_regularizers = ()
