@@ -266,7 +266,8 @@ class Function:
     # that the op may write that input's gradient into, returning None for it; None or a None entry: return it
     grad_out = None
     tracked = False
-    _tape = None  # a list while ``ember.engine.replay`` records: each apply appends (op, inputs, kwargs, output)  # set before forward: whether backward may run (grad enabled and an input needs it)
+    # a list while ``ember.engine.replay`` records: each apply appends (op, inputs, kwargs, output)
+    _tape = None  # set before forward: whether backward may run (grad enabled and an input needs it)
 
     def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
         raise NotImplementedError

@@ -261,6 +261,13 @@ class Model(Layer):
         shapes = [t.shape for t in self.outputs]
         return shapes if self._outputs_are_list else shapes[0]
 
+    def replayable(self):
+        """Whether this model's training calls may be recorded once and replayed: a graph of layers that
+        are all ``replayable`` (Dense, Conv2D, pooling, Flatten, Activation...), with no symbolic losses."""
+        if self._nodes is None or self._loss_symbols or self.activity_regularizer is not None:
+            return False
+        return all(node.layer.replayable() for node in self._nodes)
+
     # ---- flat parameters ----
     def _require_built(self):
         if not self.built:
