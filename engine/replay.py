@@ -59,6 +59,7 @@ class _Plan:
         self.body, self.tail = self.steps[:-1], self.steps[-1]
         self.out_slot = slots[0]
         self.last_out = None  # a weak reference to the latest output made with these ops' state
+        self.detached = False  # whether the recorded ops still point at the recording's tensors
         self.ok = True
 
     def busy(self):
@@ -72,6 +73,10 @@ class Replayed(Function):
 
     def forward(self, x, *params, plan=None):
         self.plan = plan
+        if not plan.detached:  # the recording's graph is done with: let its tensors go
+            for ctx, _, _ in plan.steps:
+                ctx.parents = ()
+            plan.detached = True
         slots = [None] * len(plan.body)
         for i, (ctx, sources, kwargs) in enumerate(plan.body):
             args = [slots[j] if kind == "slot" else params[j] if kind == "param" else x if kind == "x" else j.data
@@ -80,7 +85,6 @@ class Replayed(Function):
             if type(out) is not np.ndarray and isinstance(out, np.generic):
                 out = np.asarray(out)
             slots[i] = out
-        self.shapes = [s.shape for s in slots]
         return slots[plan.out_slot]
 
     def backward(self, g):
