@@ -12,11 +12,12 @@ code: the caller checks that (``ember.layers`` models say so through ``Model.rep
 refused, and the call always runs normally, when an op reads a tensor of more than one value that is
 neither the input, a parameter nor an earlier op's output, or takes an array among its keyword arguments.
 """
+import time
 import weakref
 
 import numpy as np
 
-from ember.engine import config
+from ember.engine import config, profiler
 from ember.engine.tensor import Function, Tensor
 
 MAX_TAPES = 4  # input shapes kept (an epoch's last, smaller batch is a second one)
@@ -81,7 +82,8 @@ class Replayed(Function):
         for i, (ctx, sources, kwargs) in enumerate(plan.body):
             args = [slots[j] if kind == "slot" else params[j] if kind == "param" else x if kind == "x" else j.data
                     for kind, j in sources]
-            out = ctx.forward(*args, **kwargs)
+            out = ctx.forward(*args, **kwargs) if profiler.ACTIVE is None else _timed(ctx.forward, ctx, "forward",
+                                                                                       *args, **kwargs)
             if type(out) is not np.ndarray and isinstance(out, np.generic):
                 out = np.asarray(out)
             slots[i] = out
@@ -114,7 +116,7 @@ class Replayed(Function):
                     else:
                         outs.append(None)
                 ctx.grad_out = tuple(outs)
-            pgs = ctx.backward(gi)
+            pgs = ctx.backward(gi) if profiler.ACTIVE is None else _timed(ctx.backward, ctx, "backward", gi)
             ctx.grad_out = None
             if not isinstance(pgs, tuple):
                 pgs = (pgs,)
@@ -132,6 +134,18 @@ class Replayed(Function):
                 else:
                     gx = pg if gx is None else gx + pg
         return (gx, *[None if written[j] else param_grads[j] for j in range(n_params)])
+
+
+def _timed(method, ctx, phase, *args, **kwargs):
+    """``method(*args)`` timed into the active profile under the op's name; the same time is taken off
+    the enclosing ``Replayed`` entry, which then shows only the replay's own bookkeeping."""
+    t0 = time.perf_counter()
+    out = method(*args, **kwargs)
+    seconds = time.perf_counter() - t0
+    profiler.ACTIVE.add(type(ctx).__name__, phase, seconds)
+    profiler.ACTIVE.add("Replayed", phase, -seconds)
+    profiler.ACTIVE.calls[("Replayed", phase)] -= 1
+    return out
 
 
 class StepReplay:

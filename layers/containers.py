@@ -162,7 +162,8 @@ class Model(Layer):
         result over input ``index``: read by nothing else, not a model output, and made by a layer whose
         backward pass does not keep its output (a BatchNormalization). ResNet-50 then holds no separate
         array for each block's last batch norm output (353 MB at batch 16)."""
-        # NOTE: ResNet-50 training step peak (16 images): 2,706 MiB before, see bench/RESULTS.md after
+        # NOTE: ResNet-50 training, 16 images: peak 2,706 MiB before, 2,318 after (3 steps); bench/run.py W3
+        # 2,292 MiB against main's 2,795 and PyTorch's 2,546 in bench/RESULTS.md (2026-12-04)
         from ember.layers.merge import Add
 
         producers = {id(n.outputs): n for n in self._nodes if not isinstance(n.outputs, (list, tuple))}
