@@ -23,6 +23,15 @@ from ember.engine.tensor import Function, Tensor
 MAX_TAPES = 4  # input shapes kept (an epoch's last, smaller batch is a second one)
 
 
+def _holds_array(value):
+    """Whether ``value`` is, or holds (in lists, tuples, dicts), an array: data the recording would freeze."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_array(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_array(v) for v in value.values())
+    return isinstance(value, (np.ndarray, Tensor)) or hasattr(value, "__cuda_array_interface__")
+
+
 class _Tape(list):
     """(ctx, tensors, kwargs, result) of each op, in order."""
 
@@ -50,7 +59,7 @@ class _Plan:
                     sources.append(("const", t))  # a number in the code (``x * 2.0``)
                 else:
                     return  # a tensor made outside the recorded ops: it may depend on the data
-            if any(isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__") for v in kwargs.values()):
+            if _holds_array(kwargs):
                 return
             self.steps.append((ctx, tuple(sources), kwargs))
         last_ctx, last_sources, _ = self.steps[-1]

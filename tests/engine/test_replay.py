@@ -105,6 +105,21 @@ def test_a_new_shape_is_recorded_and_an_outside_tensor_refuses_replay(float64):
         np.testing.assert_allclose(out.numpy(), np.maximum((2 * x) @ w.data, 0), rtol=1e-12)
         out.sum().backward()
     assert outside.replays == 0
+    # an array among an op's keyword arguments (a loss's labels, say) is data too: never replayed
+    from ember.engine.ops.activation import SoftmaxCrossEntropy
+
+    labelled = StepReplay(lambda x: SoftmaxCrossEntropy.apply(F.matmul(x, w), labels=(x.data[:, 0] > 0).astype(int))
+                          * 1.0, [w])
+    for n in (4, 4, 4):
+        x = rng.normal(size=(n, 3))
+        out = labelled(x)
+        logits = x @ w.data
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        want = -np.log(p[np.arange(n), (x[:, 0] > 0).astype(int)]).mean()
+        np.testing.assert_allclose(out.numpy(), want, rtol=1e-12)
+        out.backward()
+    assert labelled.replays == 0
 
 
 def test_a_graph_still_waiting_for_backward_is_not_overwritten(float64):
