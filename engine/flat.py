@@ -45,3 +45,5 @@ class FlatParameters:
     def zero_grad(self):
         for g in self.grad.values():
             g[...] = 0
+        for p in self.params:  # ``Tensor.backward`` may then write their gradients instead of adding them
+            p._grad_zero = True

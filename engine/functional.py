@@ -478,12 +478,14 @@ def bias_add(x, bias, activation=None):
     return _act.BiasActivation.apply(x, bias, activation=activation)
 
 
-def add_relu(a, b):
+def add_relu(a, b, overwrite=False):
     """``max(a + b, 0)`` as one op (a residual connection and its activation).
 
     Args:
         a: a Tensor.
         b: a Tensor of the same shape as ``a``.
+        overwrite: write the result over ``a``'s array (saves one array of memory). Only when nothing
+            reads ``a`` afterwards and the op that made ``a`` did not keep it for its backward pass.
 
     Example:
         >>> from ember.engine import Tensor, functional as F
@@ -492,7 +494,7 @@ def add_relu(a, b):
     """
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"add_relu: the inputs must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    return _act.AddReLU.apply(a, b)
+    return _act.AddReLU.apply(a, b, overwrite=overwrite) if overwrite else _act.AddReLU.apply(a, b)
 
 
 def relu6(x):

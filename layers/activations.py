@@ -41,6 +41,11 @@ def serialize(fn):
     raise ValueError(f"cannot serialize activation {fn!r}: use a built-in activation name")
 
 
+def is_builtin(fn):
+    """Whether ``fn`` is one of the named activations (made of ember ops only)."""
+    return any(f is fn for f in _ACTIVATIONS.values())
+
+
 _WITH_BIAS = {F.relu: "relu", F.linear: None}  # the activations F.bias_add applies itself
 
 

@@ -293,6 +293,21 @@ class Layer:
     # activations this layer can apply itself (``call(x, activation=name)``): a model runs such a
     # layer and the Activation layer after it as one op when nothing else reads the layer's output
     fusable_activations = ()
+    # whether a call computes its output from its inputs and weights through ember ops only (no state
+    # updated, no randomness, no arrays made in Python from the data): a model of such layers may have
+    # its training call recorded once and replayed (``ember.engine.replay``); see ``replayable``
+    replay_safe = False
+
+    def replayable(self):
+        """Whether this layer's training calls may be replayed from a recording: its own class (not only a
+        parent class, whose ``call`` a subclass may replace) says ``replay_safe``, and no activity regularizer."""
+        return type(self).__dict__.get("replay_safe", False) and self.activity_regularizer is None
+
+    # whether this layer's backward pass may read its own output (so another op must not overwrite it); True
+    # unless a layer knows better (BatchNormalization without a fused activation keeps only its input)
+    def keeps_output(self, activation=None):
+        return True
+
     # penalties (see ``losses``); set per instance by __init__, class defaults for layers made without it
     activity_regularizer = None
     _weight_regularizers = ()

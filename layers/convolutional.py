@@ -79,6 +79,10 @@ class Conv2D(Layer):
     """
 
     input_spec = InputSpec(ndim=4)
+    replay_safe = True
+
+    def replayable(self):
+        return super().replayable() and activations.is_builtin(self.activation)
 
     @keras1_arguments("nb_filter", "border_mode", "subsample", "dim_ordering", "init", "W_regularizer",
                       "b_regularizer", "bias")
@@ -400,6 +404,7 @@ class MaxPooling2D(_Pooling2D):
         [[5.0, 7.0], [13.0, 15.0]]
     """
 
+    replay_safe = True
     _op = staticmethod(F.max_pool2d)
 
 
@@ -422,6 +427,7 @@ class AveragePooling2D(_Pooling2D):
         [[2.5, 4.5], [10.5, 12.5]]
     """
 
+    replay_safe = True
     _op = staticmethod(F.avg_pool2d)
 
 

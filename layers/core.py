@@ -85,8 +85,12 @@ class Dense(Layer):
     """
 
     supports_masking = True
+    replay_safe = True
 
     input_spec = InputSpec(min_ndim=2)
+
+    def replayable(self):
+        return super().replayable() and activations.is_builtin(self.activation)
 
     @keras1_arguments("output_dim", "init", "W_regularizer", "b_regularizer", "bias", "input_dim")
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -142,6 +146,11 @@ class Activation(Layer):
     """
 
     supports_masking = True
+
+    replay_safe = True
+
+    def replayable(self):
+        return super().replayable() and activations.is_builtin(self.activation)
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -255,6 +264,8 @@ class Flatten(Layer):
 
     input_spec = InputSpec(min_ndim=1)
 
+    replay_safe = True
+
     def __init__(self, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         self.data_format = _check_format(data_format)
@@ -286,6 +297,8 @@ class Reshape(Layer):
         >>> Reshape((3, -1))(np.zeros((2, 12))).shape
         (2, 3, 4)
     """
+
+    replay_safe = True
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)

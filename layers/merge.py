@@ -55,12 +55,18 @@ class Add(_Merge):
     def _merge(self, a, b):
         return a + b
 
-    def call(self, inputs, training=False, activation=None):
-        """``activation="relu"``: the ReLU that follows in the graph, in the same op as the last sum."""
+    def call(self, inputs, training=False, activation=None, overwrite=None):
+        """``activation="relu"``: the ReLU that follows in the graph, in the same op as the last sum.
+        ``overwrite``: the index of an input (of two) whose array the result may be written over (the model
+        passes it when nothing else reads that input and its layer's backward does not keep it)."""
         if activation is None:
             return super().call(inputs, training)
         if activation != "relu":
             raise ValueError(f"Layer '{self.name}' (Add): activation must be None or 'relu', got {activation!r}")
+        if overwrite is not None and len(inputs) == 2:
+            first, last = inputs[overwrite], inputs[1 - overwrite]  # a + b == b + a exactly
+            if first.shape == last.shape and first.dtype == last.dtype:
+                return F.add_relu(first, last, overwrite=True)
         out = inputs[0]
         for x in inputs[1:-1]:
             out = out + x

@@ -66,6 +66,9 @@ class BatchNormalization(Layer):
 
     fusable_activations = ("relu",)
 
+    def keeps_output(self, activation=None):
+        return activation is not None  # BatchNormInference keeps its output for the ReLU's gradient
+
     def call(self, x, training=False, activation=None):
         """``activation="relu"``: the ReLU that follows in the graph, computed in the same op (the
         model fuses BatchNormalization -> Activation("relu") this way)."""

@@ -1,11 +1,13 @@
 """The local step engine: one mini-batch after another on arrays in this process (BigDL's
 LocalOptimizer). The driver loop (``optim/loop.py``) does everything around the steps."""
 import math
+import os
 import time
 
 import numpy as np
 
 from ember.engine import config, no_grad
+from ember.engine.replay import StepReplay
 from ember.optim.dataset import ArrayDataset, to_dataset
 from ember.optim.loop import IterationRecord, Segment, TrainingDivergedError, compute_loss, evaluate_dataset
 from ember.optim.validation import score, to_numpy
@@ -90,11 +92,13 @@ class LocalEngine:
         param, grad = flat_buffers(loop.model)
         clipping = loop.gradient_clipping()
         bounds = variable_bounds(loop.model) if clipping.variable_norm is not None else None  # (10 us for W1)
+        flat = loop.model._flat_parameters()
         holder = {}
+        replay = self._replayer(loop.model, flat, x)
 
         def feval():
-            grad[...] = 0
-            out = loop.model(x, training=True)
+            flat.zero_grad()
+            out = replay(x) if replay is not None else loop.model(x, training=True)
             loss = compute_loss(loop.criterion, y, out, loop.model, sample_weight)
             value = float(to_numpy(loss))
             if not math.isfinite(value):
@@ -106,6 +110,22 @@ class LocalEngine:
 
         loss = loop.optim_method.optimize(feval, param, grad, lr)
         return loss, holder.get("out")
+
+    # NOTE: replaying W1's recorded call (no layer Python between ops) cut 0.07-0.10 ms of CPU per step
+    # (3.29 vs 3.38 ms, 1 thread, min of 40 alternating blocks of 20 steps, load 4-6); EMBER_REPLAY=0 turns it off
+    REPLAY = os.environ.get("EMBER_REPLAY", "1") != "0"
+    _replay = None  # (model, its FlatParameters, StepReplay) while the model's calls are replayable
+
+    def _replayer(self, model, flat, x):
+        """The model's training call, recorded once per input shape and replayed (``StepReplay``), when
+        the model says its calls are replayable and ``x`` is one array; None otherwise. ``flat``: the model's
+        current FlatParameters (a new one when its trainable weights change, and then a new recording)."""
+        if not self.REPLAY or not isinstance(x, np.ndarray) or not model.replayable():
+            self._replay = None
+            return None
+        if self._replay is None or self._replay[0] is not model or self._replay[1] is not flat:
+            self._replay = (model, flat, StepReplay(lambda t: model(t, training=True), flat.params))
+        return self._replay[2]
 
     def evaluate(self, loop, data, batch_size, methods):
         loop.model.eval()

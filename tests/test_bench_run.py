@@ -30,3 +30,15 @@ def test_ratio_against_the_better_torch_layout():
     table = bench.markdown([row], types.SimpleNamespace(threads=2, repeat=1)).splitlines()
     assert "| W3 | torch-cl | " in "\n".join(table)
     assert table[-1].startswith("| W3 | **ratio vs best torch layout** |  | 0.5 | 0.8 |")
+
+
+def test_ratio_after_the_first_step_is_its_own_column():
+    bench = load_bench("run")
+    ember = {"workload": "W1", "samples_per_s": 30000.0, "steady_samples_per_s": 50000.0}
+    torch = {"workload": "W1", "samples_per_s": 40000.0, "steady_samples_per_s": 40000.0}
+    r = bench.ratios(ember, torch)
+    assert r["samples_per_s"] == 0.75 and r["steady_samples_per_s"] == 1.25
+    row = {"workload": "W1", "results": {"ember": ember, "torch": torch}, "ratios": r}
+    table = bench.markdown([row], types.SimpleNamespace(threads=2, repeat=1)).splitlines()
+    assert table[-1] == "| W1 | **ratio** | 0.75 |  |  | | | | 1.25 |"
+    assert table[-3].endswith("| 50000 |")  # ember's row: samples/s after the first step, last column

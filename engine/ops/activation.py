@@ -36,10 +36,11 @@ class BiasActivation(Function):
 
 
 class AddReLU(Function):
-    """max(a + b, 0) for inputs of one shape, as one op (a residual block's sum and its ReLU)."""
+    """max(a + b, 0) for inputs of one shape, as one op (a residual block's sum and its ReLU).
+    ``overwrite``: the result is written over ``a``'s array (its values are lost; backward needs neither input)."""
 
-    def forward(self, a, b):
-        self.y = _k("add_relu_forward", a)(a, b)
+    def forward(self, a, b, overwrite=False):
+        self.y = _k("add_relu_forward", a)(a, b, overwrite) if overwrite else _k("add_relu_forward", a)(a, b)
         return self.y
 
     def backward(self, g):

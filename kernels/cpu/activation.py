@@ -140,13 +140,28 @@ def _add_relu(a, b, y):
         y[i] = v if not v <= 0 else 0
 
 
+@parallel_above(8 << 20)
+def _add_relu_into(a, b):
+    for i in prange(a.size):
+        v = a[i] + b[i]
+        a[i] = v if not v <= 0 else 0
+
+
 @register("add_relu_forward", "numba", wrap=serialized)
-def add_relu_forward(a, b):
-    if a.shape != b.shape or a.dtype != b.dtype:
+def add_relu_forward(a, b, overwrite=False):
+    """``overwrite``: the result goes into ``a`` itself (returned), when ``a`` is a writable contiguous array."""
+    if a.shape != b.shape or a.dtype != b.dtype or (overwrite and not _writable(a)):
         from ember.kernels.reference.activation import add_relu_forward as reference
 
-        return reference(a, b)
+        return reference(a, b, overwrite and _writable(a))
+    if overwrite:
+        _add_relu_into(a.reshape(-1), _flat(b))
+        return a
     return _into_new(_add_relu, a.shape, _flat(a), _flat(b))
+
+
+def _writable(a):
+    return a.flags.c_contiguous and a.flags.writeable
 
 
 # ---- sigmoid, tanh, ELU, softplus ----

@@ -38,8 +38,12 @@ def bias_activation_backward(g, y, relu):
 
 
 @register("add_relu_forward", "numpy")
-def add_relu_forward(a, b):
-    """max(a + b, 0) for two arrays of one shape (a residual sum and the ReLU after it)."""
+def add_relu_forward(a, b, overwrite=False):
+    """max(a + b, 0) for two arrays of one shape (a residual sum and the ReLU after it); ``overwrite``:
+    written into ``a`` (which is returned)."""
+    if overwrite and a.dtype == np.result_type(a, b):
+        np.add(a, b, out=a)
+        return np.maximum(a, 0, out=a)
     return np.maximum(a + b, 0).astype(np.result_type(a, b), copy=False)
 
 

@@ -203,6 +203,23 @@ def test_add_relu_kernel_matches_reference(dtype, rng):
     assert 0 < (fast == 0).mean() < 1
 
 
+@pytest.mark.parametrize("kind", ["numba", "reference"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_add_relu_kernel_overwriting_its_first_input(kind, dtype, rng):
+    """``overwrite=True`` writes max(a + b, 0) into ``a`` itself: the same values as a new array."""
+    a, b = (rng.normal(size=(4, 6, 5)).astype(dtype) for _ in range(2))
+    want = get_kernel("add_relu_forward", "reference")(a, b)
+    got = get_kernel("add_relu_forward", kind)(a, b, True)
+    assert got is a
+    np.testing.assert_array_equal(a, want)
+    strided = rng.normal(size=(4, 10)).astype(dtype)[:, ::2]  # not contiguous: a new array, input kept
+    before = strided.copy()
+    out = get_kernel("add_relu_forward", kind)(strided, b[0, :4, :], True)
+    np.testing.assert_array_equal(out, np.maximum(before + b[0, :4, :], 0))
+    if kind == "numba":
+        np.testing.assert_array_equal(strided, before)
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 @pytest.mark.parametrize("shape", [(1,), (3, 5, 7), (64, 257)])
 def test_smooth_activation_kernels_match_reference(shape, dtype, rtol, rng):

@@ -257,6 +257,57 @@ def test_batch_norm_relu_fusion_matches_separate_layers(float64, axis):
     assert np.abs(results[0][1]).min() >= 0 and np.count_nonzero(results[0][1]) > 0
 
 
+def _residual_model(extra_reader=False):
+    """conv -> BN (-> ReLU) -> conv -> BN, added to the block input, then ReLU (ResNet's block end)."""
+    inp = L.Input(shape=(5, 5, 3))
+    y = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(3, 3, padding="same")(inp)))
+    y = L.BatchNormalization()(L.Conv2D(3, 3, padding="same")(y))
+    out = L.Activation("relu")(L.Add()([inp, y]))
+    if extra_reader:  # the batch norm output is read again: it must not be overwritten
+        out = L.Concatenate()([out, y])
+    return ember.Model(inp, L.Dense(2)(L.Flatten()(out)))
+
+
+@pytest.mark.parametrize("extra_reader", [False, True])
+def test_residual_sum_written_over_the_batch_norm_output_matches_a_new_array(float64, extra_reader):
+    """The fused Add -> ReLU writes over the last batch norm's output (index 1 here) when nothing else reads
+    it; outputs and gradients equal those of the same model without fusion, and the gradients match finite
+    differences."""
+    ember.set_seed(4)
+    model = _residual_model(extra_reader)
+    assert list(model._overwrites.values()) == ([] if extra_reader else [1])
+    x = np.random.default_rng(2).normal(size=(3, 5, 5, 3))
+    weights = model.get_weights()
+    results = []
+    for fuse in (True, False):
+        model.fuse_activations = fuse
+        model.set_weights(weights)
+        model.zero_grad()
+        out = model(Tensor(x), training=True)
+        (out * out).sum().backward()
+        results.append((out.numpy(), model.gradients_flat().copy()))
+    for fused, separate in zip(*results):
+        np.testing.assert_allclose(fused, separate, rtol=1e-12, atol=1e-12)
+    model.fuse_activations = True
+    model.set_weights(weights)
+    flat = model.parameters_flat()
+
+    def loss():
+        model.set_weights(weights)
+        model.parameters_flat()[:] = flat_values
+        out = model(Tensor(x), training=True).numpy()
+        return float((out * out).sum())
+
+    flat_values = flat.copy()
+    i = int(np.argmax(np.abs(results[0][1])))  # the largest gradient entry, by central differences
+    eps = 1e-6
+    flat_values[i] += eps
+    plus = loss()
+    flat_values[i] -= 2 * eps
+    minus = loss()
+    assert abs((plus - minus) / (2 * eps) - results[0][1][i]) < 1e-6 * max(1.0, abs(results[0][1][i]))
+
+
 def test_fused_batch_norm_relu_is_one_op():
     inp = L.Input(shape=(4,))
     model = ember.Model(inp, L.Activation("relu")(L.BatchNormalization()(inp)))
