@@ -15,7 +15,6 @@ from ember import (
     backend,
     callbacks,
     datasets,
-    kernels,
     metrics,
     models,
     optimizers,
@@ -35,9 +34,6 @@ from ember.engine import (
 from ember.layers import Input, initializers, losses
 from ember.optim.spark.context import init_nncontext
 from ember.zoo.keras import Model, Sequential, load_model
-
-if kernels.cpu.AVAILABLE:  # Numba's own set-up on a thread while the program goes on (see warm_up_in_background)
-    kernels.cpu.jit.warm_up_in_background()
 
 # ``ember.losses`` is ``ember.layers.losses`` under Keras's name: `from ember.losses import mse` works too
 sys.modules.setdefault(f"{__name__}.losses", losses)

@@ -6,7 +6,6 @@
 The cache lives in ember's user cache folder (``~/.cache/ember/numba``; ``$EMBER_CACHE_DIR/numba``),
 or in ``$NUMBA_CACHE_DIR`` when the user set it, never inside the installed package (see ``ember._cache``).
 """
-import atexit
 import functools
 import hashlib
 import logging
@@ -176,54 +175,3 @@ def parallel_above(min_work, work=None, fastmath=None):
         return dispatch
 
     return decorate
-
-
-# ---- loading Numba's machinery early ----
-# NOTE: the first kernel call of a process spends about 0.2 s of CPU (measured 0.18-0.20 s with a warm
-# cache, 2026-12-04) setting up Numba itself (its typing and target registries, numba.np's modules and
-# scipy.linalg for its BLAS check), whatever the kernel. A W1 epoch takes about 1.2 s: that set-up was
-# a sixth of it. ``warm_up_in_background`` does it on a thread right after ``import ember``, while the
-# program goes on (loading its data, building its model); a kernel called meanwhile waits for it.
-@numba.njit(**JIT)
-def _warm(x):
-    return x + 1
-
-
-_WARM = {"thread": None}
-
-
-def _warm_up():
-    try:
-        _warm(1)
-    except Exception:  # noqa: BLE001 - an optimisation only: the first kernel call does the same work
-        logger.debug("ember: Numba warm-up failed", exc_info=True)
-
-
-def warm_up_in_background():
-    """Start setting up Numba on a daemon thread (once per process; not when ``EMBER_WARMUP=0``, and not
-    while the kernel cache is empty: compiling takes far longer and is announced on the first call).
-    A fork waits for it (``os.register_at_fork``), as does the interpreter's exit. Returns the thread or None.
-
-    Example:
-        >>> from ember.kernels.cpu.jit import warm_up_in_background
-        >>> thread = warm_up_in_background()  # started by ``import ember`` already: None the second time
-        >>> thread is None
-        True
-    """
-    if _WARM["thread"] is not None or os.environ.get("EMBER_WARMUP", "1") == "0" or _COLD["pending"]:
-        return None
-    thread = threading.Thread(target=_warm_up, name="ember-numba-warm-up", daemon=True)
-    _WARM["thread"] = thread
-    thread.start()
-    return thread
-
-
-def _join_warm_up():
-    thread = _WARM["thread"]
-    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-        thread.join()
-
-
-# a child forked mid-set-up would inherit Numba's locks held; an exit mid-import may print errors
-os.register_at_fork(before=_join_warm_up)
-atexit.register(_join_warm_up)
