@@ -10,7 +10,8 @@ output's node (a loss taking a softmax's logits) sees the op it expects.
 Only for calls whose ops depend on nothing but the input, the parameters and numbers written in the
 code: the caller checks that (``ember.layers`` models say so through ``Model.replayable``). A tape is
 refused, and the call always runs normally, when an op reads a tensor of more than one value that is
-neither the input, a parameter nor an earlier op's output, or takes an array among its keyword arguments.
+neither the input, a parameter nor an earlier op's output, or takes an array among its keyword arguments
+(other than an earlier op's output array, as the fused bias + ReLU + max pooling takes its ``y``).
 """
 import time
 import weakref
@@ -44,6 +45,7 @@ class _Plan:
         if len(tape) < 2:
             return
         slot_of = {id(entry[3]): i for i, entry in enumerate(tape)}
+        data_slot_of = {id(entry[3].data): i for i, entry in enumerate(tape)}
         param_index = {id(p): i for i, p in enumerate(params)}
         self.steps = []
         for i, (ctx, tensors, kwargs, _) in enumerate(tape):
@@ -59,12 +61,17 @@ class _Plan:
                     sources.append(("const", t))  # a number in the code (``x * 2.0``)
                 else:
                     return  # a tensor made outside the recorded ops: it may depend on the data
-            if _holds_array(kwargs):
-                return
-            self.steps.append((ctx, tuple(sources), kwargs))
-        last_ctx, last_sources, _ = self.steps[-1]
+            arrays = {}  # keyword arguments that are an earlier op's output array (a fused op's ``y=``)
+            for name, value in kwargs.items():
+                j = data_slot_of.get(id(value)) if isinstance(value, np.ndarray) else None
+                if j is not None and j < i:
+                    arrays[name] = j
+                elif _holds_array(value):
+                    return
+            self.steps.append((ctx, tuple(sources), (kwargs, arrays)))
+        last_ctx, last_sources, (_, last_arrays) = self.steps[-1]
         slots = [index for kind, index in last_sources if kind == "slot"]
-        if len(slots) != 1 or any(kind == "x" for kind, _ in last_sources):
+        if len(slots) != 1 or any(kind == "x" for kind, _ in last_sources) or last_arrays:
             return  # the last op must read exactly one recorded output (the replayed node's)
         self.body, self.tail = self.steps[:-1], self.steps[-1]
         self.out_slot = slots[0]
@@ -88,9 +95,11 @@ class Replayed(Function):
                 ctx.parents = ()
             plan.detached = True
         slots = [None] * len(plan.body)
-        for i, (ctx, sources, kwargs) in enumerate(plan.body):
+        for i, (ctx, sources, (kwargs, arrays)) in enumerate(plan.body):
             args = [slots[j] if kind == "slot" else params[j] if kind == "param" else x if kind == "x" else j.data
                     for kind, j in sources]
+            if arrays:
+                kwargs = {**kwargs, **{name: slots[j] for name, j in arrays.items()}}
             out = ctx.forward(*args, **kwargs) if profiler.ACTIVE is None else _timed(ctx.forward, ctx, "forward",
                                                                                        *args, **kwargs)
             if type(out) is not np.ndarray and isinstance(out, np.generic):
@@ -201,7 +210,7 @@ class StepReplay:
         self.replays += 1
         xt = Tensor(data)
         mid = Replayed.apply(xt, *self.params, plan=plan)
-        ctx, sources, kwargs = plan.tail
+        ctx, sources, (kwargs, _) = plan.tail
         tensors = [mid if kind == "slot" else xt if kind == "x" else self.params[j] if kind == "param" else j
                    for kind, j in sources]
         out = type(ctx).apply(*tensors, **kwargs)
