@@ -174,6 +174,40 @@ class _Sequence(Function):
                 and has_kernel(self._loop_kernel, "numba") and isinstance(x, np.ndarray)
                 and x.dtype in (np.float32, np.float64))
 
+    def _forward_in_kernel(self, xt, kernel, recurrent_kernel, bias, keep):
+        """The forward as one kernel call (kernels/cpu/sequence.py, ``_loop_forward``), time-major rows
+        [1, x_t, h_{t-1}] in one array xh (T + 1, N, ...) whose h columns the kernel writes step by step."""
+        n, steps, d, u = self.shape
+        dtype, o = xt.dtype, int(bias is not None)
+        xh = np.empty((steps + 1, n, o + d + u), dtype=dtype)  # xh[T]: the final h (its x part unused)
+        if o:
+            xh[:, :, 0] = 1
+        xh[:steps, :, o:o + d] = xt
+        xh[steps, :, o:o + d] = 0
+        xh[0, :, o + d:] = 0
+        extra = self._loop_forward(xh, kernel, recurrent_kernel, bias, keep, o + d)
+        if self.tracked:
+            self.xh, self.kernel, self.recurrent_kernel, self.keep = xh, kernel, recurrent_kernel, keep
+        if self.outputs == "last":
+            return xh[steps, :, o + d:].copy()
+        extra_rows = self._extra if self.outputs == "packed" else 0
+        out = np.empty((n, steps + extra_rows, u), dtype=dtype)
+        out[:, :steps] = xh[1:, :, o + d:].transpose(1, 0, 2)
+        if extra_rows:
+            out[:, steps] = extra
+        return out
+
+    def _backward_in_kernel(self, grad):
+        """(gh, dh_last) for the kernel's backward: the output gradients (N, T', u) read step by step, or
+        None when only the final h is returned, and the gradient of the final h besides them."""
+        n, steps, d, u = self.shape
+        dtype = self.xh.dtype
+        if self.outputs == "last":
+            gh, dh_last = None, np.array(grad, dtype=dtype)
+        else:
+            gh, dh_last = np.ascontiguousarray(grad, dtype=dtype), np.zeros((n, u), dtype=dtype)
+        return self._loop_backward(gh, dh_last, grad)
+
     def _bias_shape(self, g):
         return (g,)
 
@@ -321,39 +355,21 @@ class LSTMSequence(_Sequence):
     _extra = 1
     _loop_kernel = "lstm_sequence_forward"
 
-    def _forward_in_kernel(self, xt, kernel, recurrent_kernel, bias, keep):
-        """The forward as one kernel call (kernels/cpu/sequence.py), its layout time-major."""
-        n, steps, d, u = self.shape
-        dtype, o = xt.dtype, int(bias is not None)
-        xh = np.empty((steps + 1, n, o + d + u), dtype=dtype)  # rows [1, x_t, h_{t-1}], xh[T]: the final h
-        if o:
-            xh[:, :, 0] = 1
-        xh[:steps, :, o:o + d] = xt
-        xh[steps, :, o:o + d] = 0
-        xh[0, :, o + d:] = 0
-        weights = np.concatenate(([bias[None]] if o else []) + [kernel, recurrent_kernel]).astype(dtype, copy=False)
+    def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
+        steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
+        dtype = xh.dtype
+        weights = np.concatenate(([bias[None]] if bias is not None else []) + [kernel, recurrent_kernel])
         c = np.zeros((steps + 1, n, u), dtype=dtype)
         rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
         gates, tanh_c = np.empty((rows, n, 4 * u), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
-        _k("lstm_sequence_forward", xh)(xh, np.ascontiguousarray(weights), keep, c, gates, tanh_c, o + d)
+        _k("lstm_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype), keep, c, gates, tanh_c, h0)
         if self.tracked:
-            self.xh, self.kernel, self.recurrent_kernel, self.keep = xh, kernel, recurrent_kernel, keep
             self.c, self.gates, self.tanh_c = c, gates, tanh_c
-        if self.outputs == "last":
-            return xh[steps, :, o + d:].copy()
-        out = np.empty((n, steps + (1 if self.outputs == "packed" else 0), u), dtype=dtype)
-        out[:, :steps] = xh[1:, :, o + d:].transpose(1, 0, 2)
-        if self.outputs == "packed":
-            out[:, steps] = c[steps]
-        return out
+        return c[steps]
 
-    def _backward_in_kernel(self, grad):
+    def _loop_backward(self, gh, dh_last, grad):
         n, steps, d, u = self.shape
         need, o, dtype = self.needs_input_grad, int(self.has_bias), self.xh.dtype
-        if self.outputs == "last":
-            gh, dh_last = None, np.array(grad, dtype=dtype)
-        else:
-            gh, dh_last = np.ascontiguousarray(grad, dtype=dtype), np.zeros((n, u), dtype=dtype)
         dc_last = self._state_grad(grad)
         weights_t = np.ascontiguousarray(np.concatenate([self.kernel, self.recurrent_kernel]).T, dtype=dtype)
         dz = np.empty((steps, n, 4 * u), dtype=dtype)
@@ -416,6 +432,36 @@ class GRUSequence(_Sequence):
 
     _shared_dz = False
     _bias_layout = " (input and recurrent bias, reset_after layout)"
+    _loop_kernel = "gru_sequence_forward"
+
+    def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
+        steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
+        dtype, g = xh.dtype, 3 * u
+        weights = kernel if bias is None else np.concatenate([bias[0][None], kernel])
+        b_rec = np.zeros(g, dtype=dtype) if bias is None else np.ascontiguousarray(bias[1], dtype=dtype)
+        rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
+        gates, hu_c = np.empty((rows, n, g), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
+        _k("gru_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype),
+                                       np.ascontiguousarray(recurrent_kernel, dtype=dtype), b_rec, keep, gates,
+                                       hu_c, h0)
+        if self.tracked:
+            self.gates, self.hu_c = gates, hu_c
+
+    def _loop_backward(self, gh, dh_last, grad):
+        n, steps, d, u = self.shape
+        need, o, dtype, g = self.needs_input_grad, int(self.has_bias), self.xh.dtype, 3 * u
+        need_bias = self.has_bias and need[3]
+        dxw, dhu = np.empty((steps, n, g), dtype=dtype), np.empty((steps, n, g), dtype=dtype)
+        dx = np.empty((n, steps, d), dtype=dtype) if need[0] else None
+        wgx = np.empty((o + d, g), dtype=dtype) if need[1] or need_bias else None
+        wgh = np.empty((u, g), dtype=dtype) if need[2] else None
+        _k("gru_sequence_backward", dxw)(self.xh, np.ascontiguousarray(self.kernel.T, dtype=dtype),
+                                         np.ascontiguousarray(self.recurrent_kernel.T, dtype=dtype), self.keep,
+                                         self.gates, self.hu_c, gh, dh_last, dxw, dhu, dx, wgx, wgh,
+                                         self.go_backwards)
+        grads = (dx, wgx[o:] if need[1] else None, wgh)
+        return grads + (self._split_bias_grad(wgx[0], dhu) if need_bias else None,) if self.has_bias else grads
+
 
     def _bias_shape(self, g):
         return (2, g)

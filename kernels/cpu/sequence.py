@@ -264,3 +264,171 @@ def lstm_sequence_backward(xh, weights_t, keep, c, gates, tanh_c, gh, dh_last, d
 if AVAILABLE:
     register("lstm_sequence_forward", "numba", wrap=serialized)(lstm_sequence_forward)
     register("lstm_sequence_backward", "numba", wrap=serialized)(lstm_sequence_backward)
+
+
+# ---------------------------------------------------------------- GRU (Keras reset_after layout)
+@numba.njit(**JIT)
+def _gru_forward_rows(xh, w, rec, b_rec, keep, gates, hu_c, h0, r0, r1, wx, wh):
+    steps, n, kk = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
+    g = w.shape[1]
+    u = g // 3
+    m = r1 - r0
+    one = xh.dtype.type(1)
+    xw, hu = np.empty((m, g), dtype=xh.dtype), np.empty((m, g), dtype=xh.dtype)
+    for t in range(steps):
+        s = t if gates.shape[0] == steps else 0
+        row = (t * n + r0) * kk
+        for j in range(0, g, wx):
+            _gemm(_NO, _NO, m, min(wx, g - j), h0, xh, row, kk, w, j, g, 0.0, xw, j, g)
+        for j in range(0, g, wh):
+            _gemm(_NO, _NO, m, min(wh, g - j), u, xh, row + h0, kk, rec, j, g, 0.0, hu, j, g)
+        for i in range(m):
+            r = r0 + i
+            xr, hr, gr, cr, hp, hn = xw[i], hu[i], gates[s, r], hu_c[s, r], xh[t, r], xh[t + 1, r]
+            for j in range(2 * u):  # z, r
+                gr[j] = _sigmoid(xr[j] + (hr[j] + b_rec[j]))
+            for j in range(u):
+                cr[j] = hr[2 * u + j] + b_rec[2 * u + j]
+            for j in range(u):  # candidate
+                gr[2 * u + j] = _tanh(xr[2 * u + j] + gr[u + j] * cr[j])
+            if keep[t, r]:
+                for j in range(u):
+                    v = gr[j]
+                    hn[h0 + j] = v * hp[h0 + j] + (one - v) * gr[2 * u + j]
+            else:
+                for j in range(u):
+                    hn[h0 + j] = hp[h0 + j]
+
+
+@numba.njit(**PARALLEL)
+def _gru_forward_parts(xh, w, rec, b_rec, keep, gates, hu_c, h0, bounds, wx, wh):
+    for p in prange(bounds.shape[0] - 1):
+        _gru_forward_rows(xh, w, rec, b_rec, keep, gates, hu_c, h0, bounds[p], bounds[p + 1], wx, wh)
+
+
+@numba.njit(**JIT)
+def _gru_backward_rows(xh, w_t, rec_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx, backwards,
+                       h0, r0, r1, wx, wh):
+    steps, n, g = dxw.shape
+    u = g // 3
+    d = w_t.shape[1]
+    m = r1 - r0
+    one, zero = dxw.dtype.type(1), dxw.dtype.type(0)
+    dh = np.empty((m, u), dtype=dxw.dtype)
+    for i in range(m):
+        for j in range(u):
+            dh[i, j] = dh_last[r0 + i, j]
+    for t in range(steps - 1, -1, -1):
+        for i in range(m):
+            r = r0 + i
+            dhr, dxr, dur = dh[i], dxw[t, r], dhu[t, r]
+            gr, cr, hp = gates[t, r], hu_c[t, r], xh[t, r]
+            if has_gh:
+                ghr = gh[r, t]
+                for j in range(u):
+                    dhr[j] += ghr[j]
+            if keep[t, r]:
+                for j in range(u):  # dc
+                    a, c = gr[j], gr[2 * u + j]
+                    dxr[2 * u + j] = dhr[j] * (one - a) * (one - c * c)
+                for j in range(u):  # dz
+                    a = gr[j]
+                    dxr[j] = dhr[j] * (hp[h0 + j] - gr[2 * u + j]) * a * (one - a)
+                for j in range(u):  # dr
+                    a = gr[u + j]
+                    dxr[u + j] = dxr[2 * u + j] * cr[j] * a * (one - a)
+                for j in range(2 * u):
+                    dur[j] = dxr[j]
+                for j in range(u):
+                    dur[2 * u + j] = dxr[2 * u + j] * gr[u + j]
+                for j in range(u):  # the part of dh_prev that bypasses U: dh z
+                    dhr[j] *= gr[j]
+            else:  # a masked step: no gate gradients, dh passes unchanged
+                for j in range(g):
+                    dxr[j] = zero
+                for j in range(g):
+                    dur[j] = zero
+        if need_dx:
+            tx = steps - 1 - t if backwards else t
+            for j in range(0, d, wx):
+                _gemm(_NO, _NO, m, min(wx, d - j), g, dxw, (t * n + r0) * g, g, w_t, j, d, 0.0,
+                      dx, (r0 * steps + tx) * d + j, steps * d)
+        if t:
+            for j in range(0, u, wh):
+                _gemm(_NO, _NO, m, min(wh, u - j), g, dhu, (t * n + r0) * g, g, rec_t, j, u, 1.0, dh, j, u)
+
+
+@numba.njit(**PARALLEL)
+def _gru_backward_parts(xh, w_t, rec_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx, backwards,
+                        h0, bounds, wx, wh):
+    for p in prange(bounds.shape[0] - 1):
+        _gru_backward_rows(xh, w_t, rec_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx, backwards,
+                           h0, bounds[p], bounds[p + 1], wx, wh)
+
+
+@numba.njit(**JIT)
+def _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, j0, j1):
+    steps, n, g = dxw.shape
+    kk = xh.shape[2]
+    if need_x:
+        _gemm(_TR, _NO, h0, j1 - j0, steps * n, xh, 0, kk, dxw, j0, g, 0.0, wgx, j0, g)
+    if need_h:
+        _gemm(_TR, _NO, kk - h0, j1 - j0, steps * n, xh, h0, kk, dhu, j0, g, 0.0, wgh, j0, g)
+
+
+@numba.njit(**PARALLEL)
+def _gru_weight_grad_parts(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, bounds):
+    for p in prange(bounds.shape[0] - 1):
+        _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, bounds[p], bounds[p + 1])
+
+
+def gru_sequence_forward(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset):
+    """See the reference (kernels/reference/recurrent.py): the batch in parts over the threads."""
+    steps, n, kk = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
+    g = weights.shape[1]
+    count = parts(n, steps * n * kk * g)
+    bounds = _bounds(n, count)
+    rows = int(np.diff(bounds).max())
+    wx, wh = block_width(rows, h_offset, g), block_width(rows, kk - h_offset, g)
+    with blas_threads(1):
+        if count > 1:
+            _gru_forward_parts(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset, bounds, wx, wh)
+        else:
+            _gru_forward_rows(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset, 0, n, wx, wh)
+
+
+def gru_sequence_backward(xh, weights_t, recurrent_t, keep, gates, hu_c, gh, dh_last, dxw, dhu, dx, wgx, wgh,
+                          go_backwards=False):
+    """See the reference (kernels/reference/recurrent.py): the batch in parts over the threads for the
+    time loop, then the columns of the weight gradients in parts."""
+    steps, n, g = dxw.shape
+    d, u = weights_t.shape[1], recurrent_t.shape[1]
+    h0 = xh.shape[2] - u
+    count = parts(n, 3 * steps * n * (d + u) * g)
+    bounds = _bounds(n, count)
+    rows = int(np.diff(bounds).max())
+    wx, wh = block_width(rows, g, d), block_width(rows, g, u)
+    has_gh, need_dx = gh is not None, dx is not None
+    dt = dxw.dtype
+    gh = gh if has_gh else np.empty((1, 1, 1), dtype=dt)
+    dx = dx if need_dx else np.empty((1, 1, 1), dtype=dt)
+    with blas_threads(1):
+        args = (xh, weights_t, recurrent_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx,
+                go_backwards, h0)
+        if count > 1:
+            _gru_backward_parts(*args, bounds, wx, wh)
+        else:
+            _gru_backward_rows(*args, 0, n, wx, wh)
+        if wgx is not None or wgh is not None:
+            need_x, need_h = wgx is not None, wgh is not None
+            wgx = wgx if need_x else np.empty((1, 1), dtype=dt)
+            wgh = wgh if need_h else np.empty((1, 1), dtype=dt)
+            if count > 1:
+                _gru_weight_grad_parts(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, _bounds(g, count, MIN_COLUMNS))
+            else:
+                _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, 0, g)
+
+
+if AVAILABLE:
+    register("gru_sequence_forward", "numba", wrap=serialized)(gru_sequence_forward)
+    register("gru_sequence_backward", "numba", wrap=serialized)(gru_sequence_backward)

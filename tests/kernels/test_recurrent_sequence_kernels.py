@@ -126,6 +126,12 @@ def test_products_in_blocks_of_columns(monkeypatch, parallel_mode):
     blocked = run_forward("numba", xh, weights, keep, u)
     compare(blocked, reference, 1e-12)
     compare(run_backward("numba", blocked, weights, keep, u, grads, False, True), ref_bwd, 1e-12)
+    # the GRU's products: [1, x_t] @ [b; W] (81 - 40 rows) and h @ U (40 rows), (6, 120) @ (120, 40)
+    gru_w, rec = np.ascontiguousarray(weights[:41, :120]), np.ascontiguousarray(weights[41:, :120])
+    b_rec = weights[0, :120]
+    assert sequence.block_width(6, 120, 40) == 16
+    gru = [run_gru(b, xh, gru_w, rec, b_rec, keep, True, grads[:2]) for b in ("numba", "reference")]
+    compare(gru[0], gru[1], 1e-12)
 
 
 def test_parts():
@@ -170,3 +176,70 @@ def test_reference_is_an_lstm(bias):
         h = out * np.tanh(cell)
         np.testing.assert_allclose(xh_out[t + 1, :, o + d:], h, rtol=1e-13)
         np.testing.assert_allclose(c[t + 1], cell, rtol=1e-13)
+
+
+
+def run_gru(backend, xh, weights, rec, b_rec, keep, bias, grads=None, go_backwards=False, need_grads=True, rows=None):
+    """GRU forward (and backward with ``grads`` = (gh, dh_last)): weights (o + D, G) = [b; W], rec (u, G)."""
+    steps, n, kk = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
+    u, g = rec.shape
+    xh = xh.copy()
+    rows = steps if rows is None else rows
+    gates, hu_c = np.full((rows, n, g), np.nan, dtype=xh.dtype), np.full((rows, n, u), np.nan, dtype=xh.dtype)
+    get_kernel("gru_sequence_forward", backend)(xh, weights, rec, b_rec, keep, gates, hu_c, kk - u)
+    if grads is None:
+        return [xh, gates, hu_c]
+    gh, dh_last = grads
+    weights_t, rec_t = np.ascontiguousarray(weights[int(bias):].T), np.ascontiguousarray(rec.T)
+    dxw, dhu = np.full((2, steps, n, g), np.nan, dtype=xh.dtype)
+    dx = np.full((n, steps, weights_t.shape[1]), np.nan, dtype=xh.dtype) if need_grads else None
+    wgx = np.full(weights.shape, np.nan, dtype=xh.dtype) if need_grads else None
+    wgh = np.full(rec.shape, np.nan, dtype=xh.dtype) if need_grads else None
+    get_kernel("gru_sequence_backward", backend)(xh, weights_t, rec_t, keep, gates, hu_c, gh, dh_last.copy(), dxw,
+                                                 dhu, dx, wgx, wgh, go_backwards)
+    return [a for a in (xh, gates, hu_c, dxw, dhu, dx, wgx, wgh) if a is not None]
+
+
+@pytest.mark.parametrize("dtype, rtol", DTYPES)
+@pytest.mark.parametrize("n, steps, d, u, bias, masked, go_backwards, per_step, need_grads", CASES)
+def test_gru_sequence_kernels_match_reference(n, steps, d, u, bias, masked, go_backwards, per_step, need_grads,
+                                              dtype, rtol, parallel_mode):
+    rng = np.random.default_rng(n * 100 + steps + 1)
+    xh, weights, keep = make(rng, n, steps, d, u, bias, masked, dtype)
+    o = int(bias)
+    weights = weights[:, :3 * u].copy()
+    weights, rec = np.ascontiguousarray(weights[:o + d]), np.ascontiguousarray(weights[o + d:])
+    b_rec = rng.normal(size=3 * u).astype(dtype)
+    gh = rng.normal(size=(n, steps + 1, u)).astype(dtype) if per_step else None
+    grads = gh, rng.normal(size=(n, u)).astype(dtype)
+    results = {b: run_gru(b, xh, weights, rec, b_rec, keep, bias, grads, go_backwards, need_grads)
+               for b in ("numba", "reference")}
+    compare(results["numba"], results["reference"], rtol)
+    h = results["numba"][0][:, :, o + d:]
+    for t in range(steps):  # a masked step keeps h
+        np.testing.assert_array_equal(h[t + 1][~keep[t]], h[t][~keep[t]])
+    one = run_gru("numba", xh, weights, rec, b_rec, keep, bias, rows=1)  # one step's gates (inference)
+    np.testing.assert_array_equal(one[0], results["numba"][0])
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_gru_reference_is_a_gru(bias):
+    """The reference GRU sequence against a plain NumPy GRU (Keras reset_after, gates z, r, h), no mask."""
+    rng = np.random.default_rng(6)
+    n, steps, d, u = 3, 5, 4, 2
+    xh, weights, keep = make(rng, n, steps, d, u, bias, False, np.float64)
+    o = int(bias)
+    weights, rec = np.ascontiguousarray(weights[:o + d, :3 * u]), np.ascontiguousarray(weights[o + d:, :3 * u])
+    b_rec = rng.normal(size=3 * u)
+    xh_out = run_gru("reference", xh, weights, rec, b_rec, keep, bias)[0]
+    b = weights[0] if bias else np.zeros(3 * u)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    h = np.zeros((n, u))
+    for t in range(steps):
+        xw, hu = xh[t, :, o:o + d] @ weights[o:] + b, h @ rec + b_rec
+        z, r = sigmoid(xw[:, :u] + hu[:, :u]), sigmoid(xw[:, u:2 * u] + hu[:, u:2 * u])
+        h = z * h + (1 - z) * np.tanh(xw[:, 2 * u:] + r * hu[:, 2 * u:])
+        np.testing.assert_allclose(xh_out[t + 1, :, o + d:], h, rtol=1e-13)
