@@ -20,6 +20,12 @@ then for the LSTM the final cell state c; "sequence" only the T outputs (N, T, u
 final h (N, u). A layer asks for what it returns, so that no slice of the packed array (whose
 gradient is a scatter into zeros) sits between the op and the loss.
 Internally arrays are time-major (T, N, ...), so that each step reads and writes contiguous rows.
+
+Where NumPy's own OpenBLAS is found (``has_kernel(..., "numba")``) the LSTM and GRU run the whole time
+loop, products included, in one Numba kernel per direction (kernels/cpu/sequence.py), the batch split
+over the threads; the rows [1, x_t, h_{t-1}] of every step then live in one array xh (T + 1, N, ...)
+whose h columns the kernel fills step by step (the LSTM's step product is xh[t] @ [b; W; U]). The
+loop here, step by step in Python, is the path elsewhere and for SimpleRNN.
 """
 import contextlib
 
