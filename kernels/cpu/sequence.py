@@ -68,7 +68,13 @@ PARALLEL_MACS = 1 << 24
 def block_width(m, k, n, min_columns=MIN_COLUMNS):
     """Columns per product of an (m, k) @ (k, n) product split for OpenBLAS's small-matrix kernels: n when
     m k n <= SMALL_MACS, else the widest multiple of ``min_columns`` that divides n and keeps each block
-    under SMALL_MACS, else the widest such multiple (the last block narrower), at least ``min_columns``."""
+    under SMALL_MACS, else the widest such multiple (the last block narrower), at least ``min_columns``.
+
+    Example:
+        >>> from ember.kernels.cpu.sequence import block_width
+        >>> block_width(16, 257, 512), block_width(32, 257, 512), block_width(4, 8, 8)
+        (128, 64, 8)
+    """
     if m * k * n <= SMALL_MACS:
         return n
     limit = SMALL_MACS // (m * k) // min_columns * min_columns
@@ -79,7 +85,15 @@ def block_width(m, k, n, min_columns=MIN_COLUMNS):
 
 
 def parts(n, macs):
-    """How many parts (threads) the batch of ``n`` rows is split into for ``macs`` multiply-adds in all."""
+    """How many parts (threads) the batch of ``n`` rows is split into for ``macs`` multiply-adds in all:
+    one below PARALLEL_MACS or with fewer than 2 * MIN_ROWS rows (unless ``set_parallel_mode("always")``),
+    else at most one per thread.
+
+    Example:
+        >>> from ember.kernels.cpu.sequence import parts
+        >>> parts(32, 1000)  # too little work for a parallel launch
+        1
+    """
     threads = min(numba.get_num_threads(), THREADS["n"])
     mode = THREADS["mode"]
     if mode == "never" or threads < 2 or n < 2:
