@@ -216,6 +216,7 @@ def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monk
     outputs and gradients of one product each: 4 units, blocks of at most 3 * 2 * G multiply-adds."""
     from ember.engine.ops import recurrent
 
+    monkeypatch.setattr(OPS[cls], "_loop_kernel", None)  # the Python loop's products (the kernel's: tests/kernels)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 6, 4))
     layer = cls(4, return_sequences=True)
