@@ -50,6 +50,17 @@ def get_cpu_kernels():
     return _CPU["kernels"]
 
 
+def has_kernel(name, backend):
+    """Whether kernel ``name`` has an implementation of its own for ``backend`` ("numpy", "numba", "cupy").
+
+    Example:
+        >>> from ember.kernels.registry import has_kernel
+        >>> has_kernel("lstm_sequence_forward", "numpy"), has_kernel("no such kernel", "numpy")
+        (True, False)
+    """
+    return backend in _REGISTRY.get(name, {})
+
+
 def get_kernel(name, backend="numpy"):
     """Return kernel ``name`` for ``backend`` ("numpy" = whatever runs on CPU, "reference", "numba", "cupy")."""
     impls = _REGISTRY.get(name)

@@ -20,6 +20,12 @@ then for the LSTM the final cell state c; "sequence" only the T outputs (N, T, u
 final h (N, u). A layer asks for what it returns, so that no slice of the packed array (whose
 gradient is a scatter into zeros) sits between the op and the loss.
 Internally arrays are time-major (T, N, ...), so that each step reads and writes contiguous rows.
+
+Where NumPy's own OpenBLAS is found (``has_kernel(..., "numba")``) the LSTM and GRU run the whole time
+loop, products included, in one Numba kernel per direction (kernels/cpu/sequence.py), the batch split
+over the threads; the rows [1, x_t, h_{t-1}] of every step then live in one array xh (T + 1, N, ...)
+whose h columns the kernel fills step by step (the LSTM's step product is xh[t] @ [b; W; U]). The
+loop here, step by step in Python, is the path elsewhere and for SimpleRNN.
 """
 import contextlib
 
@@ -27,8 +33,9 @@ import numpy as np
 
 from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
-from ember.kernels import get_kernel
+from ember.kernels import get_cpu_kernels, get_kernel
 from ember.kernels.cpu.blas import blas_threads
+from ember.kernels.registry import has_kernel
 
 # NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
 # average 14) 80 of them took 24-31 ms with OpenBLAS on one thread and 2.3-820 ms (most runs > 200 ms)
@@ -128,6 +135,11 @@ class _Sequence(Function):
         if go_backwards:
             xt, keep = xt[::-1], keep[::-1]
         keep = np.ascontiguousarray(keep)
+        self.has_bias, self.go_backwards, self.shape = bias is not None, go_backwards, (n, steps, d, u)
+        self.outputs = outputs
+        self.in_kernel = self._loop_in_kernel(x)
+        if self.in_kernel:
+            return self._forward_in_kernel(xt, kernel, recurrent_kernel, bias, keep)
         # Rows [1, x_t, h_{t-1}] (the 1 only with a bias, h only where training needs it, see _grads):
         # [1, x_t] @ [b; W] is the input projection with its bias, without a pass adding the bias.
         # NOTE: (3200, 129) @ (129, 512) float32 from such rows took 3.48 ms (CPU-time median of 15,
@@ -140,8 +152,6 @@ class _Sequence(Function):
         xh[:, :, o:o + d] = xt
         weights = kernel if bias is None else np.concatenate([self._input_bias(bias)[None], kernel])
         xw = _Projection(xh[:, :, :o + d], weights, g)
-        self.has_bias, self.go_backwards, self.shape = bias is not None, go_backwards, (n, steps, d, u)
-        self.outputs = outputs
         h = np.zeros((steps + 1, n, u), dtype=x.dtype)  # h[0] the initial state, h[t + 1] after step t
         with _loop_threads(n, u, g):
             hu = np.empty((n, g), dtype=x.dtype)  # h_{t-1} @ U, the step's blocks of columns written in place
@@ -161,6 +171,48 @@ class _Sequence(Function):
         return out
 
     _bias_layout = ""
+    _loop_kernel = None  # the kernel running the whole time loop (see _loop_in_kernel), where there is one
+
+    def _loop_in_kernel(self, x):
+        """Whether the time loop runs in one Numba kernel (``_loop_kernel``, registered where NumPy's
+        OpenBLAS is found) rather than step by step here."""
+        return (self._loop_kernel is not None and get_cpu_kernels() == "numba"
+                and has_kernel(self._loop_kernel, "numba") and isinstance(x, np.ndarray)
+                and x.dtype in (np.float32, np.float64))
+
+    def _forward_in_kernel(self, xt, kernel, recurrent_kernel, bias, keep):
+        """The forward as one kernel call (kernels/cpu/sequence.py, ``_loop_forward``), time-major rows
+        [1, x_t, h_{t-1}] in one array xh (T + 1, N, ...) whose h columns the kernel writes step by step."""
+        n, steps, d, u = self.shape
+        dtype, o = xt.dtype, int(bias is not None)
+        xh = np.empty((steps + 1, n, o + d + u), dtype=dtype)  # xh[T]: the final h (its x part unused)
+        if o:
+            xh[:, :, 0] = 1
+        xh[:steps, :, o:o + d] = xt
+        xh[steps, :, o:o + d] = 0
+        xh[0, :, o + d:] = 0
+        extra = self._loop_forward(xh, kernel, recurrent_kernel, bias, keep, o + d)
+        if self.tracked:
+            self.xh, self.kernel, self.recurrent_kernel, self.keep = xh, kernel, recurrent_kernel, keep
+        if self.outputs == "last":
+            return xh[steps, :, o + d:].copy()
+        extra_rows = self._extra if self.outputs == "packed" else 0
+        out = np.empty((n, steps + extra_rows, u), dtype=dtype)
+        out[:, :steps] = xh[1:, :, o + d:].transpose(1, 0, 2)
+        if extra_rows:
+            out[:, steps] = extra
+        return out
+
+    def _backward_in_kernel(self, grad):
+        """(gh, dh_last) for the kernel's backward: the output gradients (N, T', u) read step by step, or
+        None when only the final h is returned, and the gradient of the final h besides them."""
+        n, steps, d, u = self.shape
+        dtype = self.xh.dtype
+        if self.outputs == "last":
+            gh, dh_last = None, np.array(grad, dtype=dtype)
+        else:
+            gh, dh_last = np.ascontiguousarray(grad, dtype=dtype), np.zeros((n, u), dtype=dtype)
+        return self._loop_backward(gh, dh_last, grad)
 
     def _bias_shape(self, g):
         return (g,)
@@ -247,6 +299,8 @@ class _Sequence(Function):
         return _column_blocks(self.recurrent_kernel.T, dh, self.MIN_COLUMNS)
 
     def backward(self, grad):
+        if self.in_kernel:
+            return self._backward_in_kernel(grad)
         n, steps, d, u = self.shape
         with _loop_threads(n, u, self.recurrent_kernel.shape[1]):
             dz_in, dz_rec = self._reverse(grad)
@@ -305,6 +359,33 @@ class LSTMSequence(_Sequence):
     """
 
     _extra = 1
+    _loop_kernel = "lstm_sequence_forward"
+
+    def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
+        steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
+        dtype = xh.dtype
+        weights = np.concatenate(([bias[None]] if bias is not None else []) + [kernel, recurrent_kernel])
+        c = np.zeros((steps + 1, n, u), dtype=dtype)
+        rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
+        gates, tanh_c = np.empty((rows, n, 4 * u), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
+        _k("lstm_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype), keep, c, gates, tanh_c, h0)
+        if self.tracked:
+            self.c, self.gates, self.tanh_c = c, gates, tanh_c
+        return c[steps]
+
+    def _loop_backward(self, gh, dh_last, grad):
+        n, steps, d, u = self.shape
+        need, o, dtype = self.needs_input_grad, int(self.has_bias), self.xh.dtype
+        dc_last = self._state_grad(grad)
+        weights_t = np.ascontiguousarray(np.concatenate([self.kernel, self.recurrent_kernel]).T, dtype=dtype)
+        dz = np.empty((steps, n, 4 * u), dtype=dtype)
+        dx = np.empty((n, steps, d), dtype=dtype) if need[0] else None
+        need_bias = self.has_bias and need[3]
+        wg = np.empty((o + d + u, 4 * u), dtype=dtype) if need[1] or need[2] or need_bias else None
+        _k("lstm_sequence_backward", dz)(self.xh, weights_t, self.keep, self.c, self.gates, self.tanh_c, gh,
+                                         dh_last, dc_last, dz, dx, wg, self.go_backwards)
+        grads = (dx, wg[o:o + d] if need[1] else None, wg[o + d:] if need[2] else None)
+        return grads + (wg[0] if need_bias else None,) if self.has_bias else grads
 
     def _run(self, xw, hu, products, bias, keep, h):
         steps, n, g = xw.shape
@@ -357,6 +438,36 @@ class GRUSequence(_Sequence):
 
     _shared_dz = False
     _bias_layout = " (input and recurrent bias, reset_after layout)"
+    _loop_kernel = "gru_sequence_forward"
+
+    def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
+        steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
+        dtype, g = xh.dtype, 3 * u
+        weights = kernel if bias is None else np.concatenate([bias[0][None], kernel])
+        b_rec = np.zeros(g, dtype=dtype) if bias is None else np.ascontiguousarray(bias[1], dtype=dtype)
+        rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
+        gates, hu_c = np.empty((rows, n, g), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
+        _k("gru_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype),
+                                       np.ascontiguousarray(recurrent_kernel, dtype=dtype), b_rec, keep, gates,
+                                       hu_c, h0)
+        if self.tracked:
+            self.gates, self.hu_c = gates, hu_c
+
+    def _loop_backward(self, gh, dh_last, grad):
+        n, steps, d, u = self.shape
+        need, o, dtype, g = self.needs_input_grad, int(self.has_bias), self.xh.dtype, 3 * u
+        need_bias = self.has_bias and need[3]
+        dxw, dhu = np.empty((steps, n, g), dtype=dtype), np.empty((steps, n, g), dtype=dtype)
+        dx = np.empty((n, steps, d), dtype=dtype) if need[0] else None
+        wgx = np.empty((o + d, g), dtype=dtype) if need[1] or need_bias else None
+        wgh = np.empty((u, g), dtype=dtype) if need[2] else None
+        _k("gru_sequence_backward", dxw)(self.xh, np.ascontiguousarray(self.kernel.T, dtype=dtype),
+                                         np.ascontiguousarray(self.recurrent_kernel.T, dtype=dtype), self.keep,
+                                         self.gates, self.hu_c, gh, dh_last, dxw, dhu, dx, wgx, wgh,
+                                         self.go_backwards)
+        grads = (dx, wgx[o:] if need[1] else None, wgh)
+        return grads + (self._split_bias_grad(wgx[0], dhu) if need_bias else None,) if self.has_bias else grads
+
 
     def _bias_shape(self, g):
         return (2, g)

@@ -68,6 +68,17 @@ class EmbeddingLookup(Function):
         return _kernel("embedding_forward", table)(table, ids)
 
     def backward(self, g):
+        table = self.parents[0] if self.tracked else None
+        grad = getattr(table, "grad", None)
+        if (table is not None and table._ctx is None and type(g) is np.ndarray and type(grad) is np.ndarray
+                and grad.shape == (self.rows, g.shape[-1]) and grad.dtype == g.dtype and grad.flags.c_contiguous):
+            # NOTE: the table is a leaf whose gradient array exists (a view into the model's flat gradient
+            # buffer): the rows are added into it here, and no (V, D) gradient goes back to be added in.
+            # W5 (20,000 x 128 table) had np.zeros of 10 MB, the scatter, then .grad += that: a training
+            # step took 33.5-34.2 ms of CPU time that way, 31.3-32.0 ms this way (1 thread, medians of 15
+            # alternating steps, load 7.3).
+            _kernel("embedding_backward_into", g)(g, self.ids, grad)
+            return None
         return _kernel("embedding_backward", g)(g, self.ids, self.rows)
 
 

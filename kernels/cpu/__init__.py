@@ -16,6 +16,7 @@ else:
         optim,
         pooling,
         recurrent,
+        sequence,
         special,
     )
 

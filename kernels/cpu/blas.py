@@ -42,6 +42,7 @@ def _load():
         if _STATE["loaded"]:
             return _STATE["gemm"]
         _STATE["loaded"] = True
+        _STATE["int"] = None
         np.ones((2, 2)) @ np.ones((2, 2))  # make sure NumPy's BLAS is loaded
         for path in _numpy_openblas_paths():
             try:
@@ -59,7 +60,7 @@ def _load():
                     fn.restype = None
                     fns[np.dtype(dtype)] = fn
                 if len(fns) == 2:
-                    _STATE["gemm"] = fns
+                    _STATE["gemm"], _STATE["int"] = fns, int_type
                     return fns
         return _STATE["gemm"]
 
@@ -148,3 +149,34 @@ def gemm_accumulate(a, b, c):
     fn(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, ptr_a, lda, ptr_b, ldb, 1.0, c.ctypes.data,
        c.strides[0] // c.itemsize)
     return c
+
+
+# Names under which cblas_sgemm and cblas_dgemm of NumPy's OpenBLAS are known to LLVM (see numba_gemm)
+NUMBA_GEMM_SYMBOLS = {np.dtype(np.float32): "ember_numpy_cblas_sgemm64",
+                      np.dtype(np.float64): "ember_numpy_cblas_dgemm64"}
+
+
+def numba_gemm():
+    """``{dtype: address}`` of NumPy's OpenBLAS ``cblas_sgemm``/``cblas_dgemm`` (64-bit integer builds,
+    as NumPy's wheels have), each also registered with LLVM under ``NUMBA_GEMM_SYMBOLS[dtype]`` so that
+    Numba kernels can call them by name (``numba.core.types.ExternalFunction``) and the machine code
+    Numba caches on disk names the symbol rather than an address of this process; ``{}`` where there is
+    no such library (NumPy on MKL or Accelerate, 32-bit integer builds, non-Linux).
+
+    Example:
+        >>> from ember.kernels.cpu.blas import numba_gemm
+        >>> sorted(str(dtype) for dtype in numba_gemm()) in ([], ['float32', 'float64'])
+        True
+    """
+    fns = _load()
+    if not fns or _STATE["int"] is not ctypes.c_int64:
+        return {}
+    with _LOCK:
+        if "numba" not in _STATE:
+            import llvmlite.binding as llvm  # noqa: PLC0415 - only where Numba kernels ask for it
+
+            addresses = {dtype: ctypes.cast(fn, ctypes.c_void_p).value for dtype, fn in fns.items()}
+            for dtype, address in addresses.items():
+                llvm.add_symbol(NUMBA_GEMM_SYMBOLS[dtype], address)
+            _STATE["numba"] = addresses
+        return _STATE["numba"]

@@ -28,3 +28,11 @@ def embedding_backward(g, ids, num_rows):
     _scatter_add(np.ascontiguousarray(g).reshape(-1, d), np.ascontiguousarray(ids, dtype=np.int64).reshape(-1),
                  blocks, out)
     return out
+
+
+@register("embedding_backward_into", "numba", wrap=serialized)
+def embedding_backward_into(g, ids, out):
+    d = g.shape[-1]
+    blocks = max(1, min(d, numba.get_num_threads()))
+    _scatter_add(np.ascontiguousarray(g).reshape(-1, d), np.ascontiguousarray(ids, dtype=np.int64).reshape(-1),
+                 blocks, out)

@@ -17,3 +17,10 @@ def embedding_backward(g, ids, num_rows):
     out = np.zeros((num_rows, d), dtype=g.dtype)
     np.add.at(out, ids.reshape(-1), g.reshape(-1, d))
     return out
+
+
+@register("embedding_backward_into", "numpy")
+def embedding_backward_into(g, ids, out):
+    """embedding_backward added into ``out`` (V, D) in place: the rows of ``g`` (..., D) at their ids."""
+    d = g.shape[-1]
+    np.add.at(out, ids.reshape(-1), g.reshape(-1, d))

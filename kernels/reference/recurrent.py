@@ -158,3 +158,90 @@ def gru_step_backward(dh, gates, hu_c, h_prev, keep, dxw, dhu, dh_carry):
     dhu[:, :2 * u] = dxw[:, :2 * u]
     dhu[:, 2 * u:] = np.where(k, dc * r, 0)
     dh_carry[...] = np.where(k, dh * z, dh)
+
+
+# ---------------------------------------------------------------- a whole LSTM sequence
+# The time loop with its matrix products, time-major, for the op's kernel path (ember.engine.ops.recurrent);
+# the Numba kernels (kernels/cpu/sequence.py) split the batch over the threads.
+
+
+@register("lstm_sequence_forward", "numpy")
+def lstm_sequence_forward(xh, weights, keep, c, gates, tanh_c, h_offset):
+    """All T steps of an LSTM. ``xh`` (T + 1, N, K) holds the rows [1, x_t, h_{t-1}] of each step (the 1
+    only with a bias; h from column ``h_offset`` on, xh[0]'s the initial state); ``weights`` (K, G) =
+    [b; W; U], so that a step's pre-activations are xh[t] @ weights. Writes h_t into
+    xh[t + 1, :, h_offset:] (xh[T] holds only the final h), the cell state into c[t + 1] (c (T + 1, N, u),
+    c[0] the initial one), and what the backward reads into gates[t] (N, G) and tanh_c[t] (N, u), or into
+    gates[0] and tanh_c[0] when they hold one step. ``keep`` (T, N) booleans: see lstm_step_forward."""
+    steps = xh.shape[0] - 1
+    for t in range(steps):
+        s = t if gates.shape[0] == steps else 0
+        z = xh[t] @ weights
+        lstm_step_forward(z, np.zeros_like(z), xh[t, :, h_offset:], c[t], keep[t], xh[t + 1, :, h_offset:], c[t + 1],
+                          gates[s], tanh_c[s])
+
+
+@register("lstm_sequence_backward", "numpy")
+def lstm_sequence_backward(xh, weights_t, keep, c, gates, tanh_c, gh, dh_last, dc_last, dz, dx, wg,
+                           go_backwards=False):
+    """The backward of lstm_sequence_forward over all steps (every step's gates and tanh_c recorded).
+    ``weights_t`` (G, D + u) = [W; U].T; ``gh`` (N, T', u), T' >= T: the gradients of the outputs h_t in
+    processing order (``gh[:, t]``), or None when only the final h is an output; ``dh_last`` and
+    ``dc_last`` (N, u) the gradients of the final h (besides gh) and c. Writes dz (T, N, G), the
+    gradients of the pre-activations; dx (N, T, D) = dz_t @ W.T in the input's time order (step t at
+    dx[:, T - 1 - t] when ``go_backwards``), unless None; wg (K, G) = xh[:T]^T dz over all steps and
+    rows (the gradients of [b; W; U]), unless None."""
+    steps, n, g = dz.shape
+    d = weights_t.shape[1] - g // 4
+    dh, dc = dh_last.copy(), dc_last.copy()
+    carry = np.empty_like(dh)
+    for t in range(steps - 1, -1, -1):
+        if gh is not None:
+            dh = dh + gh[:, t]
+        lstm_step_backward(dh, dc, gates[t], tanh_c[t], c[t], keep[t], dz[t], carry, dc)
+        if dx is not None:
+            dx[:, steps - 1 - t if go_backwards else t] = dz[t] @ weights_t[:, :d]
+        dh = dz[t] @ weights_t[:, d:] + carry
+    if wg is not None:
+        wg[...] = xh[:steps].reshape(steps * n, -1).T @ dz.reshape(steps * n, g)
+
+
+@register("gru_sequence_forward", "numpy")
+def gru_sequence_forward(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset):
+    """All T steps of a GRU (Keras reset_after layout). ``xh`` as for lstm_sequence_forward (rows [1, x_t,
+    h_{t-1}], h from column ``h_offset``); ``weights`` (h_offset, G) = [b; W] (the input bias, if any),
+    ``recurrent_kernel`` (u, G), ``b_rec`` (G,) the recurrent bias. Writes h_t into xh[t + 1, :, h_offset:]
+    and gates[t], hu_c[t] as gru_step_forward does (or [0] when they hold one step)."""
+    steps = xh.shape[0] - 1
+    for t in range(steps):
+        s = t if gates.shape[0] == steps else 0
+        h = xh[t, :, h_offset:]
+        gru_step_forward(xh[t, :, :h_offset] @ weights, h @ recurrent_kernel, b_rec, h, keep[t],
+                         xh[t + 1, :, h_offset:], gates[s], hu_c[s])
+
+
+@register("gru_sequence_backward", "numpy")
+def gru_sequence_backward(xh, weights_t, recurrent_t, keep, gates, hu_c, gh, dh_last, dxw, dhu, dx, wgx, wgh,
+                          go_backwards=False):
+    """The backward of gru_sequence_forward over all steps. ``weights_t`` (G, D) = W.T, ``recurrent_t``
+    (G, u) = U.T; ``gh`` and ``dh_last`` as for lstm_sequence_backward. Writes dxw and dhu (T, N, G),
+    the gradients of each step's input projection and of h @ U (see gru_step_backward); dx (N, T, D) =
+    dxw_t @ W.T in the input's time order, unless None; wgx (h_offset, G) = [1, X]^T dxw (the gradients
+    of [b; W]) and wgh (u, G) = H_prev^T dhu (of U) over all steps and rows, each unless None."""
+    steps, n, g = dxw.shape
+    u = recurrent_t.shape[1]
+    h0 = xh.shape[2] - u
+    dh = dh_last.copy()
+    carry = np.empty_like(dh)
+    for t in range(steps - 1, -1, -1):
+        if gh is not None:
+            dh = dh + gh[:, t]
+        gru_step_backward(dh, gates[t], hu_c[t], xh[t, :, h0:], keep[t], dxw[t], dhu[t], carry)
+        if dx is not None:
+            dx[:, steps - 1 - t if go_backwards else t] = dxw[t] @ weights_t
+        dh = dhu[t] @ recurrent_t + carry
+    rows = xh[:steps].reshape(steps * n, -1)
+    if wgx is not None:
+        wgx[...] = rows[:, :h0].T @ dxw.reshape(steps * n, g)
+    if wgh is not None:
+        wgh[...] = rows[:, h0:].T @ dhu.reshape(steps * n, g)

@@ -263,3 +263,37 @@ def test_flat_zero_grad_then_training_step_matches_plain_accumulation(float64):
         grads.append(model.gradients_flat().copy())
     np.testing.assert_array_equal(grads[0], grads[1])
     assert np.abs(grads[0]).min() >= 0 and np.count_nonzero(grads[0]) > 0
+
+
+def test_embedding_gradient_added_into_an_existing_leaf_gradient():
+    """A table whose .grad exists (as in a flat gradient buffer) gets the lookup's rows added in place by
+    the op itself; the result equals the gradient without one, a second lookup of the same table and
+    a gradient already there included."""
+    import numpy as np
+
+    from ember.engine import Tensor
+    from ember.engine.ops.shape import EmbeddingLookup
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(6, 3))
+    ids, ids2 = np.array([[0, 2, 2], [5, 0, 1]]), np.array([4, 2])
+    coef, coef2 = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 3))
+
+    def grad(existing):
+        t = Tensor(table.copy(), requires_grad=True)
+        t.grad = None if existing is None else existing.copy()
+        kept = t.grad
+        loss = (EmbeddingLookup.apply(t, ids=ids) * Tensor(coef)).sum()
+        loss = loss + (EmbeddingLookup.apply(t, ids=ids2) * Tensor(coef2)).sum()
+        loss.backward()
+        if existing is not None:
+            assert t.grad is kept  # in place
+        return t.grad
+
+    fresh = grad(None)
+    expected = np.zeros_like(table)
+    np.add.at(expected, ids.reshape(-1), coef.reshape(-1, 3))
+    np.add.at(expected, ids2, coef2)
+    np.testing.assert_allclose(fresh, expected, rtol=1e-12)
+    before = rng.normal(size=table.shape)
+    np.testing.assert_allclose(grad(before), before + expected, rtol=1e-12)

@@ -381,6 +381,13 @@ def test_embedding_kernels_match_reference(ids_shape, rows, dim, dtype, rng):
     g = rng.normal(size=ids_shape + (dim,)).astype(dtype)
     np.testing.assert_allclose(get_kernel("embedding_backward", "numba")(g, ids, rows),
                                get_kernel("embedding_backward", "reference")(g, ids, rows), rtol=1e-6, atol=1e-6)
+    start = rng.normal(size=(rows, dim)).astype(dtype)  # added into an existing gradient, in place
+    into = {impl: start.copy() for impl in ("numba", "reference")}
+    for impl, out in into.items():
+        get_kernel("embedding_backward_into", impl)(g, ids, out)
+    np.testing.assert_allclose(into["numba"], into["reference"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(into["reference"] - start, get_kernel("embedding_backward", "reference")(g, ids, rows),
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])

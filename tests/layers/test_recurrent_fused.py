@@ -216,6 +216,7 @@ def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monk
     outputs and gradients of one product each: 4 units, blocks of at most 3 * 2 * G multiply-adds."""
     from ember.engine.ops import recurrent
 
+    monkeypatch.setattr(OPS[cls], "_loop_kernel", None)  # the Python loop's products (the kernel's: tests/kernels)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 6, 4))
     layer = cls(4, return_sequences=True)
@@ -243,3 +244,45 @@ def test_per_step_products_in_column_blocks_equal_one_product(cls, float64, monk
 def _flat(result):
     outs, dx, dws = result
     return list(outs) + [dx] + list(dws)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("mode", ["never", "always"])
+def test_time_loop_in_one_kernel_equals_the_python_loop(cls, mode, float64, monkeypatch):
+    """Where NumPy's OpenBLAS is found the LSTM and GRU ops run their time loop in one Numba kernel (the
+    batch in parts over the threads with mode "always"); outputs and gradients equal the step-by-step
+    loop's."""
+    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
+    from ember.kernels.registry import has_kernel
+
+    if not has_kernel(OPS[cls]._loop_kernel, "numba"):
+        pytest.skip("no whole-sequence kernel here")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((11, 7, 5))
+    mask = rng.random((11, 7)) > 0.3
+    layer = cls(6, return_sequences=True, return_state=True)
+    layer(Tensor(x))
+    weights = [w + 0.1 for w in layer.get_weights()]
+    before = THREADS["mode"]
+    set_parallel_mode(mode)
+    try:
+        in_kernel = run(layer, x, mask, True, weights)
+        assert _sequence_op(layer(Tensor(x, requires_grad=True)), OPS[cls]).in_kernel
+        monkeypatch.setattr(OPS[cls], "_loop_kernel", None)
+        python_loop = run(layer, x, mask, True, weights)
+        assert not _sequence_op(layer(Tensor(x, requires_grad=True)), OPS[cls]).in_kernel
+    finally:
+        set_parallel_mode(before)
+    for a, b in zip(_flat(in_kernel), _flat(python_loop), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _sequence_op(outputs, op):
+    """The ``op`` (a sequence op class) in the graph of ``outputs``."""
+    stack = list(outputs)
+    while stack:
+        ctx = getattr(stack.pop(), "_ctx", None)
+        if isinstance(ctx, op):
+            return ctx
+        stack.extend(ctx.parents if ctx is not None else [])
+    raise AssertionError(f"no {op.__name__} op in the graph")
