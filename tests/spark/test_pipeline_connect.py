@@ -54,16 +54,16 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def connect_url(tmp_path_factory):
-    pytest.importorskip("grpc_status", reason="Spark Connect's client needs grpcio-status (pip install "
-                        "'pyspark[connect]')")
-    pytest.importorskip("google.rpc", reason="Spark Connect's client needs googleapis-common-protos")
-    pytest.importorskip("zstandard", reason="Spark Connect's client needs zstandard")
     import pyspark
 
     home = os.path.dirname(pyspark.__file__)
     script = os.path.join(home, "sbin", "start-connect-server.sh")
     if not os.path.exists(script) or not any("spark-connect" in n for n in os.listdir(os.path.join(home, "jars"))):
         pytest.skip("this pyspark ships no Spark Connect server (sbin/start-connect-server.sh and its jar)")
+    pytest.importorskip("grpc_status", reason="Spark Connect's client needs grpcio-status (pip install "
+                        "'pyspark[connect]')")
+    pytest.importorskip("google.rpc", reason="Spark Connect's client needs googleapis-common-protos")
+    pytest.importorskip("zstandard", reason="Spark Connect's client needs zstandard")
     port, folder = _free_port(), tmp_path_factory.mktemp("connect")
     env = dict(os.environ, SPARK_HOME=home, SPARK_NO_DAEMONIZE="1", SPARK_LOG_DIR=str(folder),
                SPARK_PID_DIR=str(folder), PYSPARK_PYTHON=sys.executable)

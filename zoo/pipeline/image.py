@@ -106,6 +106,20 @@ def _class_of(path, roots):
     return None
 
 
+def _array_position(array, value):
+    """``F.array_position(array, value)`` for a column ``value``: pyspark 4 takes a column there; pyspark 3.5's
+    Python function takes only a literal (a column fails with "Column is not iterable"), while the JVM
+    function it calls takes any value, a column included (``lit`` of a column is that column)."""
+    import pyspark
+
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return F.array_position(array, value)
+    from pyspark import SparkContext
+    from pyspark.sql.column import Column
+
+    return Column(SparkContext._jvm.org.apache.spark.sql.functions.array_position(array._jc, value._jc))
+
+
 def _class_column(where, roots):
     """A JVM expression: the first folder under one of ``roots`` holding the file at path ``where`` (or null)."""
     out = F.lit(None).cast("string")
@@ -256,7 +270,7 @@ def read_images(path, spark, recursive=True, sample_fraction=None, seed=0, drop_
         df = df.mapInArrow(_decode_partition(resize, drop_invalid), schema)
         where = _path_only("image.origin")
     if classes is not None:
-        index = F.array_position(F.array(*[F.lit(c) for c in classes]), _class_column(where, roots))
+        index = _array_position(F.array(*[F.lit(c) for c in classes]), _class_column(where, roots))
         metadata = {"ml_attr": {"type": "nominal", "name": "label", "vals": classes}}
         df = df.withColumn("label", (index - 1).cast("double").alias("label", metadata=metadata))
     return df

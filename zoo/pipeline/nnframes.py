@@ -21,6 +21,7 @@ import json
 import os
 import time
 
+from pyspark import __version__ as _pyspark_version
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
@@ -41,6 +42,8 @@ from ember.optim.triggers import EveryEpoch, MaxEpoch, Trigger
 from ember.zoo.pipeline import tuning
 from ember.zoo.pipeline.image import HasImagePreprocessing, image_features, image_input, transform_to_json
 from ember.zoo.pipeline.inference import ModelShipment, input_shape, output_width, packed_features, prediction_udf
+
+_PYSPARK_4 = int(_pyspark_version.split(".")[0]) >= 4
 
 # ---------------------------------------------------------------- converters of the object Params
 
@@ -335,7 +338,9 @@ class _NNReader(MLReader):
 
         from ember.layers.serialization import load_model
 
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        # (pyspark 4 reads the metadata with a session; 3.5 only with a SparkContext, through sc.textFile)
+        source = self.sparkSession if _PYSPARK_4 else self.sparkSession.sparkContext
+        metadata = DefaultParamsReader.loadMetadata(path, source)
         instance = self.cls()
         instance._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(instance, metadata, skipParams=["model"])
