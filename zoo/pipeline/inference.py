@@ -90,7 +90,12 @@ def stack_rows(series, name, shape, dtype=np.float32):
         raise ValueError(f"column {name!r} has {int(series.isna().sum())} null row(s); drop or fill them first")
     if not len(series):
         return np.zeros((0,) + tuple(shape or ()), dtype=dtype)
-    x = np.stack(series.to_numpy()).astype(dtype, copy=False)
+    rows = series.to_numpy()
+    lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
+    if (lengths != lengths[0]).any():  # (np.stack would only say "all input arrays must have the same shape")
+        raise ValueError(f"column {name!r} has rows of different sizes ({int(lengths.min())} to "
+                         f"{int(lengths.max())} values); every row must have the same size")
+    x = np.stack(rows).astype(dtype, copy=False)
     if shape is not None:
         want = int(np.prod(shape))
         if x.shape[1] != want:
