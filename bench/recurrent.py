@@ -90,10 +90,10 @@ def separate_processes(args):
         med_cpu = {f: statistics.median(r["cpu_ms"] for r in rs) for f, rs in runs.items()}
         print(json.dumps({"layer": name, "batch": args.batch, "steps": args.steps, "units": args.units,
                           "threads": args.threads, "repeat": args.repeat, "rounds": args.rounds,
-                          "processes": "separate", "ember_ms": round(med["ember"], 2),
-                          "torch_ms": round(med["torch"], 2), "ratio_ember": round(med["torch"] / med["ember"], 3),
+                          "processes": "separate", "ember_ms": round(med["ember"], 3),
+                          "torch_ms": round(med["torch"], 3), "ratio_ember": round(med["torch"] / med["ember"], 3),
                           "ember_cpu_ms": round(med_cpu["ember"], 2), "torch_cpu_ms": round(med_cpu["torch"], 2),
-                          "rounds_ms": {f: [round(r["ms"], 2) for r in rs] for f, rs in runs.items()},
+                          "rounds_ms": {f: [round(r["ms"], 3) for r in rs] for f, rs in runs.items()},
                           "load_before_after": [round(v, 2) for v in load_before + os.getloadavg()]}), flush=True)
 
 
