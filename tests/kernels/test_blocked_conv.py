@@ -21,16 +21,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["serial", "threaded"])
-def parallel_mode(request):
-    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
-
-    before = THREADS["mode"]
-    set_parallel_mode("never" if request.param == "serial" else "always")
-    yield request.param
-    set_parallel_mode(before)
-
-
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("case", CASES)
 def test_blocked_convolution_matches_reference(case, dtype, rtol, rng, parallel_mode):

@@ -8,15 +8,7 @@ from ember.kernels import get_cpu_kernels, get_kernel, set_cpu_kernels
 pytest.importorskip("numba")
 
 
-@pytest.fixture(autouse=True, params=["serial", "threaded"])
-def parallel_mode(request):
-    """Every kernel is compiled twice (with and without threads): check both against the reference."""
-    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
-
-    before = THREADS["mode"]
-    set_parallel_mode("never" if request.param == "serial" else "always")
-    yield request.param
-    set_parallel_mode(before)
+pytestmark = pytest.mark.usefixtures("parallel_mode")  # each test serial and threaded (conftest)
 
 CONV_CASES = [
     # n, h, w, c, kh, kw, f, stride, dilation, pads

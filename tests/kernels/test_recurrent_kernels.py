@@ -10,16 +10,7 @@ pytest.importorskip("numba")
 CASES = [(1, 1), (5, 7), (64, 32)]
 DTYPES = [(np.float64, 1e-12), (np.float32, 1e-5)]
 
-
-@pytest.fixture(autouse=True, params=["serial", "threaded"])
-def parallel_mode(request):
-    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
-
-    before = THREADS["mode"]
-    set_parallel_mode("never" if request.param == "serial" else "always")
-    yield request.param
-    set_parallel_mode(before)
-
+pytestmark = pytest.mark.usefixtures("parallel_mode")  # each test serial and threaded (conftest)
 
 def run_both(name, inputs, outputs):
     """Run kernel ``name`` (Numba and reference) on ``inputs`` into fresh copies of ``outputs``."""

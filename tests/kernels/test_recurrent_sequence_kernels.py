@@ -19,16 +19,6 @@ CASES = [(1, 1, 1, 1, True, False, False, True, True), (5, 6, 3, 4, True, True, 
          (33, 9, 20, 40, False, False, True, True, True)]
 
 
-@pytest.fixture(params=["serial", "threaded"])
-def parallel_mode(request):
-    from ember.kernels.cpu.jit import THREADS, set_parallel_mode
-
-    before = THREADS["mode"]
-    set_parallel_mode("never" if request.param == "serial" else "always")
-    yield request.param
-    set_parallel_mode(before)
-
-
 def make(rng, n, steps, d, u, bias, masked, dtype):
     o = int(bias)
     xh = np.empty((steps + 1, n, o + d + u), dtype=dtype)
@@ -176,7 +166,6 @@ def test_reference_is_an_lstm(bias):
         h = out * np.tanh(cell)
         np.testing.assert_allclose(xh_out[t + 1, :, o + d:], h, rtol=1e-13)
         np.testing.assert_allclose(c[t + 1], cell, rtol=1e-13)
-
 
 
 def run_gru(backend, xh, weights, rec, b_rec, keep, bias, grads=None, go_backwards=False, need_grads=True, rows=None):
