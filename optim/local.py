@@ -90,7 +90,7 @@ class LocalEngine:
 
     def _step(self, loop, x, y, lr, iteration, sample_weight=None):
         param, grad = flat_buffers(loop.model)
-        clipping = loop.gradient_clipping()
+        clipping = loop.clipping
         bounds = variable_bounds(loop.model) if clipping.variable_norm is not None else None  # (10 us for W1)
         flat = loop.model._flat_parameters()
         holder = {}

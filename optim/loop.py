@@ -503,7 +503,7 @@ class TrainingLoop:
         if self._resume_from is None:
             self._check_checkpoint_folder()
         self._check_schedules()
-        self.gradient_clipping()  # the clear errors before any work
+        self.clipping = self.gradient_clipping()  # the clear errors before any work; the engines' steps use it
         self.engine.prepare(self)
         if self._resume_from is not None:
             self.restore(self._resume_from)
