@@ -8,6 +8,7 @@ import numpy as np
 
 from ember.engine import config, no_grad
 from ember.engine.replay import StepReplay
+from ember.optim.clipping import Clipping
 from ember.optim.dataset import ArrayDataset, to_dataset
 from ember.optim.loop import IterationRecord, Segment, TrainingDivergedError, compute_loss, evaluate_dataset
 from ember.optim.validation import score, to_numpy
@@ -96,6 +97,8 @@ class LocalEngine:
         holder = {}
         replay = self._replayer(loop.model, flat, x)
 
+        scale = loop.optim_method.options.loss_scale_factor
+
         def feval():
             flat.zero_grad()
             out = replay(x) if replay is not None else loop.model(x, training=True)
@@ -103,12 +106,18 @@ class LocalEngine:
             value = float(to_numpy(loss))
             if not math.isfinite(value):
                 raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")
-            loss.backward()
-            clipping.apply(grad, bounds)
+            # Keras's loss_scale_factor: the gradient of scale * loss (the method divides it by scale again)
+            loss.backward(None if scale is None else np.asarray(scale, dtype=loss.dtype))
             holder["out"] = out
             return value
 
-        loss = loop.optim_method.optimize(feval, param, grad, lr)
+        def clip(g):  # the method clips the gradient its rule receives (after unscaling and accumulating)
+            clipping.apply(g, bounds)
+
+        if clipping == Clipping():  # (a method of one's own may define optimize(feval, param, grad, lr))
+            loss = loop.optim_method.optimize(feval, param, grad, lr)
+        else:
+            loss = loop.optim_method.optimize(feval, param, grad, lr, clip)
         return loss, holder.get("out")
 
     # NOTE: replaying W1's recorded call (no layer Python between ops) cut 0.07-0.10 ms of CPU per step

@@ -375,6 +375,13 @@ class StepOptions:
             updates and when training ends (``TrainingLoop`` does that, as Keras's ``fit`` does).
         schedule: a callable ``step -> learning rate`` (Keras's ``LearningRateSchedule``), asked with the
             method's update count before each update; it replaces ``learning_rate`` and any ``lr`` given.
+        loss_scale_factor: the engines multiply the loss by it before the backward pass (Keras's ``scale_loss``)
+            and ``update`` divides the gradient by it first, before accumulation and clipping (Keras's ``apply``).
+        gradient_accumulation_steps: N >= 2: ``update`` adds each gradient to ``state["accumulated"]`` and applies
+            the rule (after clipping) to the mean of the last N only at every Nth call, as Keras 3 does. Every call
+            counts in ``state["iterations"]`` (Keras's ``_iterations``, which a schedule is asked with); the
+            ``iterations`` property is that count // N (Keras's ``optimizer.iterations``), which the weight average
+            (updated at every call, as Keras's) uses for its first step and its overwrite frequency.
 
     Example:
         >>> from ember.optim.methods import StepOptions
@@ -388,6 +395,8 @@ class StepOptions:
     ema_momentum: float = 0.99
     ema_overwrite_frequency: int = None
     schedule: object = None
+    loss_scale_factor: float = None
+    gradient_accumulation_steps: int = None
 
     def clipping_given(self):
         """The names of the clipping options that are on (Keras: a value of 0 or None is off)."""
@@ -404,6 +413,13 @@ class StepOptions:
             v = getattr(self, k)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0):
                 raise ValueError(f"{who}: {k} must be a number > 0 (or None), got {v!r}")
+        n = self.gradient_accumulation_steps
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 2):
+            # Keras's words: "`gradient_accumulation_steps` must be an integer >= 2"
+            raise ValueError(f"{who}: gradient_accumulation_steps must be an integer >= 2 (or None), got {n!r}")
+        f = self.loss_scale_factor
+        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < math.inf):
+            raise ValueError(f"{who}: loss_scale_factor must be a finite number > 0 (or None), got {f!r}")
         if self.use_ema:
             if not 0 <= self.ema_momentum <= 1:
                 raise ValueError(f"{who}: ema_momentum must be in [0, 1], got {self.ema_momentum!r}")
@@ -484,34 +500,64 @@ class OptimMethod:
 
     @property
     def iterations(self):
-        """The updates this method has made (Keras's ``optimizer.iterations``; counted by Keras's optimizers)."""
-        return int(self.state.get("iterations", 0))
+        """The updates this method has made (Keras's ``optimizer.iterations``; counted by Keras's optimizers);
+        with ``gradient_accumulation_steps`` N, the gradients given // N, as Keras's."""
+        calls = int(self.state.get("iterations", 0))
+        n = self.options.gradient_accumulation_steps
+        return calls // n if n else calls
 
     def learning_rate_at(self, lr=None, step=None):
-        """The rate of the next update: the schedule's value at ``step`` (default: the updates made) when
-        ``options.schedule`` is set, else ``lr`` (default ``learning_rate``)."""
+        """The rate of the next update: the schedule's value at ``step`` (default: the gradients given so far,
+        Keras's ``_iterations``) when ``options.schedule`` is set, else ``lr`` (default ``learning_rate``)."""
         schedule = self.options.schedule
         if schedule is not None:
-            return float(schedule(self.iterations if step is None else step))
+            return float(schedule(int(self.state.get("iterations", 0)) if step is None else step))
         return self.learning_rate if lr is None else lr
 
-    def optimize(self, feval, param, grad, lr=None):
+    def optimize(self, feval, param, grad, lr=None, clip=None):
         """One step, BigDL style: ``feval()`` computes the loss and fills ``grad`` (in place); the rule
         then updates ``param`` in place. Returns the loss. LBFGS overrides this to evaluate repeatedly.
-        ``lr`` (e.g. from a schedule) replaces ``learning_rate`` for this step."""
+        ``lr`` (e.g. from a schedule) replaces ``learning_rate`` for this step; ``clip(grad)`` (in place) clips
+        the gradient the rule receives (see ``update``)."""
         loss = feval()
-        self.update(param, grad, lr)
+        if clip is None:  # (a subclass of one's own may define update(param, grad, lr))
+            self.update(param, grad, lr)
+        else:
+            self.update(param, grad, lr, clip)
         return loss
 
-    def update(self, param, grad, lr=None):
+    def update(self, param, grad, lr=None, clip=None):
+        """Apply one gradient, in place, as Keras 3's ``optimizer.apply``: divide it by ``loss_scale_factor``,
+        accumulate it (``gradient_accumulation_steps``: the rule runs at every Nth call, on the mean), clip it
+        with ``clip(grad)`` when given, run the rule, update the weight average (``use_ema``) and count the call.
+        ``grad`` may be changed (it is scaled and clipped in place)."""
         if param.shape != grad.shape:
             raise ValueError(f"{type(self).__name__}.update: param shape {param.shape} != grad shape {grad.shape}")
         o = self.options
         step = self.state.get("iterations", 0)
-        type(self)._rule(param, grad, self.state, self.learning_rate_at(lr, step), **self.hyper)
-        if o.use_ema:
-            moving_average_update(param, self.state, step, o.ema_momentum, o.ema_overwrite_frequency)
-        if self.counts_iterations or o.use_ema or o.schedule is not None:
+        if o.loss_scale_factor is not None:
+            grad /= o.loss_scale_factor
+        n = o.gradient_accumulation_steps
+        applies = True
+        if n:
+            accumulated = self.state.get("accumulated")
+            if accumulated is None:
+                accumulated = self.state["accumulated"] = get_array_module(param).zeros_like(param)
+            applies = (step + 1) % n == 0
+            if applies:  # Keras: (g + accumulated) / N; the accumulator back to 0
+                grad += accumulated
+                grad /= n
+                accumulated[...] = 0
+            else:
+                accumulated += grad
+        if applies:
+            if clip is not None:
+                clip(grad)
+            type(self)._rule(param, grad, self.state, self.learning_rate_at(lr, step), **self.hyper)
+        if o.use_ema:  # (Keras updates the average at every call; its step is the updates made, // N)
+            moving_average_update(param, self.state, step // n if n else step, o.ema_momentum,
+                                  o.ema_overwrite_frequency)
+        if self.counts_iterations or o.use_ema or o.schedule is not None or n:
             self.state["iterations"] = step + 1
 
     def state_dict(self):
@@ -770,10 +816,17 @@ class LBFGS(OptimMethod):
         super().__init__(learning_rate, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                          tolerance_change=tolerance_change, history_size=history_size)
 
-    def optimize(self, feval, param, grad, lr=None):
+    def optimize(self, feval, param, grad, lr=None, clip=None):
         if param.shape != grad.shape:
             raise ValueError(f"LBFGS.optimize: param shape {param.shape} != grad shape {grad.shape}")
+        if clip is not None:  # every evaluation's gradient is clipped
+            def evaluate(feval=feval):
+                loss = feval()
+                clip(grad)
+                return loss
+
+            feval = evaluate
         return lbfgs_optimize(feval, param, grad, self.state, self.learning_rate if lr is None else lr, **self.hyper)
 
-    def update(self, param, grad, lr=None):
+    def update(self, param, grad, lr=None, clip=None):
         raise TypeError("LBFGS re-evaluates the loss during a step; call optimize(feval, param, grad) instead")

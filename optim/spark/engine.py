@@ -284,6 +284,7 @@ class SparkEngine:
         ensure_block_service(self.sc)
         if isinstance(loop.optim_method, LBFGS):
             raise ValueError("LBFGS evaluates the loss several times per step; use it with the local optimizer")
+        _check_options_for_spark(loop.optim_method)
         model = loop.model
         if not model.built:
             first = self.rdd.first()
@@ -438,6 +439,10 @@ class SparkEngine:
 
     def finish(self, loop):
         self.sync_model(loop)
+        n = loop.optim_method.options.gradient_accumulation_steps
+        # the gradients of a last, unfinished accumulation stay in the owners' state, which the next fit on Spark
+        # does not see (_check_options_for_spark refuses that fit)
+        loop.optim_method.spark_pending_accumulation = loop.state["iteration"] % n if n else 0
         if self._converted:
             self.rdd.unpersist()  # (a later optimize() converts nothing again: Spark recomputes it)
 
@@ -507,6 +512,22 @@ class SparkEngine:
                                "set_checkpoint(path, trigger) to make runs recoverable") from lost
         for parts, data in payloads:
             self._blocks.put(P.block_name(self.run_id, *parts), data)
+
+
+def _check_options_for_spark(method):
+    """Clear errors for Keras optimizer options that training on Spark cannot follow exactly."""
+    o = method.options
+    refusal = getattr(o.schedule, "spark_refusal", None)
+    if refusal:
+        raise ValueError(refusal)
+    pending = getattr(method, "spark_pending_accumulation", 0)
+    if o.gradient_accumulation_steps and pending:
+        raise ValueError(
+            f"gradient_accumulation_steps={o.gradient_accumulation_steps}: the previous fit on Spark ended {pending} "
+            f"batch(es) into an accumulation, whose gradients Keras would apply with this fit's first batches; on "
+            "Spark each fit starts the optimizer state (the accumulated gradients too) afresh, so this fit would "
+            "train differently. Make every fit's number of batches a multiple of gradient_accumulation_steps, or "
+            "train in one fit")
 
 
 def _drop_settings(drop_percentage, max_drop_percentage, batch_size, warmup_iteration, sub_batches):

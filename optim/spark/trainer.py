@@ -157,10 +157,12 @@ def drop_deadline(drop, history, iteration, planned):
     return float(np.quantile(np.asarray(history), 1.0 - drop.percentage)) * planned
 
 
-def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadline=None):
+def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadline=None, scale=None):
     """Accumulate into the model's (zeroed) flat gradient the gradient of the summed loss over ``samples``,
     taken in sub-batches of ``sizes``; stop after the sub-batch that ends past ``deadline`` (perf_counter).
-    Returns (loss sum, samples used, the metrics' results on the training outputs or None)."""
+    ``scale``: Keras's ``loss_scale_factor``, the gradient is that of ``scale *`` the summed loss (the owner's
+    method divides it again). Returns (loss sum, samples used, the metrics' results on the training outputs or
+    None)."""
     loss_sum, used, scored = 0.0, 0, None
     for n in sizes:
         x, y = stack_samples(samples[used:used + n])
@@ -169,7 +171,8 @@ def gradient_sum(model, criterion, samples, sizes, iteration, metrics=(), deadli
         value = float(np.asarray(loss.data)) * n
         if not math.isfinite(value):
             raise TrainingDivergedError(f"training loss became {value / n} at iteration {iteration + 1}")
-        loss.backward(np.asarray(float(n), dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
+        seed = float(n) if scale is None else float(n) * scale
+        loss.backward(np.asarray(seed, dtype=loss.dtype))  # d(n * mean loss) = d(sum of losses)
         if metrics:
             from ember.optim.validation import select_output
 
@@ -223,6 +226,7 @@ class _Trainer:
         self.history = (collections.deque(s.drop.history, maxlen=s.drop.window * s.trainers)
                         if s.drop is not None else None)
         self.master = self.param[self.lo:self.hi].copy()  # the owner's exact block (the wire may carry bf16)
+        self.normed = set()  # the iterations whose clipping norms this owner sent (removed with the iteration)
         self.summed = np.empty(self.hi - self.lo, dtype=self.param.dtype)  # reduce's sum, reused
 
     def name(self, kind, *parts):
@@ -273,8 +277,9 @@ class _Trainer:
         drop = s.drop
         limit = drop_deadline(drop, self.history, i, len(samples)) if drop is not None else None
         sizes = sub_batches(len(samples), drop.sub_batches if drop is not None else 1)
+        scale = s.optim_options.loss_scale_factor if s.optim_options is not None else None
         return gradient_sum(self.model, self.criterion, samples, sizes, i, s.metrics,
-                            None if limit is None else t1 + limit)
+                            None if limit is None else t1 + limit, scale)
 
     def push_gradients(self, i, count, seconds):
         s = self.settings
@@ -324,27 +329,35 @@ class _Trainer:
         s = self.settings
         skipped = (s.drop is not None and samples_in < s.batch_size * (1 - s.drop.max_percentage)) or not samples_in
         total /= max(samples_in, 1)
-        if s.clip_const is not None:
-            clip_by_value(total, *s.clip_const)
-        if s.clip_norm is not None:
-            self.client.put(self.name("n", i, self.worker), np.array([squared_norm(total)]))
-            norms = [float(np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))[0])
-                     for r in range(s.trainers)]
-            clip_by_global_norm(total, s.clip_norm, sum(norms))
-        if s.clip_variable_norm is not None:
-            # NOTE: each owner sends the squared norms of the parts of every variable its block holds (one float
-            # per variable); their sum, in trainer order, is each variable's exact squared norm on every owner
-            own = variable_squared_norms(total, s.variable_bounds, self.lo)
-            self.client.put(self.name("n", i, self.worker), own)
-            parts = [own if r == self.worker else np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))
-                     for r in range(s.trainers)]
-            sums = parts[0].copy()
-            for part in parts[1:]:
-                sums += part
-            clip_by_variable_norm(total, s.variable_bounds, s.clip_variable_norm, sums, self.lo)
+
+        def clip(total):
+            """The clipping of the gradient the rule receives (the method calls it: after its loss scaling and
+            gradient accumulation, only for a gradient it applies; every owner applies at the same iterations)."""
+            if s.clip_const is not None:
+                clip_by_value(total, *s.clip_const)
+            if s.clip_norm is not None:
+                self.client.put(self.name("n", i, self.worker), np.array([squared_norm(total)]))
+                self.normed.add(i)
+                norms = [float(np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))[0])
+                         for r in range(s.trainers)]
+                clip_by_global_norm(total, s.clip_norm, sum(norms))
+            if s.clip_variable_norm is not None:
+                # NOTE: each owner sends the squared norms of the parts of every variable its block holds (one
+                # float per variable); their sum, in trainer order, is each variable's exact squared norm on every
+                # owner
+                own = variable_squared_norms(total, s.variable_bounds, self.lo)
+                self.client.put(self.name("n", i, self.worker), own)
+                self.normed.add(i)
+                parts = [own if r == self.worker else np.frombuffer(self.client.get(self.name("n", i, r), s.timeout))
+                         for r in range(s.trainers)]
+                sums = parts[0].copy()
+                for part in parts[1:]:
+                    sums += part
+                clip_by_variable_norm(total, s.variable_bounds, s.clip_variable_norm, sums, self.lo)
+
         lr = s.schedule.get_learning_rate(self.method.learning_rate, i, i // s.iterations_per_epoch + 1)
         if not skipped:  # (BigDL: an iteration that lost more than max_drop_percentage is not applied)
-            self.method.update(self.master, total, lr)
+            self.method.update(self.master, total, lr, clip)
         # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
         last = i + 1 == s.stop
         self.client.put_parts(self.name("w", i + 1, self.worker),
@@ -354,7 +367,8 @@ class _Trainer:
     def remove_iteration(self, i):
         """Remove this trainer's blocks of iteration ``i`` in one request, answered with the next get."""
         names = [self.name("g", i, self.worker, q) for q in range(self.settings.trainers) if q != self.worker]
-        if self.settings.clip_norm is not None or self.settings.clip_variable_norm is not None:
+        if i in self.normed:
+            self.normed.discard(i)
             names.append(self.name("n", i, self.worker))
         names.append(self.name("w", i, self.worker))
         self.client.remove_many(names, wait=False)

@@ -65,11 +65,19 @@ def _output_names(model):
 
 
 def _per_output(model, metrics, arg):
-    """``compile``'s metrics as (output index or None, identifier) pairs: a flat list scores the first
+    """``compile``'s metrics as (output index or None, identifier) pairs: a flat list for a model with one
     output (None); Keras's list with one entry (a metric, a list of them, or None) per output, or dict keyed
-    by output name, scores each output, in the outputs' order."""
+    by output name, scores each output, in the outputs' order. A flat, non-empty list for a model with several
+    outputs is refused with Keras 3's words."""
     if metrics is None:
         return []
+    names = _output_names(model)
+    if (len(names) > 1 and isinstance(metrics, (list, tuple)) and metrics
+            and not any(m is None or isinstance(m, (list, tuple)) for m in metrics)):
+        raise ValueError(f"Invalid `{arg}`. `{arg}` should contain metrics objects and either be a dict or a list "
+                         f"matching the output names of the functional model {names} or match the output structure "
+                         f"of the model: {['X'] * len(names)}.\nReceived: {arg}={list(metrics)!r} (one entry per "
+                         f"output, e.g. {arg}=[['accuracy'], None] or {{{names[0]!r}: ['accuracy']}})")
     if isinstance(metrics, dict) or (isinstance(metrics, (list, tuple)) and
                                      any(m is None or isinstance(m, (list, tuple)) for m in metrics)):
         names = _output_names(model)
@@ -102,14 +110,80 @@ def _bind(model, method, index):
     return method
 
 
+class WeightedLoss(losses_module.Loss):
+    """One output's loss times its ``compile(loss_weights=...)`` weight (Keras's ``loss_weights``): what the total
+    training loss (the sum over outputs) and the reported ``loss`` add up; ``<output>_loss`` stays unweighted.
+
+    Example:
+        >>> import numpy as np
+        >>> WeightedLoss("mse", 3.0)(np.zeros((2, 1)), np.ones((2, 1))).item()
+        3.0
+    """
+
+    def __init__(self, loss, weight):
+        self.loss = _keras_loss_object(loss)
+        self.weight = float(weight)
+        self.name = self.loss.name
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return self.loss(y_true, y_pred, sample_weight) * self.weight
+
+    def per_sample(self, y_true, y_pred):
+        return self.loss.per_sample(y_true, y_pred) * self.weight
+
+    def get_config(self):
+        return {"loss": self.loss.get_config(), "weight": self.weight}
+
+    def __repr__(self):
+        return f"WeightedLoss({self.loss!r}, {self.weight})"
+
+
+def _compiled_loss(model, loss, loss_weights):
+    """``compile``'s loss as the loop takes it: one loss, or a list with one per output (from Keras's list or dict
+    keyed by output name, in the outputs' order), each weighted by ``loss_weights`` (a list in that order, a dict
+    keyed by output name, or a number for a model with one output)."""
+    names = _output_names(model)
+    if isinstance(loss, dict):
+        if sorted(loss) != sorted(names) or not names:
+            raise ValueError(f"Expected keys {names} in loss dict, but found loss.keys()={list(loss)} (compile: a "
+                             "dict of losses needs one entry per output name)")
+        loss = [loss[n] for n in names] if len(names) > 1 else loss[names[0]]
+    losses = [_keras_loss_object(x) for x in loss] if isinstance(loss, (list, tuple)) else _keras_loss_object(loss)
+    if loss_weights is None:
+        return losses
+    several = isinstance(losses, list)
+    count = len(losses) if several else 1
+    if isinstance(loss_weights, dict):
+        if sorted(loss_weights) != sorted(names[:count]) or len(names) != count:
+            raise ValueError(f"compile: loss_weights as a dict needs one weight per output name {names}, got "
+                             f"keys {list(loss_weights)}")
+        weights = [loss_weights[n] for n in names]
+    elif isinstance(loss_weights, (list, tuple)):
+        if len(loss_weights) != count:
+            raise ValueError(f"`loss_weights` must match the number of losses, got {count} losses and "
+                             f"{len(loss_weights)} weights.")
+        weights = list(loss_weights)
+    elif isinstance(loss_weights, (int, float)) and not isinstance(loss_weights, bool) and not several:
+        weights = [loss_weights]
+    else:
+        raise ValueError(f"compile: loss_weights must be a list (one weight per output), a dict keyed by output name "
+                         f"or, for a model with one output, a number; got {loss_weights!r}")
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)):
+            raise ValueError(f"compile: each loss weight must be a number, got {w!r}")
+    weighted = [WeightedLoss(c, w) for c, w in zip(losses if several else [losses], weights)]
+    return weighted if several else weighted[0]
+
+
 def _output_losses(model, loss):
-    """Keras's per-output losses of a model with several outputs (``<output>_loss``), reported beside the total."""
+    """Keras's per-output losses of a model with several outputs (``<output>_loss``, not weighted by
+    ``loss_weights``), reported beside the total."""
     names = _output_names(model)
     if not isinstance(loss, list) or len(loss) < 2 or len(names) != len(loss):
         return []
     methods = []
     for k, criterion in enumerate(loss):
-        method = validation_module.Loss(criterion)
+        method = validation_module.Loss(criterion.loss if isinstance(criterion, WeightedLoss) else criterion)
         method.name, method.output_index = f"{names[k]}_loss", k
         method.keras_loss = method.output_loss = True  # weighted as the loss; the penalties are in the total only
         methods.append(method)
@@ -180,6 +254,17 @@ def _dataset(x, y, what, sample_weight=None):
     if y is None:
         raise ValueError(f"{what}: give targets y")
     return ArrayDataset(x, y, sample_weight=sample_weight)
+
+
+def _targets(model, y, what):
+    """Keras's targets as a dict keyed by output name, as the list in the outputs' order; anything else as is."""
+    if not isinstance(y, dict):
+        return y
+    names = _output_names(model)
+    if sorted(y) != sorted(names):
+        raise ValueError(f"{what}: targets given as a dict need one entry per output name {names}, got keys "
+                         f"{list(y)}")
+    return [y[n] for n in names] if len(names) > 1 else y[names[0]]
 
 
 def _fit_weights(y, sample_weight, class_weight):
@@ -257,15 +342,20 @@ def _run(model, optimizer, callbacks, params):
 class KerasTraining:
     """The training methods of every ``ember.layers.Model`` (registered on it below)."""
 
-    def compile(self, optimizer="sgd", loss=None, metrics=None, weighted_metrics=None):
-        """Choose the optimizer (name or ember.optim method), the loss (name, object, or a list with one
-        per output) and the metrics ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods).
+    def compile(self, optimizer="sgd", loss=None, metrics=None, weighted_metrics=None, loss_weights=None):
+        """Choose the optimizer (name or ember.optim method), the loss (name, object, or for a model with several
+        outputs a list with one per output or a dict keyed by output name, as Keras's) and the metrics
+        ("accuracy", "top5", "mae", "mse", "auc" or ValidationMethods).
+
+        ``loss_weights`` (Keras's): a list with one weight per output, a dict keyed by output name, or a number for a
+        model with one output. The training loss and the reported ``loss`` are ``sum(weight * output loss)``; each
+        ``<output>_loss`` is reported unweighted, as Keras reports it.
 
         For a model with several outputs, ``metrics`` (and ``weighted_metrics``) may be Keras 3's per-output forms:
         a list with one entry per output (a metric, a list of them, or None) or a dict keyed by output name
         (``{"out2": ["accuracy"]}``); they report as ``<output>_<metric>`` (``out2_accuracy``), beside the total
-        ``loss`` and each output's ``<output>_loss``, in History, validation (``val_...``) and ``evaluate``. A flat
-        list (which Keras 3 refuses for several outputs) scores the first output, under the metrics' own names.
+        ``loss`` and each output's ``<output>_loss``, in History, validation (``val_...``) and ``evaluate``. A flat,
+        non-empty list for several outputs is refused with Keras 3's ValueError ("Invalid `metrics`...").
 
         ``weighted_metrics`` (Keras's): metrics weighted by the samples' ``sample_weight`` / ``class_weight``
         (``sum(w * value) / sum(w)``) in ``fit``, its validation and ``evaluate``; ``metrics`` ignore the
@@ -276,8 +366,7 @@ class KerasTraining:
         plain = _per_output(self, metrics, "metrics")
         weighted = _per_output(self, weighted_metrics, "weighted_metrics")
         self.optimizer = get_optimizer(optimizer)
-        self.loss = ([_keras_loss_object(x) for x in loss] if isinstance(loss, (list, tuple))
-                     else _keras_loss_object(loss))
+        self.loss = _compiled_loss(self, loss, loss_weights)
         self.metrics = _output_losses(self, self.loss) + [_bind(self, _named_metric(m), k) for k, m in plain]
         taken = {"loss"} | {m.name for m in self.metrics}
         for k, m in weighted:
@@ -301,6 +390,8 @@ class KerasTraining:
         if self.optimizer is None:
             return None
         losses = self.loss if isinstance(self.loss, list) else [self.loss]
+        weights = [c.weight if isinstance(c, WeightedLoss) else 1.0 for c in losses]
+        losses = [c.loss if isinstance(c, WeightedLoss) else c for c in losses]
         optimizer = {"class_name": type(self.optimizer).__name__, "learning_rate": self.optimizer.learning_rate,
                      "hyper": dict(self.optimizer.hyper)}
         if type(self.optimizer).__module__ == keras_optimizers.__name__:
@@ -311,6 +402,8 @@ class KerasTraining:
         return {"optimizer": optimizer,
                 "loss": [{"name": c.name, "config": c.get_config()} for c in losses],
                 "loss_is_list": isinstance(self.loss, list),
+                "loss_weights": weights if any(isinstance(c, WeightedLoss) for c in
+                                               (self.loss if isinstance(self.loss, list) else [self.loss])) else None,
                 "metrics": copy.deepcopy(getattr(self, "_metric_names", [])),
                 "weighted_metrics": copy.deepcopy(getattr(self, "_weighted_metric_names", []))}
 
@@ -338,8 +431,10 @@ class KerasTraining:
             return [m if m.lower() in validation_module.metric_names() else getattr(validation_module, m)()
                     for m in names]
 
+        weights = config.get("loss_weights")
         return self.compile(method, losses if config["loss_is_list"] else losses[0], methods(config["metrics"]),
-                            methods(config.get("weighted_metrics", [])))
+                            methods(config.get("weighted_metrics", [])),
+                            loss_weights=None if weights is None else weights if config["loss_is_list"] else weights[0])
 
     # ---- BigDL-style settings ----
     def set_tensorboard(self, log_dir, app_name):
@@ -404,12 +499,14 @@ class KerasTraining:
         if initial_epoch:
             raise ValueError("fit: initial_epoch is not supported; resume a run from its checkpoint "
                              "(set_checkpoint, then ember.optim's Optimizer.resume) instead")
-        data, samples = _training_data(x, y, sample_weight, class_weight, steps_per_epoch)
+        data, samples = _training_data(x, _targets(self, y, "fit"), sample_weight, class_weight, steps_per_epoch)
         val = validation_data
+        if isinstance(val, (tuple, list)) and len(val) in (2, 3) and isinstance(val[1], dict):
+            val = (val[0], _targets(self, val[1], "fit: validation_data"), *val[2:])
         if validation_data is not None and is_batch_source(validation_data):
             val = BatchStream(validation_data, validation_steps, what="validation_data")
         elif validation_data is not None and not is_spark_data(validation_data):
-            val = _validation_set(validation_data)
+            val = _validation_set(val)
         elif validation_split:
             if not isinstance(data, ArrayDataset):
                 raise ValueError("fit: validation_split takes arrays; with a generator, Sequence, RDD or "
@@ -480,7 +577,8 @@ class KerasTraining:
                                          "(and sample weights): give x only")
                     results = evaluate_stream(self, BatchStream(x, steps, "evaluate"), methods)
                 else:
-                    results = evaluate_dataset(self, _dataset(x, y, "evaluate", sample_weight), batch_size, methods)
+                    results = evaluate_dataset(self, _dataset(x, _targets(self, y, "evaluate"), "evaluate",
+                                                              sample_weight), batch_size, methods)
             finally:
                 self.train(was_training)
         values = [r.result()[0] for r in results]

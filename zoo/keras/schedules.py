@@ -259,6 +259,70 @@ class CosineDecayRestarts(LearningRateSchedule):
                 "t_mul": self._t_mul, "m_mul": self._m_mul, "alpha": self.alpha, "name": self.name}
 
 
+class FunctionRate(LearningRateSchedule):
+    """A function of no arguments given as an optimizer's ``learning_rate`` (Keras calls it for the rate of each
+    update): the rate at any step is ``function()``. Saved by the function's module and name (Keras's
+    ``{"class_name": "function", "config": name, "module": module}``); ``deserialize`` finds it in
+    ``custom_objects`` (by name) or imports it from its module.
+
+    Example:
+        >>> from ember import optimizers
+        >>> rate = {"now": 0.1}
+        >>> opt = optimizers.SGD(learning_rate=lambda: rate["now"])
+        >>> rate["now"] = 0.02
+        >>> opt.learning_rate, opt.learning_rate_at()
+        (0.02, 0.02)
+    """
+
+    # NOTE: on Spark the update runs on the executors, where the function would read copies of its state
+    spark_refusal = ("learning_rate is a function of no arguments: on Spark the updates run on the executors, where "
+                     "it would read copies of its state taken when each job starts (Keras calls it in the process "
+                     "that trains), so the rates would differ. Give a LearningRateSchedule (a function of the step, "
+                     "ember.optimizers.schedules) or a number with callbacks such as LearningRateScheduler")
+
+    def __init__(self, function):
+        if not callable(function):
+            raise TypeError(f"FunctionRate: expected a function of no arguments, got {function!r}")
+        self.function = function
+
+    def __call__(self, step):
+        return float(self.function())
+
+    def get_config(self):
+        name = getattr(self.function, "__qualname__", None) or ""
+        module = getattr(self.function, "__module__", None)
+        if not name or "<" in name or module is None:  # a lambda, a nested function or an object
+            raise ValueError(f"learning_rate is the function {self.function!r}, which cannot be saved by name (a lambda "
+                             "or a function defined inside another): define it at the top of a module, or make it a "
+                             "LearningRateSchedule subclass with get_config (ember.optimizers.schedules)")
+        return name
+
+    def __repr__(self):
+        return f"FunctionRate({self.function!r})"
+
+
+def _function(config, custom_objects):
+    """The function a saved ``{"class_name": "function", ...}`` names: from ``custom_objects``, else its module."""
+    import importlib
+    import sys
+
+    name, module = config["config"], config.get("module")
+    found = (custom_objects or {}).get(name)
+    if found is None and module:
+        holder = sys.modules.get(module)
+        try:
+            holder = holder or importlib.import_module(module)
+        except ImportError:
+            holder = None
+        for part in name.split(".") if holder is not None else ():
+            holder = getattr(holder, part, None)
+        found = holder
+    if not callable(found):
+        raise ValueError(f"learning_rate was the function {name!r} of module {module!r}, not found: pass "
+                         f"custom_objects={{{name!r}: the_function}}")
+    return FunctionRate(found)
+
+
 _BUILT_IN = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay,
                                      CosineDecay, CosineDecayRestarts)}
 
@@ -273,6 +337,9 @@ def serialize(learning_rate_schedule):
     """
     if not isinstance(learning_rate_schedule, LearningRateSchedule):
         raise TypeError(f"serialize: expected a LearningRateSchedule, got {learning_rate_schedule!r}")
+    if isinstance(learning_rate_schedule, FunctionRate):  # Keras's form for a function
+        return {"class_name": "function", "config": learning_rate_schedule.get_config(),
+                "module": learning_rate_schedule.function.__module__}
     return {"class_name": type(learning_rate_schedule).__name__, "config": learning_rate_schedule.get_config()}
 
 
@@ -287,6 +354,8 @@ def deserialize(config, custom_objects=None):
         0.01
     """
     name = config.get("class_name")
+    if name == "function":
+        return _function(config, custom_objects)
     cls = (custom_objects or {}).get(name) or _BUILT_IN.get(name)
     if cls is None:
         raise ValueError(f"unknown learning rate schedule {name!r}: pass custom_objects={{{name!r}: TheClass}} "
