@@ -326,3 +326,53 @@ def test_shared_memory_files_of_dead_processes_are_removed(tmp_path):
     assert sorted(removed) == [f"ember-blocks-{dead_pid}-a1b2-get", f"ember-blocks-{dead_pid}-a1b2-put"]
     assert sorted(os.listdir(tmp_path)) == sorted([f"ember-blocks-{os.getpid()}-c3d4-put", "ember-blocks-notapid-x-put",
                                                    "other-file"])
+
+
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm"])
+def test_gradient_accumulation_and_loss_scaling_in_three_blocks_equal_the_local_optimizer(float64, option):
+    """Keras's gradient_accumulation_steps (each owner accumulates its block; the clipping norms are exchanged
+    only at the updates) and loss_scale_factor (each trainer's backward pass starts from the factor, the owner
+    divides its mean) on three trainers equal the local optimizer on the same global batches; without the
+    accumulation the weights differ."""
+    from ember.optim.local import variable_bounds
+
+    ember.set_seed(0)
+    model = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
+    partitions = drop_data()
+    bounds = variable_bounds(model)
+
+    def keras_adam(accumulate=3):
+        return ember.optimizers.Adam(0.05, loss_scale_factor=64.0, gradient_accumulation_steps=accumulate,
+                                     use_ema=True, ema_momentum=0.7, ema_overwrite_frequency=2,
+                                     **{option: {"clipnorm": 0.05, "global_clipnorm": 0.1}[option]})
+
+    opt = keras_adam()
+    spec = drop_spec(model, None, iterations=10)
+    loop = optim.Optimizer(model, (np.zeros((2, 4)), np.zeros(2, np.int64)), "mse", opt)
+    clipping = loop.gradient_clipping()
+    spec = dataclasses.replace(spec, optim_class="Adam", learning_rate=0.05, hyper=dict(opt.hyper),
+                               optim_options=opt.options, clip_norm=clipping.global_norm,
+                               clip_variable_norm=clipping.variable_norm,
+                               variable_bounds=bounds)
+    store = MemoryBlocks()
+    _, initial, final = run_trainers(model, spec, partitions, ["a", "b", "c"], store)
+    states = [P.state_from_block(store.get(P.block_name("t", "s", 10, w)))["state"] for w in range(3)]
+    assert [s["iterations"] for s in states] == [10] * 3 and all(s["step"] == 3 for s in states)  # 3 updates
+    assert not any(k.startswith("t-n-") for k in store.blocks)  # the norms sent at the updates were removed
+
+    order = [(p, j) for it in range(10) for p, j in plan.global_batch_order([40] * 3, 24, [[0], [1], [2]], it)]
+    lx = np.array([partitions[p][j][0] for p, j in order])
+    ly = np.array([partitions[p][j][1] for p, j in order])
+
+    def local(make):
+        replica = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
+        replica.set_weights([initial[a:b].reshape(w.shape) for (a, b), w in zip(bounds, model.get_weights())])
+        seen = {}
+        run = optim.Optimizer(replica, (lx, ly), "sparse_categorical_crossentropy", make, optim.MaxIteration(10), 24)
+        run.add_listener(type("Last", (), {"on_iteration_end": lambda self, o, st: seen.update(
+            weights=replica.parameters_flat().copy())})())
+        run.set_shuffle(False).set_progress(0, quiet=True).optimize()
+        return seen["weights"]
+
+    np.testing.assert_allclose(final, local(keras_adam()), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(final, local(keras_adam(None)), rtol=1e-3)

@@ -80,7 +80,8 @@ class _KerasRate:
         """
         o = self.options
         rate = self._learning_rate if o.schedule is None else serialize(o.schedule)
-        config = {"name": getattr(self, "name", type(self).__name__.lower()), "learning_rate": rate, "weight_decay": self.hyper.get("weight_decay") or None,
+        config = {"name": getattr(self, "name", type(self).__name__.lower()), "learning_rate": rate,
+                  "weight_decay": self.hyper.get("weight_decay") or None,
                   "clipnorm": o.clipnorm, "global_clipnorm": o.global_clipnorm, "clipvalue": o.clipvalue,
                   "use_ema": o.use_ema, "ema_momentum": o.ema_momentum,
                   "ema_overwrite_frequency": o.ema_overwrite_frequency, "loss_scale_factor": o.loss_scale_factor,

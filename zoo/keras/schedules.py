@@ -292,9 +292,9 @@ class FunctionRate(LearningRateSchedule):
         name = getattr(self.function, "__qualname__", None) or ""
         module = getattr(self.function, "__module__", None)
         if not name or "<" in name or module is None:  # a lambda, a nested function or an object
-            raise ValueError(f"learning_rate is the function {self.function!r}, which cannot be saved by name (a lambda "
-                             "or a function defined inside another): define it at the top of a module, or make it a "
-                             "LearningRateSchedule subclass with get_config (ember.optimizers.schedules)")
+            raise ValueError(f"learning_rate is the function {self.function!r}, which cannot be saved by name (a "
+                             "lambda or a function defined inside another): define it at the top of a module, or make "
+                             "it a LearningRateSchedule subclass with get_config (ember.optimizers.schedules)")
         return name
 
     def __repr__(self):
