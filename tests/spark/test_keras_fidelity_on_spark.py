@@ -116,3 +116,47 @@ def test_keras_optimizer_options_train_on_spark_as_locally(sc):
     np.testing.assert_allclose(rates["spark"], rates["local"], rtol=1e-10)
     assert local.optim_method.iterations == 8
     np.testing.assert_array_equal(reference.parameters_flat(), local.optim_method.state["ema"])  # finalized
+
+
+def test_gradient_accumulation_and_loss_scaling_train_on_spark_as_locally(sc):
+    """Keras's gradient_accumulation_steps with loss_scale_factor and global_clipnorm on two partitions equal the
+    local loop (float64); a fit that would start inside the accumulation the previous fit left, and a function as
+    learning_rate, are refused before any job, naming the option."""
+    from ember.optim.spark.plan import global_batch_order
+
+    def build():
+        ember.set_seed(0)
+        inp = layers.Input(shape=(5,))
+        return ember.Model(inp, layers.Dense(2, activation="softmax")(layers.Dense(8, activation="tanh")(inp)))
+
+    def keras_adam():
+        return ember.optimizers.Adam(0.05, gradient_accumulation_steps=3, loss_scale_factor=32.0, global_clipnorm=0.1)
+
+    ember.set_default_dtype("float64")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(96, 5))
+    y = (x[:, 0] - x[:, 2] > 0).astype(np.int64)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    model, method = build(), keras_adam()
+    opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", method, optim.MaxIteration(9), 16)
+    opt.set_shuffle(False).set_progress(0, quiet=True).optimize()
+    sizes = [len(p) for p in rdd.glom().collect()]
+    offsets = np.cumsum([0] + sizes)
+    index = [offsets[p] + j for it in range(9) for p, j in global_batch_order(sizes, 16, opt.engine.assignment, it)]
+    reference = build()
+    local = optim.Optimizer(reference, (x[index], y[index]), "sparse_categorical_crossentropy", keras_adam(),
+                            optim.MaxIteration(9), 16)
+    local.set_shuffle(False).set_progress(0, quiet=True).optimize()
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert local.optim_method.iterations == 3 and not np.allclose(model.get_weights()[0], build().get_weights()[0])
+
+    again = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", method, optim.MaxIteration(4), 16)
+    again.set_progress(0, quiet=True).optimize()  # 9 was a multiple of 3; this one leaves 1 batch accumulated
+    third = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", method, optim.MaxIteration(3), 16)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=3: the previous fit on Spark ended 1 batch"):
+        third.set_progress(0, quiet=True).optimize()
+    function = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", ember.optimizers.SGD(lambda: 0.1),
+                               optim.MaxIteration(1), 16)
+    with pytest.raises(ValueError, match="learning_rate is a function of no arguments: on Spark"):
+        function.set_progress(0, quiet=True).optimize()

@@ -436,3 +436,27 @@ def test_spark_refuses_what_it_cannot_follow():
     opt.spark_pending_accumulation = 2
     with pytest.raises(ValueError, match="gradient_accumulation_steps=4: the previous fit on Spark ended 2 batch"):
         _check_options_for_spark(opt)
+
+
+def test_generators_accumulate_and_scale_as_keras():
+    """The generator loop (``fit`` on a generator of batches, ``steps_per_epoch``) with gradient accumulation and
+    loss scaling trains as Keras on the same batches as arrays; without the accumulation it ends far away."""
+    keras = _keras()
+    x, y = _data()
+    out = []
+    for accumulate in (3, None):
+        ours, theirs = _pair(keras)
+        theirs.compile(keras.optimizers.Adam(0.05, gradient_accumulation_steps=3, loss_scale_factor=16.0),
+                       "sparse_categorical_crossentropy")
+        ours.compile(ember.optimizers.Adam(0.05, gradient_accumulation_steps=accumulate, loss_scale_factor=16.0),
+                     "sparse_categorical_crossentropy")
+        theirs.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+
+        def batches():
+            while True:
+                for k in range(0, 96, 16):
+                    yield x[k:k + 16], y[k:k + 16]
+
+        ours.fit(batches(), steps_per_epoch=6, epochs=3, verbose=0)
+        out.append(_difference(ours, theirs))
+    assert out[0] < TOL and out[1] > 20 * TOL, out
