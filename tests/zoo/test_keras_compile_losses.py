@@ -139,3 +139,31 @@ def test_saved_model_keeps_the_loss_weights(tmp_path):
     assert again.evaluate(x, [y1, y2]) == pytest.approx(model.evaluate(x, [y1, y2]), rel=1e-12)
     o = again.optimizer.options
     assert (o.gradient_accumulation_steps, o.loss_scale_factor) == (2, 8.0)
+
+
+def test_spark_trainers_take_the_weighted_losses():
+    """The per-partition trainer (``gradient_sum``) gets the compiled losses as they travel to the executors
+    (pickled): the gradient of sum(weight * output loss) over the samples; unweighted it would differ."""
+    import pickle
+
+    from ember.optim.loop import compute_loss
+    from ember.optim.spark.trainer import gradient_sum
+
+    x, y1, y2 = _data()
+    model = _build(ember)
+    model.compile(ember.optimizers.SGD(0.1), {"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 0.25, "reg": 3.0})
+    model(x[:2])
+    criterion = pickle.loads(pickle.dumps(model.loss))
+    samples = [(x[i], [y1[i], y2[i]]) for i in range(32)]
+    flat = model._flat_parameters()
+    grads = {}
+    for key, loss in (("trainer", criterion), ("unweighted", [c.loss for c in criterion])):
+        flat.zero_grad()
+        gradient_sum(model, loss, samples, [32], 0)
+        grads[key] = next(iter(flat.grad.values())).copy() / 32  # the trainer's gradient is of the summed loss
+    flat.zero_grad()
+    compute_loss(model.loss, [y1[:32], y2[:32]], model(x[:32], training=True)).backward()
+    local = next(iter(flat.grad.values()))
+    np.testing.assert_allclose(grads["trainer"], local, rtol=1e-5, atol=1e-7)
+    assert np.abs(grads["unweighted"] - local).max() > 1e-2
