@@ -271,8 +271,8 @@ def _settable_rate(optimizer, who):
     """Keras refuses to set the rate of an optimizer whose ``learning_rate`` is a schedule; so does ember."""
     schedule = getattr(getattr(optimizer, "options", None), "schedule", None)
     if schedule is not None:
-        raise TypeError(f"{who}: the optimizer was created with a LearningRateSchedule ({schedule!r}) as its "
-                        "learning_rate, so its learning rate is not settable; use one of the two")
+        raise TypeError(f"{who}: the optimizer was created with a LearningRateSchedule or a function ({schedule!r}) "
+                        "as its learning_rate, so its learning rate is not settable; use one of the two")
 
 
 def _current_rate(optimizer):
