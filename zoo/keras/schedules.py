@@ -1,8 +1,9 @@
 """Keras 3's learning-rate schedules (``keras.optimizers.schedules``; ``ember.optimizers.schedules``): pass one as
 an optimizer's ``learning_rate`` and the rate of each update is ``schedule(step)``, ``step`` being the updates
 the optimizer has made before it (Keras's ``optimizer.iterations``; with ``gradient_accumulation_steps``, the
-batches seen, as Keras's; on Spark, counted from the start of each ``fit``). A compiled model saves its schedule as ``{"class_name", "config"}`` (``get_config``) and ``load_model``
-rebuilds it with ``from_config``; nothing is pickled.
+batches seen, as Keras's; on Spark, counted from the start of each ``fit``). A compiled model saves its schedule
+as ``{"class_name", "config"}`` (``get_config``) and ``load_model`` rebuilds it with ``from_config``; nothing is
+pickled.
 
 The formulas are Keras's (computed in float64 here, in float32 by Keras: the rates agree to about 1e-7).
 
