@@ -440,9 +440,14 @@ class SparkEngine:
     def finish(self, loop):
         self.sync_model(loop)
         n = loop.optim_method.options.gradient_accumulation_steps
-        # the gradients of a last, unfinished accumulation stay in the owners' state, which the next fit on Spark
-        # does not see (_check_options_for_spark refuses that fit)
-        loop.optim_method.spark_pending_accumulation = loop.state["iteration"] % n if n else 0
+        pending = 0
+        if n and self._state_from is not None:
+            # the gradients of a last, unfinished accumulation stay in the owners' state, which the next fit on
+            # Spark does not see (_check_options_for_spark refuses that fit); every owner counted the same calls
+            it = loop.state["iteration"]
+            owner = P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", it, 0), self.timeout))
+            pending = int(owner["state"].get("iterations", 0)) % n
+        loop.optim_method.spark_pending_accumulation = pending
         if self._converted:
             self.rdd.unpersist()  # (a later optimize() converts nothing again: Spark recomputes it)
 
