@@ -520,7 +520,11 @@ class OptimMethod:
         ``lr`` (e.g. from a schedule) replaces ``learning_rate`` for this step; ``clip(grad)`` (in place) clips
         the gradient the rule receives (see ``update``)."""
         loss = feval()
-        if clip is None:  # (a subclass of one's own may define update(param, grad, lr))
+        o = self.options
+        if clip is not None and o.loss_scale_factor is None and not o.gradient_accumulation_steps:
+            clip(grad)  # the same order as in update; a subclass of one's own may define update(param, grad, lr)
+            clip = None
+        if clip is None:
             self.update(param, grad, lr)
         else:
             self.update(param, grad, lr, clip)

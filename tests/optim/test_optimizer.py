@@ -196,3 +196,22 @@ def test_progress_lines_name_epoch_iteration_loss_and_throughput(data, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "ember.optim"]
     assert any("[Epoch 1 50/100][Iteration 2]" in m and "Throughput is" in m and "Loss is" in m for m in lines)
     assert any("[Epoch 1] done: 100 records" in m for m in lines)
+
+
+def test_a_method_of_ones_own_with_the_old_update_signature_is_still_clipped():
+    """A user's OptimMethod whose ``update(param, grad, lr)`` takes no ``clip`` trains with BigDL's clipping: the
+    gradient it receives is the clipped one (Keras's loss scaling and accumulation, which clip inside ``update``,
+    are off for it)."""
+    seen = []
+
+    class Recording(optim.OptimMethod):
+        def update(self, param, grad, lr=None):
+            seen.append(float(np.sqrt((grad * grad).sum())))
+            param -= (lr or self.learning_rate) * grad
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = ember.Sequential([Dense(2, activation="softmax", input_shape=(4,))])
+    opt = optim.Optimizer(model, (x, y), "sparse_categorical_crossentropy", Recording(0.1), optim.MaxIteration(3), 16)
+    opt.set_gradclip_l2norm(1e-3).set_progress(0, quiet=True).optimize()
+    assert len(seen) == 3 and max(seen) == pytest.approx(1e-3, rel=1e-5)

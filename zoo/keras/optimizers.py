@@ -94,7 +94,15 @@ class _KerasRate:
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """The optimizer that ``get_config`` described (a schedule or function of one's own from
-        ``custom_objects``, ``{"Name": object}``)."""
+        ``custom_objects``, ``{"Name": object}``).
+
+        Example:
+            >>> from ember import optimizers
+            >>> config = {"learning_rate": 0.1, "momentum": 0.9, "gradient_accumulation_steps": 2}
+            >>> sgd = optimizers.SGD.from_config(config)
+            >>> sgd.hyper["momentum"], sgd.iterations, sgd.options.gradient_accumulation_steps
+            (0.9, 0, 2)
+        """
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = deserialize(config["learning_rate"], custom_objects)
