@@ -461,4 +461,6 @@ def test_generators_accumulate_and_scale_as_keras():
 
         ours.fit(batches(), steps_per_epoch=6, epochs=3, verbose=0)
         out.append(_difference(ours, theirs))
+        if accumulate:  # Keras's iterations: the 18 batches // 3
+            assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) == 6
     assert out[0] < TOL and out[1] > 20 * TOL, out
