@@ -72,18 +72,23 @@ def _forward_block(p_count, fb, ind):
     for p in range(p_count):
         lines.append(s + f"        x{p} = xf[xo + {_u(p)} * cu + k]")
         lines += [s + f"        a{p}_{q} += x{p} * w{q}" for q in range(fb)]
+    # the bias, then the ReLU as "v <= lo: zero" (lo = 0; NaN without the ReLU, which no value is <= to)
+    lines += [s + f"a{p}_{q} += c{q}" for p in range(p_count) for q in range(fb)]
     lines.append(s + "yo = np.uint64(((b * ho + i) * wo + j) * f + f0)")
-    lines += [s + f"yf[yo + {_u(p)} * fu + {_u(q)}] = a{p}_{q}" for p in range(p_count) for q in range(fb)]
+    lines += [s + f"yf[yo + {_u(p)} * fu + {_u(q)}] = a{p}_{q} if not a{p}_{q} <= lo else zero"
+              for p in range(p_count) for q in range(fb)]
     return lines
 
 
 def _forward_source(p_count, fb):
-    lines = [f"def {kernel_name('forward', p_count, fb)}(xp, wt, zero, y):",
-             f'    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / {fb}, KH, KW * C, {fb}); Wo',
-             f"    is a multiple of {p_count}, F of {fb} or else less than {fb}: each pixel's {fb} values are stored,",
-             "    then, the last ones over the next pixel's first ones, stored after them (one thread takes whole",
-             "    images, in order), except at the start of each image (the caller recomputes those pixels) and past",
-             '    the end of y (the caller leaves room there)."""',
+    lines = [f"def {kernel_name('forward', p_count, fb)}(xp, wt, bias, lo, zero, y):",
+             f'    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / {fb}, KH, KW * C, {fb}), '
+             'plus',
+             f"    bias (F / {fb} * {fb}), then zero where the value is <= lo (0 for a ReLU, NaN for none); Wo is a",
+             f"    multiple of {p_count}, F of {fb} or else less than {fb}: each pixel's {fb} values are stored, then,",
+             "    the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in",
+             "    order), except at the start of each image (the caller recomputes those pixels) and past the end of",
+             '    y (the caller leaves room there)."""',
              "    n, hp, wp, c = xp.shape",
              "    nfb, kh, kwc, _ = wt.shape",
              "    _, ho, wo, f = y.shape",
@@ -92,8 +97,9 @@ def _forward_source(p_count, fb):
              "    for b in prange(n):",
              "        for i in range(ho):",
              "            for fb in range(nfb):",
-             f"                f0 = fb * {fb}",
-             f"                for j in range(0, wo, {p_count}):"]
+             f"                f0 = fb * {fb}"]
+    lines += [" " * 16 + f"c{q} = bias[f0 + {q}]" for q in range(fb)]
+    lines += [f"                for j in range(0, wo, {p_count}):"]
     lines += _forward_block(p_count, fb, 20)
     return "\n".join(lines) + "\n"
 
@@ -222,7 +228,7 @@ _KERNELS = {}
 def _kernel(kind, block, fb):
     key = (kind, block, fb)
     if key not in _KERNELS:
-        work = {"forward": lambda xp, wt, zero, y: y.size * wt.shape[1] * wt.shape[2],
+        work = {"forward": lambda xp, wt, bias, lo, zero, y: y.size * wt.shape[1] * wt.shape[2],
                 "weight": lambda xp, dy, offs, zero, partial: dy.size * offs.size,
                 "data": lambda dy, wt, zero, dxp: dy.size * wt.shape[0] * wt.shape[1] * wt.shape[3]}[kind]
         _KERNELS[key] = _make(kind, block, fb, work)
@@ -257,13 +263,17 @@ def _ceil(v, m):
     return -(-v // m) * m
 
 
-def forward(x, w, pads):
-    """y (N, Ho, Wo, F) of a stride-1, undilated convolution of x (N, H, W, C) with w (KH, KW, C, F).
+def forward(x, w, pads, bias=None, relu=False):
+    """y (N, Ho, Wo, F) of a stride-1, undilated convolution of x (N, H, W, C) with w (KH, KW, C, F), plus
+    ``bias`` (F,) when given, then max(y, 0) when ``relu`` (both applied as the sums are stored: the same
+    values as ``bias_activation_forward`` on the convolution's output, without a pass over it).
 
     Example:
         >>> x, w = np.ones((1, 3, 3, 1), np.float32), np.ones((2, 2, 1, 1), np.float32)
         >>> forward(x, w, ((0, 0), (0, 0)))[0, :, :, 0].tolist()
         [[4.0, 4.0], [4.0, 4.0]]
+        >>> forward(x, w, ((0, 0), (0, 0)), bias=np.array([-5.0], np.float32), relu=True)[0, :, :, 0].tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
     """
     kh, kw, c, f = w.shape
     n, h, wd, _ = x.shape
@@ -275,6 +285,11 @@ def forward(x, w, pads):
     wt = np.zeros((kh, kw * c, fp), dtype=x.dtype)
     wt[:, :, :f] = w.reshape(kh, kw * c, f)
     wt = np.ascontiguousarray(wt.reshape(kh, kw * c, fp // fb, fb).transpose(2, 0, 1, 3))
+    bt = np.zeros(fp, dtype=x.dtype)
+    if bias is not None:
+        bt[:f] = bias
+    scalar = x.dtype.type
+    lo = scalar(0) if relu else scalar(np.nan)  # the kernel stores zero where a value is <= lo
     if wop == wo and fp != f and fp == fb:
         # fewer filters than lanes: stored in place, each pixel's extra lanes over the next pixel's first
         # ones (rewritten right after); y is followed by room for the last pixel's.
@@ -283,14 +298,15 @@ def forward(x, w, pads):
         room = np.empty(n * ho * wo * f + fb, dtype=x.dtype)
         y = room[:n * ho * wo * f].reshape(n, ho, wo, f)
         if y.size:
-            _kernel("forward", block, fb)(xp, wt, x.dtype.type(0), y)
+            _kernel("forward", block, fb)(xp, wt, bt, lo, scalar(0), y)
             # an image's first pixel may have been written over by the previous image's last one, on
-            # another thread: recomputed
-            y[1:, 0, 0] = np.tensordot(xp[1:, :kh, :kw], w, axes=3)
+            # another thread: recomputed (with the bias and the ReLU as the kernel applies them)
+            first = np.tensordot(xp[1:, :kh, :kw], w, axes=3) + bt[:f]
+            y[1:, 0, 0] = np.where(first <= lo, scalar(0), first)
         return y
     y = np.empty((n, ho, wop, fp), dtype=x.dtype)
     if y.size:
-        _kernel("forward", block, fb)(xp, wt, x.dtype.type(0), y)
+        _kernel("forward", block, fb)(xp, wt, bt, lo, scalar(0), y)
     return y if (wop, fp) == (wo, f) else np.ascontiguousarray(y[:, :, :wo, :f])
 
 

@@ -9,7 +9,7 @@ import threading
 import numba
 import numpy as np
 
-from ember.kernels.cpu import blocked, direct, winograd
+from ember.kernels.cpu import activation, blocked, direct, winograd
 from ember.kernels.cpu.blas import gemm_accumulate
 from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference import conv as reference
@@ -344,6 +344,20 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
         return y, cols[None]  # a view of x, which the op keeps anyway
     # (kept: written straight into its own array rather than copied out of the scratch buffer)
     return y, (cols[None] if keep else None)
+
+
+@register("conv2d_bias_activation_forward", "numba", wrap=serialized)
+def conv2d_bias_activation_forward(x, w, bias, relu, stride, dilation, pads, groups, keep_cols):
+    """(y, cols): y = conv + bias, then the ReLU when ``relu``; cols as ``conv2d_forward_cols`` gives them
+    when ``keep_cols``, else None. The blocked kernels apply the bias and the ReLU as they store the sums."""
+    pads = _normalize_pads(pads)
+    if _blocked(x.shape, w.shape, stride, dilation, groups, x.dtype) and bias.dtype == x.dtype:
+        return blocked.forward(x, w, pads, bias, relu), None
+    if keep_cols:
+        y, cols = conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    else:
+        y, cols = conv2d_forward(x, w, stride, dilation, pads, groups), None
+    return activation.bias_activation_forward(y, bias, relu), cols
 
 
 @register("conv2d_backward_weight_cols", "numba", wrap=serialized)
