@@ -138,6 +138,12 @@ class ConvBiasReLUMaxPool2D(Function):
         need_x, need_w = self.needs_input_grad[:2]
         if not (need_x or need_w):
             return None, None, dbias
+        if not need_x and self.cols is None:
+            # the weight gradient alone (a first layer): from the pooled gradient and the pooling's taps, which
+            # the direct kernels scatter image by image instead of into a full-size array first
+            dw = _k("conv2d_backward_weight_pooled", g)(self.x, masked, self.arg, self.shape, self.w.shape,
+                                                         *self.conv_args, self.args)
+            return None, dw, dbias
         dz = _k("max_pool2d_backward", g)(masked, self.arg, self.shape, *self.args)
         dx, dw = _conv_grads(dz, self.x, self.w, self.cols, self.conv_args, need_x, need_w)
         return dx, dw, dbias

@@ -9,7 +9,7 @@ import threading
 import numba
 import numpy as np
 
-from ember.kernels.cpu import activation, blocked, direct, winograd
+from ember.kernels.cpu import activation, blocked, direct, pooling, winograd
 from ember.kernels.cpu.blas import gemm_accumulate
 from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference import conv as reference
@@ -388,6 +388,19 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     _, ho, wo, _ = dy.shape
     cols = im2col(x, kh, kw, stride, dilation, pads, ho, wo)
     return (cols.T @ dy.reshape(-1, f)).reshape(w_shape)
+
+
+@register("conv2d_backward_weight_pooled", "numba", wrap=serialized)
+def conv2d_backward_weight_pooled(x, dp, arg, y_shape, w_shape, stride, dilation, pads, groups, pool_args):
+    """The weight gradient from the gradient ``dp`` at the output of a max pooling (``pool_args``: pool,
+    stride, pads; ``arg`` its taps) of the convolution's output (``y_shape``): the direct kernels scatter a
+    2x2 pooling's gradient image by image as they go; otherwise the pooling's backward, then the weight
+    gradient."""
+    pads = _normalize_pads(pads)
+    if _direct(x.shape, w_shape, stride, groups, dp.dtype) and pooling._is_2x2(*pool_args) and arg.dtype == np.int8:
+        return direct.backward_weight(x, dp, w_shape, dilation, pads, pooled_arg=arg)
+    dy = pooling.max_pool2d_backward(dp, arg, y_shape, *pool_args)
+    return conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)
 
 
 @register("conv2d_backward_data", "numba", wrap=serialized)

@@ -49,11 +49,11 @@ def test_kernel_matches_reference(case, relu, dtype, rtol, rng):
     np.testing.assert_array_equal(y2, y)
 
 
-def _graph(x, w, b, r, r2, case, fused, pool, also_y):
+def _graph(x, w, b, r, r2, case, fused, pool, also_y, need_x=True):
     """Sum of r * pool(relu(conv(x, w) + b)) (plus r2 * relu(...) when ``also_y``); without ``pool``
-    r * relu(...) only. Returns the output and the gradients of x, w and b."""
+    r * relu(...) only. Returns the output and the gradients of x (None without ``need_x``), w and b."""
     _, _, stride, pads, groups = case
-    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    xt, wt, bt = Tensor(x, requires_grad=need_x), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
     if fused:
         y = F.conv2d(xt, wt, stride, (1, 1), pads, groups, bias=bt, activation="relu")
         assert type(y._ctx) is conv_ops.Conv2DBiasActivation
@@ -72,9 +72,10 @@ def _graph(x, w, b, r, r2, case, fused, pool, also_y):
     return out.numpy(), xt.grad, wt.grad, bt.grad
 
 
-@pytest.mark.parametrize("pool, also_y", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("pool, also_y, need_x", [(False, False, True), (True, False, True), (True, True, True),
+                                                  (True, False, False)])
 @pytest.mark.parametrize("case", CONVS)
-def test_fused_ops_equal_the_ops_apart(case, pool, also_y, kernels, rng):
+def test_fused_ops_equal_the_ops_apart(case, pool, also_y, need_x, kernels, rng):
     x_shape, w_shape = case[:2]
     x = rng.normal(size=x_shape)
     w = rng.normal(size=w_shape) * 0.3
@@ -82,13 +83,14 @@ def test_fused_ops_equal_the_ops_apart(case, pool, also_y, kernels, rng):
     y_shape = F.conv2d(Tensor(x), Tensor(w), case[2], (1, 1), case[3], case[4]).shape
     out_shape = (y_shape[0], y_shape[1] // 2, y_shape[2] // 2, y_shape[3]) if pool else y_shape
     r, r2 = rng.normal(size=out_shape), rng.normal(size=y_shape)
-    apart = _graph(x, w, b, r, r2, case, False, pool, also_y)
-    fused = _graph(x, w, b, r, r2, case, True, pool, also_y)
+    apart = _graph(x, w, b, r, r2, case, False, pool, also_y, need_x)
+    fused = _graph(x, w, b, r, r2, case, True, pool, also_y, need_x)
     np.testing.assert_array_equal(fused[0], apart[0])
-    for got, want in zip(fused[1:], apart[1:]):
+    assert (fused[1] is None) is (apart[1] is None) is (not need_x)
+    for got, want in zip(fused[1 if need_x else 2:], apart[1 if need_x else 2:]):
         assert got.dtype == np.float64 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.count_nonzero(fused[1]) > 0
+    assert np.count_nonzero(fused[1 if need_x else 2]) > 0
 
 
 @pytest.mark.parametrize("pool", [False, True])
@@ -143,3 +145,53 @@ def test_conv2d_layer_takes_the_fused_op_for_relu_and_linear():
         assert (type(y._ctx) is conv_ops.Conv2DBiasActivation) is fused, activation
     layer = L.Conv2D(4, 3, activation="relu", use_bias=False)
     assert type(layer(x, training=True)._ctx) is not conv_ops.Conv2DBiasActivation
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape, w_shape, pads", [
+    ((3, 12, 12, 1), (5, 5, 1, 6), ((2, 2), (2, 2))),   # LeNet's first layer: the direct kernels, even output
+    ((2, 9, 11, 2), (3, 3, 2, 5), ((1, 1), (0, 0))),    # odd output rows and columns (left out of the windows)
+    ((2, 8, 8, 4), (3, 3, 4, 12), ((1, 1), (1, 1))),    # too many channels for the direct kernels
+])
+def test_weight_gradient_from_the_pooled_gradient(x_shape, w_shape, pads, dtype, rng):
+    """conv2d_backward_weight_pooled (numba, reference) equals the pooling's scatter then the weight gradient."""
+    x = rng.normal(size=x_shape).astype(dtype)
+    w = rng.normal(size=w_shape).astype(dtype)
+    args = ((1, 1), (1, 1), pads, 1)
+    y = get_kernel("conv2d_forward", "reference")(x, w, *args)
+    pool_args = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    _, arg = get_kernel("max_pool2d_forward", "reference")(y, *pool_args)
+    dp = rng.normal(size=arg.shape).astype(dtype)
+    dp[0, 0, 0] = 0.0
+    dy = get_kernel("max_pool2d_backward", "reference")(dp, arg, y.shape, *pool_args)
+    want = get_kernel("conv2d_backward_weight", "reference")(x, dy, w.shape, *args)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    for kind in ("reference", "numba"):
+        got = get_kernel("conv2d_backward_weight_pooled", kind)(x, dp, arg, y.shape, w.shape, *args, pool_args)
+        assert got.dtype == dtype and got.shape == w.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10)
+
+
+def test_first_layer_weight_gradient_against_finite_differences(rng):
+    """The input needs no gradient (a first layer): the weight gradient comes from the pooled gradient."""
+    from layer_testing import numeric_gradient, relative_error
+
+    x = rng.normal(size=(2, 8, 8, 1))
+    w = rng.normal(size=(5, 5, 1, 6)) * 0.3
+    b = rng.normal(size=6) * 0.1
+    r = rng.normal(size=(2, 4, 4, 6))
+
+    def run():
+        wt, bt = Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+        y = F.conv2d(Tensor(x), wt, pads=((2, 2), (2, 2)), bias=bt, activation="relu")
+        p = F.max_pool2d(y, (2, 2), (2, 2))
+        assert type(p._ctx) is conv_ops.ConvBiasReLUMaxPool2D and not p._ctx.needs_input_grad[0]
+        return p, wt, bt
+
+    def loss():
+        return float((run()[0].numpy() * r).sum())
+
+    p, wt, bt = run()
+    F.sum(p * Tensor(r)).backward()
+    assert relative_error(wt.grad, numeric_gradient(loss, w)) < 1e-8
+    assert relative_error(bt.grad, numeric_gradient(loss, b)) < 1e-8
