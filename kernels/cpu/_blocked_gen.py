@@ -1864,23 +1864,23 @@ def weight_grad_k25_f8(xp, dy, offs, zero, partial):
                 pf[po + np.uint64(199)] = a24_7
 
 
-def data_grad_s2_p10_r8(dy, wt, zero, dxp):
-    """dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dy (N, Ho, Wo, F) and
+def data_grad_s2_p10_r8(dyt, wt, zero, dxp):
+    """dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dyt (N, Ho, F, Wo) and
     wt (chunks, KH, F, 8), the KW * C values of each kernel row's window in chunks of 8 (the last
     one padded with zero weights); Ho is even, Wo a multiple of 10, 2 * C >= 8, and Wp leaves
     room for the last chunk past the last window. A block is every other pixel of two rows."""
     n, hp, wp, c = dxp.shape
     chunks, kh, _, _ = wt.shape
-    _, ho, wo, f = dy.shape
-    cu, fu = np.uint64(c), np.uint64(f)
-    grow, xrow = np.uint64(wo * f), np.uint64(wp * c)
-    gf, wf, xf = dy.reshape(-1), wt.reshape(-1), dxp.reshape(-1)
+    _, ho, f, wo = dyt.shape
+    cu, wou = np.uint64(c), np.uint64(wo)
+    grow, xrow = np.uint64(f * wo), np.uint64(wp * c)
+    gf, wf, xf = dyt.reshape(-1), wt.reshape(-1), dxp.reshape(-1)
     for b in prange(n):
         for i in range(0, ho, 2):
-            for a in range(kh):
-                for ch in range(chunks):
-                    for parity in range(2):
-                        for j in range(parity, wo, 10):
+            for ch in range(chunks):
+                for parity in range(2):
+                    for j in range(parity, wo, 10):
+                        for a in range(kh):
                             a0_0 = a0_1 = a0_2 = a0_3 = a0_4 = a0_5 = a0_6 = a0_7 = zero
                             a1_0 = a1_1 = a1_2 = a1_3 = a1_4 = a1_5 = a1_6 = a1_7 = zero
                             a2_0 = a2_1 = a2_2 = a2_3 = a2_4 = a2_5 = a2_6 = a2_7 = zero
@@ -1891,10 +1891,11 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                             a7_0 = a7_1 = a7_2 = a7_3 = a7_4 = a7_5 = a7_6 = a7_7 = zero
                             a8_0 = a8_1 = a8_2 = a8_3 = a8_4 = a8_5 = a8_6 = a8_7 = zero
                             a9_0 = a9_1 = a9_2 = a9_3 = a9_4 = a9_5 = a9_6 = a9_7 = zero
-                            go = np.uint64(((b * ho + i) * wo + j) * f)
+                            go = np.uint64(((b * ho + i) * f) * wo + j)
                             wb = np.uint64((ch * kh + a) * f * 8)
                             for ff in range(np.uint64(f)):
                                 wk = wb + ff * np.uint64(8)
+                                gof = go + ff * wou
                                 w0 = wf[wk + np.uint64(0)]
                                 w1 = wf[wk + np.uint64(1)]
                                 w2 = wf[wk + np.uint64(2)]
@@ -1903,7 +1904,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 w5 = wf[wk + np.uint64(5)]
                                 w6 = wf[wk + np.uint64(6)]
                                 w7 = wf[wk + np.uint64(7)]
-                                d0 = gf[go + np.uint64(0) * fu + ff]
+                                d0 = gf[gof + np.uint64(0)]
                                 a0_0 += d0 * w0
                                 a0_1 += d0 * w1
                                 a0_2 += d0 * w2
@@ -1912,7 +1913,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a0_5 += d0 * w5
                                 a0_6 += d0 * w6
                                 a0_7 += d0 * w7
-                                d1 = gf[go + np.uint64(2) * fu + ff]
+                                d1 = gf[gof + np.uint64(2)]
                                 a1_0 += d1 * w0
                                 a1_1 += d1 * w1
                                 a1_2 += d1 * w2
@@ -1921,7 +1922,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a1_5 += d1 * w5
                                 a1_6 += d1 * w6
                                 a1_7 += d1 * w7
-                                d2 = gf[go + np.uint64(4) * fu + ff]
+                                d2 = gf[gof + np.uint64(4)]
                                 a2_0 += d2 * w0
                                 a2_1 += d2 * w1
                                 a2_2 += d2 * w2
@@ -1930,7 +1931,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a2_5 += d2 * w5
                                 a2_6 += d2 * w6
                                 a2_7 += d2 * w7
-                                d3 = gf[go + np.uint64(6) * fu + ff]
+                                d3 = gf[gof + np.uint64(6)]
                                 a3_0 += d3 * w0
                                 a3_1 += d3 * w1
                                 a3_2 += d3 * w2
@@ -1939,7 +1940,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a3_5 += d3 * w5
                                 a3_6 += d3 * w6
                                 a3_7 += d3 * w7
-                                d4 = gf[go + np.uint64(8) * fu + ff]
+                                d4 = gf[gof + np.uint64(8)]
                                 a4_0 += d4 * w0
                                 a4_1 += d4 * w1
                                 a4_2 += d4 * w2
@@ -1948,7 +1949,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a4_5 += d4 * w5
                                 a4_6 += d4 * w6
                                 a4_7 += d4 * w7
-                                d5 = gf[go + grow + np.uint64(0) * fu + ff]
+                                d5 = gf[gof + grow + np.uint64(0)]
                                 a5_0 += d5 * w0
                                 a5_1 += d5 * w1
                                 a5_2 += d5 * w2
@@ -1957,7 +1958,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a5_5 += d5 * w5
                                 a5_6 += d5 * w6
                                 a5_7 += d5 * w7
-                                d6 = gf[go + grow + np.uint64(2) * fu + ff]
+                                d6 = gf[gof + grow + np.uint64(2)]
                                 a6_0 += d6 * w0
                                 a6_1 += d6 * w1
                                 a6_2 += d6 * w2
@@ -1966,7 +1967,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a6_5 += d6 * w5
                                 a6_6 += d6 * w6
                                 a6_7 += d6 * w7
-                                d7 = gf[go + grow + np.uint64(4) * fu + ff]
+                                d7 = gf[gof + grow + np.uint64(4)]
                                 a7_0 += d7 * w0
                                 a7_1 += d7 * w1
                                 a7_2 += d7 * w2
@@ -1975,7 +1976,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a7_5 += d7 * w5
                                 a7_6 += d7 * w6
                                 a7_7 += d7 * w7
-                                d8 = gf[go + grow + np.uint64(6) * fu + ff]
+                                d8 = gf[gof + grow + np.uint64(6)]
                                 a8_0 += d8 * w0
                                 a8_1 += d8 * w1
                                 a8_2 += d8 * w2
@@ -1984,7 +1985,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a8_5 += d8 * w5
                                 a8_6 += d8 * w6
                                 a8_7 += d8 * w7
-                                d9 = gf[go + grow + np.uint64(8) * fu + ff]
+                                d9 = gf[gof + grow + np.uint64(8)]
                                 a9_0 += d9 * w0
                                 a9_1 += d9 * w1
                                 a9_2 += d9 * w2

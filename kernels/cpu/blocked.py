@@ -148,14 +148,15 @@ def _data_block(p_count, rc, ind):
     s = " " * ind
     half = p_count // 2
     lines = [s + " = ".join(f"a{p}_{r}" for r in range(rc)) + " = zero" for p in range(p_count)]
-    lines += [s + "go = np.uint64(((b * ho + i) * wo + j) * f)",
+    lines += [s + "go = np.uint64(((b * ho + i) * f) * wo + j)",
               s + f"wb = np.uint64((ch * kh + a) * f * {rc})",
               s + "for ff in range(np.uint64(f)):",
-              s + f"    wk = wb + ff * {_u(rc)}"]
+              s + f"    wk = wb + ff * {_u(rc)}",
+              s + "    gof = go + ff * wou"]
     lines += [s + f"    w{r} = wf[wk + {_u(r)}]" for r in range(rc)]
     for p in range(p_count):
         row = "grow + " if p >= half else ""
-        lines.append(s + f"    d{p} = gf[go + {row}{_u(2 * (p % half))} * fu + ff]")
+        lines.append(s + f"    d{p} = gf[gof + {row}{_u(2 * (p % half))}]")
         lines += [s + f"    a{p}_{r} += d{p} * w{r}" for r in range(rc)]
     lines.append(s + f"xo = np.uint64(((b * hp + i + a) * wp + j) * c + ch * {rc})")
     for p in range(p_count):
@@ -165,23 +166,23 @@ def _data_block(p_count, rc, ind):
 
 
 def _data_source(p_count, rc):
-    lines = [f"def {kernel_name('data', p_count, rc)}(dy, wt, zero, dxp):",
-             "    \"\"\"dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dy (N, Ho, Wo, F) and",
+    lines = [f"def {kernel_name('data', p_count, rc)}(dyt, wt, zero, dxp):",
+             "    \"\"\"dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dyt (N, Ho, F, Wo) and",
              f"    wt (chunks, KH, F, {rc}), the KW * C values of each kernel row's window in chunks of {rc} (the last",
              f"    one padded with zero weights); Ho is even, Wo a multiple of {p_count}, 2 * C >= {rc}, and Wp leaves",
              "    room for the last chunk past the last window. A block is every other pixel of two rows.\"\"\"",
              "    n, hp, wp, c = dxp.shape",
              "    chunks, kh, _, _ = wt.shape",
-             "    _, ho, wo, f = dy.shape",
-             "    cu, fu = np.uint64(c), np.uint64(f)",
-             "    grow, xrow = np.uint64(wo * f), np.uint64(wp * c)",
-             "    gf, wf, xf = dy.reshape(-1), wt.reshape(-1), dxp.reshape(-1)",
+             "    _, ho, f, wo = dyt.shape",
+             "    cu, wou = np.uint64(c), np.uint64(wo)",
+             "    grow, xrow = np.uint64(f * wo), np.uint64(wp * c)",
+             "    gf, wf, xf = dyt.reshape(-1), wt.reshape(-1), dxp.reshape(-1)",
              "    for b in prange(n):",
              "        for i in range(0, ho, 2):",
-             "            for a in range(kh):",
-             "                for ch in range(chunks):",
-             "                    for parity in range(2):",
-             f"                        for j in range(parity, wo, {p_count}):"]
+             "            for ch in range(chunks):",
+             "                for parity in range(2):",
+             f"                    for j in range(parity, wo, {p_count}):",
+             "                        for a in range(kh):"]
     lines += _data_block(p_count, rc, 28)
     return "\n".join(lines) + "\n"
 
@@ -230,7 +231,7 @@ def _kernel(kind, block, fb):
     if key not in _KERNELS:
         work = {"forward": lambda xp, wt, bias, lo, zero, y: y.size * wt.shape[1] * wt.shape[2],
                 "weight": lambda xp, dy, offs, zero, partial: dy.size * offs.size,
-                "data": lambda dy, wt, zero, dxp: dy.size * wt.shape[0] * wt.shape[1] * wt.shape[3]}[kind]
+                "data": lambda dyt, wt, zero, dxp: dyt.size * wt.shape[0] * wt.shape[1] * wt.shape[3]}[kind]
         _KERNELS[key] = _make(kind, block, fb, work)
     return _KERNELS[key]
 
@@ -374,7 +375,13 @@ def backward_data(dy, w, x_shape, pads):
     room = -(-(chunks * rc - kwc) // cp)  # pixels past each row for the last chunk of its last window
     dxp = np.zeros((n, hop + kh - 1, wop + kw - 1 + room, cp), dtype=dy.dtype)
     if dy.size:
-        _kernel("data", block, rc)(dy, wt, dy.dtype.type(0), dxp)
+        # NOTE: the output gradient with the filters before the columns (N, Ho, F, Wo): a block's pixels are then
+        # at constant offsets from one address per row, where with NHWC each took an address register of its
+        # own (27 instructions per ten fused multiply-adds in the inner loop, 15 now); and the kernel rows
+        # innermost, so that consecutive blocks add into the same input values (forwarded stores) or apart,
+        # never partly overlapping. LeNet's second layer (128x10x10x16 -> 14x14x6, float32, one thread, CPU
+        # time, min of 7 x 20 calls, load 5): 1.072 -> 0.975 (layout) -> 0.940 ms (order), transpose included.
+        _kernel("data", block, rc)(np.ascontiguousarray(dy.transpose(0, 1, 3, 2)), wt, dy.dtype.type(0), dxp)
     return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + wd, :c])
 
 
