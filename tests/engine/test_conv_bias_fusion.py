@@ -8,7 +8,7 @@ import pytest
 from ember.engine import Tensor
 from ember.engine import functional as F
 from ember.engine.ops import conv as conv_ops
-from ember.kernels import get_cpu_kernels, get_kernel, set_cpu_kernels
+from ember.kernels import get_kernel
 
 CONVS = [
     # x shape, w shape, stride, pads, groups
@@ -17,14 +17,6 @@ CONVS = [
     ((2, 9, 8, 4), (3, 3, 4, 8), (2, 2), ((1, 1), (1, 1)), 1),     # strided: im2col + GEMM
     ((2, 6, 6, 4), (3, 3, 2, 6), (1, 1), ((1, 1), (1, 1)), 2),     # grouped
 ]
-
-
-@pytest.fixture(params=["numba", "reference"])
-def kernels(request):
-    before = get_cpu_kernels()
-    set_cpu_kernels(request.param)
-    yield request.param
-    set_cpu_kernels(before)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
