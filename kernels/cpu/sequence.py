@@ -12,7 +12,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from ember.kernels.cpu.blas import NUMBA_GEMM_SYMBOLS, blas_threads, numba_gemm
+from ember.kernels.cpu.blas import NUMBA_GEMM_SYMBOLS, aligned, blas_threads, numba_gemm
 from ember.kernels.cpu.jit import JIT, PARALLEL, THREADS, prange, serialized
 from ember.kernels.cpu.recurrent import _sigmoid, _tanh
 from ember.kernels.registry import register
@@ -239,6 +239,7 @@ def lstm_sequence_forward(xh, weights, keep, c, gates, tanh_c, h_offset):
     count = parts(n, steps * n * kk * g)
     bounds = _bounds(n, count)
     wz = block_width(int(np.diff(bounds).max()), kk, g)
+    weights = aligned(weights)  # B of every step's product (see the NOTE on ALIGNMENT in blas.py)
     with blas_threads(1):
         if count > 1:
             _lstm_forward_parts(xh, weights, keep, c, gates, tanh_c, h_offset, bounds, wz)
@@ -261,6 +262,7 @@ def lstm_sequence_backward(xh, weights_t, keep, c, gates, tanh_c, gh, dh_last, d
     dt = dz.dtype
     gh = gh if has_gh else np.empty((1, 1, 1), dtype=dt)
     dx = dx if need_dx else np.empty((1, 1, 1), dtype=dt)
+    weights_t = aligned(weights_t)
     with blas_threads(1):
         if count > 1:
             _lstm_backward_parts(weights_t, keep, c, gates, tanh_c, gh, has_gh, dh_last, dc_last, dz, dx, need_dx,
@@ -404,6 +406,7 @@ def gru_sequence_forward(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c
     bounds = _bounds(n, count)
     rows = int(np.diff(bounds).max())
     wx, wh = block_width(rows, h_offset, g), block_width(rows, kk - h_offset, g)
+    weights, recurrent_kernel = aligned(weights), aligned(recurrent_kernel)
     with blas_threads(1):
         if count > 1:
             _gru_forward_parts(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset, bounds, wx, wh)
@@ -426,6 +429,7 @@ def gru_sequence_backward(xh, weights_t, recurrent_t, keep, gates, hu_c, gh, dh_
     dt = dxw.dtype
     gh = gh if has_gh else np.empty((1, 1, 1), dtype=dt)
     dx = dx if need_dx else np.empty((1, 1, 1), dtype=dt)
+    weights_t, recurrent_t = aligned(weights_t), aligned(recurrent_t)
     with blas_threads(1):
         args = (xh, weights_t, recurrent_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx,
                 go_backwards, h0)
