@@ -4,7 +4,8 @@ one compiled loop, with the batch split over the cores (the spec: kernels/refere
 Each part of the batch (a range of rows) runs through all the steps on its own thread: the rows of
 one part never read another's, so the parts need no synchronisation inside the loop. The products
 call NumPy's own OpenBLAS (``cblas_?gemm``, see ``blas.numba_gemm``) from the compiled loop, on one
-BLAS thread each, in blocks of columns small enough for OpenBLAS's unpacked small-matrix kernels.
+BLAS thread each, in blocks of columns small enough for OpenBLAS's unpacked small-matrix kernels (and
+of at most ROW_BLOCK rows in the backward), with their B operands 64-byte aligned (``blas.aligned``).
 Registered only where that library is found; elsewhere the op keeps its per-step loop in Python.
 """
 import numba
