@@ -34,7 +34,7 @@ import numpy as np
 from ember.engine.backend import backend_name, get_array_module
 from ember.engine.tensor import Function
 from ember.kernels import get_cpu_kernels, get_kernel
-from ember.kernels.cpu.blas import blas_threads
+from ember.kernels.cpu.blas import aligned, aligned_empty, blas_threads
 from ember.kernels.registry import has_kernel
 
 # NOTE: the per-step products h @ U are small (W5: (32, 128) @ (128, 512)); on 2 shared cores (load
@@ -87,8 +87,16 @@ def _column_blocks(mat, out, min_columns=32):
     matching view of ``out`` (n, cols); w from ``_block_width``."""
     n, (k, cols) = out.shape[0], mat.shape
     width = _block_width(n, k, cols, min_columns)
-    blocks = np.ascontiguousarray(mat.reshape(k, cols // width, width).transpose(1, 0, 2))
+    blocks = aligned(mat.reshape(k, cols // width, width).transpose(1, 0, 2))  # B: see _stacked
     return blocks, _split_columns(out, width)
+
+
+def _stacked(arrays, dtype, axis=0):
+    """``np.concatenate(arrays, axis)`` as ``dtype`` into a 64-byte aligned array: the operand B of the
+    kernels' per-step products (see the NOTE on ALIGNMENT in kernels/cpu/blas.py)."""
+    shape = list(arrays[0].shape)
+    shape[axis] = sum(a.shape[axis] for a in arrays)
+    return np.concatenate(arrays, axis=axis, out=aligned_empty(shape, dtype))
 
 
 class _Projection:
@@ -284,7 +292,7 @@ class _Sequence(Function):
             return None
         n, steps, d, u = self.shape
         width = _block_width(n, self.kernel.shape[1], d, self.MIN_COLUMNS)
-        blocks = np.ascontiguousarray(self.kernel.T.reshape(-1, d // width, width).transpose(1, 0, 2))
+        blocks = aligned(self.kernel.T.reshape(-1, d // width, width).transpose(1, 0, 2))
         self.dx = np.empty((n, steps, d), dtype=self.h.dtype)
         views = np.moveaxis(_split_columns(self.dx, width), 2, 0)  # (T, B, N, w)
         last = steps - 1
@@ -364,11 +372,11 @@ class LSTMSequence(_Sequence):
     def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
         steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
         dtype = xh.dtype
-        weights = np.concatenate(([bias[None]] if bias is not None else []) + [kernel, recurrent_kernel])
+        weights = _stacked(([bias[None]] if bias is not None else []) + [kernel, recurrent_kernel], dtype)
         c = np.zeros((steps + 1, n, u), dtype=dtype)
         rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
         gates, tanh_c = np.empty((rows, n, 4 * u), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
-        _k("lstm_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype), keep, c, gates, tanh_c, h0)
+        _k("lstm_sequence_forward", xh)(xh, weights, keep, c, gates, tanh_c, h0)
         if self.tracked:
             self.c, self.gates, self.tanh_c = c, gates, tanh_c
         return c[steps]
@@ -377,8 +385,8 @@ class LSTMSequence(_Sequence):
         n, steps, d, u = self.shape
         need, o, dtype = self.needs_input_grad, int(self.has_bias), self.xh.dtype
         dc_last = self._state_grad(grad)
-        weights_t = np.ascontiguousarray(np.concatenate([self.kernel, self.recurrent_kernel]).T, dtype=dtype)
-        dz = np.empty((steps, n, 4 * u), dtype=dtype)
+        weights_t = _stacked([self.kernel.T, self.recurrent_kernel.T], dtype, axis=1)
+        dz = aligned_empty((steps, n, 4 * u), dtype)  # B of the weight gradient's product
         dx = np.empty((n, steps, d), dtype=dtype) if need[0] else None
         need_bias = self.has_bias and need[3]
         wg = np.empty((o + d + u, 4 * u), dtype=dtype) if need[1] or need[2] or need_bias else None
@@ -443,13 +451,11 @@ class GRUSequence(_Sequence):
     def _loop_forward(self, xh, kernel, recurrent_kernel, bias, keep, h0):
         steps, n, u = xh.shape[0] - 1, xh.shape[1], recurrent_kernel.shape[0]
         dtype, g = xh.dtype, 3 * u
-        weights = kernel if bias is None else np.concatenate([bias[0][None], kernel])
+        weights = _stacked(([] if bias is None else [bias[0][None]]) + [kernel], dtype)
         b_rec = np.zeros(g, dtype=dtype) if bias is None else np.ascontiguousarray(bias[1], dtype=dtype)
         rows = steps if self.tracked else 1  # one step's worth when nothing is recorded
         gates, hu_c = np.empty((rows, n, g), dtype=dtype), np.empty((rows, n, u), dtype=dtype)
-        _k("gru_sequence_forward", xh)(xh, np.ascontiguousarray(weights, dtype=dtype),
-                                       np.ascontiguousarray(recurrent_kernel, dtype=dtype), b_rec, keep, gates,
-                                       hu_c, h0)
+        _k("gru_sequence_forward", xh)(xh, weights, aligned(recurrent_kernel, dtype), b_rec, keep, gates, hu_c, h0)
         if self.tracked:
             self.gates, self.hu_c = gates, hu_c
 
@@ -457,14 +463,13 @@ class GRUSequence(_Sequence):
         n, steps, d, u = self.shape
         need, o, dtype, g = self.needs_input_grad, int(self.has_bias), self.xh.dtype, 3 * u
         need_bias = self.has_bias and need[3]
-        dxw, dhu = np.empty((steps, n, g), dtype=dtype), np.empty((steps, n, g), dtype=dtype)
+        dxw, dhu = aligned_empty((steps, n, g), dtype), aligned_empty((steps, n, g), dtype)  # see _stacked
         dx = np.empty((n, steps, d), dtype=dtype) if need[0] else None
         wgx = np.empty((o + d, g), dtype=dtype) if need[1] or need_bias else None
         wgh = np.empty((u, g), dtype=dtype) if need[2] else None
-        _k("gru_sequence_backward", dxw)(self.xh, np.ascontiguousarray(self.kernel.T, dtype=dtype),
-                                         np.ascontiguousarray(self.recurrent_kernel.T, dtype=dtype), self.keep,
-                                         self.gates, self.hu_c, gh, dh_last, dxw, dhu, dx, wgx, wgh,
-                                         self.go_backwards)
+        w_t, rec_t = aligned(self.kernel.T, dtype), aligned(self.recurrent_kernel.T, dtype)
+        _k("gru_sequence_backward", dxw)(self.xh, w_t, rec_t, self.keep, self.gates, self.hu_c, gh, dh_last, dxw, dhu,
+                                         dx, wgx, wgh, self.go_backwards)
         grads = (dx, wgx[o:] if need[1] else None, wgh)
         return grads + (self._split_bias_grad(wgx[0], dhu) if need_bias else None,) if self.has_bias else grads
 

@@ -180,3 +180,51 @@ def numba_gemm():
                 llvm.add_symbol(NUMBA_GEMM_SYMBOLS[dtype], address)
             _STATE["numba"] = addresses
         return _STATE["numba"]
+
+
+# NOTE: OpenBLAS's small-matrix kernels (SkylakeX, float32, one thread) load the rows of B with full-width
+# vector loads; with B's data 64-byte aligned (and its rows a multiple of 16 floats long) per-step LSTM
+# products ran at 72-80 GMAC/s, against 51-57 with B 16 bytes off (what NumPy's allocator gives large
+# arrays): (16, 257) @ (257, 512) 74.8 against 51.1, (16, 128) @ (128, 512) 73.9 against 56.2,
+# (16, 512) @ (512, 128) 80.3 against 57.3 (100 products, CPU-time medians of 9, load 1.2-1.5). A's and
+# C's alignment moved them by 5-8 % at most.
+ALIGNMENT = 64
+
+
+def aligned_empty(shape, dtype, alignment=ALIGNMENT):
+    """An uninitialized C-ordered array whose data starts at a multiple of ``alignment`` bytes.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.kernels.cpu.blas import aligned_empty
+        >>> a = aligned_empty((3, 5), np.float32)
+        >>> a.shape, a.dtype, a.ctypes.data % 64, a.flags.c_contiguous
+        ((3, 5), dtype('float32'), 0, True)
+    """
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned(a, dtype=None, alignment=ALIGNMENT):
+    """``a`` itself when it is C-contiguous, of ``dtype`` (default: its own) and starts at a multiple of
+    ``alignment`` bytes, else such a copy of it.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.kernels.cpu.blas import aligned
+        >>> w = np.arange(6.0).reshape(2, 3).T
+        >>> b = aligned(w, np.float32)
+        >>> b.ctypes.data % 64, b.flags.c_contiguous, bool((b == w).all())
+        (0, True, True)
+    """
+    a = np.asarray(a)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    if a.dtype == dtype and a.flags.c_contiguous and a.ctypes.data % alignment == 0:
+        return a
+    out = aligned_empty(a.shape, dtype, alignment)
+    out[...] = a
+    return out

@@ -4,7 +4,8 @@ one compiled loop, with the batch split over the cores (the spec: kernels/refere
 Each part of the batch (a range of rows) runs through all the steps on its own thread: the rows of
 one part never read another's, so the parts need no synchronisation inside the loop. The products
 call NumPy's own OpenBLAS (``cblas_?gemm``, see ``blas.numba_gemm``) from the compiled loop, on one
-BLAS thread each, in blocks of columns small enough for OpenBLAS's unpacked small-matrix kernels.
+BLAS thread each, in blocks of columns small enough for OpenBLAS's unpacked small-matrix kernels (and
+of at most ROW_BLOCK rows in the backward), with their B operands 64-byte aligned (``blas.aligned``).
 Registered only where that library is found; elsewhere the op keeps its per-step loop in Python.
 """
 import numba
@@ -12,7 +13,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from ember.kernels.cpu.blas import NUMBA_GEMM_SYMBOLS, blas_threads, numba_gemm
+from ember.kernels.cpu.blas import NUMBA_GEMM_SYMBOLS, aligned, blas_threads, numba_gemm
 from ember.kernels.cpu.jit import JIT, PARALLEL, THREADS, prange, serialized
 from ember.kernels.cpu.recurrent import _sigmoid, _tanh
 from ember.kernels.registry import register
@@ -61,6 +62,14 @@ SMALL_MACS = 1_000_000
 MIN_COLUMNS = 16
 # a part of the batch has at least this many rows; fewer run serially
 MIN_ROWS = 8
+# NOTE: the backward's per-step products dz @ W.T and dz @ U.T, (m, 512) @ (512, 128) float32, ran at
+# 77-81 GMAC/s as products of 16 rows in blocks of 64 columns, against 64-73 for 32 rows in blocks of 32
+# (the widest under SMALL_MACS), B aligned, 100 products, CPU-time medians of 9, load 4; the LSTM's
+# backward time loop for a batch of 32 on one thread: 8.9 -> 8.23 and 8.67 -> 8.06 ms (two runs,
+# alternating in one process, medians of 21, load 4.5-4.7). The forward's (m, 257) @ (257, 512) ran as
+# fast with 32 rows in blocks of 64 as with 16 in blocks of 128 (79). The backward's products run in
+# blocks of at most this many rows.
+ROW_BLOCK = 16
 # below this many multiply-adds per sequence one thread runs it (a parallel launch costs 80-150 us)
 PARALLEL_MACS = 1 << 24
 
@@ -201,14 +210,17 @@ def _lstm_backward_rows(wt, keep, c, gates, tanh_c, gh, has_gh, dh_last, dc_last
             else:  # a masked step: dz = 0, dh and dc pass unchanged
                 for j in range(g):
                     dzr[j] = zero
-        if need_dx:
-            tx = steps - 1 - t if backwards else t
-            for j in range(0, d, wx):
-                _gemm(_NO, _NO, m, min(wx, d - j), g, dz, (t * n + r0) * g, g, wt, j, d + u, 0.0,
-                      dx, (r0 * steps + tx) * d + j, steps * d)
-        if t:
-            for j in range(0, u, wh):
-                _gemm(_NO, _NO, m, min(wh, u - j), g, dz, (t * n + r0) * g, g, wt, d + j, d + u, 1.0, dh, j, u)
+        for i0 in range(0, m, ROW_BLOCK):
+            mi = min(ROW_BLOCK, m - i0)
+            if need_dx:
+                tx = steps - 1 - t if backwards else t
+                for j in range(0, d, wx):
+                    _gemm(_NO, _NO, mi, min(wx, d - j), g, dz, (t * n + r0 + i0) * g, g, wt, j, d + u, 0.0,
+                          dx, ((r0 + i0) * steps + tx) * d + j, steps * d)
+            if t:
+                for j in range(0, u, wh):
+                    _gemm(_NO, _NO, mi, min(wh, u - j), g, dz, (t * n + r0 + i0) * g, g, wt, d + j, d + u, 1.0,
+                          dh, i0 * u + j, u)
 
 
 @numba.njit(**PARALLEL)
@@ -219,17 +231,33 @@ def _lstm_backward_parts(wt, keep, c, gates, tanh_c, gh, has_gh, dh_last, dc_las
                             bounds[p], bounds[p + 1], wx, wh)
 
 
+# NOTE: the weight gradient [1, X, H]^T dZ over all steps, (257, 3200) @ (3200, 512) float32, split for
+# two threads: 3.17 ms per half over the rows (steps) against 3.46 ms per half over the columns
+# (1 thread each, CPU-time medians of 9, load 4.8); the partial sums then cost one addition of (257, 512).
 @numba.njit(**JIT)
-def _weight_grad_columns(xh, dz, wg, j0, j1):
-    steps, n, g = dz.shape
-    kk = xh.shape[2]
-    _gemm(_TR, _NO, kk, j1 - j0, steps * n, xh, 0, kk, dz, j0, g, 0.0, wg, j0, g)
+def _weight_grad_rows(xh, col, dz, wg, i0, i1):
+    """wg = xh[rows i0:i1, col:col + K]^T dz[rows i0:i1] (wg (K, G)), the rows those of the (T N, ...)
+    arrays."""
+    g, kk = dz.shape[2], xh.shape[2]
+    _gemm(_TR, _NO, wg.shape[0], g, i1 - i0, xh, i0 * kk + col, kk, dz, i0 * g, g, 0.0, wg, 0, g)
 
 
 @numba.njit(**PARALLEL)
-def _weight_grad_parts(xh, dz, wg, bounds):
+def _weight_grad_parts(xh, col, dz, partial, bounds):
     for p in prange(bounds.shape[0] - 1):
-        _weight_grad_columns(xh, dz, wg, bounds[p], bounds[p + 1])
+        _weight_grad_rows(xh, col, dz, partial[p], bounds[p], bounds[p + 1])
+
+
+def _weight_grad(xh, col, dz, wg, count):
+    """wg (K, G) = xh[:T, :, col:col + K]^T dz over all steps and rows, in ``count`` parts over the rows
+    (their partial sums added)."""
+    steps, n = dz.shape[:2]
+    if count < 2:
+        _weight_grad_rows(xh, col, dz, wg, 0, steps * n)
+        return
+    partial = np.empty((count,) + wg.shape, dtype=wg.dtype)
+    _weight_grad_parts(xh, col, dz, partial, _bounds(steps * n, count))
+    np.sum(partial, axis=0, out=wg)
 
 
 def lstm_sequence_forward(xh, weights, keep, c, gates, tanh_c, h_offset):
@@ -239,6 +267,7 @@ def lstm_sequence_forward(xh, weights, keep, c, gates, tanh_c, h_offset):
     count = parts(n, steps * n * kk * g)
     bounds = _bounds(n, count)
     wz = block_width(int(np.diff(bounds).max()), kk, g)
+    weights = aligned(weights)  # B of every step's product (see the NOTE on ALIGNMENT in blas.py)
     with blas_threads(1):
         if count > 1:
             _lstm_forward_parts(xh, weights, keep, c, gates, tanh_c, h_offset, bounds, wz)
@@ -255,12 +284,13 @@ def lstm_sequence_backward(xh, weights_t, keep, c, gates, tanh_c, gh, dh_last, d
     d = weights_t.shape[1] - u
     count = parts(n, 3 * steps * n * (d + u) * g)
     bounds = _bounds(n, count)
-    rows = int(np.diff(bounds).max())
+    rows = min(int(np.diff(bounds).max()), ROW_BLOCK)  # the backward's products run in blocks of rows
     wx, wh = block_width(rows, g, d), block_width(rows, g, u)
     has_gh, need_dx = gh is not None, dx is not None
     dt = dz.dtype
     gh = gh if has_gh else np.empty((1, 1, 1), dtype=dt)
     dx = dx if need_dx else np.empty((1, 1, 1), dtype=dt)
+    weights_t = aligned(weights_t)
     with blas_threads(1):
         if count > 1:
             _lstm_backward_parts(weights_t, keep, c, gates, tanh_c, gh, has_gh, dh_last, dc_last, dz, dx, need_dx,
@@ -269,10 +299,7 @@ def lstm_sequence_backward(xh, weights_t, keep, c, gates, tanh_c, gh, dh_last, d
             _lstm_backward_rows(weights_t, keep, c, gates, tanh_c, gh, has_gh, dh_last, dc_last, dz, dx, need_dx,
                                 go_backwards, 0, n, wx, wh)
         if wg is not None:
-            if count > 1:
-                _weight_grad_parts(xh, dz, wg, _bounds(g, count, MIN_COLUMNS))
-            else:
-                _weight_grad_columns(xh, dz, wg, 0, g)
+            _weight_grad(xh, 0, dz, wg, count)
 
 
 if AVAILABLE:
@@ -362,14 +389,17 @@ def _gru_backward_rows(xh, w_t, rec_t, keep, gates, hu_c, gh, has_gh, dh_last, d
                     dxr[j] = zero
                 for j in range(g):
                     dur[j] = zero
-        if need_dx:
-            tx = steps - 1 - t if backwards else t
-            for j in range(0, d, wx):
-                _gemm(_NO, _NO, m, min(wx, d - j), g, dxw, (t * n + r0) * g, g, w_t, j, d, 0.0,
-                      dx, (r0 * steps + tx) * d + j, steps * d)
-        if t:
-            for j in range(0, u, wh):
-                _gemm(_NO, _NO, m, min(wh, u - j), g, dhu, (t * n + r0) * g, g, rec_t, j, u, 1.0, dh, j, u)
+        for i0 in range(0, m, ROW_BLOCK):
+            mi = min(ROW_BLOCK, m - i0)
+            if need_dx:
+                tx = steps - 1 - t if backwards else t
+                for j in range(0, d, wx):
+                    _gemm(_NO, _NO, mi, min(wx, d - j), g, dxw, (t * n + r0 + i0) * g, g, w_t, j, d, 0.0,
+                          dx, ((r0 + i0) * steps + tx) * d + j, steps * d)
+            if t:
+                for j in range(0, u, wh):
+                    _gemm(_NO, _NO, mi, min(wh, u - j), g, dhu, (t * n + r0 + i0) * g, g, rec_t, j, u, 1.0,
+                          dh, i0 * u + j, u)
 
 
 @numba.njit(**PARALLEL)
@@ -380,22 +410,6 @@ def _gru_backward_parts(xh, w_t, rec_t, keep, gates, hu_c, gh, has_gh, dh_last, 
                            h0, bounds[p], bounds[p + 1], wx, wh)
 
 
-@numba.njit(**JIT)
-def _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, j0, j1):
-    steps, n, g = dxw.shape
-    kk = xh.shape[2]
-    if need_x:
-        _gemm(_TR, _NO, h0, j1 - j0, steps * n, xh, 0, kk, dxw, j0, g, 0.0, wgx, j0, g)
-    if need_h:
-        _gemm(_TR, _NO, kk - h0, j1 - j0, steps * n, xh, h0, kk, dhu, j0, g, 0.0, wgh, j0, g)
-
-
-@numba.njit(**PARALLEL)
-def _gru_weight_grad_parts(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, bounds):
-    for p in prange(bounds.shape[0] - 1):
-        _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, bounds[p], bounds[p + 1])
-
-
 def gru_sequence_forward(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset):
     """See the reference (kernels/reference/recurrent.py): the batch in parts over the threads."""
     steps, n, kk = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
@@ -404,6 +418,7 @@ def gru_sequence_forward(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c
     bounds = _bounds(n, count)
     rows = int(np.diff(bounds).max())
     wx, wh = block_width(rows, h_offset, g), block_width(rows, kk - h_offset, g)
+    weights, recurrent_kernel = aligned(weights), aligned(recurrent_kernel)
     with blas_threads(1):
         if count > 1:
             _gru_forward_parts(xh, weights, recurrent_kernel, b_rec, keep, gates, hu_c, h_offset, bounds, wx, wh)
@@ -420,12 +435,13 @@ def gru_sequence_backward(xh, weights_t, recurrent_t, keep, gates, hu_c, gh, dh_
     h0 = xh.shape[2] - u
     count = parts(n, 3 * steps * n * (d + u) * g)
     bounds = _bounds(n, count)
-    rows = int(np.diff(bounds).max())
+    rows = min(int(np.diff(bounds).max()), ROW_BLOCK)  # the backward's products run in blocks of rows
     wx, wh = block_width(rows, g, d), block_width(rows, g, u)
     has_gh, need_dx = gh is not None, dx is not None
     dt = dxw.dtype
     gh = gh if has_gh else np.empty((1, 1, 1), dtype=dt)
     dx = dx if need_dx else np.empty((1, 1, 1), dtype=dt)
+    weights_t, recurrent_t = aligned(weights_t), aligned(recurrent_t)
     with blas_threads(1):
         args = (xh, weights_t, recurrent_t, keep, gates, hu_c, gh, has_gh, dh_last, dxw, dhu, dx, need_dx,
                 go_backwards, h0)
@@ -433,14 +449,10 @@ def gru_sequence_backward(xh, weights_t, recurrent_t, keep, gates, hu_c, gh, dh_
             _gru_backward_parts(*args, bounds, wx, wh)
         else:
             _gru_backward_rows(*args, 0, n, wx, wh)
-        if wgx is not None or wgh is not None:
-            need_x, need_h = wgx is not None, wgh is not None
-            wgx = wgx if need_x else np.empty((1, 1), dtype=dt)
-            wgh = wgh if need_h else np.empty((1, 1), dtype=dt)
-            if count > 1:
-                _gru_weight_grad_parts(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, _bounds(g, count, MIN_COLUMNS))
-            else:
-                _gru_weight_grad_columns(xh, dxw, dhu, wgx, wgh, need_x, need_h, h0, 0, g)
+        if wgx is not None:
+            _weight_grad(xh, 0, dxw, wgx, count)
+        if wgh is not None:
+            _weight_grad(xh, h0, dhu, wgh, count)
 
 
 if AVAILABLE:

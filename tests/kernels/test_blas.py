@@ -31,3 +31,19 @@ def test_numpy_blas_is_found_here_and_the_fallback_gives_the_same(rng, monkeypat
     blas.gemm_accumulate(a, b, c2)  # matmul + add
     np.testing.assert_allclose(c1, c2, rtol=1e-12)
     np.testing.assert_allclose(c1, 1 + a @ b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_arrays_start_at_64_bytes_and_keep_their_values(dtype, rng):
+    for shape in [(3, 5), (1,), (0, 4), (7, 1, 3)]:
+        a = blas.aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.size == 0 or a.ctypes.data % 64 == 0  # NumPy gives an empty view a pointer of its own
+    base = rng.normal(size=(40, 9))
+    for view in (base[1:].T, base[3:, 2:], base.astype(dtype)[1:]):
+        b = blas.aligned(view, dtype)
+        assert b.ctypes.data % 64 == 0 and b.flags.c_contiguous and b.dtype == dtype
+        np.testing.assert_array_equal(b, view.astype(dtype))
+    ready = blas.aligned(base[5:].T, dtype)
+    assert blas.aligned(ready) is ready  # no copy when already aligned, contiguous and of the dtype
+    assert blas.aligned(ready, np.float16) is not ready

@@ -286,3 +286,34 @@ def _sequence_op(outputs, op):
             return ctx
         stack.extend(ctx.parents if ctx is not None else [])
     raise AssertionError(f"no {op.__name__} op in the graph")
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_ops_hand_the_kernels_64_byte_aligned_weights(cls, monkeypatch):
+    """The weights (and their transposes, and the gates' gradients that the weight gradient's product
+    reads) reach the whole-sequence kernels 64-byte aligned, so that OpenBLAS's small-matrix kernels load
+    them whole (see ALIGNMENT in kernels/cpu/blas.py) and the kernels need no copy of their own."""
+    from ember.kernels import registry
+
+    name = OPS[cls]._loop_kernel
+    if not registry.has_kernel(name, "numba"):
+        pytest.skip("no whole-sequence kernel here")
+    seen = []
+    for kernel in (name, name.replace("forward", "backward")):
+        inner = registry._REGISTRY[kernel]["numba"]
+
+        def spy(*args, inner=inner, kernel=kernel):
+            # the LSTM's: xh, [b; W; U] / [W; U].T, ...; the GRU's: xh, [b; W] / W.T, U / U.T, ...
+            operands = list(args[1:2 if cls is LSTM else 3])
+            if kernel.endswith("backward"):
+                operands.append(args[9])  # dz (LSTM) / dxw (GRU)
+            seen.extend((kernel, a.ctypes.data % 64) for a in operands)
+            return inner(*args)
+
+        monkeypatch.setitem(registry._REGISTRY[kernel], "numba", spy)
+    x = np.random.default_rng(2).standard_normal((4, 5, 3)).astype(np.float32)
+    layer = cls(7, return_sequences=True)  # rows of 28 (LSTM) and 21 (GRU) floats: not multiples of 16
+    t = Tensor(x, requires_grad=True)
+    layer(t).sum().backward()
+    assert {k for k, _ in seen} == {name, name.replace("forward", "backward")}
+    assert all(offset == 0 for _, offset in seen), seen
