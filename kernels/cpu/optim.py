@@ -27,7 +27,7 @@ def _mean_of_parts(out, a, b, count):
 
 # NOTE: the same arithmetic as _sgd with grad[i] = (a[i] + b[i]) / count (the same bits: tests/kernels), in one
 # pass that reads a, b, param and buf and writes param and buf: 6 arrays' worth of memory traffic where the
-# sum, the division and _sgd took 11 (sum: 3, division: 2, update: 6), 50 MB each at 25M parameters on 2 owners.
+# sum, the division and _sgd took 10 (sum: 3, division: 2, update: 5), 50 MB each at 25M parameters on 2 owners.
 @parallel_above(4 << 20)
 def _sgd_mean(param, a, b, count, buf, lr, momentum, keep, nesterov, weight_decay, first):
     for i in prange(param.size):
