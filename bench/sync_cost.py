@@ -46,8 +46,12 @@ owner and iteration at 25M), 2026-12-05, 2 cores shared with 3 other engineers' 
 - inside Spark (25M, local[2], 20 iterations, 3 alternating pairs against main + the same phase records, load
   3.5-5.5), the owner's reduce + update in thread CPU time, median per iteration: main 51.5, 46.9, 44.0 ms;
   fused 38.8, 37.0, 33.5 ms (reduce 16-21 -> 6.5-8 ms: its addition moved into the fused pass);
-- wall-clock sync at that load swung 79-450 ms from run to run on both sides: no A/B difference is readable
-  from it (the lead's quiet measurement before: 88-98 ms, 3.15-3.37x the memcpy limit).
+- wall-clock sync (``--sizes 25 --exchange-sizes``, 10 iterations), 17 alternating pairs of main (5390d32) and
+  this, load 1.2-10.6: it is bimodal, compute 64-79 ms when the two trainers have the cores, 98-243 ms when
+  others' work takes one. Runs with compute under 80 ms: main 89.0, 99.6, 103.7, 109.7, 136.2 ms (x limit 3.10,
+  3.45, 3.62, 3.73, 4.67; median 103.7 ms, 3.62x); fused 77.1, 78.6, 79.4, 80.4, 84.9, 89.8, 92.4 ms (2.60, 2.73,
+  2.70, 2.78, 2.93, 3.19, 3.23; median 80.4 ms, 2.78x). All 17 pairs: medians 204.8 (main) and 154.6 ms; the
+  fused run was the faster in 11 of them.
 """
 import argparse
 import json
