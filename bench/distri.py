@@ -11,6 +11,13 @@ accuracy, the setup time (counting and grouping the data), the time of the train
 iteration of those jobs: the median compute (forward + backward) and synchronisation (weights in,
 gradient blocks out and in, the owner's update) times of the slowest trainer, the rest (Spark
 scheduling, stragglers), and the bytes the driver received (the jobs' scalar results).
+
+What an iteration costs once training runs is ``steady_iteration_ms`` (median, and ``_mean``): the slowest
+trainer's wall time per iteration inside its loop (pull + compute + push + reduce + update), against
+``compute_ms`` (``steady_vs_compute``), with the phases' medians and means in ``phases_ms``. The jobs' one-time
+start (Python workers, imports, caching the samples, rebuilding the model, reading the weights) and finish is
+``job_startup_s`` = job seconds - the slowest trainer's summed loop, per job. ``iteration_ms`` (job seconds /
+iterations) and ``scheduling_and_other_ms`` hold that start-up spread over the iterations.
 """
 import argparse
 import json
@@ -72,9 +79,9 @@ def main():
         compute = float(np.median([r["compute_s"] for r in records]))
         sync = float(np.median([r["sync_s"] for r in records]))
         per_iteration = opt.timings["jobs_s"] / iterations  # the training jobs only
-        # what each trainer task returns: (iteration, loss sum, samples, compute, sync, dropped, skipped)
-        result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 64, r["compute_s"], r["sync_s"], 0, False)
-                                         for r in records])) * opt.trainers / iterations
+        # what each trainer task returns: (iteration, loss sum, samples, compute, sync, dropped, skipped, phases)
+        result_bytes = len(pickle.dumps([(r["iteration"], r["loss"], 64, r["compute_s"], r["sync_s"], 0, False,
+                                          (r["compute_s"],) * 4) for r in records])) * opt.trainers / iterations
         print(json.dumps({"workload": workload, "master": args.master, "partitions": args.partitions,
                           "compress": args.compress, "drop": args.drop,
                           "sub_batches": args.sub_batches if args.drop else None,
@@ -85,8 +92,24 @@ def main():
                           "setup_s": opt.timings["plan_s"], "training_jobs_s": opt.timings["jobs_s"],
                           "iteration_ms": per_iteration * 1000, "compute_ms": compute * 1000, "sync_ms": sync * 1000,
                           "scheduling_and_other_ms": (per_iteration - compute - sync) * 1000,
-                          "driver_bytes_per_iteration": result_bytes}), flush=True)
+                          "driver_bytes_per_iteration": result_bytes, **steady(opt)}), flush=True)
     sc.stop()
+
+
+def steady(opt, skip=0):
+    """The steady iteration against compute, and the jobs' one-time start-up (see the module docstring);
+    ``skip``: leading iterations left out (kernel compilation)."""
+    records = opt.iteration_records[skip:]
+    wall = np.array([r["iteration_s"] for r in records]) * 1000
+    compute = np.array([r["compute_s"] for r in records]) * 1000
+    jobs = opt.timings["jobs"]
+    startup = opt.timings["jobs_s"] - opt.timings["loops_s"]
+    return {"steady_iteration_ms": float(np.median(wall)), "steady_iteration_ms_mean": float(wall.mean()),
+            "compute_ms_mean": float(compute.mean()), "steady_vs_compute": float(np.median(wall) / np.median(compute)),
+            "phases_ms": {k: [round(float(np.median([r[k + "_s"] for r in records])) * 1000, 3),
+                              round(float(np.mean([r[k + "_s"] for r in records])) * 1000, 3)]
+                          for k in ("pull", "push", "reduce", "update")},
+            "jobs": jobs, "job_startup_s": startup / jobs, "loops_s": opt.timings["loops_s"]}
 
 
 def sync_25m(sc, args):
@@ -110,7 +133,7 @@ def sync_25m(sc, args):
                           "compress": compress, "trainers": opt.trainers,
                           "sync_ms": float(np.median([r["sync_s"] for r in records])) * 1000,
                           "compute_ms": float(np.median([r["compute_s"] for r in records])) * 1000,
-                          "iteration_ms": opt.timings["jobs_s"] / 12 * 1000}), flush=True)
+                          "iteration_ms": opt.timings["jobs_s"] / 12 * 1000, **steady(opt, 2)}), flush=True)
     sc.stop()
 
 

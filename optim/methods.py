@@ -11,6 +11,7 @@ import math
 
 from ember.engine.backend import backend_name, get_array_module
 from ember.kernels import get_kernel
+from ember.kernels.registry import has_kernel
 
 
 def _kernel(name, arr):
@@ -54,6 +55,49 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
         >>> param  # param - lr * grad
         array([ 0.95, -2.05])
     """
+    step = _sgd_step(param, state, lr, momentum, nesterov, weight_decay, learning_rate_decay, decoupled,
+                     keras_momentum)
+    if step is not None:
+        lr, weight_decay, buf, first = step
+        _kernel("sgd_update", param)(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first)
+
+
+def sgd_update_mean(param, parts, count, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                    learning_rate_decay=0.0, decoupled=False, keras_momentum=False):
+    """``sgd_update`` with the gradient ``(parts[0] + parts[1]) / count``, the mean that a distributed owner
+    forms from two gradient sums and the number of samples behind them; the same bits as that sum, that
+    division (in the arrays' dtype, in that order) and ``sgd_update``, in one pass over the arrays on the CPU
+    (the mean is never stored).
+
+    Args:
+        param: a float array (a slice of the flat parameter buffer), updated in place.
+        parts: two arrays of its shape whose sum is the gradient sum.
+        count: the number of samples it sums (an int > 0).
+        state, lr, and the rest: as in ``sgd_update``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim.methods import sgd_update_mean
+        >>> param = np.array([1.0, -2.0])
+        >>> sgd_update_mean(param, (np.array([0.5, 1.0]), np.array([0.5, 0.0])), 2, {}, lr=0.1)
+        >>> param  # param - lr * (a + b) / 2
+        array([ 0.95, -2.05])
+    """
+    step = _sgd_step(param, state, lr, momentum, nesterov, weight_decay, learning_rate_decay, decoupled,
+                     keras_momentum)
+    if step is not None:
+        lr, weight_decay, buf, first = step
+        _kernel("sgd_update_mean", param)(param, parts[0], parts[1], count, buf, lr, momentum, dampening, nesterov,
+                                          weight_decay, first)
+
+
+sgd_update_mean.kernel = "sgd_update_mean"  # what OptimMethod.fuses_mean asks the kernel registry for
+
+
+def _sgd_step(param, state, lr, momentum, nesterov, weight_decay, learning_rate_decay, decoupled, keras_momentum):
+    """What ``sgd_update`` does before its kernel: (lr, L2 weight decay, momentum buffer or None, whether it is
+    the buffer's first step) for the kernel, or None when the step is done without a gradient (Keras's
+    momentum at a rate of 0)."""
     xp = get_array_module(param)
     if learning_rate_decay:
         n = state.get("neval", 0)
@@ -79,9 +123,9 @@ def sgd_update(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=Fal
             else:  # m <- momentum * m; param <- param + m (Nesterov: + momentum * m); the buffer keeps its rate
                 buf *= momentum
                 param -= (rate * momentum if nesterov else rate) * buf
-                return
+                return None
         state["momentum_rate"] = lr
-    _kernel("sgd_update", param)(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first)
+    return lr, weight_decay, buf, first
 
 
 def adam_update(param, grad, state, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
@@ -488,6 +532,7 @@ class OptimMethod:
     """
 
     _rule = None
+    _mean_rule = None  # the rule taking the gradient as (two parts, a count), fused (see update_mean)
     options = StepOptions()  # Keras's clipping, weight average and schedule: off (ember.optimizers sets them)
     counts_iterations = False  # keep Keras's update count in state["iterations"]
 
@@ -558,6 +603,46 @@ class OptimMethod:
             if clip is not None:
                 clip(grad)
             type(self)._rule(param, grad, self.state, self.learning_rate_at(lr, step), **self.hyper)
+        self._updated(param, step)
+
+    def fuses_mean(self, param):
+        """Whether ``update_mean`` on ``param`` runs in one pass: the rule has a fused form (SGD's) with a
+        kernel for ``param``'s device, and no ``loss_scale_factor`` or ``gradient_accumulation_steps`` needs
+        the mean gradient first."""
+        rule, o = type(self)._mean_rule, self.options
+        return (rule is not None and o.loss_scale_factor is None and not o.gradient_accumulation_steps
+                and has_kernel(rule.kernel, backend_name(get_array_module(param))))
+
+    def update_mean(self, param, parts, count, lr=None):
+        """``update(param, (parts[0] + parts[1]) / count, lr)``: the update with the mean of two gradient sums
+        over ``count`` samples (the distributed owner's), in one pass where ``fuses_mean`` (the same bits);
+        otherwise the mean is formed first.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.optim import SGD
+            >>> param = np.array([1.0])
+            >>> SGD(0.5).update_mean(param, (np.array([1.0]), np.array([3.0])), 4)
+            >>> param  # 1 - 0.5 * (1 + 3) / 4
+            array([0.5])
+        """
+        a, b = parts
+        if not param.shape == a.shape == b.shape:
+            raise ValueError(f"{type(self).__name__}.update_mean: param shape {param.shape}, gradient parts' shapes "
+                             f"{a.shape} and {b.shape}: expected all equal")
+        if not self.fuses_mean(param):
+            grad = get_array_module(param).add(a, b)
+            grad /= count
+            self.update(param, grad, lr)
+            return
+        step = self.state.get("iterations", 0)
+        type(self)._mean_rule(param, parts, count, self.state, self.learning_rate_at(lr, step), **self.hyper)
+        self._updated(param, step)
+
+    def _updated(self, param, step):
+        """After the rule (or a call that only accumulated): Keras's weight average and the call count."""
+        o = self.options
+        n = o.gradient_accumulation_steps
         if o.use_ema:  # (Keras updates the average at every call; its step is the updates made, // N)
             moving_average_update(param, self.state, step // n if n else step, o.ema_momentum,
                                   o.ema_overwrite_frequency)
@@ -605,6 +690,7 @@ class SGD(OptimMethod):
     """
 
     _rule = staticmethod(sgd_update)
+    _mean_rule = staticmethod(sgd_update_mean)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
                  learning_rate_decay=0.0, learningrate=None, learningrate_decay=None, weightdecay=None):

@@ -104,12 +104,16 @@ class DistriOptimizer(_BigDLArguments, TrainingLoop):
 
     @property
     def timings(self):
-        """Seconds spent planning (counting and grouping the data), in training jobs and in validation."""
+        """Seconds spent planning (counting and grouping the data), in training jobs and in validation; on Spark
+        also ``loops_s``: the slowest trainer's iteration loops summed over the jobs (``jobs_s - loops_s`` is the
+        jobs' one-time start and finish)."""
         return self.engine.timings
 
     @property
     def iteration_records(self):
-        """Per iteration: loss, the slowest trainer's compute and synchronisation seconds, samples dropped."""
+        """Per iteration: loss, the slowest trainer's compute and synchronisation seconds, samples dropped; on
+        Spark also ``iteration_s`` (the slowest trainer's compute + synchronisation) and the synchronisation's
+        phases ``pull_s``, ``push_s``, ``reduce_s``, ``update_s`` (each the slowest trainer's)."""
         return self.engine.iteration_records
 
 

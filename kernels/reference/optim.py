@@ -1,4 +1,5 @@
-"""SGD and Adam updates over a slice of the flat parameter buffer, in place (NumPy reference).
+"""SGD and Adam updates over a slice of the flat parameter buffer, in place (NumPy reference), and the
+mean of two gradient parts that the distributed owner adds (alone, or fused with SGD's update).
 The rules are written out in ``ember.optim.methods``; the state arrays are created there."""
 import numpy as np
 
@@ -17,6 +18,23 @@ def sgd_update(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay
             buf += (1 - dampening) * g
         g = g + momentum * buf if nesterov else buf
     param -= lr * g
+
+
+@register("mean_of_parts", "numpy")
+def mean_of_parts(out, a, b, count):
+    """``out <- (a + b) / count``, added and divided in the array's dtype in that order (``out`` may be ``a``);
+    ``count`` is an int (the samples whose gradients were summed)."""
+    np.add(a, b, out=out)
+    out /= count
+
+
+@register("sgd_update_mean", "numpy")
+def sgd_update_mean(param, a, b, count, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    """``sgd_update`` with the gradient ``(a + b) / count`` (``mean_of_parts``): the specification of the
+    fused kernel, which computes the same bits without storing the mean."""
+    grad = np.empty_like(param)
+    mean_of_parts(grad, a, b, count)
+    sgd_update(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first)
 
 
 @register("adam_update", "numpy")

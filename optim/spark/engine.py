@@ -300,7 +300,8 @@ class SparkEngine:
         self.iterations_per_epoch = iterations_per_epoch(self.total, loop.batch_size)
         self.drop_history = (collections.deque(maxlen=self.drop.window * self.trainers)
                              if self.drop is not None else None)
-        self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0}
+        self.timings = {"plan_s": time.perf_counter() - t_plan, "jobs_s": 0.0, "jobs": 0, "validation_s": 0.0,
+                        "loops_s": 0.0}
         self._blocks = DriverBlocks(self.sc)
         P.write_weight_blocks(model, self._blocks, self.run_id, self.trainers, loop.state["iteration"])
         self._state_from = None
@@ -395,30 +396,37 @@ class SparkEngine:
         raise InfrastructureFailure(last_line(text), failure_kind(text)) from error
 
     def _segment(self, loop, results, start, stop, job_seconds):
-        per_iteration, metrics = {}, None
+        per_iteration, metrics, loops = {}, None, []
         for records, scored in results:
             if scored is not None:
                 metrics = scored if metrics is None else [a + b for a, b in zip(metrics, scored)]
-            for i, loss_sum, count, compute, sync, dropped, skipped in records:
-                agg = per_iteration.setdefault(i, [0.0, 0, 0.0, 0.0, 0, False])
+            loops.append(sum(r[3] + r[4] for r in records))
+            for i, loss_sum, count, compute, sync, dropped, skipped, phases in records:
+                agg = per_iteration.setdefault(i, [0.0, 0, 0.0, 0.0, 0, False, 0.0, (0.0,) * len(phases)])
                 agg[0] += loss_sum
                 agg[1] += count
                 agg[2] = max(agg[2], compute)
                 agg[3] = max(agg[3], sync)
                 agg[4] += dropped
                 agg[5] = agg[5] or skipped
+                agg[6] = max(agg[6], compute + sync)
+                agg[7] = tuple(max(x, y) for x, y in zip(agg[7], phases))
                 if self.drop_history is not None and count:
                     self.drop_history.append(compute / count)
+        # NOTE: the job's time beyond its slowest trainer's loop is paid once per job: the barrier tasks' start
+        # (Python workers, imports, caching the samples, rebuilding the model, reading the weights) and finish
+        self.timings["loops_s"] += max(loops, default=0.0)
         seconds = job_seconds / (stop - start)
         out = []
         for i in range(start, stop):
-            loss_sum, count, compute, sync, dropped, skipped = per_iteration[i]
+            loss_sum, count, compute, sync, dropped, skipped, wall, phases = per_iteration[i]
             loss = loss_sum / max(count, 1)
             lr = loop.optim_method.learning_rate_at(
                 loop.schedule.get_learning_rate(loop.optim_method.learning_rate, i, i // self.iterations_per_epoch + 1),
                 step=i)  # NOTE: each fit on Spark starts the optimizer's state (and update count) afresh
             self.iteration_records.append({"iteration": i + 1, "loss": loss, "compute_s": compute, "sync_s": sync,
-                                           "dropped": dropped, "skipped": skipped})
+                                           "dropped": dropped, "skipped": skipped, "iteration_s": wall,
+                                           **dict(zip(("pull_s", "push_s", "reduce_s", "update_s"), phases))})
             out.append(IterationRecord(i + 1, loss, loop.batch_size, seconds, lr))
         return Segment(out, metrics)
 

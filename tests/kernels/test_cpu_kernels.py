@@ -663,3 +663,51 @@ def test_im2col_writes_its_matrix_and_nothing_past_it(case, rng):
         got = buf[:expected.size].reshape(expected.shape)
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(buf[expected.size:]).all(), "im2col wrote past its matrix"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("momentum, dampening, nesterov, wd", [(0.0, 0.0, False, 0.0), (0.9, 0.0, False, 1e-4),
+                                                               (0.9, 0.0, True, 0.0), (0.5, 0.3, False, 0.01)])
+def test_sgd_update_mean_is_the_sum_the_division_and_the_update(momentum, dampening, nesterov, wd, dtype, rng):
+    """The fused kernel gives the bits of the unfused sequence on each backend: mean_of_parts (a + b, then / count)
+    and sgd_update; and the Numba kernels give the reference's bits."""
+    n, count = 3001, 96
+    start = rng.normal(size=n).astype(dtype)
+    runs = {}
+    for impl in ("numba", "reference"):
+        for fused in (True, False):
+            p, buf = start.copy(), np.empty_like(start)
+            prng = np.random.default_rng(5)
+            for step in range(3):
+                a, b = (prng.normal(size=n).astype(dtype) * 20 for _ in range(2))
+                v = buf if momentum else None
+                if fused:
+                    get_kernel("sgd_update_mean", impl)(p, a, b, count, v, 0.1, momentum, dampening, nesterov, wd,
+                                                        step == 0)
+                else:
+                    mean = np.empty_like(a)
+                    get_kernel("mean_of_parts", impl)(mean, a, b, count)
+                    np.testing.assert_array_equal(mean, (a + b) / count)  # added, then divided
+                    get_kernel("sgd_update", impl)(p, mean, v, 0.1, momentum, dampening, nesterov, wd, step == 0)
+            runs[impl, fused] = p, buf
+    for impl in ("numba", "reference"):
+        np.testing.assert_array_equal(runs[impl, True][0], runs[impl, False][0])
+        if momentum:
+            np.testing.assert_array_equal(runs[impl, True][1], runs[impl, False][1])
+    np.testing.assert_array_equal(runs["numba", True][0], runs["reference", True][0])
+    assert not np.array_equal(runs["numba", True][0], start)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_of_parts_reads_received_blocks_and_may_write_its_first_part(dtype, rng):
+    a, b = rng.normal(size=(2, 5000)).astype(dtype)
+    expected = (a + b) / 7
+    received = np.frombuffer(b.tobytes(), dtype=dtype)  # read-only, as a block read in place
+    for impl in ("numba", "reference"):
+        first = a.copy()
+        get_kernel("mean_of_parts", impl)(first, first, received, 7)
+        np.testing.assert_array_equal(first, expected)
+        p = np.ones_like(a)
+        get_kernel("sgd_update_mean", impl)(p, np.frombuffer(a.tobytes(), dtype=dtype), received, 7, None, 0.5, 0.0,
+                                            0.0, False, 0.0, False)
+        np.testing.assert_array_equal(p, 1 - dtype(0.5) * expected)

@@ -246,13 +246,23 @@ def test_three_trainers_with_a_batch_of_two_equal_the_local_optimizer(float64):
     assert not np.allclose(final, initial)
 
 
-@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue"])
-def test_keras_optimizer_options_in_three_blocks_equal_the_local_optimizer(float64, option):
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue", None])
+def test_keras_optimizer_options_in_three_blocks_equal_the_local_optimizer(float64, option, monkeypatch):
     """Keras's clipnorm (each variable's norm from the owners' partial sums: the blocks cut variables), its
     global_clipnorm and clipvalue, its weight average (use_ema, overwritten every 4 updates; the driver's final
     average is the owners' state blocks in order) and a schedule as learning_rate, on three trainers, equal
-    the local optimizer on the same global batches."""
+    the local optimizer on the same global batches. Without clipping the owners update in one fused pass."""
+    from ember.optim import methods
     from ember.optim.local import variable_bounds
+
+    fused_calls = []
+
+    def counted(*args, **kwargs):
+        fused_calls.append(1)
+        return methods.sgd_update_mean(*args, **kwargs)
+
+    counted.kernel = methods.sgd_update_mean.kernel
+    monkeypatch.setattr(methods.SGD, "_mean_rule", staticmethod(counted))
 
     ember.set_seed(0)
     model = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
@@ -263,7 +273,8 @@ def test_keras_optimizer_options_in_three_blocks_equal_the_local_optimizer(float
     def keras_sgd():
         return ember.optimizers.SGD(ember.optimizers.schedules.ExponentialDecay(2.0, 4, 0.7), momentum=0.5,
                                     use_ema=True, ema_momentum=0.7, ema_overwrite_frequency=4,
-                                    **{option: {"clipnorm": 0.05, "global_clipnorm": 0.1, "clipvalue": 0.01}[option]})
+                                    **({} if option is None else
+                                       {option: {"clipnorm": 0.05, "global_clipnorm": 0.1, "clipvalue": 0.01}[option]}))
 
     opt = keras_sgd()
     spec = drop_spec(model, None, iterations=9)
@@ -289,6 +300,9 @@ def test_keras_optimizer_options_in_three_blocks_equal_the_local_optimizer(float
     np.testing.assert_allclose(final, seen["weights"], rtol=1e-12, atol=1e-14)  # the weights before finalizing
     np.testing.assert_allclose(average, model.parameters_flat(), rtol=1e-12, atol=1e-14)  # after: the average
     assert not np.allclose(final, average, rtol=1e-6) and not np.allclose(final, initial)
+    assert len(fused_calls) == (27 if option is None else 0)  # 3 owners x 9 iterations
+    if option is None:
+        return
     # the clipping changed the run: without it the weights differ
     plain = ember.Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(2, activation="softmax")])
     plain.set_weights([initial[a:b].reshape(w.shape) for (a, b), w in zip(bounds, model.get_weights())])

@@ -175,3 +175,58 @@ def test_bad_arguments_are_clear():
         optim.Adam().update(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="Adam"):
         optim.SGD().load_state_dict(optim.Adam().state_dict())
+
+
+def _keras_sgd(**kw):
+    from ember import optimizers
+
+    return optimizers.SGD(**kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernels", ["numba", "reference"])
+@pytest.mark.parametrize("make", [
+    lambda: optim.SGD(0.1),
+    lambda: optim.SGD(0.1, momentum=0.9, weight_decay=1e-3),
+    lambda: optim.SGD(0.1, momentum=0.9, nesterov=True, learning_rate_decay=0.1),
+    lambda: optim.SGD(0.1, momentum=0.5, dampening=0.3),
+    lambda: _keras_sgd(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: _keras_sgd(learning_rate=0.1, momentum=0.9, use_ema=True, ema_overwrite_frequency=3),
+], ids=["plain", "momentum-l2", "nesterov-decay", "dampening", "keras-nesterov-decoupled", "keras-ema"])
+def test_update_mean_is_update_with_the_mean_to_the_last_bit(make, kernels, dtype):
+    """SGD's fused update_mean (the distributed owner's: two gradient sums and a sample count) gives the bits of
+    update((a + b) / count), learning-rate changes (Keras's momentum rescaling, a rate of 0) included."""
+    from ember.kernels import get_cpu_kernels, set_cpu_kernels
+
+    before = get_cpu_kernels()
+    set_cpu_kernels(kernels)
+    try:
+        rng = np.random.default_rng(3)
+        start = rng.normal(size=513).astype(dtype)
+        fused, plain = make(), make()
+        assert fused.fuses_mean(start)
+        p_fused, p_plain = start.copy(), start.copy()
+        for step, lr in enumerate([0.1, 0.1, 0.05, 0.0, 0.2]):
+            a, b = (rng.normal(size=513).astype(dtype) * 10 for _ in range(2))
+            fused.update_mean(p_fused, (a, b), 24 + step, lr)
+            mean = a + b
+            mean /= 24 + step
+            plain.update(p_plain, mean, lr)
+            np.testing.assert_array_equal(p_fused, p_plain)
+        for key, value in plain.state.items():
+            np.testing.assert_array_equal(fused.state[key], value)
+        assert not np.array_equal(p_fused, start)
+    finally:
+        set_cpu_kernels(before)
+
+
+def test_update_mean_of_a_rule_without_a_fused_form_forms_the_mean_first():
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    adam, reference = optim.Adam(0.1), optim.Adam(0.1)
+    assert not adam.fuses_mean(a)
+    p, q = np.zeros(2), np.zeros(2)
+    adam.update_mean(p, (a, b), 2)
+    reference.update(q, (a + b) / 2)
+    np.testing.assert_array_equal(p, q)
+    with pytest.raises(ValueError, match=r"update_mean: param shape \(3,\), gradient parts' shapes \(2,\)"):
+        adam.update_mean(np.zeros(3), (a, b), 2)

@@ -65,6 +65,11 @@ def test_distributed_equals_local(sc, partitions, method, dtype, tolerance):
     assert not np.allclose(model.get_weights()[0], mlp().get_weights()[0])  # it did train
     losses = [r["loss"] for r in opt.iteration_records]
     assert len(losses) == 20 and losses[-1] < losses[0]
+    # the slowest trainer's wall time per iteration and the synchronisation's phases; the jobs' start-up apart
+    for r in opt.iteration_records:
+        assert max(r["compute_s"], r["sync_s"]) <= r["iteration_s"] <= r["compute_s"] + r["sync_s"] + 1e-12
+        assert all(0 <= r[k] <= r["sync_s"] + 1e-12 for k in ("pull_s", "push_s", "reduce_s", "update_s"))
+    assert 0 < opt.timings["loops_s"] < opt.timings["jobs_s"]
 
 
 def test_epochs_validation_checkpoint_and_clipping(sc, tmp_path):
