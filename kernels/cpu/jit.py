@@ -20,11 +20,20 @@ from ember._cache import announce, cache_home
 
 logger = logging.getLogger("ember.kernels")
 
-# NOTE: Numba's default OpenMP threading layer keeps its threads spinning after a parallel loop,
-# and so does OpenBLAS after a matrix product; alternating the two (im2col then GEMM) measured 8.5 ms
-# instead of 1.1 ms on two cores. The workqueue layer does not spin. Respect a user's own choice.
+# NOTE: the threading layer is GNU OpenMP where it loads (else Numba's workqueue), its threads spinning at
+# most GOMP_SPINCOUNT=10000 turns after a parallel loop. A launch costs 1.5 us against workqueue's 19 us
+# (empty kernel, bench/parallel.py); quiet runs on two cores, ember alone (2026-12-05): LeNet-5 (W2) epoch
+# 24.0k and 22.9k samples/s against 15.3k and 17.9k with workqueue, the LSTM training pass at 2 threads
+# 0.95-0.96 of PyTorch's against 0.54-0.75, W1, ResNet-50 and Inception-v1 unchanged (W3 21.5 against
+# 21.6 images/s, training step 2.67 against 2.66 s). Libgomp's default spin (300000 turns) fights
+# OpenBLAS's own spinning threads: W4 inference 36.3 against 46.2 images/s, training 1.31 against 1.06 s.
+# GNU OpenMP cannot run in a process forked after it started: see _after_fork_in_child. A user's own
+# NUMBA_THREADING_LAYER, GOMP_SPINCOUNT or OMP_WAIT_POLICY is respected.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = "default"
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"  # read by libgomp when Numba first loads it (a parallel launch)
 
 
 def _choose_cache_dir():
@@ -126,6 +135,21 @@ def _thread_budget():
 
 
 THREADS = {"n": _thread_budget(), "mode": os.environ.get("EMBER_NUMBA_PARALLEL", "auto")}
+
+
+def _after_fork_in_child():
+    """In a child forked after the parent's first parallel kernel under GNU OpenMP (which aborts such a
+    child at its next parallel region), every kernel runs on one thread."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the child may start its own threads
+        return
+    if layer == "omp":
+        THREADS["mode"] = "never"
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def partial_sum_blocks(n):
