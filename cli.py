@@ -118,6 +118,15 @@ def _gpu():
     return rows
 
 
+
+def _threading_layer(numba):
+    """The layer Numba loaded, or the one it will try first (none is loaded before a parallel kernel runs)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        layer = numba.config.THREADING_LAYER
+        return f"{numba.config.THREADING_LAYER_PRIORITY[0]} (first choice)" if layer == "default" else layer
+
 def collect_info():
     """``[(section, [(name, value), ...]), ...]``: everything ``ember info`` prints."""
     import ember  # noqa: PLC0415
@@ -146,10 +155,10 @@ def collect_info():
     cache = jit.CACHE_DIR
     kernels = [("Numba cache", f"{cache} ({folder_size(cache) / 1e6:.1f} MB)" if cache else "none (not writable)"),
                ("ember cache", f"{cache_home()} ({folder_size(cache_home()) / 1e6:.1f} MB)"),
-               ("Numba threading layer", f"{jit.numba.config.THREADING_LAYER}, {jit.THREADS['n']} kernel threads, "
+               ("Numba threading layer", f"{_threading_layer(jit.numba)}, {jit.THREADS['n']} kernel threads, "
                                          f"parallel mode {jit.THREADS['mode']}")]
     switches = [(k, v) for k, v in sorted(os.environ.items())
-                if k.startswith(("EMBER_", "NUMBA_", "OPENBLAS_", "OMP_", "MKL_"))]
+                if k.startswith(("EMBER_", "NUMBA_", "OPENBLAS_", "OMP_", "MKL_", "GOMP_"))]
     return [("versions", versions), ("Java and Spark", java_spark), ("kernels", kernels), ("CPU", _cpu()),
             ("BLAS", _blas()), ("GPU", _gpu()), ("environment", switches or [("(no EMBER_/NUMBA_/BLAS variables)",
                                                                             "")])]
