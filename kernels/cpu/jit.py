@@ -22,7 +22,7 @@ logger = logging.getLogger("ember.kernels")
 
 # NOTE: the threading layer is GNU OpenMP where it loads (else Numba's workqueue), its threads spinning at
 # most GOMP_SPINCOUNT=10000 turns after a parallel loop. A launch costs 1.5 us against workqueue's 19 us
-# (empty kernel, bench/parallel.py); quiet runs on two cores, ember alone (2026-12-05): LeNet-5 (W2) epoch
+# (empty kernel, bench/parallel.py); ember alone on two cores at load 2-4 (2026-12-05): LeNet-5 (W2) epoch
 # 24.0k and 22.9k samples/s against 15.3k and 17.9k with workqueue, the LSTM training pass at 2 threads
 # 0.95-0.96 of PyTorch's against 0.54-0.75, W1, ResNet-50 and Inception-v1 unchanged (W3 21.5 against
 # 21.6 images/s, training step 2.67 against 2.66 s). Libgomp's default spin (300000 turns) fights
