@@ -290,6 +290,7 @@ def _block_file_checks(it):
     writer, reader = BlockClient(shared_memory=True), BlockClient(shared_memory=True)
     head, big = np.array([7.0, 8.0]), np.arange(200_000, dtype=np.float64)  # 1.6 MB: through the files
     writer.put_parts("test-file-a", (head, big), wait=False)  # answered with the writer's next request
+    writer.ping()  # the put stored (its answer read) before the reader asks for it
     got = np.empty(200_002)
     reader.get_into("test-file-a", got, timeout=10)
     out = {"parts_joined": bool(np.array_equal(got, np.concatenate([head, big]))),
