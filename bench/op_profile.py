@@ -1,6 +1,11 @@
 """Where one training step's time goes, per op, in ember and in PyTorch (torch.profiler), side by side.
 
     python bench/op_profile.py W2 [--steps 50] [--threads 2] [--batch-size 128]
+    python bench/op_profile.py W3 --steps 3 --batch-size 16 [--inference]
+
+W1 and W2 run on MNIST-shaped data, W3 (ResNet-50) and W4 (Inception-v1) on 224x224x3 images, where
+PyTorch runs in channels_last (its faster layout there). ``--inference``: the forward pass in eval mode
+without gradients instead of the training step.
 
 Each framework runs in its own process with the same thread limits (as bench/run.py). ember's
 table comes from ``ember.engine.profiler`` (forward and backward seconds of each op, summed by op
@@ -18,7 +23,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def ember_profile(workload, steps, batch):
+def _shape(workload):
+    return (28, 28, 1) if workload in ("W1", "W2") else (224, 224, 3)
+
+
+def _classes(workload):
+    return 10 if workload in ("W1", "W2") else 1000
+
+
+def ember_profile(workload, steps, batch, inference=False):
     import numpy as np
 
     import ember
@@ -33,10 +46,19 @@ def ember_profile(workload, steps, batch):
     import models
 
     ember.set_seed(0)
-    model = models.mlp() if workload == "W1" else models.lenet5()
+    model = {"W1": models.mlp, "W2": models.lenet5, "W3": models.resnet50, "W4": models.googlenet}[workload]()
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, 28, 28, 1)).astype(np.float32)
-    y = rng.integers(0, 10, batch)
+    x = rng.normal(size=(batch, *_shape(workload))).astype(np.float32)
+    y = rng.integers(0, _classes(workload), batch)
+    if inference:
+        model.eval()
+        with ember.no_grad():
+            for _ in range(2):
+                model(x)
+            with profile() as p:
+                for _ in range(steps):
+                    model(x)
+        return {"step_ms": p.wall * 1e3 / steps, "rows": p.table(per=steps)}
     loss_fn = losses.get("sparse_categorical_crossentropy")
     sgd = optim.SGD(0.01, momentum=0.9)
     model(x[:2])
@@ -54,7 +76,7 @@ def ember_profile(workload, steps, batch):
         sgd.update(param, grad)
         return time.perf_counter() - t
 
-    for _ in range(10):
+    for _ in range(10 if workload in ("W1", "W2") else 3):
         step()
     update = 0.0
     with profile() as p:
@@ -67,7 +89,7 @@ def ember_profile(workload, steps, batch):
     return {"step_ms": p.wall * 1e3 / steps, "rows": rows}
 
 
-def torch_profile(workload, steps, batch, threads):
+def torch_profile(workload, steps, batch, threads, inference=False):
     import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profiler
@@ -78,8 +100,12 @@ def torch_profile(workload, steps, batch, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = models.torch_models()[workload]()
-    x = torch.randn(batch, 1, 28, 28)
-    y = torch.randint(0, 10, (batch,))
+    h, w, c = _shape(workload)
+    x = torch.randn(batch, c, h, w)
+    y = torch.randint(0, _classes(workload), (batch,))
+    if workload in ("W3", "W4"):  # PyTorch's faster layout for these
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -88,7 +114,14 @@ def torch_profile(workload, steps, batch, threads):
         loss_fn(model(x), y).backward()
         opt.step()
 
-    for _ in range(10):
+    if inference:
+        model.eval()
+
+        def step():  # noqa: F811 (the forward pass only)
+            with torch.no_grad():
+                model(x)
+
+    for _ in range(10 if workload in ("W1", "W2") else 2):
         step()
     t = time.perf_counter()
     for _ in range(steps):
@@ -104,11 +137,11 @@ def torch_profile(workload, steps, batch, threads):
     return {"step_ms": wall * 1e3 / steps, "rows": rows}
 
 
-def child(framework, workload, steps, batch, threads):
+def child(framework, workload, steps, batch, threads, inference):
     if framework == "ember":
-        result = ember_profile(workload, steps, batch)
+        result = ember_profile(workload, steps, batch, inference)
     else:
-        result = torch_profile(workload, steps, batch, threads)
+        result = torch_profile(workload, steps, batch, threads, inference)
     print(json.dumps({"framework": framework, "workload": workload, **result}), flush=True)
 
 
@@ -117,7 +150,8 @@ def run(framework, args):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(args.threads)
     proc = subprocess.run([sys.executable, __file__, "--child", framework, args.workload, str(args.steps),
-                           str(args.batch_size), str(args.threads)], env=env, capture_output=True, text=True)
+                           str(args.batch_size), str(args.threads), str(int(args.inference))],
+                          env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"framework": framework, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
@@ -136,13 +170,14 @@ def table(result):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7] == "1")
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["W1", "W2"])
+    parser.add_argument("workload", choices=["W1", "W2", "W3", "W4"])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--inference", action="store_true", help="the forward pass (eval, no gradients) instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON lines")
     args = parser.parse_args()
     frameworks = ["ember"]
