@@ -42,8 +42,22 @@ class FlatParameters:
                 return False
         return True
 
-    def zero_grad(self):
-        for g in self.grad.values():
-            g[...] = 0
+    def zero_grad(self, deferred=False):
+        """Zero every gradient. ``deferred``: for a loop whose backward pass follows at once (the training
+        loops' own step), only mark them zero: the backward pass writes each gradient it reaches instead of
+        adding it (``Tensor._grad_zero``), and ``flush_zero`` then zeroes those it did not reach. Until
+        then the ``.grad`` arrays hold stale values.
+
+        NOTE: W1's step spent 0.12-0.13 ms of its 2.4 ms writing zeros into 2 MB of gradients that the
+        backward pass then overwrote (the products write the weights' gradients in place)."""
+        if not deferred:
+            for g in self.grad.values():
+                g[...] = 0
         for p in self.params:  # ``Tensor.backward`` may then write their gradients instead of adding them
             p._grad_zero = True
+
+    def flush_zero(self):
+        """After a ``zero_grad(deferred=True)`` and the backward pass: zero the gradients it did not reach."""
+        for p in self.params:
+            if p._grad_zero:
+                p.grad[...] = 0

@@ -124,6 +124,7 @@ class Replayed(Function):
             ctx, sources, _ = plan.body[i]
             if not ctx.tracked:
                 continue  # no input of this op needs a gradient (the input's own reshaping, say)
+            handed = ()
             if dest is not None:
                 outs = []
                 for kind, j in sources:
@@ -133,13 +134,18 @@ class Replayed(Function):
                         outs.append(d)
                     else:
                         outs.append(None)
-                ctx.grad_out = tuple(outs)
+                ctx.grad_out = handed = tuple(outs)
             pgs = ctx.backward(gi) if profiler.ACTIVE is None else _timed(ctx.backward, ctx, "backward", gi)
             ctx.grad_out = None
             if not isinstance(pgs, tuple):
                 pgs = (pgs,)
-            for (kind, j), pg in zip(sources, pgs):
+            for place, ((kind, j), pg) in enumerate(zip(sources, pgs)):
                 if pg is None:
+                    continue
+                if handed and handed[place] is not None:
+                    # NOTE: handed the .grad but returned the gradient instead of writing it: written here (the
+                    # .grad's zeros may have been deferred, FlatParameters.zero_grad), later parts are added
+                    handed[place][...] = pg
                     continue
                 if kind == "slot":
                     grads[j] = pg if grads[j] is None else grads[j] + pg
@@ -151,6 +157,10 @@ class Replayed(Function):
                         param_grads[j] = pg if param_grads[j] is None else param_grads[j] + pg
                 else:
                     gx = pg if gx is None else gx + pg
+        if dest is not None:
+            for j in range(n_params):
+                if dest[j + 1] is not None and not written[j] and param_grads[j] is None:
+                    dest[j + 1][...] = 0  # handed but reached by no gradient: its zeros (they may have been deferred)
         return (gx, *[None if written[j] else param_grads[j] for j in range(n_params)])
 
 

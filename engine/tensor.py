@@ -141,12 +141,15 @@ class Tensor:
                     if node.grad is None:
                         # NOTE: always a copy: one op may hand the same array to several inputs.
                         node.grad = g.copy()
+                    elif node._grad_zero:  # written, not added: its zeros may be deferred (FlatParameters)
+                        node.grad[...] = g  # in place: .grad may be a view into a flat buffer
                     else:
-                        node.grad += g  # in place: .grad may be a view into a flat buffer
+                        node.grad += g
                     node._grad_zero = False
                 continue
+            handed = None
             if _writable_leaves(ctx.parents, grads):
-                ctx.grad_out = _grad_destinations(ctx.parents, grads)
+                handed = ctx.grad_out = _grad_destinations(ctx.parents, grads)
             if profiler.ACTIVE is None:
                 parent_grads = ctx.backward(g)
             else:
@@ -156,6 +159,10 @@ class Tensor:
             ctx.grad_out = None
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
+            if handed is not None:
+                for parent, dest, pg in zip(ctx.parents, handed, parent_grads):
+                    if dest is not None and pg is not None:  # the op returned it instead of writing it:
+                        parent._grad_zero = True  # the leaf's .grad is still to be written, not added to
             for parent, pg in zip(ctx.parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue

@@ -100,14 +100,17 @@ class LocalEngine:
         scale = loop.optim_method.options.loss_scale_factor
 
         def feval():
-            flat.zero_grad()
-            out = replay(x) if replay is not None else loop.model(x, training=True)
-            loss = compute_loss(loop.criterion, y, out, loop.model, sample_weight)
-            value = float(to_numpy(loss))
-            if not math.isfinite(value):
-                raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")
-            # Keras's loss_scale_factor: the gradient of scale * loss (the method divides it by scale again)
-            loss.backward(None if scale is None else np.asarray(scale, dtype=loss.dtype))
+            flat.zero_grad(deferred=True)
+            try:
+                out = replay(x) if replay is not None else loop.model(x, training=True)
+                loss = compute_loss(loop.criterion, y, out, loop.model, sample_weight)
+                value = float(to_numpy(loss))
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(f"training loss became {value} at iteration {iteration + 1}")
+                # Keras's loss_scale_factor: the gradient of scale * loss (the method divides it by scale again)
+                loss.backward(None if scale is None else np.asarray(scale, dtype=loss.dtype))
+            finally:
+                flat.flush_zero()
             holder["out"] = out
             return value
 
