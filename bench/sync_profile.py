@@ -72,7 +72,14 @@ def task(settings):
         client._put_fd = timed("open", client._put_fd)
         if hasattr(client, "_put_target"):
             client._put_target = timed("open", client._put_target)
-        client._mapped_get_file = timed("getfile", client._mapped_get_file)  # a get copied by the service
+        copied = [0]  # gets the service copied into the get file (not read in place)
+        through_file = client._mapped_get_file
+
+        def counted(size):
+            copied[0] += 1
+            return through_file(size)
+
+        client._mapped_get_file = timed("getfile", counted)
 
         class Hash:  # the checksums, timed
             xxh3_64_intdigest = staticmethod(timed("xxh3", blocks.xxhash.xxh3_64_intdigest))
@@ -141,7 +148,7 @@ def task(settings):
         client.close()
         ms = 1000 / iterations
         out = {"worker": worker, "iteration_ms": wall * ms, "python_cpu_ms": cpu * ms,
-               "jvm_service_cpu_ms_both_trainers": jvm * ms}
+               "jvm_service_cpu_ms_both_trainers": jvm * ms, "gets_copied_by_service": copied[0]}
         for key, values in phases.items():
             out[key] = {"median": round(float(np.median(values)) * 1000, 3),
                         "mean": round(float(np.mean(values)) * 1000, 3),
