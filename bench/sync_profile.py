@@ -9,7 +9,12 @@ Prints one JSON line per trainer: per phase, the median wall ms and its parts (m
 waiting on the service's answers (``wait``: the JVM's work, its wake-up, and the other trainer),
 checksums (XXH3), writes into the put file, opening files and mappings, the rest of the client's Python;
 and for the whole run the CPU seconds per iteration of this task's Python process and of the JVM's block
-service threads (``ember-block-connection``), read from /proc.
+service threads (``ember-block-connection``), read from /proc, and how many gets the service copied into the
+client's get file instead of naming the block's own file.
+
+Where the service's CPU goes: run with ``--iterations 3000 --java-options "-XX:+UnlockDiagnosticVMOptions
+-XX:+DumpPerfMapAtExit"`` and ``perf record -a -g -- sleep 6`` while it trains; ``perf script`` then names the
+Java methods of the ``ember-block-con`` threads (JFR's sampler sees only the time they spend in Java code).
 """
 import argparse
 import json
@@ -163,15 +168,19 @@ def main():
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--compute-ms", type=float, default=2.6)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--java-options", default="", help="more JVM options, e.g. -XX:+UnlockDiagnosticVMOptions "
+                        "-XX:+DumpPerfMapAtExit (Linux perf then names the JIT-compiled Java methods)")
     parser.add_argument("--jfr", default=None, help="record the JVM with Java Flight Recorder into this file")
     parser.add_argument("--jfr-settings", default="profile", help="a .jfc file or the JDK's default/profile")
     args = parser.parse_args()
     from ember.optim.spark.context import init_nncontext
 
     conf = {"spark.ui.enabled": "false"}
+    options = args.java_options.split()
     if args.jfr:
-        conf["spark.driver.extraJavaOptions"] = (f"-XX:StartFlightRecording=filename={args.jfr},"
-                                                 f"settings={args.jfr_settings},dumponexit=true")
+        options.append(f"-XX:StartFlightRecording=filename={args.jfr},settings={args.jfr_settings},dumponexit=true")
+    if options:
+        conf["spark.driver.extraJavaOptions"] = " ".join(options)
     sc = init_nncontext(master="local[2]", conf=conf)
     sc.setLogLevel("ERROR")
     rdd = sc.parallelize(range(2), 2)
