@@ -247,7 +247,8 @@ class _Trainer:
             if q != self.worker:
                 name = self.name("w", i, q)
                 if s.compress is None:  # checked, then copied once: from the shared-memory file to the model
-                    self.client.get_into(name, self.param[a:b], s.timeout)
+                    # (unlocked with the push: no request of its own)
+                    self.client.get_into(name, self.param[a:b], s.timeout, defer_unlock=True)
                 else:
                     self.param[a:b] = P.decode(self.client.get_view(name, s.timeout), self.param.dtype, s.compress)
         own = self.param[self.lo:self.hi]
@@ -293,9 +294,9 @@ class _Trainer:
         s = self.settings
         head = np.array([count, seconds], dtype=np.float64)  # what the owners need to weigh and time it
         for q, (a, b) in enumerate(self.bounds):
-            if q != self.worker:  # written from the gradient itself; the answer is read with the next get
+            if q != self.worker:  # written from the gradient itself; sent with the reduce's get, answered then
                 self.client.put_parts(self.name("g", i, self.worker, q), (head, P.encode(self.grad[a:b], s.compress)),
-                                      wait=False)
+                                      wait=False, defer=True)
 
     def reduce(self, i, count, seconds):
         """Every trainer's gradient of the owned block, added in a fixed order (the same sum in every run) but
@@ -348,9 +349,11 @@ class _Trainer:
                 # gradient it applies; every owner applies at the same iterations
                 self.method.update(self.master, total, lr, lambda g: self.clip(i, g))
         # within a job the weights travel compressed; at its end exactly (for the driver and the next job)
+        # NOTE: sent with the next iteration's pull (one wake-up of the service for the put, the removals and the
+        # get, instead of 3), at the end of the segment at once
         last = i + 1 == s.stop
         self.client.put_parts(self.name("w", i + 1, self.worker),
-                              self.master if last else P.encode(self.master, s.compress), wait=last)
+                              self.master if last else P.encode(self.master, s.compress), wait=last, defer=not last)
         return not skipped
 
     def clip(self, i, total):
@@ -385,14 +388,15 @@ class _Trainer:
                 sums += part
             clip_by_variable_norm(total, s.variable_bounds, s.clip_variable_norm, sums, self.lo)
 
-    def remove_iteration(self, i):
-        """Remove this trainer's blocks of iteration ``i`` in one request, answered with the next get."""
+    def remove_iteration(self, i, defer=False):
+        """Remove this trainer's blocks of iteration ``i`` in one request, answered with the next get
+        (``defer``: also sent with it)."""
         names = [self.name("g", i, self.worker, q) for q in range(self.settings.trainers) if q != self.worker]
         if i in self.normed:
             self.normed.discard(i)
             names.append(self.name("n", i, self.worker))
         names.append(self.name("w", i, self.worker))
-        self.client.remove_many(names, wait=False)
+        self.client.remove_many(names, wait=False, defer=defer)
 
     def finish(self, barrier):
         s = self.settings
@@ -437,7 +441,7 @@ def train_segment(worker, tagged_samples, settings, client, barrier=None):
         t4 = time.perf_counter()
         applied = t.update(i, a, b, samples_in)
         if i - 2 >= s.start:  # every trainer is past iteration i - 1: nobody reads these any more
-            t.remove_iteration(i - 2)
+            t.remove_iteration(i - 2, defer=i + 1 < s.stop)
         t5 = time.perf_counter()
         # NOTE: the phases cost 2 more clock reads (70 ns each) and 39 pickled bytes per iteration and trainer
         # (a record: 37 -> 76 bytes; W1: 36 KB more to the driver per epoch), against W1's 3 ms of compute

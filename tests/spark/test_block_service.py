@@ -353,6 +353,67 @@ def test_blocks_are_read_in_place_from_their_own_files(sc):
                    "damaged": True, "files_reused": True}, out
 
 
+def _deferred_request_checks(it):
+    import threading
+
+    from ember.optim.spark.blocks import BlockClient, BlockTimeout
+
+    writer, reader = BlockClient(shared_memory=True), BlockClient(shared_memory=True)
+    big = np.arange(200_000, dtype=np.float64)  # 1.6 MB: through the files
+    out = {}
+    # a deferred put is not sent until the writer's next request that is sent (here flush)
+    writer.put_parts("test-defer-a", big, wait=False, defer=True)
+    try:
+        reader.get("test-defer-a", timeout=0.3)
+        out["deferred_put_held"] = False
+    except BlockTimeout:
+        out["deferred_put_held"] = True
+    writer.flush()
+    out["sent_at_flush"] = bool(np.array_equal(np.frombuffer(reader.get("test-defer-a", 10)), big))
+    # a deferred put and removal go out with the writer's next get, which reads their answers first
+    writer.put_parts("test-defer-b", big * 2, wait=False, defer=True)
+    writer.remove_many(["test-defer-a"], wait=False, defer=True)
+    out["get_after_deferred"] = bool(np.array_equal(np.frombuffer(writer.get("test-defer-b", 10)), big * 2))
+    out["pending_read"] = not writer._pending
+    try:
+        reader.get("test-defer-a", timeout=0.2)
+        out["deferred_removal_done"] = False
+    except BlockTimeout:
+        out["deferred_removal_done"] = True
+    # a reader already waiting when the block is stored reads it in place (the service recorded its file
+    # before storing it), never through a copy in its get file; puts of changing sizes through the writer's
+    # kept mappings of its put files arrive whole
+    copies = [0]
+    through_get_file = reader._mapped_get_file
+    reader._mapped_get_file = lambda size: (copies.__setitem__(0, copies[0] + 1), through_get_file(size))[1]
+    intact = []
+    for k in range(24):
+        payload = np.arange((100_000, 200_000, 300_000)[k % 3], dtype=np.float64) + k
+        got = np.empty_like(payload)
+        waiting = threading.Thread(target=reader.get_into, args=(f"test-defer-w{k}", got, 20))
+        waiting.start()
+        writer.put_parts(f"test-defer-w{k}", payload, wait=False)
+        waiting.join()
+        intact.append(bool(np.array_equal(got, payload)))
+        writer.remove_many([f"test-defer-w{k}"], wait=False, defer=True)
+    out["waiting_reads_intact"] = all(intact)
+    out["waiting_reads_in_place"] = copies[0] == 0 and reader._get_map is None
+    # close sends what was deferred
+    writer.put_parts("test-defer-c", big, wait=False, defer=True)
+    writer.close()
+    out["sent_at_close"] = bool(np.array_equal(np.frombuffer(reader.get("test-defer-c", 10)), big))
+    reader.remove_many(["test-defer-b", "test-defer-c"])
+    reader.close()
+    yield out
+
+
+def test_deferred_requests_go_with_the_next_sent_one_and_waiting_readers_read_in_place(sc):
+    (out,) = sc.parallelize([0], 1).mapPartitions(_deferred_request_checks).collect()
+    assert out == {"deferred_put_held": True, "sent_at_flush": True, "get_after_deferred": True, "pending_read": True,
+                   "deferred_removal_done": True, "waiting_reads_intact": True, "waiting_reads_in_place": True,
+                   "sent_at_close": True}, out
+
+
 # ---------------------------------------------------------------- checksums
 def test_every_damaged_byte_a_cut_and_another_id_are_detected():
     import doctest
