@@ -5,12 +5,13 @@ from numba import prange
 # ruff: noqa
 
 
-def forward_p10_f16(xp, wt, zero, y):
-    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 16, KH, KW * C, 16); Wo
-    is a multiple of 10, F of 16 or else less than 16: each pixel's 16 values are stored,
-    then, the last ones over the next pixel's first ones, stored after them (one thread takes whole
-    images, in order), except at the start of each image (the caller recomputes those pixels) and past
-    the end of y (the caller leaves room there)."""
+def forward_p10_f16(xp, wt, bias, lo, zero, y):
+    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 16, KH, KW * C, 16), plus
+    bias (F / 16 * 16), then zero where the value is <= lo (0 for a ReLU, NaN for none); Wo is a
+    multiple of 10, F of 16 or else less than 16: each pixel's 16 values are stored, then,
+    the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in
+    order), except at the start of each image (the caller recomputes those pixels) and past the end of
+    y (the caller leaves room there)."""
     n, hp, wp, c = xp.shape
     nfb, kh, kwc, _ = wt.shape
     _, ho, wo, f = y.shape
@@ -20,6 +21,22 @@ def forward_p10_f16(xp, wt, zero, y):
         for i in range(ho):
             for fb in range(nfb):
                 f0 = fb * 16
+                c0 = bias[f0 + 0]
+                c1 = bias[f0 + 1]
+                c2 = bias[f0 + 2]
+                c3 = bias[f0 + 3]
+                c4 = bias[f0 + 4]
+                c5 = bias[f0 + 5]
+                c6 = bias[f0 + 6]
+                c7 = bias[f0 + 7]
+                c8 = bias[f0 + 8]
+                c9 = bias[f0 + 9]
+                c10 = bias[f0 + 10]
+                c11 = bias[f0 + 11]
+                c12 = bias[f0 + 12]
+                c13 = bias[f0 + 13]
+                c14 = bias[f0 + 14]
+                c15 = bias[f0 + 15]
                 for j in range(0, wo, 10):
                     a0_0 = a0_1 = a0_2 = a0_3 = a0_4 = a0_5 = a0_6 = a0_7 = a0_8 = a0_9 = a0_10 = a0_11 = a0_12 = a0_13 = a0_14 = a0_15 = zero
                     a1_0 = a1_1 = a1_2 = a1_3 = a1_4 = a1_5 = a1_6 = a1_7 = a1_8 = a1_9 = a1_10 = a1_11 = a1_12 = a1_13 = a1_14 = a1_15 = zero
@@ -222,175 +239,336 @@ def forward_p10_f16(xp, wt, zero, y):
                             a9_13 += x9 * w13
                             a9_14 += x9 * w14
                             a9_15 += x9 * w15
+                    a0_0 += c0
+                    a0_1 += c1
+                    a0_2 += c2
+                    a0_3 += c3
+                    a0_4 += c4
+                    a0_5 += c5
+                    a0_6 += c6
+                    a0_7 += c7
+                    a0_8 += c8
+                    a0_9 += c9
+                    a0_10 += c10
+                    a0_11 += c11
+                    a0_12 += c12
+                    a0_13 += c13
+                    a0_14 += c14
+                    a0_15 += c15
+                    a1_0 += c0
+                    a1_1 += c1
+                    a1_2 += c2
+                    a1_3 += c3
+                    a1_4 += c4
+                    a1_5 += c5
+                    a1_6 += c6
+                    a1_7 += c7
+                    a1_8 += c8
+                    a1_9 += c9
+                    a1_10 += c10
+                    a1_11 += c11
+                    a1_12 += c12
+                    a1_13 += c13
+                    a1_14 += c14
+                    a1_15 += c15
+                    a2_0 += c0
+                    a2_1 += c1
+                    a2_2 += c2
+                    a2_3 += c3
+                    a2_4 += c4
+                    a2_5 += c5
+                    a2_6 += c6
+                    a2_7 += c7
+                    a2_8 += c8
+                    a2_9 += c9
+                    a2_10 += c10
+                    a2_11 += c11
+                    a2_12 += c12
+                    a2_13 += c13
+                    a2_14 += c14
+                    a2_15 += c15
+                    a3_0 += c0
+                    a3_1 += c1
+                    a3_2 += c2
+                    a3_3 += c3
+                    a3_4 += c4
+                    a3_5 += c5
+                    a3_6 += c6
+                    a3_7 += c7
+                    a3_8 += c8
+                    a3_9 += c9
+                    a3_10 += c10
+                    a3_11 += c11
+                    a3_12 += c12
+                    a3_13 += c13
+                    a3_14 += c14
+                    a3_15 += c15
+                    a4_0 += c0
+                    a4_1 += c1
+                    a4_2 += c2
+                    a4_3 += c3
+                    a4_4 += c4
+                    a4_5 += c5
+                    a4_6 += c6
+                    a4_7 += c7
+                    a4_8 += c8
+                    a4_9 += c9
+                    a4_10 += c10
+                    a4_11 += c11
+                    a4_12 += c12
+                    a4_13 += c13
+                    a4_14 += c14
+                    a4_15 += c15
+                    a5_0 += c0
+                    a5_1 += c1
+                    a5_2 += c2
+                    a5_3 += c3
+                    a5_4 += c4
+                    a5_5 += c5
+                    a5_6 += c6
+                    a5_7 += c7
+                    a5_8 += c8
+                    a5_9 += c9
+                    a5_10 += c10
+                    a5_11 += c11
+                    a5_12 += c12
+                    a5_13 += c13
+                    a5_14 += c14
+                    a5_15 += c15
+                    a6_0 += c0
+                    a6_1 += c1
+                    a6_2 += c2
+                    a6_3 += c3
+                    a6_4 += c4
+                    a6_5 += c5
+                    a6_6 += c6
+                    a6_7 += c7
+                    a6_8 += c8
+                    a6_9 += c9
+                    a6_10 += c10
+                    a6_11 += c11
+                    a6_12 += c12
+                    a6_13 += c13
+                    a6_14 += c14
+                    a6_15 += c15
+                    a7_0 += c0
+                    a7_1 += c1
+                    a7_2 += c2
+                    a7_3 += c3
+                    a7_4 += c4
+                    a7_5 += c5
+                    a7_6 += c6
+                    a7_7 += c7
+                    a7_8 += c8
+                    a7_9 += c9
+                    a7_10 += c10
+                    a7_11 += c11
+                    a7_12 += c12
+                    a7_13 += c13
+                    a7_14 += c14
+                    a7_15 += c15
+                    a8_0 += c0
+                    a8_1 += c1
+                    a8_2 += c2
+                    a8_3 += c3
+                    a8_4 += c4
+                    a8_5 += c5
+                    a8_6 += c6
+                    a8_7 += c7
+                    a8_8 += c8
+                    a8_9 += c9
+                    a8_10 += c10
+                    a8_11 += c11
+                    a8_12 += c12
+                    a8_13 += c13
+                    a8_14 += c14
+                    a8_15 += c15
+                    a9_0 += c0
+                    a9_1 += c1
+                    a9_2 += c2
+                    a9_3 += c3
+                    a9_4 += c4
+                    a9_5 += c5
+                    a9_6 += c6
+                    a9_7 += c7
+                    a9_8 += c8
+                    a9_9 += c9
+                    a9_10 += c10
+                    a9_11 += c11
+                    a9_12 += c12
+                    a9_13 += c13
+                    a9_14 += c14
+                    a9_15 += c15
                     yo = np.uint64(((b * ho + i) * wo + j) * f + f0)
-                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0
-                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1
-                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2
-                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3
-                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4
-                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5
-                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6
-                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7
-                    yf[yo + np.uint64(0) * fu + np.uint64(8)] = a0_8
-                    yf[yo + np.uint64(0) * fu + np.uint64(9)] = a0_9
-                    yf[yo + np.uint64(0) * fu + np.uint64(10)] = a0_10
-                    yf[yo + np.uint64(0) * fu + np.uint64(11)] = a0_11
-                    yf[yo + np.uint64(0) * fu + np.uint64(12)] = a0_12
-                    yf[yo + np.uint64(0) * fu + np.uint64(13)] = a0_13
-                    yf[yo + np.uint64(0) * fu + np.uint64(14)] = a0_14
-                    yf[yo + np.uint64(0) * fu + np.uint64(15)] = a0_15
-                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0
-                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1
-                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2
-                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3
-                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4
-                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5
-                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6
-                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7
-                    yf[yo + np.uint64(1) * fu + np.uint64(8)] = a1_8
-                    yf[yo + np.uint64(1) * fu + np.uint64(9)] = a1_9
-                    yf[yo + np.uint64(1) * fu + np.uint64(10)] = a1_10
-                    yf[yo + np.uint64(1) * fu + np.uint64(11)] = a1_11
-                    yf[yo + np.uint64(1) * fu + np.uint64(12)] = a1_12
-                    yf[yo + np.uint64(1) * fu + np.uint64(13)] = a1_13
-                    yf[yo + np.uint64(1) * fu + np.uint64(14)] = a1_14
-                    yf[yo + np.uint64(1) * fu + np.uint64(15)] = a1_15
-                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0
-                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1
-                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2
-                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3
-                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4
-                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5
-                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6
-                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7
-                    yf[yo + np.uint64(2) * fu + np.uint64(8)] = a2_8
-                    yf[yo + np.uint64(2) * fu + np.uint64(9)] = a2_9
-                    yf[yo + np.uint64(2) * fu + np.uint64(10)] = a2_10
-                    yf[yo + np.uint64(2) * fu + np.uint64(11)] = a2_11
-                    yf[yo + np.uint64(2) * fu + np.uint64(12)] = a2_12
-                    yf[yo + np.uint64(2) * fu + np.uint64(13)] = a2_13
-                    yf[yo + np.uint64(2) * fu + np.uint64(14)] = a2_14
-                    yf[yo + np.uint64(2) * fu + np.uint64(15)] = a2_15
-                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0
-                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1
-                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2
-                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3
-                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4
-                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5
-                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6
-                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7
-                    yf[yo + np.uint64(3) * fu + np.uint64(8)] = a3_8
-                    yf[yo + np.uint64(3) * fu + np.uint64(9)] = a3_9
-                    yf[yo + np.uint64(3) * fu + np.uint64(10)] = a3_10
-                    yf[yo + np.uint64(3) * fu + np.uint64(11)] = a3_11
-                    yf[yo + np.uint64(3) * fu + np.uint64(12)] = a3_12
-                    yf[yo + np.uint64(3) * fu + np.uint64(13)] = a3_13
-                    yf[yo + np.uint64(3) * fu + np.uint64(14)] = a3_14
-                    yf[yo + np.uint64(3) * fu + np.uint64(15)] = a3_15
-                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0
-                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1
-                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2
-                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3
-                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4
-                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5
-                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6
-                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7
-                    yf[yo + np.uint64(4) * fu + np.uint64(8)] = a4_8
-                    yf[yo + np.uint64(4) * fu + np.uint64(9)] = a4_9
-                    yf[yo + np.uint64(4) * fu + np.uint64(10)] = a4_10
-                    yf[yo + np.uint64(4) * fu + np.uint64(11)] = a4_11
-                    yf[yo + np.uint64(4) * fu + np.uint64(12)] = a4_12
-                    yf[yo + np.uint64(4) * fu + np.uint64(13)] = a4_13
-                    yf[yo + np.uint64(4) * fu + np.uint64(14)] = a4_14
-                    yf[yo + np.uint64(4) * fu + np.uint64(15)] = a4_15
-                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0
-                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1
-                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2
-                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3
-                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4
-                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5
-                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6
-                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7
-                    yf[yo + np.uint64(5) * fu + np.uint64(8)] = a5_8
-                    yf[yo + np.uint64(5) * fu + np.uint64(9)] = a5_9
-                    yf[yo + np.uint64(5) * fu + np.uint64(10)] = a5_10
-                    yf[yo + np.uint64(5) * fu + np.uint64(11)] = a5_11
-                    yf[yo + np.uint64(5) * fu + np.uint64(12)] = a5_12
-                    yf[yo + np.uint64(5) * fu + np.uint64(13)] = a5_13
-                    yf[yo + np.uint64(5) * fu + np.uint64(14)] = a5_14
-                    yf[yo + np.uint64(5) * fu + np.uint64(15)] = a5_15
-                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0
-                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1
-                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2
-                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3
-                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4
-                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5
-                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6
-                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7
-                    yf[yo + np.uint64(6) * fu + np.uint64(8)] = a6_8
-                    yf[yo + np.uint64(6) * fu + np.uint64(9)] = a6_9
-                    yf[yo + np.uint64(6) * fu + np.uint64(10)] = a6_10
-                    yf[yo + np.uint64(6) * fu + np.uint64(11)] = a6_11
-                    yf[yo + np.uint64(6) * fu + np.uint64(12)] = a6_12
-                    yf[yo + np.uint64(6) * fu + np.uint64(13)] = a6_13
-                    yf[yo + np.uint64(6) * fu + np.uint64(14)] = a6_14
-                    yf[yo + np.uint64(6) * fu + np.uint64(15)] = a6_15
-                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0
-                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1
-                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2
-                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3
-                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4
-                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5
-                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6
-                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7
-                    yf[yo + np.uint64(7) * fu + np.uint64(8)] = a7_8
-                    yf[yo + np.uint64(7) * fu + np.uint64(9)] = a7_9
-                    yf[yo + np.uint64(7) * fu + np.uint64(10)] = a7_10
-                    yf[yo + np.uint64(7) * fu + np.uint64(11)] = a7_11
-                    yf[yo + np.uint64(7) * fu + np.uint64(12)] = a7_12
-                    yf[yo + np.uint64(7) * fu + np.uint64(13)] = a7_13
-                    yf[yo + np.uint64(7) * fu + np.uint64(14)] = a7_14
-                    yf[yo + np.uint64(7) * fu + np.uint64(15)] = a7_15
-                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0
-                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1
-                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2
-                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3
-                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4
-                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5
-                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6
-                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7
-                    yf[yo + np.uint64(8) * fu + np.uint64(8)] = a8_8
-                    yf[yo + np.uint64(8) * fu + np.uint64(9)] = a8_9
-                    yf[yo + np.uint64(8) * fu + np.uint64(10)] = a8_10
-                    yf[yo + np.uint64(8) * fu + np.uint64(11)] = a8_11
-                    yf[yo + np.uint64(8) * fu + np.uint64(12)] = a8_12
-                    yf[yo + np.uint64(8) * fu + np.uint64(13)] = a8_13
-                    yf[yo + np.uint64(8) * fu + np.uint64(14)] = a8_14
-                    yf[yo + np.uint64(8) * fu + np.uint64(15)] = a8_15
-                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0
-                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1
-                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2
-                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3
-                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4
-                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5
-                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6
-                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7
-                    yf[yo + np.uint64(9) * fu + np.uint64(8)] = a9_8
-                    yf[yo + np.uint64(9) * fu + np.uint64(9)] = a9_9
-                    yf[yo + np.uint64(9) * fu + np.uint64(10)] = a9_10
-                    yf[yo + np.uint64(9) * fu + np.uint64(11)] = a9_11
-                    yf[yo + np.uint64(9) * fu + np.uint64(12)] = a9_12
-                    yf[yo + np.uint64(9) * fu + np.uint64(13)] = a9_13
-                    yf[yo + np.uint64(9) * fu + np.uint64(14)] = a9_14
-                    yf[yo + np.uint64(9) * fu + np.uint64(15)] = a9_15
+                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0 if not a0_0 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1 if not a0_1 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2 if not a0_2 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3 if not a0_3 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4 if not a0_4 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5 if not a0_5 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6 if not a0_6 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7 if not a0_7 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(8)] = a0_8 if not a0_8 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(9)] = a0_9 if not a0_9 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(10)] = a0_10 if not a0_10 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(11)] = a0_11 if not a0_11 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(12)] = a0_12 if not a0_12 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(13)] = a0_13 if not a0_13 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(14)] = a0_14 if not a0_14 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(15)] = a0_15 if not a0_15 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0 if not a1_0 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1 if not a1_1 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2 if not a1_2 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3 if not a1_3 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4 if not a1_4 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5 if not a1_5 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6 if not a1_6 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7 if not a1_7 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(8)] = a1_8 if not a1_8 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(9)] = a1_9 if not a1_9 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(10)] = a1_10 if not a1_10 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(11)] = a1_11 if not a1_11 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(12)] = a1_12 if not a1_12 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(13)] = a1_13 if not a1_13 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(14)] = a1_14 if not a1_14 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(15)] = a1_15 if not a1_15 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0 if not a2_0 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1 if not a2_1 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2 if not a2_2 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3 if not a2_3 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4 if not a2_4 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5 if not a2_5 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6 if not a2_6 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7 if not a2_7 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(8)] = a2_8 if not a2_8 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(9)] = a2_9 if not a2_9 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(10)] = a2_10 if not a2_10 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(11)] = a2_11 if not a2_11 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(12)] = a2_12 if not a2_12 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(13)] = a2_13 if not a2_13 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(14)] = a2_14 if not a2_14 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(15)] = a2_15 if not a2_15 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0 if not a3_0 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1 if not a3_1 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2 if not a3_2 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3 if not a3_3 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4 if not a3_4 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5 if not a3_5 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6 if not a3_6 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7 if not a3_7 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(8)] = a3_8 if not a3_8 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(9)] = a3_9 if not a3_9 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(10)] = a3_10 if not a3_10 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(11)] = a3_11 if not a3_11 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(12)] = a3_12 if not a3_12 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(13)] = a3_13 if not a3_13 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(14)] = a3_14 if not a3_14 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(15)] = a3_15 if not a3_15 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0 if not a4_0 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1 if not a4_1 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2 if not a4_2 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3 if not a4_3 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4 if not a4_4 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5 if not a4_5 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6 if not a4_6 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7 if not a4_7 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(8)] = a4_8 if not a4_8 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(9)] = a4_9 if not a4_9 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(10)] = a4_10 if not a4_10 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(11)] = a4_11 if not a4_11 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(12)] = a4_12 if not a4_12 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(13)] = a4_13 if not a4_13 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(14)] = a4_14 if not a4_14 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(15)] = a4_15 if not a4_15 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0 if not a5_0 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1 if not a5_1 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2 if not a5_2 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3 if not a5_3 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4 if not a5_4 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5 if not a5_5 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6 if not a5_6 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7 if not a5_7 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(8)] = a5_8 if not a5_8 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(9)] = a5_9 if not a5_9 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(10)] = a5_10 if not a5_10 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(11)] = a5_11 if not a5_11 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(12)] = a5_12 if not a5_12 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(13)] = a5_13 if not a5_13 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(14)] = a5_14 if not a5_14 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(15)] = a5_15 if not a5_15 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0 if not a6_0 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1 if not a6_1 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2 if not a6_2 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3 if not a6_3 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4 if not a6_4 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5 if not a6_5 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6 if not a6_6 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7 if not a6_7 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(8)] = a6_8 if not a6_8 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(9)] = a6_9 if not a6_9 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(10)] = a6_10 if not a6_10 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(11)] = a6_11 if not a6_11 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(12)] = a6_12 if not a6_12 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(13)] = a6_13 if not a6_13 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(14)] = a6_14 if not a6_14 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(15)] = a6_15 if not a6_15 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0 if not a7_0 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1 if not a7_1 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2 if not a7_2 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3 if not a7_3 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4 if not a7_4 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5 if not a7_5 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6 if not a7_6 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7 if not a7_7 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(8)] = a7_8 if not a7_8 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(9)] = a7_9 if not a7_9 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(10)] = a7_10 if not a7_10 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(11)] = a7_11 if not a7_11 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(12)] = a7_12 if not a7_12 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(13)] = a7_13 if not a7_13 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(14)] = a7_14 if not a7_14 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(15)] = a7_15 if not a7_15 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0 if not a8_0 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1 if not a8_1 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2 if not a8_2 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3 if not a8_3 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4 if not a8_4 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5 if not a8_5 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6 if not a8_6 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7 if not a8_7 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(8)] = a8_8 if not a8_8 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(9)] = a8_9 if not a8_9 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(10)] = a8_10 if not a8_10 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(11)] = a8_11 if not a8_11 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(12)] = a8_12 if not a8_12 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(13)] = a8_13 if not a8_13 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(14)] = a8_14 if not a8_14 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(15)] = a8_15 if not a8_15 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0 if not a9_0 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1 if not a9_1 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2 if not a9_2 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3 if not a9_3 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4 if not a9_4 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5 if not a9_5 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6 if not a9_6 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7 if not a9_7 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(8)] = a9_8 if not a9_8 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(9)] = a9_9 if not a9_9 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(10)] = a9_10 if not a9_10 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(11)] = a9_11 if not a9_11 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(12)] = a9_12 if not a9_12 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(13)] = a9_13 if not a9_13 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(14)] = a9_14 if not a9_14 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(15)] = a9_15 if not a9_15 <= lo else zero
 
 
-def forward_p14_f8(xp, wt, zero, y):
-    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 8, KH, KW * C, 8); Wo
-    is a multiple of 14, F of 8 or else less than 8: each pixel's 8 values are stored,
-    then, the last ones over the next pixel's first ones, stored after them (one thread takes whole
-    images, in order), except at the start of each image (the caller recomputes those pixels) and past
-    the end of y (the caller leaves room there)."""
+def forward_p14_f8(xp, wt, bias, lo, zero, y):
+    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 8, KH, KW * C, 8), plus
+    bias (F / 8 * 8), then zero where the value is <= lo (0 for a ReLU, NaN for none); Wo is a
+    multiple of 14, F of 8 or else less than 8: each pixel's 8 values are stored, then,
+    the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in
+    order), except at the start of each image (the caller recomputes those pixels) and past the end of
+    y (the caller leaves room there)."""
     n, hp, wp, c = xp.shape
     nfb, kh, kwc, _ = wt.shape
     _, ho, wo, f = y.shape
@@ -400,6 +578,14 @@ def forward_p14_f8(xp, wt, zero, y):
         for i in range(ho):
             for fb in range(nfb):
                 f0 = fb * 8
+                c0 = bias[f0 + 0]
+                c1 = bias[f0 + 1]
+                c2 = bias[f0 + 2]
+                c3 = bias[f0 + 3]
+                c4 = bias[f0 + 4]
+                c5 = bias[f0 + 5]
+                c6 = bias[f0 + 6]
+                c7 = bias[f0 + 7]
                 for j in range(0, wo, 14):
                     a0_0 = a0_1 = a0_2 = a0_3 = a0_4 = a0_5 = a0_6 = a0_7 = zero
                     a1_0 = a1_1 = a1_2 = a1_3 = a1_4 = a1_5 = a1_6 = a1_7 = zero
@@ -554,119 +740,231 @@ def forward_p14_f8(xp, wt, zero, y):
                             a13_5 += x13 * w5
                             a13_6 += x13 * w6
                             a13_7 += x13 * w7
+                    a0_0 += c0
+                    a0_1 += c1
+                    a0_2 += c2
+                    a0_3 += c3
+                    a0_4 += c4
+                    a0_5 += c5
+                    a0_6 += c6
+                    a0_7 += c7
+                    a1_0 += c0
+                    a1_1 += c1
+                    a1_2 += c2
+                    a1_3 += c3
+                    a1_4 += c4
+                    a1_5 += c5
+                    a1_6 += c6
+                    a1_7 += c7
+                    a2_0 += c0
+                    a2_1 += c1
+                    a2_2 += c2
+                    a2_3 += c3
+                    a2_4 += c4
+                    a2_5 += c5
+                    a2_6 += c6
+                    a2_7 += c7
+                    a3_0 += c0
+                    a3_1 += c1
+                    a3_2 += c2
+                    a3_3 += c3
+                    a3_4 += c4
+                    a3_5 += c5
+                    a3_6 += c6
+                    a3_7 += c7
+                    a4_0 += c0
+                    a4_1 += c1
+                    a4_2 += c2
+                    a4_3 += c3
+                    a4_4 += c4
+                    a4_5 += c5
+                    a4_6 += c6
+                    a4_7 += c7
+                    a5_0 += c0
+                    a5_1 += c1
+                    a5_2 += c2
+                    a5_3 += c3
+                    a5_4 += c4
+                    a5_5 += c5
+                    a5_6 += c6
+                    a5_7 += c7
+                    a6_0 += c0
+                    a6_1 += c1
+                    a6_2 += c2
+                    a6_3 += c3
+                    a6_4 += c4
+                    a6_5 += c5
+                    a6_6 += c6
+                    a6_7 += c7
+                    a7_0 += c0
+                    a7_1 += c1
+                    a7_2 += c2
+                    a7_3 += c3
+                    a7_4 += c4
+                    a7_5 += c5
+                    a7_6 += c6
+                    a7_7 += c7
+                    a8_0 += c0
+                    a8_1 += c1
+                    a8_2 += c2
+                    a8_3 += c3
+                    a8_4 += c4
+                    a8_5 += c5
+                    a8_6 += c6
+                    a8_7 += c7
+                    a9_0 += c0
+                    a9_1 += c1
+                    a9_2 += c2
+                    a9_3 += c3
+                    a9_4 += c4
+                    a9_5 += c5
+                    a9_6 += c6
+                    a9_7 += c7
+                    a10_0 += c0
+                    a10_1 += c1
+                    a10_2 += c2
+                    a10_3 += c3
+                    a10_4 += c4
+                    a10_5 += c5
+                    a10_6 += c6
+                    a10_7 += c7
+                    a11_0 += c0
+                    a11_1 += c1
+                    a11_2 += c2
+                    a11_3 += c3
+                    a11_4 += c4
+                    a11_5 += c5
+                    a11_6 += c6
+                    a11_7 += c7
+                    a12_0 += c0
+                    a12_1 += c1
+                    a12_2 += c2
+                    a12_3 += c3
+                    a12_4 += c4
+                    a12_5 += c5
+                    a12_6 += c6
+                    a12_7 += c7
+                    a13_0 += c0
+                    a13_1 += c1
+                    a13_2 += c2
+                    a13_3 += c3
+                    a13_4 += c4
+                    a13_5 += c5
+                    a13_6 += c6
+                    a13_7 += c7
                     yo = np.uint64(((b * ho + i) * wo + j) * f + f0)
-                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0
-                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1
-                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2
-                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3
-                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4
-                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5
-                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6
-                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7
-                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0
-                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1
-                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2
-                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3
-                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4
-                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5
-                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6
-                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7
-                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0
-                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1
-                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2
-                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3
-                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4
-                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5
-                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6
-                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7
-                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0
-                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1
-                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2
-                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3
-                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4
-                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5
-                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6
-                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7
-                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0
-                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1
-                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2
-                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3
-                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4
-                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5
-                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6
-                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7
-                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0
-                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1
-                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2
-                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3
-                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4
-                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5
-                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6
-                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7
-                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0
-                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1
-                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2
-                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3
-                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4
-                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5
-                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6
-                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7
-                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0
-                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1
-                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2
-                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3
-                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4
-                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5
-                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6
-                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7
-                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0
-                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1
-                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2
-                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3
-                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4
-                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5
-                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6
-                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7
-                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0
-                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1
-                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2
-                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3
-                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4
-                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5
-                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6
-                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7
-                    yf[yo + np.uint64(10) * fu + np.uint64(0)] = a10_0
-                    yf[yo + np.uint64(10) * fu + np.uint64(1)] = a10_1
-                    yf[yo + np.uint64(10) * fu + np.uint64(2)] = a10_2
-                    yf[yo + np.uint64(10) * fu + np.uint64(3)] = a10_3
-                    yf[yo + np.uint64(10) * fu + np.uint64(4)] = a10_4
-                    yf[yo + np.uint64(10) * fu + np.uint64(5)] = a10_5
-                    yf[yo + np.uint64(10) * fu + np.uint64(6)] = a10_6
-                    yf[yo + np.uint64(10) * fu + np.uint64(7)] = a10_7
-                    yf[yo + np.uint64(11) * fu + np.uint64(0)] = a11_0
-                    yf[yo + np.uint64(11) * fu + np.uint64(1)] = a11_1
-                    yf[yo + np.uint64(11) * fu + np.uint64(2)] = a11_2
-                    yf[yo + np.uint64(11) * fu + np.uint64(3)] = a11_3
-                    yf[yo + np.uint64(11) * fu + np.uint64(4)] = a11_4
-                    yf[yo + np.uint64(11) * fu + np.uint64(5)] = a11_5
-                    yf[yo + np.uint64(11) * fu + np.uint64(6)] = a11_6
-                    yf[yo + np.uint64(11) * fu + np.uint64(7)] = a11_7
-                    yf[yo + np.uint64(12) * fu + np.uint64(0)] = a12_0
-                    yf[yo + np.uint64(12) * fu + np.uint64(1)] = a12_1
-                    yf[yo + np.uint64(12) * fu + np.uint64(2)] = a12_2
-                    yf[yo + np.uint64(12) * fu + np.uint64(3)] = a12_3
-                    yf[yo + np.uint64(12) * fu + np.uint64(4)] = a12_4
-                    yf[yo + np.uint64(12) * fu + np.uint64(5)] = a12_5
-                    yf[yo + np.uint64(12) * fu + np.uint64(6)] = a12_6
-                    yf[yo + np.uint64(12) * fu + np.uint64(7)] = a12_7
-                    yf[yo + np.uint64(13) * fu + np.uint64(0)] = a13_0
-                    yf[yo + np.uint64(13) * fu + np.uint64(1)] = a13_1
-                    yf[yo + np.uint64(13) * fu + np.uint64(2)] = a13_2
-                    yf[yo + np.uint64(13) * fu + np.uint64(3)] = a13_3
-                    yf[yo + np.uint64(13) * fu + np.uint64(4)] = a13_4
-                    yf[yo + np.uint64(13) * fu + np.uint64(5)] = a13_5
-                    yf[yo + np.uint64(13) * fu + np.uint64(6)] = a13_6
-                    yf[yo + np.uint64(13) * fu + np.uint64(7)] = a13_7
+                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0 if not a0_0 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1 if not a0_1 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2 if not a0_2 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3 if not a0_3 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4 if not a0_4 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5 if not a0_5 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6 if not a0_6 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7 if not a0_7 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0 if not a1_0 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1 if not a1_1 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2 if not a1_2 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3 if not a1_3 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4 if not a1_4 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5 if not a1_5 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6 if not a1_6 <= lo else zero
+                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7 if not a1_7 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0 if not a2_0 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1 if not a2_1 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2 if not a2_2 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3 if not a2_3 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4 if not a2_4 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5 if not a2_5 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6 if not a2_6 <= lo else zero
+                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7 if not a2_7 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0 if not a3_0 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1 if not a3_1 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2 if not a3_2 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3 if not a3_3 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4 if not a3_4 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5 if not a3_5 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6 if not a3_6 <= lo else zero
+                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7 if not a3_7 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0 if not a4_0 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1 if not a4_1 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2 if not a4_2 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3 if not a4_3 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4 if not a4_4 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5 if not a4_5 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6 if not a4_6 <= lo else zero
+                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7 if not a4_7 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0 if not a5_0 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1 if not a5_1 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2 if not a5_2 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3 if not a5_3 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4 if not a5_4 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5 if not a5_5 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6 if not a5_6 <= lo else zero
+                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7 if not a5_7 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0 if not a6_0 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1 if not a6_1 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2 if not a6_2 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3 if not a6_3 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4 if not a6_4 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5 if not a6_5 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6 if not a6_6 <= lo else zero
+                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7 if not a6_7 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0 if not a7_0 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1 if not a7_1 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2 if not a7_2 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3 if not a7_3 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4 if not a7_4 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5 if not a7_5 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6 if not a7_6 <= lo else zero
+                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7 if not a7_7 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0 if not a8_0 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1 if not a8_1 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2 if not a8_2 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3 if not a8_3 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4 if not a8_4 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5 if not a8_5 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6 if not a8_6 <= lo else zero
+                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7 if not a8_7 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0 if not a9_0 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1 if not a9_1 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2 if not a9_2 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3 if not a9_3 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4 if not a9_4 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5 if not a9_5 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6 if not a9_6 <= lo else zero
+                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7 if not a9_7 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(0)] = a10_0 if not a10_0 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(1)] = a10_1 if not a10_1 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(2)] = a10_2 if not a10_2 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(3)] = a10_3 if not a10_3 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(4)] = a10_4 if not a10_4 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(5)] = a10_5 if not a10_5 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(6)] = a10_6 if not a10_6 <= lo else zero
+                    yf[yo + np.uint64(10) * fu + np.uint64(7)] = a10_7 if not a10_7 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(0)] = a11_0 if not a11_0 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(1)] = a11_1 if not a11_1 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(2)] = a11_2 if not a11_2 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(3)] = a11_3 if not a11_3 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(4)] = a11_4 if not a11_4 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(5)] = a11_5 if not a11_5 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(6)] = a11_6 if not a11_6 <= lo else zero
+                    yf[yo + np.uint64(11) * fu + np.uint64(7)] = a11_7 if not a11_7 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(0)] = a12_0 if not a12_0 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(1)] = a12_1 if not a12_1 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(2)] = a12_2 if not a12_2 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(3)] = a12_3 if not a12_3 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(4)] = a12_4 if not a12_4 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(5)] = a12_5 if not a12_5 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(6)] = a12_6 if not a12_6 <= lo else zero
+                    yf[yo + np.uint64(12) * fu + np.uint64(7)] = a12_7 if not a12_7 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(0)] = a13_0 if not a13_0 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(1)] = a13_1 if not a13_1 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(2)] = a13_2 if not a13_2 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(3)] = a13_3 if not a13_3 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(4)] = a13_4 if not a13_4 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(5)] = a13_5 if not a13_5 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(6)] = a13_6 if not a13_6 <= lo else zero
+                    yf[yo + np.uint64(13) * fu + np.uint64(7)] = a13_7 if not a13_7 <= lo else zero
 
 
 def weight_grad_k10_f16(xp, dy, offs, zero, partial):
@@ -1566,23 +1864,23 @@ def weight_grad_k25_f8(xp, dy, offs, zero, partial):
                 pf[po + np.uint64(199)] = a24_7
 
 
-def data_grad_s2_p10_r8(dy, wt, zero, dxp):
-    """dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dy (N, Ho, Wo, F) and
+def data_grad_s2_p10_r8(dyt, wt, zero, dxp):
+    """dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dyt (N, Ho, F, Wo) and
     wt (chunks, KH, F, 8), the KW * C values of each kernel row's window in chunks of 8 (the last
     one padded with zero weights); Ho is even, Wo a multiple of 10, 2 * C >= 8, and Wp leaves
     room for the last chunk past the last window. A block is every other pixel of two rows."""
     n, hp, wp, c = dxp.shape
     chunks, kh, _, _ = wt.shape
-    _, ho, wo, f = dy.shape
-    cu, fu = np.uint64(c), np.uint64(f)
-    grow, xrow = np.uint64(wo * f), np.uint64(wp * c)
-    gf, wf, xf = dy.reshape(-1), wt.reshape(-1), dxp.reshape(-1)
+    _, ho, f, wo = dyt.shape
+    cu, wou = np.uint64(c), np.uint64(wo)
+    grow, xrow = np.uint64(f * wo), np.uint64(wp * c)
+    gf, wf, xf = dyt.reshape(-1), wt.reshape(-1), dxp.reshape(-1)
     for b in prange(n):
         for i in range(0, ho, 2):
-            for a in range(kh):
-                for ch in range(chunks):
-                    for parity in range(2):
-                        for j in range(parity, wo, 10):
+            for ch in range(chunks):
+                for parity in range(2):
+                    for j in range(parity, wo, 10):
+                        for a in range(kh):
                             a0_0 = a0_1 = a0_2 = a0_3 = a0_4 = a0_5 = a0_6 = a0_7 = zero
                             a1_0 = a1_1 = a1_2 = a1_3 = a1_4 = a1_5 = a1_6 = a1_7 = zero
                             a2_0 = a2_1 = a2_2 = a2_3 = a2_4 = a2_5 = a2_6 = a2_7 = zero
@@ -1593,10 +1891,11 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                             a7_0 = a7_1 = a7_2 = a7_3 = a7_4 = a7_5 = a7_6 = a7_7 = zero
                             a8_0 = a8_1 = a8_2 = a8_3 = a8_4 = a8_5 = a8_6 = a8_7 = zero
                             a9_0 = a9_1 = a9_2 = a9_3 = a9_4 = a9_5 = a9_6 = a9_7 = zero
-                            go = np.uint64(((b * ho + i) * wo + j) * f)
+                            go = np.uint64(((b * ho + i) * f) * wo + j)
                             wb = np.uint64((ch * kh + a) * f * 8)
                             for ff in range(np.uint64(f)):
                                 wk = wb + ff * np.uint64(8)
+                                gof = go + ff * wou
                                 w0 = wf[wk + np.uint64(0)]
                                 w1 = wf[wk + np.uint64(1)]
                                 w2 = wf[wk + np.uint64(2)]
@@ -1605,7 +1904,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 w5 = wf[wk + np.uint64(5)]
                                 w6 = wf[wk + np.uint64(6)]
                                 w7 = wf[wk + np.uint64(7)]
-                                d0 = gf[go + np.uint64(0) * fu + ff]
+                                d0 = gf[gof + np.uint64(0)]
                                 a0_0 += d0 * w0
                                 a0_1 += d0 * w1
                                 a0_2 += d0 * w2
@@ -1614,7 +1913,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a0_5 += d0 * w5
                                 a0_6 += d0 * w6
                                 a0_7 += d0 * w7
-                                d1 = gf[go + np.uint64(2) * fu + ff]
+                                d1 = gf[gof + np.uint64(2)]
                                 a1_0 += d1 * w0
                                 a1_1 += d1 * w1
                                 a1_2 += d1 * w2
@@ -1623,7 +1922,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a1_5 += d1 * w5
                                 a1_6 += d1 * w6
                                 a1_7 += d1 * w7
-                                d2 = gf[go + np.uint64(4) * fu + ff]
+                                d2 = gf[gof + np.uint64(4)]
                                 a2_0 += d2 * w0
                                 a2_1 += d2 * w1
                                 a2_2 += d2 * w2
@@ -1632,7 +1931,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a2_5 += d2 * w5
                                 a2_6 += d2 * w6
                                 a2_7 += d2 * w7
-                                d3 = gf[go + np.uint64(6) * fu + ff]
+                                d3 = gf[gof + np.uint64(6)]
                                 a3_0 += d3 * w0
                                 a3_1 += d3 * w1
                                 a3_2 += d3 * w2
@@ -1641,7 +1940,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a3_5 += d3 * w5
                                 a3_6 += d3 * w6
                                 a3_7 += d3 * w7
-                                d4 = gf[go + np.uint64(8) * fu + ff]
+                                d4 = gf[gof + np.uint64(8)]
                                 a4_0 += d4 * w0
                                 a4_1 += d4 * w1
                                 a4_2 += d4 * w2
@@ -1650,7 +1949,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a4_5 += d4 * w5
                                 a4_6 += d4 * w6
                                 a4_7 += d4 * w7
-                                d5 = gf[go + grow + np.uint64(0) * fu + ff]
+                                d5 = gf[gof + grow + np.uint64(0)]
                                 a5_0 += d5 * w0
                                 a5_1 += d5 * w1
                                 a5_2 += d5 * w2
@@ -1659,7 +1958,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a5_5 += d5 * w5
                                 a5_6 += d5 * w6
                                 a5_7 += d5 * w7
-                                d6 = gf[go + grow + np.uint64(2) * fu + ff]
+                                d6 = gf[gof + grow + np.uint64(2)]
                                 a6_0 += d6 * w0
                                 a6_1 += d6 * w1
                                 a6_2 += d6 * w2
@@ -1668,7 +1967,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a6_5 += d6 * w5
                                 a6_6 += d6 * w6
                                 a6_7 += d6 * w7
-                                d7 = gf[go + grow + np.uint64(4) * fu + ff]
+                                d7 = gf[gof + grow + np.uint64(4)]
                                 a7_0 += d7 * w0
                                 a7_1 += d7 * w1
                                 a7_2 += d7 * w2
@@ -1677,7 +1976,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a7_5 += d7 * w5
                                 a7_6 += d7 * w6
                                 a7_7 += d7 * w7
-                                d8 = gf[go + grow + np.uint64(6) * fu + ff]
+                                d8 = gf[gof + grow + np.uint64(6)]
                                 a8_0 += d8 * w0
                                 a8_1 += d8 * w1
                                 a8_2 += d8 * w2
@@ -1686,7 +1985,7 @@ def data_grad_s2_p10_r8(dy, wt, zero, dxp):
                                 a8_5 += d8 * w5
                                 a8_6 += d8 * w6
                                 a8_7 += d8 * w7
-                                d9 = gf[go + grow + np.uint64(8) * fu + ff]
+                                d9 = gf[gof + grow + np.uint64(8)]
                                 a9_0 += d9 * w0
                                 a9_1 += d9 * w1
                                 a9_2 += d9 * w2
