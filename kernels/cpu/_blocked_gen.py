@@ -7,7 +7,7 @@ from numba import prange
 
 def forward_p10_f16(xp, wt, bias, lo, zero, y):
     """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 16, KH, KW * C, 16), plus
-    bias (F / 16 * 16), then zero where the value is <= lo (0 for a ReLU, NaN for none); Wo is a
+    bias (F / 16 * 16), then max(value, lo) (lo = 0 for a ReLU, -inf for none); Wo is a
     multiple of 10, F of 16 or else less than 16: each pixel's 16 values are stored, then,
     the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in
     order), except at the start of each image (the caller recomputes those pixels) and past the end of
@@ -239,332 +239,172 @@ def forward_p10_f16(xp, wt, bias, lo, zero, y):
                             a9_13 += x9 * w13
                             a9_14 += x9 * w14
                             a9_15 += x9 * w15
-                    a0_0 += c0
-                    a0_1 += c1
-                    a0_2 += c2
-                    a0_3 += c3
-                    a0_4 += c4
-                    a0_5 += c5
-                    a0_6 += c6
-                    a0_7 += c7
-                    a0_8 += c8
-                    a0_9 += c9
-                    a0_10 += c10
-                    a0_11 += c11
-                    a0_12 += c12
-                    a0_13 += c13
-                    a0_14 += c14
-                    a0_15 += c15
-                    a1_0 += c0
-                    a1_1 += c1
-                    a1_2 += c2
-                    a1_3 += c3
-                    a1_4 += c4
-                    a1_5 += c5
-                    a1_6 += c6
-                    a1_7 += c7
-                    a1_8 += c8
-                    a1_9 += c9
-                    a1_10 += c10
-                    a1_11 += c11
-                    a1_12 += c12
-                    a1_13 += c13
-                    a1_14 += c14
-                    a1_15 += c15
-                    a2_0 += c0
-                    a2_1 += c1
-                    a2_2 += c2
-                    a2_3 += c3
-                    a2_4 += c4
-                    a2_5 += c5
-                    a2_6 += c6
-                    a2_7 += c7
-                    a2_8 += c8
-                    a2_9 += c9
-                    a2_10 += c10
-                    a2_11 += c11
-                    a2_12 += c12
-                    a2_13 += c13
-                    a2_14 += c14
-                    a2_15 += c15
-                    a3_0 += c0
-                    a3_1 += c1
-                    a3_2 += c2
-                    a3_3 += c3
-                    a3_4 += c4
-                    a3_5 += c5
-                    a3_6 += c6
-                    a3_7 += c7
-                    a3_8 += c8
-                    a3_9 += c9
-                    a3_10 += c10
-                    a3_11 += c11
-                    a3_12 += c12
-                    a3_13 += c13
-                    a3_14 += c14
-                    a3_15 += c15
-                    a4_0 += c0
-                    a4_1 += c1
-                    a4_2 += c2
-                    a4_3 += c3
-                    a4_4 += c4
-                    a4_5 += c5
-                    a4_6 += c6
-                    a4_7 += c7
-                    a4_8 += c8
-                    a4_9 += c9
-                    a4_10 += c10
-                    a4_11 += c11
-                    a4_12 += c12
-                    a4_13 += c13
-                    a4_14 += c14
-                    a4_15 += c15
-                    a5_0 += c0
-                    a5_1 += c1
-                    a5_2 += c2
-                    a5_3 += c3
-                    a5_4 += c4
-                    a5_5 += c5
-                    a5_6 += c6
-                    a5_7 += c7
-                    a5_8 += c8
-                    a5_9 += c9
-                    a5_10 += c10
-                    a5_11 += c11
-                    a5_12 += c12
-                    a5_13 += c13
-                    a5_14 += c14
-                    a5_15 += c15
-                    a6_0 += c0
-                    a6_1 += c1
-                    a6_2 += c2
-                    a6_3 += c3
-                    a6_4 += c4
-                    a6_5 += c5
-                    a6_6 += c6
-                    a6_7 += c7
-                    a6_8 += c8
-                    a6_9 += c9
-                    a6_10 += c10
-                    a6_11 += c11
-                    a6_12 += c12
-                    a6_13 += c13
-                    a6_14 += c14
-                    a6_15 += c15
-                    a7_0 += c0
-                    a7_1 += c1
-                    a7_2 += c2
-                    a7_3 += c3
-                    a7_4 += c4
-                    a7_5 += c5
-                    a7_6 += c6
-                    a7_7 += c7
-                    a7_8 += c8
-                    a7_9 += c9
-                    a7_10 += c10
-                    a7_11 += c11
-                    a7_12 += c12
-                    a7_13 += c13
-                    a7_14 += c14
-                    a7_15 += c15
-                    a8_0 += c0
-                    a8_1 += c1
-                    a8_2 += c2
-                    a8_3 += c3
-                    a8_4 += c4
-                    a8_5 += c5
-                    a8_6 += c6
-                    a8_7 += c7
-                    a8_8 += c8
-                    a8_9 += c9
-                    a8_10 += c10
-                    a8_11 += c11
-                    a8_12 += c12
-                    a8_13 += c13
-                    a8_14 += c14
-                    a8_15 += c15
-                    a9_0 += c0
-                    a9_1 += c1
-                    a9_2 += c2
-                    a9_3 += c3
-                    a9_4 += c4
-                    a9_5 += c5
-                    a9_6 += c6
-                    a9_7 += c7
-                    a9_8 += c8
-                    a9_9 += c9
-                    a9_10 += c10
-                    a9_11 += c11
-                    a9_12 += c12
-                    a9_13 += c13
-                    a9_14 += c14
-                    a9_15 += c15
                     yo = np.uint64(((b * ho + i) * wo + j) * f + f0)
-                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0 if not a0_0 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1 if not a0_1 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2 if not a0_2 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3 if not a0_3 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4 if not a0_4 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5 if not a0_5 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6 if not a0_6 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7 if not a0_7 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(8)] = a0_8 if not a0_8 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(9)] = a0_9 if not a0_9 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(10)] = a0_10 if not a0_10 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(11)] = a0_11 if not a0_11 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(12)] = a0_12 if not a0_12 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(13)] = a0_13 if not a0_13 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(14)] = a0_14 if not a0_14 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(15)] = a0_15 if not a0_15 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0 if not a1_0 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1 if not a1_1 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2 if not a1_2 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3 if not a1_3 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4 if not a1_4 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5 if not a1_5 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6 if not a1_6 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7 if not a1_7 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(8)] = a1_8 if not a1_8 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(9)] = a1_9 if not a1_9 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(10)] = a1_10 if not a1_10 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(11)] = a1_11 if not a1_11 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(12)] = a1_12 if not a1_12 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(13)] = a1_13 if not a1_13 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(14)] = a1_14 if not a1_14 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(15)] = a1_15 if not a1_15 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0 if not a2_0 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1 if not a2_1 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2 if not a2_2 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3 if not a2_3 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4 if not a2_4 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5 if not a2_5 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6 if not a2_6 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7 if not a2_7 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(8)] = a2_8 if not a2_8 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(9)] = a2_9 if not a2_9 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(10)] = a2_10 if not a2_10 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(11)] = a2_11 if not a2_11 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(12)] = a2_12 if not a2_12 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(13)] = a2_13 if not a2_13 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(14)] = a2_14 if not a2_14 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(15)] = a2_15 if not a2_15 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0 if not a3_0 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1 if not a3_1 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2 if not a3_2 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3 if not a3_3 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4 if not a3_4 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5 if not a3_5 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6 if not a3_6 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7 if not a3_7 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(8)] = a3_8 if not a3_8 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(9)] = a3_9 if not a3_9 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(10)] = a3_10 if not a3_10 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(11)] = a3_11 if not a3_11 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(12)] = a3_12 if not a3_12 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(13)] = a3_13 if not a3_13 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(14)] = a3_14 if not a3_14 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(15)] = a3_15 if not a3_15 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0 if not a4_0 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1 if not a4_1 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2 if not a4_2 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3 if not a4_3 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4 if not a4_4 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5 if not a4_5 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6 if not a4_6 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7 if not a4_7 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(8)] = a4_8 if not a4_8 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(9)] = a4_9 if not a4_9 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(10)] = a4_10 if not a4_10 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(11)] = a4_11 if not a4_11 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(12)] = a4_12 if not a4_12 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(13)] = a4_13 if not a4_13 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(14)] = a4_14 if not a4_14 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(15)] = a4_15 if not a4_15 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0 if not a5_0 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1 if not a5_1 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2 if not a5_2 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3 if not a5_3 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4 if not a5_4 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5 if not a5_5 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6 if not a5_6 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7 if not a5_7 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(8)] = a5_8 if not a5_8 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(9)] = a5_9 if not a5_9 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(10)] = a5_10 if not a5_10 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(11)] = a5_11 if not a5_11 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(12)] = a5_12 if not a5_12 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(13)] = a5_13 if not a5_13 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(14)] = a5_14 if not a5_14 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(15)] = a5_15 if not a5_15 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0 if not a6_0 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1 if not a6_1 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2 if not a6_2 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3 if not a6_3 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4 if not a6_4 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5 if not a6_5 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6 if not a6_6 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7 if not a6_7 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(8)] = a6_8 if not a6_8 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(9)] = a6_9 if not a6_9 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(10)] = a6_10 if not a6_10 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(11)] = a6_11 if not a6_11 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(12)] = a6_12 if not a6_12 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(13)] = a6_13 if not a6_13 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(14)] = a6_14 if not a6_14 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(15)] = a6_15 if not a6_15 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0 if not a7_0 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1 if not a7_1 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2 if not a7_2 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3 if not a7_3 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4 if not a7_4 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5 if not a7_5 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6 if not a7_6 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7 if not a7_7 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(8)] = a7_8 if not a7_8 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(9)] = a7_9 if not a7_9 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(10)] = a7_10 if not a7_10 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(11)] = a7_11 if not a7_11 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(12)] = a7_12 if not a7_12 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(13)] = a7_13 if not a7_13 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(14)] = a7_14 if not a7_14 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(15)] = a7_15 if not a7_15 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0 if not a8_0 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1 if not a8_1 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2 if not a8_2 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3 if not a8_3 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4 if not a8_4 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5 if not a8_5 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6 if not a8_6 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7 if not a8_7 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(8)] = a8_8 if not a8_8 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(9)] = a8_9 if not a8_9 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(10)] = a8_10 if not a8_10 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(11)] = a8_11 if not a8_11 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(12)] = a8_12 if not a8_12 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(13)] = a8_13 if not a8_13 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(14)] = a8_14 if not a8_14 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(15)] = a8_15 if not a8_15 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0 if not a9_0 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1 if not a9_1 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2 if not a9_2 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3 if not a9_3 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4 if not a9_4 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5 if not a9_5 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6 if not a9_6 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7 if not a9_7 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(8)] = a9_8 if not a9_8 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(9)] = a9_9 if not a9_9 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(10)] = a9_10 if not a9_10 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(11)] = a9_11 if not a9_11 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(12)] = a9_12 if not a9_12 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(13)] = a9_13 if not a9_13 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(14)] = a9_14 if not a9_14 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(15)] = a9_15 if not a9_15 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = max(a0_0 + c0, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = max(a0_1 + c1, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = max(a0_2 + c2, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = max(a0_3 + c3, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = max(a0_4 + c4, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = max(a0_5 + c5, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = max(a0_6 + c6, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = max(a0_7 + c7, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(8)] = max(a0_8 + c8, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(9)] = max(a0_9 + c9, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(10)] = max(a0_10 + c10, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(11)] = max(a0_11 + c11, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(12)] = max(a0_12 + c12, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(13)] = max(a0_13 + c13, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(14)] = max(a0_14 + c14, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(15)] = max(a0_15 + c15, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = max(a1_0 + c0, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = max(a1_1 + c1, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = max(a1_2 + c2, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = max(a1_3 + c3, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = max(a1_4 + c4, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = max(a1_5 + c5, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = max(a1_6 + c6, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = max(a1_7 + c7, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(8)] = max(a1_8 + c8, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(9)] = max(a1_9 + c9, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(10)] = max(a1_10 + c10, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(11)] = max(a1_11 + c11, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(12)] = max(a1_12 + c12, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(13)] = max(a1_13 + c13, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(14)] = max(a1_14 + c14, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(15)] = max(a1_15 + c15, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = max(a2_0 + c0, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = max(a2_1 + c1, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = max(a2_2 + c2, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = max(a2_3 + c3, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = max(a2_4 + c4, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = max(a2_5 + c5, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = max(a2_6 + c6, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = max(a2_7 + c7, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(8)] = max(a2_8 + c8, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(9)] = max(a2_9 + c9, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(10)] = max(a2_10 + c10, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(11)] = max(a2_11 + c11, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(12)] = max(a2_12 + c12, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(13)] = max(a2_13 + c13, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(14)] = max(a2_14 + c14, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(15)] = max(a2_15 + c15, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = max(a3_0 + c0, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = max(a3_1 + c1, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = max(a3_2 + c2, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = max(a3_3 + c3, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = max(a3_4 + c4, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = max(a3_5 + c5, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = max(a3_6 + c6, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = max(a3_7 + c7, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(8)] = max(a3_8 + c8, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(9)] = max(a3_9 + c9, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(10)] = max(a3_10 + c10, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(11)] = max(a3_11 + c11, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(12)] = max(a3_12 + c12, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(13)] = max(a3_13 + c13, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(14)] = max(a3_14 + c14, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(15)] = max(a3_15 + c15, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = max(a4_0 + c0, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = max(a4_1 + c1, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = max(a4_2 + c2, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = max(a4_3 + c3, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = max(a4_4 + c4, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = max(a4_5 + c5, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = max(a4_6 + c6, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = max(a4_7 + c7, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(8)] = max(a4_8 + c8, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(9)] = max(a4_9 + c9, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(10)] = max(a4_10 + c10, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(11)] = max(a4_11 + c11, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(12)] = max(a4_12 + c12, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(13)] = max(a4_13 + c13, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(14)] = max(a4_14 + c14, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(15)] = max(a4_15 + c15, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = max(a5_0 + c0, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = max(a5_1 + c1, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = max(a5_2 + c2, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = max(a5_3 + c3, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = max(a5_4 + c4, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = max(a5_5 + c5, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = max(a5_6 + c6, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = max(a5_7 + c7, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(8)] = max(a5_8 + c8, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(9)] = max(a5_9 + c9, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(10)] = max(a5_10 + c10, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(11)] = max(a5_11 + c11, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(12)] = max(a5_12 + c12, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(13)] = max(a5_13 + c13, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(14)] = max(a5_14 + c14, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(15)] = max(a5_15 + c15, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = max(a6_0 + c0, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = max(a6_1 + c1, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = max(a6_2 + c2, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = max(a6_3 + c3, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = max(a6_4 + c4, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = max(a6_5 + c5, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = max(a6_6 + c6, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = max(a6_7 + c7, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(8)] = max(a6_8 + c8, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(9)] = max(a6_9 + c9, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(10)] = max(a6_10 + c10, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(11)] = max(a6_11 + c11, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(12)] = max(a6_12 + c12, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(13)] = max(a6_13 + c13, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(14)] = max(a6_14 + c14, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(15)] = max(a6_15 + c15, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = max(a7_0 + c0, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = max(a7_1 + c1, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = max(a7_2 + c2, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = max(a7_3 + c3, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = max(a7_4 + c4, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = max(a7_5 + c5, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = max(a7_6 + c6, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = max(a7_7 + c7, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(8)] = max(a7_8 + c8, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(9)] = max(a7_9 + c9, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(10)] = max(a7_10 + c10, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(11)] = max(a7_11 + c11, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(12)] = max(a7_12 + c12, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(13)] = max(a7_13 + c13, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(14)] = max(a7_14 + c14, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(15)] = max(a7_15 + c15, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = max(a8_0 + c0, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = max(a8_1 + c1, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = max(a8_2 + c2, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = max(a8_3 + c3, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = max(a8_4 + c4, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = max(a8_5 + c5, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = max(a8_6 + c6, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = max(a8_7 + c7, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(8)] = max(a8_8 + c8, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(9)] = max(a8_9 + c9, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(10)] = max(a8_10 + c10, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(11)] = max(a8_11 + c11, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(12)] = max(a8_12 + c12, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(13)] = max(a8_13 + c13, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(14)] = max(a8_14 + c14, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(15)] = max(a8_15 + c15, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = max(a9_0 + c0, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = max(a9_1 + c1, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = max(a9_2 + c2, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = max(a9_3 + c3, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = max(a9_4 + c4, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = max(a9_5 + c5, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = max(a9_6 + c6, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = max(a9_7 + c7, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(8)] = max(a9_8 + c8, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(9)] = max(a9_9 + c9, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(10)] = max(a9_10 + c10, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(11)] = max(a9_11 + c11, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(12)] = max(a9_12 + c12, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(13)] = max(a9_13 + c13, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(14)] = max(a9_14 + c14, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(15)] = max(a9_15 + c15, lo)
 
 
 def forward_p14_f8(xp, wt, bias, lo, zero, y):
     """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / 8, KH, KW * C, 8), plus
-    bias (F / 8 * 8), then zero where the value is <= lo (0 for a ReLU, NaN for none); Wo is a
+    bias (F / 8 * 8), then max(value, lo) (lo = 0 for a ReLU, -inf for none); Wo is a
     multiple of 14, F of 8 or else less than 8: each pixel's 8 values are stored, then,
     the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in
     order), except at the start of each image (the caller recomputes those pixels) and past the end of
@@ -740,231 +580,119 @@ def forward_p14_f8(xp, wt, bias, lo, zero, y):
                             a13_5 += x13 * w5
                             a13_6 += x13 * w6
                             a13_7 += x13 * w7
-                    a0_0 += c0
-                    a0_1 += c1
-                    a0_2 += c2
-                    a0_3 += c3
-                    a0_4 += c4
-                    a0_5 += c5
-                    a0_6 += c6
-                    a0_7 += c7
-                    a1_0 += c0
-                    a1_1 += c1
-                    a1_2 += c2
-                    a1_3 += c3
-                    a1_4 += c4
-                    a1_5 += c5
-                    a1_6 += c6
-                    a1_7 += c7
-                    a2_0 += c0
-                    a2_1 += c1
-                    a2_2 += c2
-                    a2_3 += c3
-                    a2_4 += c4
-                    a2_5 += c5
-                    a2_6 += c6
-                    a2_7 += c7
-                    a3_0 += c0
-                    a3_1 += c1
-                    a3_2 += c2
-                    a3_3 += c3
-                    a3_4 += c4
-                    a3_5 += c5
-                    a3_6 += c6
-                    a3_7 += c7
-                    a4_0 += c0
-                    a4_1 += c1
-                    a4_2 += c2
-                    a4_3 += c3
-                    a4_4 += c4
-                    a4_5 += c5
-                    a4_6 += c6
-                    a4_7 += c7
-                    a5_0 += c0
-                    a5_1 += c1
-                    a5_2 += c2
-                    a5_3 += c3
-                    a5_4 += c4
-                    a5_5 += c5
-                    a5_6 += c6
-                    a5_7 += c7
-                    a6_0 += c0
-                    a6_1 += c1
-                    a6_2 += c2
-                    a6_3 += c3
-                    a6_4 += c4
-                    a6_5 += c5
-                    a6_6 += c6
-                    a6_7 += c7
-                    a7_0 += c0
-                    a7_1 += c1
-                    a7_2 += c2
-                    a7_3 += c3
-                    a7_4 += c4
-                    a7_5 += c5
-                    a7_6 += c6
-                    a7_7 += c7
-                    a8_0 += c0
-                    a8_1 += c1
-                    a8_2 += c2
-                    a8_3 += c3
-                    a8_4 += c4
-                    a8_5 += c5
-                    a8_6 += c6
-                    a8_7 += c7
-                    a9_0 += c0
-                    a9_1 += c1
-                    a9_2 += c2
-                    a9_3 += c3
-                    a9_4 += c4
-                    a9_5 += c5
-                    a9_6 += c6
-                    a9_7 += c7
-                    a10_0 += c0
-                    a10_1 += c1
-                    a10_2 += c2
-                    a10_3 += c3
-                    a10_4 += c4
-                    a10_5 += c5
-                    a10_6 += c6
-                    a10_7 += c7
-                    a11_0 += c0
-                    a11_1 += c1
-                    a11_2 += c2
-                    a11_3 += c3
-                    a11_4 += c4
-                    a11_5 += c5
-                    a11_6 += c6
-                    a11_7 += c7
-                    a12_0 += c0
-                    a12_1 += c1
-                    a12_2 += c2
-                    a12_3 += c3
-                    a12_4 += c4
-                    a12_5 += c5
-                    a12_6 += c6
-                    a12_7 += c7
-                    a13_0 += c0
-                    a13_1 += c1
-                    a13_2 += c2
-                    a13_3 += c3
-                    a13_4 += c4
-                    a13_5 += c5
-                    a13_6 += c6
-                    a13_7 += c7
                     yo = np.uint64(((b * ho + i) * wo + j) * f + f0)
-                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = a0_0 if not a0_0 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = a0_1 if not a0_1 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = a0_2 if not a0_2 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = a0_3 if not a0_3 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = a0_4 if not a0_4 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = a0_5 if not a0_5 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = a0_6 if not a0_6 <= lo else zero
-                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = a0_7 if not a0_7 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = a1_0 if not a1_0 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = a1_1 if not a1_1 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = a1_2 if not a1_2 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = a1_3 if not a1_3 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = a1_4 if not a1_4 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = a1_5 if not a1_5 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = a1_6 if not a1_6 <= lo else zero
-                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = a1_7 if not a1_7 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = a2_0 if not a2_0 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = a2_1 if not a2_1 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = a2_2 if not a2_2 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = a2_3 if not a2_3 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = a2_4 if not a2_4 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = a2_5 if not a2_5 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = a2_6 if not a2_6 <= lo else zero
-                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = a2_7 if not a2_7 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = a3_0 if not a3_0 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = a3_1 if not a3_1 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = a3_2 if not a3_2 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = a3_3 if not a3_3 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = a3_4 if not a3_4 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = a3_5 if not a3_5 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = a3_6 if not a3_6 <= lo else zero
-                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = a3_7 if not a3_7 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = a4_0 if not a4_0 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = a4_1 if not a4_1 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = a4_2 if not a4_2 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = a4_3 if not a4_3 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = a4_4 if not a4_4 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = a4_5 if not a4_5 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = a4_6 if not a4_6 <= lo else zero
-                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = a4_7 if not a4_7 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = a5_0 if not a5_0 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = a5_1 if not a5_1 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = a5_2 if not a5_2 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = a5_3 if not a5_3 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = a5_4 if not a5_4 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = a5_5 if not a5_5 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = a5_6 if not a5_6 <= lo else zero
-                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = a5_7 if not a5_7 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = a6_0 if not a6_0 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = a6_1 if not a6_1 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = a6_2 if not a6_2 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = a6_3 if not a6_3 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = a6_4 if not a6_4 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = a6_5 if not a6_5 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = a6_6 if not a6_6 <= lo else zero
-                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = a6_7 if not a6_7 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = a7_0 if not a7_0 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = a7_1 if not a7_1 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = a7_2 if not a7_2 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = a7_3 if not a7_3 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = a7_4 if not a7_4 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = a7_5 if not a7_5 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = a7_6 if not a7_6 <= lo else zero
-                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = a7_7 if not a7_7 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = a8_0 if not a8_0 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = a8_1 if not a8_1 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = a8_2 if not a8_2 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = a8_3 if not a8_3 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = a8_4 if not a8_4 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = a8_5 if not a8_5 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = a8_6 if not a8_6 <= lo else zero
-                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = a8_7 if not a8_7 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = a9_0 if not a9_0 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = a9_1 if not a9_1 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = a9_2 if not a9_2 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = a9_3 if not a9_3 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = a9_4 if not a9_4 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = a9_5 if not a9_5 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = a9_6 if not a9_6 <= lo else zero
-                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = a9_7 if not a9_7 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(0)] = a10_0 if not a10_0 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(1)] = a10_1 if not a10_1 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(2)] = a10_2 if not a10_2 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(3)] = a10_3 if not a10_3 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(4)] = a10_4 if not a10_4 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(5)] = a10_5 if not a10_5 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(6)] = a10_6 if not a10_6 <= lo else zero
-                    yf[yo + np.uint64(10) * fu + np.uint64(7)] = a10_7 if not a10_7 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(0)] = a11_0 if not a11_0 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(1)] = a11_1 if not a11_1 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(2)] = a11_2 if not a11_2 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(3)] = a11_3 if not a11_3 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(4)] = a11_4 if not a11_4 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(5)] = a11_5 if not a11_5 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(6)] = a11_6 if not a11_6 <= lo else zero
-                    yf[yo + np.uint64(11) * fu + np.uint64(7)] = a11_7 if not a11_7 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(0)] = a12_0 if not a12_0 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(1)] = a12_1 if not a12_1 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(2)] = a12_2 if not a12_2 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(3)] = a12_3 if not a12_3 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(4)] = a12_4 if not a12_4 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(5)] = a12_5 if not a12_5 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(6)] = a12_6 if not a12_6 <= lo else zero
-                    yf[yo + np.uint64(12) * fu + np.uint64(7)] = a12_7 if not a12_7 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(0)] = a13_0 if not a13_0 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(1)] = a13_1 if not a13_1 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(2)] = a13_2 if not a13_2 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(3)] = a13_3 if not a13_3 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(4)] = a13_4 if not a13_4 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(5)] = a13_5 if not a13_5 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(6)] = a13_6 if not a13_6 <= lo else zero
-                    yf[yo + np.uint64(13) * fu + np.uint64(7)] = a13_7 if not a13_7 <= lo else zero
+                    yf[yo + np.uint64(0) * fu + np.uint64(0)] = max(a0_0 + c0, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(1)] = max(a0_1 + c1, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(2)] = max(a0_2 + c2, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(3)] = max(a0_3 + c3, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(4)] = max(a0_4 + c4, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(5)] = max(a0_5 + c5, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(6)] = max(a0_6 + c6, lo)
+                    yf[yo + np.uint64(0) * fu + np.uint64(7)] = max(a0_7 + c7, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(0)] = max(a1_0 + c0, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(1)] = max(a1_1 + c1, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(2)] = max(a1_2 + c2, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(3)] = max(a1_3 + c3, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(4)] = max(a1_4 + c4, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(5)] = max(a1_5 + c5, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(6)] = max(a1_6 + c6, lo)
+                    yf[yo + np.uint64(1) * fu + np.uint64(7)] = max(a1_7 + c7, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(0)] = max(a2_0 + c0, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(1)] = max(a2_1 + c1, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(2)] = max(a2_2 + c2, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(3)] = max(a2_3 + c3, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(4)] = max(a2_4 + c4, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(5)] = max(a2_5 + c5, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(6)] = max(a2_6 + c6, lo)
+                    yf[yo + np.uint64(2) * fu + np.uint64(7)] = max(a2_7 + c7, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(0)] = max(a3_0 + c0, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(1)] = max(a3_1 + c1, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(2)] = max(a3_2 + c2, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(3)] = max(a3_3 + c3, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(4)] = max(a3_4 + c4, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(5)] = max(a3_5 + c5, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(6)] = max(a3_6 + c6, lo)
+                    yf[yo + np.uint64(3) * fu + np.uint64(7)] = max(a3_7 + c7, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(0)] = max(a4_0 + c0, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(1)] = max(a4_1 + c1, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(2)] = max(a4_2 + c2, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(3)] = max(a4_3 + c3, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(4)] = max(a4_4 + c4, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(5)] = max(a4_5 + c5, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(6)] = max(a4_6 + c6, lo)
+                    yf[yo + np.uint64(4) * fu + np.uint64(7)] = max(a4_7 + c7, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(0)] = max(a5_0 + c0, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(1)] = max(a5_1 + c1, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(2)] = max(a5_2 + c2, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(3)] = max(a5_3 + c3, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(4)] = max(a5_4 + c4, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(5)] = max(a5_5 + c5, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(6)] = max(a5_6 + c6, lo)
+                    yf[yo + np.uint64(5) * fu + np.uint64(7)] = max(a5_7 + c7, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(0)] = max(a6_0 + c0, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(1)] = max(a6_1 + c1, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(2)] = max(a6_2 + c2, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(3)] = max(a6_3 + c3, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(4)] = max(a6_4 + c4, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(5)] = max(a6_5 + c5, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(6)] = max(a6_6 + c6, lo)
+                    yf[yo + np.uint64(6) * fu + np.uint64(7)] = max(a6_7 + c7, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(0)] = max(a7_0 + c0, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(1)] = max(a7_1 + c1, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(2)] = max(a7_2 + c2, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(3)] = max(a7_3 + c3, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(4)] = max(a7_4 + c4, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(5)] = max(a7_5 + c5, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(6)] = max(a7_6 + c6, lo)
+                    yf[yo + np.uint64(7) * fu + np.uint64(7)] = max(a7_7 + c7, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(0)] = max(a8_0 + c0, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(1)] = max(a8_1 + c1, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(2)] = max(a8_2 + c2, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(3)] = max(a8_3 + c3, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(4)] = max(a8_4 + c4, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(5)] = max(a8_5 + c5, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(6)] = max(a8_6 + c6, lo)
+                    yf[yo + np.uint64(8) * fu + np.uint64(7)] = max(a8_7 + c7, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(0)] = max(a9_0 + c0, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(1)] = max(a9_1 + c1, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(2)] = max(a9_2 + c2, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(3)] = max(a9_3 + c3, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(4)] = max(a9_4 + c4, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(5)] = max(a9_5 + c5, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(6)] = max(a9_6 + c6, lo)
+                    yf[yo + np.uint64(9) * fu + np.uint64(7)] = max(a9_7 + c7, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(0)] = max(a10_0 + c0, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(1)] = max(a10_1 + c1, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(2)] = max(a10_2 + c2, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(3)] = max(a10_3 + c3, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(4)] = max(a10_4 + c4, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(5)] = max(a10_5 + c5, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(6)] = max(a10_6 + c6, lo)
+                    yf[yo + np.uint64(10) * fu + np.uint64(7)] = max(a10_7 + c7, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(0)] = max(a11_0 + c0, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(1)] = max(a11_1 + c1, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(2)] = max(a11_2 + c2, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(3)] = max(a11_3 + c3, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(4)] = max(a11_4 + c4, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(5)] = max(a11_5 + c5, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(6)] = max(a11_6 + c6, lo)
+                    yf[yo + np.uint64(11) * fu + np.uint64(7)] = max(a11_7 + c7, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(0)] = max(a12_0 + c0, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(1)] = max(a12_1 + c1, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(2)] = max(a12_2 + c2, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(3)] = max(a12_3 + c3, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(4)] = max(a12_4 + c4, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(5)] = max(a12_5 + c5, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(6)] = max(a12_6 + c6, lo)
+                    yf[yo + np.uint64(12) * fu + np.uint64(7)] = max(a12_7 + c7, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(0)] = max(a13_0 + c0, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(1)] = max(a13_1 + c1, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(2)] = max(a13_2 + c2, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(3)] = max(a13_3 + c3, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(4)] = max(a13_4 + c4, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(5)] = max(a13_5 + c5, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(6)] = max(a13_6 + c6, lo)
+                    yf[yo + np.uint64(13) * fu + np.uint64(7)] = max(a13_7 + c7, lo)
 
 
 def weight_grad_k10_f16(xp, dy, offs, zero, partial):
