@@ -96,6 +96,21 @@ def test_generated_kernels_match_their_generator():
         assert f.read() == blocked.source(), "run: python -m ember.kernels.cpu.blocked"
 
 
+def test_generated_kernels_hold_no_conditional_expressions():
+    """Each conditional expression of the unrolled blocks becomes blocks of Numba IR, and compile time grows
+    with them: with the ReLU written "v if not v <= lo else zero", LeNet-5's two threaded forward kernels
+    took 81 s and 37 s of CPU to compile, against 5.3 s and 3.5 s with max(v, lo) (kernels/cpu/blocked.py)."""
+    import ast
+
+    from ember.kernels.cpu import blocked
+
+    tree = ast.parse(blocked.source())
+    kernels = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert len(kernels) == len(blocked.KERNELS)
+    for kernel in kernels:
+        assert not [node for node in ast.walk(kernel) if isinstance(node, (ast.IfExp, ast.If))], kernel.name
+
+
 def test_blocked_convolution_route():
     from ember.kernels.cpu import conv
 
