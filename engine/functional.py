@@ -644,8 +644,9 @@ def linear(x):
 
 
 # ---- convolution and pooling (NHWC) ----
-def conv2d(x, w, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0)), groups=1):
-    """2-D convolution (cross-correlation) in NHWC layout, with weights ``(kh, kw, in/groups, out)``.
+def conv2d(x, w, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0)), groups=1, bias=None, activation=None):
+    """2-D convolution (cross-correlation) in NHWC layout, with weights ``(kh, kw, in/groups, out)``;
+    with ``bias``, ``conv + bias`` and then ``activation`` (None or "relu") in the same op.
 
     Args:
         x: input of shape ``(batch, height, width, in_channels)``.
@@ -654,6 +655,8 @@ def conv2d(x, w, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0)), groups=1
         dilation: ``(dh, dw)``.
         pads: ``((top, bottom), (left, right))`` zero padding.
         groups: channel groups (``in_channels`` for depthwise).
+        bias: None, or a Tensor of shape ``(out_channels,)`` added to the output.
+        activation: None or ``"relu"`` (with a bias), applied after it.
 
     Example:
         >>> from ember.engine import Tensor, functional as F
@@ -663,9 +666,19 @@ def conv2d(x, w, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0)), groups=1
         >>> y = F.conv2d(x, w, stride=(2, 2))
         >>> y.shape, y.numpy()[0, :, :, 0].tolist()
         ((1, 2, 2, 1), [[10.0, 18.0], [42.0, 50.0]])
+        >>> F.conv2d(x, w, stride=(2, 2), bias=Tensor([-20.0]), activation="relu").numpy()[0, :, :, 0].tolist()
+        [[0.0, 0.0], [22.0, 30.0]]
     """
-    return _conv.Conv2D.apply(x, w, stride=tuple(stride), dilation=tuple(dilation),
-                              pads=tuple(map(tuple, pads)), groups=groups)
+    if bias is None:
+        if activation is not None:
+            raise ValueError(f"conv2d: activation {activation!r} is applied with a bias only; got bias=None "
+                             "(apply the activation to the output instead)")
+        return _conv.Conv2D.apply(x, w, stride=tuple(stride), dilation=tuple(dilation),
+                                  pads=tuple(map(tuple, pads)), groups=groups)
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
+    return _conv.Conv2DBiasActivation.apply(x, w, bias, stride=tuple(stride), dilation=tuple(dilation),
+                                            pads=tuple(map(tuple, pads)), groups=groups, activation=activation)
 
 
 def conv2d_transpose(x, w, out_hw, stride=(1, 1), dilation=(1, 1), pads=((0, 0), (0, 0))):
@@ -714,6 +727,10 @@ def max_pool2d(x, pool, stride, pads=((0, 0), (0, 0))):
         z, bias = ctx.parents
         return _conv.BiasReLUMaxPool2D.apply(z, bias, y=x.data, pool=tuple(pool), stride=tuple(stride),
                                              pads=tuple(map(tuple, pads)))
+    if type(ctx) is _conv.Conv2DBiasActivation and ctx.relu:
+        # the same for a convolution with its bias and ReLU in one op: one op against its inputs
+        return _conv.ConvBiasReLUMaxPool2D.apply(*ctx.parents, y=x.data, conv=ctx, pool=tuple(pool),
+                                                 stride=tuple(stride), pads=tuple(map(tuple, pads)))
     return _conv.MaxPool2D.apply(x, pool=tuple(pool), stride=tuple(stride), pads=tuple(map(tuple, pads)))
 
 

@@ -49,6 +49,15 @@ def is_builtin(fn):
 _WITH_BIAS = {F.relu: "relu", F.linear: None}  # the activations F.bias_add applies itself
 
 
+def fused_with_bias(activation, bias, dtype):
+    """The ``activation`` argument ("relu" or None) under which an op adds ``bias`` and applies
+    ``activation`` itself (``F.bias_add``, ``F.conv2d``) to an output of ``dtype``; False when it cannot
+    (no bias, another activation, another dtype)."""
+    if bias is None or bias.ndim != 1 or bias.dtype != dtype or activation not in _WITH_BIAS:
+        return False
+    return _WITH_BIAS[activation]
+
+
 def with_bias(activation, y, bias):
     """``activation(y + bias)`` for a bias on the last axis (``bias`` may be None). ReLU and linear
     run as one op with the bias add (``F.bias_add``); other activations run after it."""

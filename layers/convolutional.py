@@ -122,14 +122,19 @@ class Conv2D(Layer):
             return None
         return self.add_weight("bias", (self.filters,), self.bias_initializer, regularizer=self.bias_regularizer)
 
-    def _conv(self, x, kernel, groups):
+    def _conv(self, x, kernel, groups, **bias_activation):
         h, w, _ = x.shape[1:]
         pads = tuple(_pads(s, k, st, d, self.padding) for s, k, st, d in
                      zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
-        return F.conv2d(x, kernel, self.strides, self.dilation_rate, pads, groups)
+        return F.conv2d(x, kernel, self.strides, self.dilation_rate, pads, groups, **bias_activation)
 
     def call(self, x, training=False):
-        y = self._conv(_to_nhwc(x, self.data_format), self.kernel, self.groups)
+        x = _to_nhwc(x, self.data_format)
+        fused = activations.fused_with_bias(self.activation, self.bias, x.dtype)
+        if fused is not False:  # the bias and the activation in the convolution's op
+            y = self._conv(x, self.kernel, self.groups, bias=self.bias, activation=fused)
+            return _from_nhwc(y, self.data_format)
+        y = self._conv(x, self.kernel, self.groups)
         return _from_nhwc(activations.with_bias(self.activation, y, self.bias), self.data_format)
 
     def compute_output_shape(self, input_shape):

@@ -40,6 +40,9 @@ from ember.kernels.cpu.jit import parallel_above
 # gradient K = 5 / 10 by 16 in 11 / 27 s; their run times there, min (median) of 4 x 5 x 20 calls: forward
 # 1.28 (2.23) vs 1.05 (2.47) ms, weight gradient 1.92 (3.18) vs 1.62 (3.19) ms. A cold W2 (empty cache)
 # took 108.7 s to its first step against 30.3 s before these kernels, both at load 5-6.
+# With the bias and ReLU epilogue and the unsigned constants made once per thread (2026-12-05): LeNet-5's
+# kernels compile in 19.5 s of CPU (the four blocked ones 14.9 s); a cold W2's first step 28.5, 34.1, 24.9 s against
+# 31.9, 30.5, 52.9 s without the fused kernels (alternating pairs, another engineer's load of 0.5-1.4 cores).
 # the generated kernels: (name, kind, block, FB); kind "forward": block = P pixels, "weight": K taps,
 # "data": P pixels (with RC = FB values of the windows per chunk)
 KERNELS = (
@@ -60,6 +63,16 @@ def _u(v):
     return f"np.uint64({v})"
 
 
+def _consts(count, ind):
+    # u0, u1, ...: the unsigned constants of the indices, made once at the top of the threaded loop's body
+    # (inside it, so that they stay constants there). NOTE: Numba's compile time grows with the statements of
+    # the body; each written-out "np.uint64(q)" costs three (a global, an attribute, a call). LeNet's second
+    # layer's forward kernel (P = 10, FB = 16, float32, empty cache, CPU time, load 4): threaded 6.87 -> 4.78
+    # s, serial 3.31 -> 2.39 s, the same run time (0.533 against 0.554 ms, one thread) and machine code
+    # (20 packed fused multiply-adds and 20 vmaxps).
+    return [" " * ind + f"u{q} = np.uint64({q})" for q in range(count)]
+
+
 def _forward_block(p_count, fb, ind):
     s = " " * ind
     lines = [s + " = ".join(f"a{p}_{q}" for q in range(fb)) + " = zero" for p in range(p_count)]
@@ -68,32 +81,42 @@ def _forward_block(p_count, fb, ind):
               s + f"    wb = np.uint64((fb * kh + a) * kwc * {fb})",
               s + "    for k in range(np.uint64(kwc)):",
               s + f"        wk = wb + k * {_u(fb)}"]
-    lines += [s + f"        w{q} = wf[wk + {_u(q)}]" for q in range(fb)]
+    lines += [s + f"        w{q} = wf[wk + u{q}]" for q in range(fb)]
     for p in range(p_count):
-        lines.append(s + f"        x{p} = xf[xo + {_u(p)} * cu + k]")
+        lines.append(s + f"        x{p} = xf[xo + u{p} * cu + k]")
         lines += [s + f"        a{p}_{q} += x{p} * w{q}" for q in range(fb)]
+    # the bias, then the ReLU as max(v, lo): lo = 0, or -inf without the ReLU (NaN passes: Python's max keeps
+    # v unless lo > v). NOTE: a select, not a branch: with "v if not v <= lo else zero" the P * FB conditional
+    # expressions made as many blocks of Numba IR, and the threaded float32 kernels took 81 s (P = 10, FB =
+    # 16) and 37 s (14 x 8) of CPU to compile in LeNet-5's first step, against 7 s and 5 s without the epilogue
+    # (load 3-7, 2 cores); with max() 7.3 s (10 x 16), the same run time (0.535 against 0.540 ms, one thread).
     lines.append(s + "yo = np.uint64(((b * ho + i) * wo + j) * f + f0)")
-    lines += [s + f"yf[yo + {_u(p)} * fu + {_u(q)}] = a{p}_{q}" for p in range(p_count) for q in range(fb)]
+    lines += [s + f"y{p} = yo + u{p} * fu" for p in range(p_count)]
+    lines += [s + f"yf[y{p} + u{q}] = max(a{p}_{q} + c{q}, lo)" for p in range(p_count) for q in range(fb)]
     return lines
 
 
 def _forward_source(p_count, fb):
-    lines = [f"def {kernel_name('forward', p_count, fb)}(xp, wt, zero, y):",
-             f'    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / {fb}, KH, KW * C, {fb}); Wo',
-             f"    is a multiple of {p_count}, F of {fb} or else less than {fb}: each pixel's {fb} values are stored,",
-             "    then, the last ones over the next pixel's first ones, stored after them (one thread takes whole",
-             "    images, in order), except at the start of each image (the caller recomputes those pixels) and past",
-             '    the end of y (the caller leaves room there)."""',
+    lines = [f"def {kernel_name('forward', p_count, fb)}(xp, wt, bias, lo, zero, y):",
+             f'    """y (N, Ho, Wo, F) from the padded input xp (N, Hp, Wp, C) and wt (F / {fb}, KH, KW * C, {fb}), '
+             'plus',
+             f"    bias (F / {fb} * {fb}), then max(value, lo) (lo = 0 for a ReLU, -inf for none); Wo is a",
+             f"    multiple of {p_count}, F of {fb} or else less than {fb}: each pixel's {fb} values are stored, then,",
+             "    the last ones over the next pixel's first ones, stored after them (one thread takes whole images, in",
+             "    order), except at the start of each image (the caller recomputes those pixels) and past the end of",
+             '    y (the caller leaves room there)."""',
              "    n, hp, wp, c = xp.shape",
              "    nfb, kh, kwc, _ = wt.shape",
              "    _, ho, wo, f = y.shape",
              "    cu, fu = np.uint64(c), np.uint64(f)",
              "    xf, wf, yf = xp.reshape(-1), wt.reshape(-1), y.reshape(-1)",
-             "    for b in prange(n):",
-             "        for i in range(ho):",
-             "            for fb in range(nfb):",
-             f"                f0 = fb * {fb}",
-             f"                for j in range(0, wo, {p_count}):"]
+             "    for b in prange(n):"]
+    lines += _consts(max(fb, p_count), 8)
+    lines += ["        for i in range(ho):",
+              "            for fb in range(nfb):",
+              f"                f0 = fb * {fb}"]
+    lines += [" " * 16 + f"c{q} = bias[f0 + {q}]" for q in range(fb)]
+    lines += [f"                for j in range(0, wo, {p_count}):"]
     lines += _forward_block(p_count, fb, 20)
     return "\n".join(lines) + "\n"
 
@@ -109,12 +132,13 @@ def _weight_block(k_count, fb, ind):
               s + "        for j in range(np.uint64(wo)):",
               s + "            xo = xrow + j * cu",
               s + "            go = grow + j * fu"]
-    lines += [s + f"            g{q} = gf[go + {_u(q)}]" for q in range(fb)]
+    lines += [s + f"            g{q} = gf[go + u{q}]" for q in range(fb)]
     for k in range(k_count):
         lines.append(s + f"            x{k} = xf[xo + o{k}]")
         lines += [s + f"            a{k}_{q} += x{k} * g{q}" for q in range(fb)]
     lines.append(s + f"po = np.uint64(((blk * nfb + fb) * taps + t0) * {fb})")
-    lines += [s + f"pf[po + {_u(k * fb + q)}] = a{k}_{q}" for k in range(k_count) for q in range(fb)]
+    lines += [s + f"pk{k} = po + {_u(k * fb)}" for k in range(k_count)]
+    lines += [s + f"pf[pk{k} + u{q}] = a{k}_{q}" for k in range(k_count) for q in range(fb)]
     return lines
 
 
@@ -128,8 +152,9 @@ def _weight_source(k_count, fb):
              "    blocks, nfb, taps, _ = partial.shape",
              "    cu, fu = np.uint64(c), np.uint64(f)",
              "    xf, gf, pf = xp.reshape(-1), dy.reshape(-1), partial.reshape(-1)",
-             "    for blk in prange(blocks):",
-             "        b0 = blk * n // blocks",
+             "    for blk in prange(blocks):"]
+    lines += _consts(fb, 8)
+    lines += ["        b0 = blk * n // blocks",
              "        b1 = (blk + 1) * n // blocks",
              "        for fb in range(nfb):",
              f"            for t0 in range(0, taps, {k_count}):"]
@@ -142,40 +167,43 @@ def _data_block(p_count, rc, ind):
     s = " " * ind
     half = p_count // 2
     lines = [s + " = ".join(f"a{p}_{r}" for r in range(rc)) + " = zero" for p in range(p_count)]
-    lines += [s + "go = np.uint64(((b * ho + i) * wo + j) * f)",
+    lines += [s + "go = np.uint64(((b * ho + i) * f) * wo + j)",
               s + f"wb = np.uint64((ch * kh + a) * f * {rc})",
               s + "for ff in range(np.uint64(f)):",
-              s + f"    wk = wb + ff * {_u(rc)}"]
-    lines += [s + f"    w{r} = wf[wk + {_u(r)}]" for r in range(rc)]
+              s + f"    wk = wb + ff * {_u(rc)}",
+              s + "    gof = go + ff * wou"]
+    lines += [s + f"    w{r} = wf[wk + u{r}]" for r in range(rc)]
     for p in range(p_count):
         row = "grow + " if p >= half else ""
-        lines.append(s + f"    d{p} = gf[go + {row}{_u(2 * (p % half))} * fu + ff]")
+        lines.append(s + f"    d{p} = gf[gof + {row}u{2 * (p % half)}]")
         lines += [s + f"    a{p}_{r} += d{p} * w{r}" for r in range(rc)]
     lines.append(s + f"xo = np.uint64(((b * hp + i + a) * wp + j) * c + ch * {rc})")
     for p in range(p_count):
         row = "xrow + " if p >= half else ""
-        lines += [s + f"xf[xo + {row}{_u(2 * (p % half))} * cu + {_u(r)}] += a{p}_{r}" for r in range(rc)]
+        lines.append(s + f"x{p} = xo + {row}u{2 * (p % half)} * cu")
+        lines += [s + f"xf[x{p} + u{r}] += a{p}_{r}" for r in range(rc)]
     return lines
 
 
 def _data_source(p_count, rc):
-    lines = [f"def {kernel_name('data', p_count, rc)}(dy, wt, zero, dxp):",
-             "    \"\"\"dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dy (N, Ho, Wo, F) and",
+    lines = [f"def {kernel_name('data', p_count, rc)}(dyt, wt, zero, dxp):",
+             "    \"\"\"dxp (N, Hp, Wp, C), zero on entry: the padded input's gradient, from dyt (N, Ho, F, Wo) and",
              f"    wt (chunks, KH, F, {rc}), the KW * C values of each kernel row's window in chunks of {rc} (the last",
              f"    one padded with zero weights); Ho is even, Wo a multiple of {p_count}, 2 * C >= {rc}, and Wp leaves",
              "    room for the last chunk past the last window. A block is every other pixel of two rows.\"\"\"",
              "    n, hp, wp, c = dxp.shape",
              "    chunks, kh, _, _ = wt.shape",
-             "    _, ho, wo, f = dy.shape",
-             "    cu, fu = np.uint64(c), np.uint64(f)",
-             "    grow, xrow = np.uint64(wo * f), np.uint64(wp * c)",
-             "    gf, wf, xf = dy.reshape(-1), wt.reshape(-1), dxp.reshape(-1)",
-             "    for b in prange(n):",
-             "        for i in range(0, ho, 2):",
-             "            for a in range(kh):",
-             "                for ch in range(chunks):",
-             "                    for parity in range(2):",
-             f"                        for j in range(parity, wo, {p_count}):"]
+             "    _, ho, f, wo = dyt.shape",
+             "    cu, wou = np.uint64(c), np.uint64(wo)",
+             "    grow, xrow = np.uint64(f * wo), np.uint64(wp * c)",
+             "    gf, wf, xf = dyt.reshape(-1), wt.reshape(-1), dxp.reshape(-1)",
+             "    for b in prange(n):"]
+    lines += _consts(max(rc, p_count - 1), 8)
+    lines += ["        for i in range(0, ho, 2):",
+             "            for ch in range(chunks):",
+             "                for parity in range(2):",
+             f"                    for j in range(parity, wo, {p_count}):",
+             "                        for a in range(kh):"]
     lines += _data_block(p_count, rc, 28)
     return "\n".join(lines) + "\n"
 
@@ -222,9 +250,9 @@ _KERNELS = {}
 def _kernel(kind, block, fb):
     key = (kind, block, fb)
     if key not in _KERNELS:
-        work = {"forward": lambda xp, wt, zero, y: y.size * wt.shape[1] * wt.shape[2],
+        work = {"forward": lambda xp, wt, bias, lo, zero, y: y.size * wt.shape[1] * wt.shape[2],
                 "weight": lambda xp, dy, offs, zero, partial: dy.size * offs.size,
-                "data": lambda dy, wt, zero, dxp: dy.size * wt.shape[0] * wt.shape[1] * wt.shape[3]}[kind]
+                "data": lambda dyt, wt, zero, dxp: dyt.size * wt.shape[0] * wt.shape[1] * wt.shape[3]}[kind]
         _KERNELS[key] = _make(kind, block, fb, work)
     return _KERNELS[key]
 
@@ -257,13 +285,17 @@ def _ceil(v, m):
     return -(-v // m) * m
 
 
-def forward(x, w, pads):
-    """y (N, Ho, Wo, F) of a stride-1, undilated convolution of x (N, H, W, C) with w (KH, KW, C, F).
+def forward(x, w, pads, bias=None, relu=False):
+    """y (N, Ho, Wo, F) of a stride-1, undilated convolution of x (N, H, W, C) with w (KH, KW, C, F), plus
+    ``bias`` (F,) when given, then max(y, 0) when ``relu`` (both applied as the sums are stored: the same
+    values as ``bias_activation_forward`` on the convolution's output, without a pass over it).
 
     Example:
         >>> x, w = np.ones((1, 3, 3, 1), np.float32), np.ones((2, 2, 1, 1), np.float32)
         >>> forward(x, w, ((0, 0), (0, 0)))[0, :, :, 0].tolist()
         [[4.0, 4.0], [4.0, 4.0]]
+        >>> forward(x, w, ((0, 0), (0, 0)), bias=np.array([-5.0], np.float32), relu=True)[0, :, :, 0].tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
     """
     kh, kw, c, f = w.shape
     n, h, wd, _ = x.shape
@@ -275,6 +307,11 @@ def forward(x, w, pads):
     wt = np.zeros((kh, kw * c, fp), dtype=x.dtype)
     wt[:, :, :f] = w.reshape(kh, kw * c, f)
     wt = np.ascontiguousarray(wt.reshape(kh, kw * c, fp // fb, fb).transpose(2, 0, 1, 3))
+    bt = np.zeros(fp, dtype=x.dtype)
+    if bias is not None:
+        bt[:f] = bias
+    scalar = x.dtype.type
+    lo = scalar(0) if relu else scalar(-np.inf)  # the kernel stores max(value, lo)
     if wop == wo and fp != f and fp == fb:
         # fewer filters than lanes: stored in place, each pixel's extra lanes over the next pixel's first
         # ones (rewritten right after); y is followed by room for the last pixel's.
@@ -283,14 +320,15 @@ def forward(x, w, pads):
         room = np.empty(n * ho * wo * f + fb, dtype=x.dtype)
         y = room[:n * ho * wo * f].reshape(n, ho, wo, f)
         if y.size:
-            _kernel("forward", block, fb)(xp, wt, x.dtype.type(0), y)
+            _kernel("forward", block, fb)(xp, wt, bt, lo, scalar(0), y)
             # an image's first pixel may have been written over by the previous image's last one, on
-            # another thread: recomputed
-            y[1:, 0, 0] = np.tensordot(xp[1:, :kh, :kw], w, axes=3)
+            # another thread: recomputed (with the bias and the ReLU as the kernel applies them)
+            first = np.tensordot(xp[1:, :kh, :kw], w, axes=3) + bt[:f]
+            y[1:, 0, 0] = np.maximum(first, lo)
         return y
     y = np.empty((n, ho, wop, fp), dtype=x.dtype)
     if y.size:
-        _kernel("forward", block, fb)(xp, wt, x.dtype.type(0), y)
+        _kernel("forward", block, fb)(xp, wt, bt, lo, scalar(0), y)
     return y if (wop, fp) == (wo, f) else np.ascontiguousarray(y[:, :, :wo, :f])
 
 
@@ -358,7 +396,13 @@ def backward_data(dy, w, x_shape, pads):
     room = -(-(chunks * rc - kwc) // cp)  # pixels past each row for the last chunk of its last window
     dxp = np.zeros((n, hop + kh - 1, wop + kw - 1 + room, cp), dtype=dy.dtype)
     if dy.size:
-        _kernel("data", block, rc)(dy, wt, dy.dtype.type(0), dxp)
+        # NOTE: the output gradient with the filters before the columns (N, Ho, F, Wo): a block's pixels are then
+        # at constant offsets from one address per row, where with NHWC each took an address register of its
+        # own (27 instructions per ten fused multiply-adds in the inner loop, 15 now); and the kernel rows
+        # innermost, so that consecutive blocks add into the same input values (forwarded stores) or apart,
+        # never partly overlapping. LeNet's second layer (128x10x10x16 -> 14x14x6, float32, one thread, CPU
+        # time, min of 7 x 20 calls, load 5): 1.072 -> 0.975 (layout) -> 0.940 ms (order), transpose included.
+        _kernel("data", block, rc)(np.ascontiguousarray(dy.transpose(0, 1, 3, 2)), wt, dy.dtype.type(0), dxp)
     return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + wd, :c])
 
 

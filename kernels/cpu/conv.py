@@ -9,7 +9,7 @@ import threading
 import numba
 import numpy as np
 
-from ember.kernels.cpu import blocked, direct, winograd
+from ember.kernels.cpu import activation, blocked, direct, pooling, winograd
 from ember.kernels.cpu.blas import gemm_accumulate
 from ember.kernels.cpu.jit import parallel_above, prange, serialized
 from ember.kernels.reference import conv as reference
@@ -346,6 +346,20 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     return y, (cols[None] if keep else None)
 
 
+@register("conv2d_bias_activation_forward", "numba", wrap=serialized)
+def conv2d_bias_activation_forward(x, w, bias, relu, stride, dilation, pads, groups, keep_cols):
+    """(y, cols): y = conv + bias, then the ReLU when ``relu``; cols as ``conv2d_forward_cols`` gives them
+    when ``keep_cols``, else None. The blocked kernels apply the bias and the ReLU as they store the sums."""
+    pads = _normalize_pads(pads)
+    if _blocked(x.shape, w.shape, stride, dilation, groups, x.dtype) and bias.dtype == x.dtype:
+        return blocked.forward(x, w, pads, bias, relu), None
+    if keep_cols:
+        y, cols = conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    else:
+        y, cols = conv2d_forward(x, w, stride, dilation, pads, groups), None
+    return activation.bias_activation_forward(y, bias, relu), cols
+
+
 @register("conv2d_backward_weight_cols", "numba", wrap=serialized)
 def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
     if groups != 1:
@@ -374,6 +388,19 @@ def conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups):
     _, ho, wo, _ = dy.shape
     cols = im2col(x, kh, kw, stride, dilation, pads, ho, wo)
     return (cols.T @ dy.reshape(-1, f)).reshape(w_shape)
+
+
+@register("conv2d_backward_weight_pooled", "numba", wrap=serialized)
+def conv2d_backward_weight_pooled(x, dp, arg, y_shape, w_shape, stride, dilation, pads, groups, pool_args):
+    """The weight gradient from the gradient ``dp`` at the output of a max pooling (``pool_args``: pool,
+    stride, pads; ``arg`` its taps) of the convolution's output (``y_shape``): the direct kernels scatter a
+    2x2 pooling's gradient image by image as they go; otherwise the pooling's backward, then the weight
+    gradient."""
+    pads = _normalize_pads(pads)
+    if _direct(x.shape, w_shape, stride, groups, dp.dtype) and pooling._is_2x2(*pool_args) and arg.dtype == np.int8:
+        return direct.backward_weight(x, dp, w_shape, dilation, pads, pooled_arg=arg)
+    dy = pooling.max_pool2d_backward(dp, arg, y_shape, *pool_args)
+    return conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)
 
 
 @register("conv2d_backward_data", "numba", wrap=serialized)

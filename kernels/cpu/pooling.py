@@ -146,7 +146,11 @@ def _max_forward_2x2(x, y, arg):
 # NOTE: the two input rows of each window row are zeroed, then each gradient stored at its tap: LeNet's
 # 128x14x14x6 -> 28x28 (float32, one thread, CPU time, min of 9 x 30 calls at load 5-8) 0.30 ms with four
 # selects per value, 0.175 ms this way.
-@parallel_above(32 << 10)
+# Threads from 64K pooled values: LeNet's second pooling (128x5x5x16, 51,200) takes 45 us serially, and an
+# empty parallel launch alone took 19 us (workqueue, 2 threads, nice 10, load 0.9), so threads cannot halve
+# it; bench/parallel.py at load 1.65 measured it 45 us serial against 273 us threaded (at load 6 earlier,
+# 90 against 51 us). Its first pooling's 150,528 stays threaded (175 vs 418 us at load 1.65, 447 vs 322 at 6).
+@parallel_above(64 << 10)
 def _max_backward_2x2(dy, arg, dx):
     n, ho, wo, c = dy.shape
     _, h, w, _ = dx.shape

@@ -81,6 +81,19 @@ def conv2d_forward_cols(x, w, stride, dilation, pads, groups):
     return y, cols
 
 
+@register("conv2d_bias_activation_forward", "numpy")
+def conv2d_bias_activation_forward(x, w, bias, relu, stride, dilation, pads, groups, keep_cols):
+    """(y, cols): y = conv2d_forward + bias, then max(y, 0) when ``relu`` (``bias_activation_forward``); cols
+    the receptive fields as ``conv2d_forward_cols`` gives them when ``keep_cols``, else None."""
+    from ember.kernels.reference.activation import bias_activation_forward  # noqa: PLC0415 - a sibling spec
+
+    if keep_cols:
+        y, cols = conv2d_forward_cols(x, w, stride, dilation, pads, groups)
+    else:
+        y, cols = conv2d_forward(x, w, stride, dilation, pads, groups), None
+    return bias_activation_forward(y, bias, relu), cols
+
+
 @register("conv2d_backward_weight_cols", "numpy")
 def conv2d_backward_weight_cols(cols, dy, w_shape, groups):
     """dL/dw from the matrix ``conv2d_forward_cols`` returned."""

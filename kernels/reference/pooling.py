@@ -5,7 +5,7 @@ for ``padding="same"``.
 """
 import numpy as np
 
-from ember.kernels.reference.conv import _pad, conv_output_size, windows
+from ember.kernels.reference.conv import _pad, conv2d_backward_weight, conv_output_size, windows
 from ember.kernels.registry import register
 
 
@@ -66,3 +66,11 @@ def avg_pool2d_backward(dy, x_shape, pool, stride, pads):
         for b in range(pool[1]):
             dxp[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :] += g
     return dxp[:, pt:pt + h, pl:pl + w, :]
+
+
+@register("conv2d_backward_weight_pooled", "numpy")
+def conv2d_backward_weight_pooled(x, dp, arg, y_shape, w_shape, stride, dilation, pads, groups, pool_args):
+    """``conv2d_backward_weight`` of ``max_pool2d_backward(dp, arg, y_shape, *pool_args)``: the weight gradient
+    of a convolution from the gradient at the output of a max pooling (its taps ``arg``) of its output."""
+    dy = max_pool2d_backward(dp, arg, y_shape, *pool_args)
+    return conv2d_backward_weight(x, dy, w_shape, stride, dilation, pads, groups)

@@ -7,7 +7,6 @@ import pytest
 from ember.engine import Tensor
 from ember.engine import functional as F
 from ember.engine.ops import conv as conv_ops
-from ember.kernels import get_cpu_kernels, set_cpu_kernels
 
 POOLS = [
     # x shape, pool, stride, pads
@@ -15,14 +14,6 @@ POOLS = [
     ((2, 7, 9, 3), (2, 2), (2, 2), ((0, 0), (0, 0))),  # a row and a column left out of the windows
     ((2, 7, 7, 4), (3, 3), (2, 2), ((1, 1), (1, 1))),  # overlapping windows, padding
 ]
-
-
-@pytest.fixture(params=["numba", "reference"])
-def kernels(request):
-    before = get_cpu_kernels()
-    set_cpu_kernels(request.param)
-    yield request.param
-    set_cpu_kernels(before)
 
 
 def _graph(z, b, r, r2, shape_args, fused, also_x):

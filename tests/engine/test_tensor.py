@@ -168,8 +168,9 @@ def test_the_op_profiler_attributes_a_step_to_its_ops():
             ember.engine.functional.sum(model(x, training=True)).backward()
     rows = p.table(per=3)
     names = {(name, phase) for name, phase, *_ in rows}
-    assert {("Conv2D", "forward"), ("Conv2D", "backward"), ("MatMul", "forward")} <= names
-    conv = next(r for r in rows if r[:2] == ("Conv2D", "forward"))
+    # the layer's convolution with its bias and ReLU is one op
+    assert {("Conv2DBiasActivation", "forward"), ("Conv2DBiasActivation", "backward"), ("MatMul", "forward")} <= names
+    conv = next(r for r in rows if r[:2] == ("Conv2DBiasActivation", "forward"))
     assert conv[3] == 1.0  # calls per step
     assert rows[-1][0] == "(outside ops)" and 0 <= rows[-1][2] and abs(sum(r[4] for r in rows) - 1) < 1e-9
     with pytest.raises(RuntimeError, match="already being recorded"), profile(), profile():
