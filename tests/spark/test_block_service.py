@@ -341,6 +341,15 @@ def _block_file_checks(it):
         writer.remove_many([f"test-file-c{k}"], wait=False)
     writer.ping()
     out["files_reused"] = len([n for n in os.listdir(service.folder) if n.endswith("-blk")]) - before <= 16
+    # a block of PWRITE_ABOVE bytes or more is written with pwrite (the rest through a kept mapping): read back whole
+    from ember.optim.spark.blocks import PWRITE_ABOVE
+
+    large = np.arange(PWRITE_ABOVE // 8 + 1000, dtype=np.float64)
+    writer.put_parts("test-file-d", (head, large), wait=True)
+    back = np.empty(large.size + 2)
+    reader.get_into("test-file-d", back, 10)
+    out["large_put_read_back"] = bool(np.array_equal(back, np.concatenate([head, large])))
+    writer.remove("test-file-d")
     writer.close()
     reader.close()
     yield out
@@ -350,7 +359,7 @@ def test_blocks_are_read_in_place_from_their_own_files(sc):
     (out,) = sc.parallelize([0], 1).mapPartitions(_block_file_checks).collect()
     assert out == {"parts_joined": True, "read_in_place": True, "one_private_file": True, "wrong_size": True,
                    "removal_waits_for_the_reader": True, "view_intact": True, "removed_after_its_next_request": True,
-                   "damaged": True, "files_reused": True}, out
+                   "damaged": True, "files_reused": True, "large_put_read_back": True}, out
 
 
 def _deferred_request_checks(it):
