@@ -28,7 +28,6 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHAPES = {"W1": (128, (1, 28, 28)), "W2": (128, (1, 28, 28)), "W3": (16, (3, 224, 224)), "W4": (16, (3, 224, 224))}
 
 
 def layer_products(model, x):
@@ -118,35 +117,22 @@ def time_products(products, repeat, library):
 
 
 def torch_times(workload, repeat, channels_last):
-    """PyTorch's forward (eval, no_grad) and training-step seconds (best of ``repeat``)."""
+    """PyTorch's forward (eval, no_grad) and training-step seconds (best of ``repeat``), the model and its input."""
     import torch
 
     sys.path.insert(0, HERE)
     import models
 
     torch.manual_seed(0)
-    batch, shape = SHAPES[workload]
-    model = models.torch_models()[workload]()
-    x = torch.randn(batch, *shape)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10 if workload in ("W1", "W2") else 1000, (batch,))
+    model, x, y = models.torch_inputs(workload, models.IMAGES[workload][2], channels_last)
     model.eval()
     with torch.no_grad():
         forward = _best(lambda: model(x), repeat, floor_s=0.0)
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x), y).backward()
-        opt.step()
-
+    step = models.torch_sgd_step(model, x, y)
     for _ in range(3):
         step()
-    return forward, _best(step, repeat, floor_s=0.0), model
+    return forward, _best(step, repeat, floor_s=0.0), model, x
 
 
 def main():
@@ -161,15 +147,14 @@ def main():
     torch.set_num_threads(args.threads)
     rows = []
     for w in args.workloads:
-        batch, shape = SHAPES[w]
         result = {"workload": w, "threads": args.threads, "load_before": os.getloadavg()[0]}
         # PyTorch first: NumPy's OpenBLAS threads are not started yet
-        fwd, step, model = torch_times(w, args.repeat, channels_last=False)
+        fwd, step, model, x = torch_times(w, args.repeat, channels_last=False)
         result.update(torch_forward_s=fwd, torch_step_s=step)
         if w != "W1":
-            fwd_cl, step_cl, _ = torch_times(w, args.repeat, channels_last=True)
+            fwd_cl, step_cl, _, _ = torch_times(w, args.repeat, channels_last=True)
             result.update(torch_cl_forward_s=fwd_cl, torch_cl_step_s=step_cl)
-        layers = layer_products(model.eval(), torch.randn(batch, *shape))
+        layers = layer_products(model.eval(), x)
         for phase, training in (("forward", False), ("step", True)):
             products = product_list(layers, training)
             result[f"mkl_{phase}_products_s"] = time_products(products, args.repeat, "mkl")

@@ -15,6 +15,9 @@ from ember.layers import LSTM, Dense, Embedding, Flatten
 from ember.zoo.models import InceptionV1, LeNet5, ResNet50
 from ember.zoo.models.inception import INCEPTION_V1 as _INCEPTION_V1
 
+# the image workloads' input (height, width, channels), classes and batch
+IMAGES = {"W1": ((28, 28, 1), 10, 128), "W2": ((28, 28, 1), 10, 128), "W3": ((224, 224, 3), 1000, 16),
+          "W4": ((224, 224, 3), 1000, 16)}
 RESNET50_STAGES = [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]
 # name: (in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj), for the PyTorch twin below
 _IN_CHANNELS = {"3a": 192, "3b": 256, "4a": 480, "4b": 512, "4c": 512, "4d": 512, "4e": 528, "5a": 832, "5b": 832}
@@ -118,3 +121,31 @@ def torch_models():
             return self.out(h[-1])  # logits: the loss applies the sigmoid
 
     return {"W1": mlp_torch, "W2": lenet5_torch, "W3": resnet50_torch, "W4": googlenet_torch, "W5": IMDBLSTM}
+
+
+def torch_inputs(workload, batch, channels_last=False):
+    """(model, x, y) of an image workload in PyTorch on random data (NCHW; channels_last moves both)."""
+    import torch
+
+    (h, w, c), classes, _ = IMAGES[workload]
+    model = torch_models()[workload]()
+    x = torch.randn(batch, c, h, w)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, torch.randint(0, classes, (batch,))
+
+
+def torch_sgd_step(model, x, y):
+    """One training step of ``model`` on (x, y) as the benches run it: SGD momentum 0.9, cross-entropy."""
+    import torch
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step

@@ -23,14 +23,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _shape(workload):
-    return (28, 28, 1) if workload in ("W1", "W2") else (224, 224, 3)
-
-
-def _classes(workload):
-    return 10 if workload in ("W1", "W2") else 1000
-
-
 def ember_profile(workload, steps, batch, inference=False):
     import numpy as np
 
@@ -48,8 +40,9 @@ def ember_profile(workload, steps, batch, inference=False):
     ember.set_seed(0)
     model = {"W1": models.mlp, "W2": models.lenet5, "W3": models.resnet50, "W4": models.googlenet}[workload]()
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, *_shape(workload))).astype(np.float32)
-    y = rng.integers(0, _classes(workload), batch)
+    shape, classes, _ = models.IMAGES[workload]
+    x = rng.normal(size=(batch, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, batch)
     if inference:
         model.eval()
         with ember.no_grad():
@@ -102,20 +95,9 @@ def torch_profile(workload, steps, batch, threads, inference=False):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = models.torch_models()[workload]()
-    h, w, c = _shape(workload)
-    x = torch.randn(batch, c, h, w)
-    y = torch.randint(0, _classes(workload), (batch,))
-    if workload in ("W3", "W4"):  # PyTorch's faster layout for these
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x), y).backward()
-        opt.step()
+    # W3 and W4 in channels_last: PyTorch's faster layout for these
+    model, x, y = models.torch_inputs(workload, batch, channels_last=workload in ("W3", "W4"))
+    step = models.torch_sgd_step(model, x, y)
 
     if inference:
         model.eval()
