@@ -20,6 +20,7 @@ class Summary:
         self.log_dir, self.app_name = os.fspath(log_dir), app_name
         self.path = os.path.join(self.log_dir, app_name, self.folder)
         self._writer = None
+        self._writers = 0  # writers opened so far (each writes its own event file)
         self._triggers = {}
 
     def _get_writer(self):
@@ -27,7 +28,11 @@ class Summary:
             from tensorboardX import SummaryWriter
 
             os.makedirs(self.path, exist_ok=True)
-            self._writer = SummaryWriter(logdir=self.path, flush_secs=10)
+            # NOTE: tensorboardX names a file by the second it opens it and opens it with 'wb': a writer
+            # opened again within that second (after read_scalar) would empty the first one's file
+            self._writers += 1
+            self._writer = SummaryWriter(logdir=self.path, flush_secs=10,
+                                         filename_suffix=f".{os.getpid()}.{id(self):x}.{self._writers}")
         return self._writer
 
     def add_scalar(self, tag, value, step):
@@ -48,10 +53,10 @@ class Summary:
     def read_scalar(self, tag):
         """All values written for ``tag``: a list of (step, value, wall_time), ordered by step.
 
-        tensorboardX writes from a thread, so values added moments ago may be missing (``flush`` does
-        not wait for it); after ``close()`` every value is there.
+        The writer is closed first (tensorboardX writes from a thread, and its ``flush`` does not wait for
+        the values still queued); values added later go to a new event file in the same folder.
         """
-        self.flush()
+        self.close()
         return read_scalars(self.path, tag)
 
 
@@ -74,7 +79,6 @@ class TrainSummary(Summary):
         >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
         >>> opt = Optimizer(model, (x, y), "mse", SGD(0.1), MaxIteration(3), batch_size=4)
         >>> _ = opt.set_train_summary(summary).set_progress(0).optimize()
-        >>> summary.close()  # waits for tensorboardX's writer thread: read_scalar sees every value
         >>> [step for step, value, wall_time in summary.read_scalar("Loss")]
         [1, 2, 3]
     """
@@ -105,7 +109,6 @@ class ValidationSummary(Summary):
         >>> from ember.optim import ValidationSummary
         >>> summary = ValidationSummary(tempfile.mkdtemp(), "demo")
         >>> summary.add_scalar("Top1Accuracy", 0.75, step=10)
-        >>> summary.close()  # waits for tensorboardX's writer thread: read_scalar sees every value
         >>> [(step, value) for step, value, _ in summary.read_scalar("Top1Accuracy")]
         [(10, 0.75)]
     """

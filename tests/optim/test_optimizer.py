@@ -188,6 +188,18 @@ def test_tensorboard_reads_our_event_files(tmp_path, data):
     assert val.read_scalar("Top1Accuracy")[-1][1] == pytest.approx(opt.state["score"], rel=1e-6)
 
 
+def test_read_scalar_sees_every_value_added_and_later_ones(tmp_path):
+    # BigDL's scripts read the loss right after optimize(): nothing may still sit in the writer's queue
+    summary = optim.TrainSummary(tmp_path, "app")
+    for step in range(1, 3001):
+        summary.add_scalar("Loss", step / 2, step)
+    assert [(s, v) for s, v, _ in summary.read_scalar("Loss")] == [(s, s / 2) for s in range(1, 3001)]
+    summary.add_scalar("Loss", 7.0, 3001)  # a new event file, opened within the same second as the first
+    values = summary.read_scalar("Loss")
+    assert len(values) == 3001 and values[-1][:2] == (3001, 7.0)
+    summary.close()
+
+
 def test_progress_lines_name_epoch_iteration_loss_and_throughput(data, caplog):
     x, y = data
     opt = optim.Optimizer(mlp(), (x, y), "sparse_categorical_crossentropy", optim.SGD(0.1), optim.MaxEpoch(1), 25)
