@@ -215,6 +215,7 @@ class _Trainer:
         self.model.train()
         self.criterion = losses_module.get(s.criterion)
         self.param, self.grad = P.read_weight_blocks(self.model, client, s.run, s.trainers, s.start, s.timeout)
+        self.flat = self.model._flat_parameters()  # the buffers of param and grad
         self.bounds = P.block_bounds(self.param.size, s.trainers)
         self.lo, self.hi = self.bounds[worker]
         cls = getattr(methods_module, s.optim_class)
@@ -282,13 +283,18 @@ class _Trainer:
 
         s = self.settings
         engine_config.set_seed(s.seed * 1_000_003 + i * 1009 + self.worker)  # dropout: same in every run
-        self.grad[...] = 0
         drop = s.drop
         limit = drop_deadline(drop, self.history, i, len(samples)) if drop is not None else None
         sizes = sub_batches(len(samples), drop.sub_batches if drop is not None else 1)
         scale = s.optim_options.loss_scale_factor if s.optim_options is not None else None
-        return gradient_sum(self.model, self.criterion, samples, sizes, i, s.metrics,
-                            None if limit is None else t1 + limit, scale)
+        # NOTE: the first backward pass writes the gradients instead of adding them to zeros written before
+        # (FlatParameters.zero_grad): at 25M parameters that is 100 MB of zeros per iteration not written
+        self.flat.zero_grad(deferred=True)
+        try:
+            return gradient_sum(self.model, self.criterion, samples, sizes, i, s.metrics,
+                                None if limit is None else t1 + limit, scale)
+        finally:
+            self.flat.flush_zero()
 
     def push_gradients(self, i, count, seconds):
         s = self.settings
