@@ -98,7 +98,7 @@ def train(rdd, folder, victim_after=None, app=None):
     opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.SGD(0.05, momentum=0.9),
                           optim.MaxEpoch(3), 32)
     opt.set_checkpoint(folder, optim.EveryEpoch()).set_progress(0, quiet=True)
-    epoch_seconds, killed, done = [], [], threading.Event()
+    epoch_seconds, killed, saved, done = [], [], [], threading.Event()  # saved: the newest checkpoint at the kill
     marks = [time.perf_counter()]
 
     class Timer:
@@ -114,9 +114,10 @@ def train(rdd, folder, victim_after=None, app=None):
             time.sleep(0.01)
         if done.is_set():
             return
-        time.sleep(victim_after)  # about half of an epoch's job: in the middle of the second epoch
+        time.sleep(victim_after)  # a part of an epoch's job: in the second epoch (or the third, on a slow day)
         victims = [pid for pid in sorted(executor_jvms(app)) if is_executor(pid)]
         if victims:
+            saved[:] = [max(int(n.split("-")[1].split(".")[0]) for n in os.listdir(folder) if n.endswith(".ember"))]
             os.kill(victims[-1], signal.SIGKILL)
             killed.append(victims[-1])
 
@@ -130,7 +131,7 @@ def train(rdd, folder, victim_after=None, app=None):
         done.set()
         if victim_after is not None:
             thread.join(timeout=30)
-    return model, opt, time.perf_counter() - t, epoch_seconds, killed
+    return model, opt, time.perf_counter() - t, epoch_seconds, killed, saved
 
 
 class Recorded(logging.Handler):
@@ -164,11 +165,13 @@ def main(folder):
     x = rng.normal(size=(4000, 5))
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
-    clean, opt, seconds, epochs, _ = train(rdd, os.path.join(folder, "clean"))
+    clean, opt, seconds, epochs, _, _ = train(rdd, os.path.join(folder, "clean"))
     out.update(clean_seconds=seconds, clean_epoch_seconds=epochs, clean_iteration=opt.state["iteration"])
     before = sorted(executor_jvms(app))
-    model, opt, seconds, epochs, killed = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 2), app)
-    out.update(killed=killed, executors_before=before, executors_after=sorted(executor_jvms(app)),
+    model, opt, seconds, epochs, killed, saved = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 3),
+                                                       app)
+    out.update(killed=killed, checkpoint_at_kill=saved[0] if saved else None, executors_before=before,
+               executors_after=sorted(executor_jvms(app)),
                failures=opt._failures, iteration=opt.state["iteration"], seconds=seconds,
                max_weight_difference=max(float(np.max(np.abs(a - b)))
                                          for a, b in zip(model.get_weights(), clean.get_weights())),
