@@ -584,8 +584,7 @@ class BlockClient(BlockStore):
             self._pending.append(what)
             self._unflushed = True
             return
-        self.stream.flush()
-        self._unflushed = False
+        self._send_now()
         if not wait:
             self._pending.append(what)
             return
@@ -595,8 +594,12 @@ class BlockClient(BlockStore):
 
     def flush(self):
         if self._unflushed:
-            self.stream.flush()
-            self._unflushed = False
+            self._send_now()
+
+    def _send_now(self):
+        """Send everything written to the stream so far (the requests deferred before included)."""
+        self.stream.flush()
+        self._unflushed = False
 
     def _settle(self):
         """Read the answers of the requests sent without waiting (in order); raise on a failure."""
@@ -698,8 +701,7 @@ class BlockClient(BlockStore):
         do not wait for another client between the two (``get_into`` copies and unlocks at once)."""
         op = b"H" if self.shared is not None else b"G"
         self.stream.write(op + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
-        self.stream.flush()  # with the requests deferred before it
-        self._unflushed = False
+        self._send_now()
         self._settle()
         (size,) = struct.unpack(">q", self._read(8))
         if size < 0:
@@ -789,8 +791,7 @@ class BlockClient(BlockStore):
 
     def ping(self):
         self.stream.write(b"E")
-        self._unflushed = True
-        self.flush()
+        self._send_now()
         self._settle()
         return self._read(1) == b"\x00"
 
