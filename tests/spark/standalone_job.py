@@ -114,7 +114,7 @@ def train(rdd, folder, victim_after=None, app=None):
             time.sleep(0.01)
         if done.is_set():
             return
-        time.sleep(victim_after)  # a part of an epoch's job: in the second epoch (or the third, on a slow day)
+        time.sleep(victim_after)  # about half of an epoch's job: in the second epoch (or the third, on a slow day)
         victims = [pid for pid in sorted(executor_jvms(app)) if is_executor(pid)]
         if victims:
             saved[:] = [max(int(n.split("-")[1].split(".")[0]) for n in os.listdir(folder) if n.endswith(".ember"))]
@@ -168,7 +168,7 @@ def main(folder):
     clean, opt, seconds, epochs, _, _ = train(rdd, os.path.join(folder, "clean"))
     out.update(clean_seconds=seconds, clean_epoch_seconds=epochs, clean_iteration=opt.state["iteration"])
     before = sorted(executor_jvms(app))
-    model, opt, seconds, epochs, killed, saved = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 3),
+    model, opt, seconds, epochs, killed, saved = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 2),
                                                        app)
     out.update(killed=killed, checkpoint_at_kill=saved[0] if saved else None, executors_before=before,
                executors_after=sorted(executor_jvms(app)),
