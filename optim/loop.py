@@ -518,6 +518,20 @@ class TrainingLoop:
         self._failures = 0
         self._first_iteration = self.state["iteration"]
         self._notify("on_train_begin")
+        while True:
+            try:
+                self._train()
+                self.engine.finish(self)
+                break
+            except InfrastructureFailure as failure:
+                # NOTE: the driver's own reads after a job (checkpoint, validation, the final weights) fail so
+                # when the blocks the job stored were lost with their executor: retried like a failed job
+                self._retry(failure, self.state["iteration"])
+        self._finalize_average()
+        self._notify("on_train_end")
+        return self.model
+
+    def _train(self):
         try:
             while not self.end_trigger(self.state) and not self.stop_training:
                 if self._epoch is None:
@@ -531,10 +545,6 @@ class TrainingLoop:
             for s in (self.train_summary, self.val_summary):
                 if s is not None:
                     s.flush()
-        self.engine.finish(self)
-        self._finalize_average()
-        self._notify("on_train_end")
-        return self.model
 
     def _begin_epoch(self):
         self._epoch = _Epoch(started=time.perf_counter())
@@ -565,14 +575,18 @@ class TrainingLoop:
                     f"{e} (epoch {self.state['epoch']}); stopped before applying the update ({where}). Try a lower "
                     "learning rate or gradient clipping (set_gradclip_l2norm).") from None
             except InfrastructureFailure as failure:
-                self._failures += 1
-                if self._failures > self.max_retries:
-                    raise RuntimeError(f"training failed {self._failures} times (max_retries={self.max_retries}); "
-                                       f"last failure ({failure.kind}): {failure}") from failure
-                logger.warning("training step failed (%d/%d), %s failure: %s; retrying from %s", self._failures,
-                               self.max_retries, failure.kind, str(failure)[:300],
-                               self.last_checkpoint or f"the weights of iteration {start}")
-                self.engine.recover(self, failure)
+                self._retry(failure, start)
+
+    def _retry(self, failure, start):
+        """Count an infrastructure failure and continue from the newest checkpoint (or ``start``'s weights)."""
+        self._failures += 1
+        if self._failures > self.max_retries:
+            raise RuntimeError(f"training failed {self._failures} times (max_retries={self.max_retries}); "
+                               f"last failure ({failure.kind}): {failure}") from failure
+        logger.warning("training step failed (%d/%d), %s failure: %s; retrying from %s", self._failures,
+                       self.max_retries, failure.kind, str(failure)[:300],
+                       self.last_checkpoint or f"the weights of iteration {start}")
+        self.engine.recover(self, failure)
 
     def _after_iteration(self, record):
         st = self.state

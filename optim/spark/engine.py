@@ -10,6 +10,7 @@ scalars; between jobs the weights and every owner's optimizer state stay in bloc
 driver reads them only for validation on local data, checkpoints, summaries and the final model.
 """
 import collections
+import contextlib
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ from ember.optim.local import is_local_data, variable_bounds
 from ember.optim.loop import InfrastructureFailure, IterationRecord, Segment, evaluate_dataset
 from ember.optim.methods import LBFGS
 from ember.optim.spark import parameter as P
+from ember.optim.spark.blocks import BlockTimeout
 from ember.optim.spark.data import barrier_ready, group_partitions, is_dataframe, to_sample_rdd
 from ember.optim.spark.plan import assign_partitions, iterations_per_epoch
 from ember.optim.spark.trainer import (
@@ -39,6 +41,11 @@ from ember.optim.spark.trainer import (
 )
 
 logger = logging.getLogger("ember.optim")
+
+# NOTE: how long the driver looks for a block that a finished job stored before calling it lost. The trainers'
+# last puts are answered after the BlockManager told the master, so one lookup finds such a block (Spark's own
+# fetch retries a failing executor); the few seconds only spare a run a retry for a passing hiccup
+STORED_TIMEOUT = 5.0
 
 
 def custom_objects(model):
@@ -247,6 +254,7 @@ class SparkEngine:
         self.sc = self.rdd.context
         self.run_id = uuid.uuid4().hex[:10]
         self.timeout = 600.0
+        self.stored_timeout = STORED_TIMEOUT
         self.compress = None
         self.drop = None
         self.trainers = None
@@ -431,16 +439,32 @@ class SparkEngine:
         return Segment(out, metrics)
 
     # ---- the model on the driver ----
+    @contextlib.contextmanager
+    def _stored_blocks(self):
+        """The driver's reads of blocks a finished job stored (its trainers' last puts are answered before it
+        ends): one missing was lost with its executor, and the run retries from its newest checkpoint at once
+        instead of waiting ``timeout`` for a block that will never come."""
+        try:
+            yield
+        except BlockTimeout as lost:
+            raise InfrastructureFailure(f"{lost}: the last training job stored it, and it was lost with its "
+                                        "executor", "lost block") from lost
+
     def sync_model(self, loop):
-        P.read_weight_blocks(loop.model, self._blocks, self.run_id, self.trainers, loop.state["iteration"],
-                             self.timeout)
+        with self._stored_blocks():
+            P.read_weight_blocks(loop.model, self._blocks, self.run_id, self.trainers, loop.state["iteration"],
+                                 self.stored_timeout)
+
+    def _owner_state(self, iteration, worker):
+        with self._stored_blocks():
+            return P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", iteration, worker),
+                                                       self.stored_timeout))
 
     def moving_average(self, loop):
         """Keras's weight average (``use_ema``): each owner keeps the average of its block in its optimizer
         state; their blocks in order are the whole flat vector."""
         it = loop.state["iteration"]
-        states = [P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", it, w), self.timeout))
-                  for w in range(self.trainers)]
+        states = [self._owner_state(it, w) for w in range(self.trainers)]
         if any("ema" not in s["state"] for s in states):
             return None
         return np.concatenate([np.asarray(s["state"]["ema"]) for s in states])
@@ -453,7 +477,7 @@ class SparkEngine:
             # the gradients of a last, unfinished accumulation stay in the owners' state, which the next fit on
             # Spark does not see (_check_options_for_spark refuses that fit); every owner counted the same calls
             it = loop.state["iteration"]
-            owner = P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", it, 0), self.timeout))
+            owner = self._owner_state(it, 0)
             pending = int(owner["state"].get("iterations", 0)) % n
         loop.optim_method.spark_pending_accumulation = pending
         if self._converted:
@@ -480,8 +504,7 @@ class SparkEngine:
     def checkpoint_state(self, loop):
         it = loop.state["iteration"]
         self.sync_model(loop)
-        states = [P.state_from_block(self._blocks.get(P.block_name(self.run_id, "s", it, w), self.timeout))
-                  for w in range(self.trainers)]
+        states = [self._owner_state(it, w) for w in range(self.trainers)]
         return P.merge_owner_states(states), {"trainers": self.trainers, "seed": self._seed}, None
 
     def restore(self, loop, loaded):

@@ -552,3 +552,50 @@ def test_a_block_damaged_between_jobs_is_retried_from_the_checkpoint(sc, tmp_pat
     assert "corrupt block" in caplog.text and "checkpoint-8.ember" in caplog.text, caplog.text
     for a, b in zip(model.get_weights(), clean.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_block_lost_after_a_job_is_retried_from_the_checkpoint_at_once(sc, tmp_path, float64, caplog):
+    """Trainer 1's optimizer-state block gone between the end of epoch 2's job and the driver's checkpoint
+    read (as when its executor dies right after the job): the read fails within seconds, not the trainers'
+    block timeout, and the run goes on from the epoch-1 checkpoint to the weights of an undisturbed run."""
+    import logging
+    import time
+
+    import ember
+    from ember import optim
+    from ember.layers import Dense
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(256, 5))
+    y = (x[:, 0] - x[:, 2] > 0).astype(np.int64)
+    rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+
+    def run(folder, lose):
+        ember.set_seed(0)
+        model = ember.Sequential([Dense(8, activation="tanh", input_shape=(5,)), Dense(2, activation="softmax")])
+        opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.Adam(0.01), optim.MaxEpoch(3), 32)
+        opt.set_checkpoint(str(folder), optim.EveryEpoch()).set_progress(0, quiet=True)
+        engine, lost, segment = opt.engine, [], opt.engine._segment
+
+        def lose_a_block(loop, results, start, stop, job_seconds):
+            if lose and stop == 16 and not lost:
+                name = f"ember-{engine.run_id}-s-16-1"
+                sc._jvm.ember.jvm.BlockServicePlugin.driverRemove(name)
+                lost.append(time.perf_counter())
+            return segment(loop, results, start, stop, job_seconds)
+
+        engine._segment = lose_a_block
+        failed_at = []
+        retry = opt._retry
+        opt._retry = lambda failure, start: (failed_at.append(time.perf_counter()), retry(failure, start))
+        opt.optimize()
+        return model, opt, lost, failed_at
+
+    clean, _, _, _ = run(tmp_path / "clean", False)
+    with caplog.at_level(logging.WARNING, logger="ember.optim"):
+        model, opt, lost, failed_at = run(tmp_path / "lost", True)
+    assert lost and opt._failures == 1 and opt.state["iteration"] == 24
+    assert failed_at[0] - lost[0] < 30, "the driver waited for a block that a finished job had stored"
+    assert "lost block" in caplog.text and "checkpoint-8.ember" in caplog.text, caplog.text
+    for a, b in zip(model.get_weights(), clean.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
