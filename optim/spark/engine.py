@@ -31,6 +31,7 @@ from ember.optim.spark.blocks import BlockTimeout
 from ember.optim.spark.data import barrier_ready, group_partitions, is_dataframe, to_sample_rdd
 from ember.optim.spark.plan import assign_partitions, iterations_per_epoch
 from ember.optim.spark.trainer import (
+    STORED_TIMEOUT,
     USER_ERROR_MARK,
     DropSettings,
     TrainerSettings,
@@ -41,11 +42,6 @@ from ember.optim.spark.trainer import (
 )
 
 logger = logging.getLogger("ember.optim")
-
-# NOTE: how long the driver looks for a block that a finished job stored before calling it lost. The trainers'
-# last puts are answered after the BlockManager told the master, so one lookup finds such a block (Spark's own
-# fetch retries a failing executor); the few seconds only spare a run a retry for a passing hiccup
-STORED_TIMEOUT = 5.0
 
 
 def custom_objects(model):
@@ -106,7 +102,8 @@ def spark_evaluator(settings, methods, batch_size):
         client = BlockClient()
         try:
             model = rebuild_model(settings)
-            P.read_weight_blocks(model, client, settings.run, settings.trainers, settings.start, settings.timeout)
+            P.read_weight_blocks(model, client, settings.run, settings.trainers, settings.start,
+                                 settings.stored_timeout)
         finally:
             client.close()
         model.eval()
@@ -360,7 +357,8 @@ class SparkEngine:
             partition_sizes=self.sizes, batch_size=loop.batch_size, iterations_per_epoch=self.iterations_per_epoch,
             dtype=str(config.get_default_dtype()), model_json=self._architecture, criterion=loop.criterion,
             optim_class=type(m).__name__, learning_rate=m.learning_rate, hyper=dict(m.hyper), schedule=loop.schedule,
-            seed=self._seed, timeout=self.timeout, clip_const=clipping.const, clip_norm=clipping.global_norm,
+            seed=self._seed, timeout=self.timeout, stored_timeout=self.stored_timeout,
+            clip_const=clipping.const, clip_norm=clipping.global_norm,
             clip_variable_norm=clipping.variable_norm, variable_bounds=variable_bounds(loop.model),
             optim_options=m.options,
             state_from=self._state_from, compress=self.compress, shuffle_seed=self._shuffle_seed,

@@ -27,6 +27,11 @@ from ember.optim.loop import TrainingDivergedError, compute_loss
 from ember.optim.spark import parameter as P
 from ember.optim.spark.plan import dealt_slots, sample_positions
 
+# NOTE: how long a reader looks for a block stored before it asked (a finished job's, or the driver's) before
+# calling it lost with its executor. Puts are answered after the BlockManager told the master, so one lookup finds
+# such a block (Spark's fetch retries a failing executor itself); the seconds spare a run a retry for a hiccup
+STORED_TIMEOUT = 5.0
+
 
 @dataclasses.dataclass
 class DropSettings:
@@ -58,7 +63,8 @@ class TrainerSettings:
     hyper: dict
     schedule: object
     seed: int
-    timeout: float = 600.0
+    timeout: float = 600.0  # for a block another trainer is computing
+    stored_timeout: float = STORED_TIMEOUT  # for a block stored before the job started
     clip_const: tuple = None
     clip_norm: float = None
     clip_variable_norm: float = None  # Keras's clipnorm: per variable (variable_bounds: each one's place)
@@ -214,7 +220,8 @@ class _Trainer:
         self.model = rebuild_model(s)
         self.model.train()
         self.criterion = losses_module.get(s.criterion)
-        self.param, self.grad = P.read_weight_blocks(self.model, client, s.run, s.trainers, s.start, s.timeout)
+        self.param, self.grad = P.read_weight_blocks(self.model, client, s.run, s.trainers, s.start,
+                                                     s.stored_timeout)
         self.flat = self.model._flat_parameters()  # the buffers of param and grad
         self.bounds = P.block_bounds(self.param.size, s.trainers)
         self.lo, self.hi = self.bounds[worker]
@@ -225,7 +232,8 @@ class _Trainer:
         if s.optim_options is not None:
             self.method.options = s.optim_options
         if s.state_from is not None:
-            saved = P.state_from_block(client.get(P.block_name(s.run, "s", s.state_from, worker), s.timeout))
+            saved = P.state_from_block(client.get(P.block_name(s.run, "s", s.state_from, worker),
+                                                  s.stored_timeout))
             self.method.state = saved["state"]
         self.history = (collections.deque(s.drop.history, maxlen=s.drop.window * s.trainers)
                         if s.drop is not None else None)

@@ -554,10 +554,11 @@ def test_a_block_damaged_between_jobs_is_retried_from_the_checkpoint(sc, tmp_pat
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_a_block_lost_after_a_job_is_retried_from_the_checkpoint_at_once(sc, tmp_path, float64, caplog):
-    """Trainer 1's optimizer-state block gone between the end of epoch 2's job and the driver's checkpoint
-    read (as when its executor dies right after the job): the read fails within seconds, not the trainers'
-    block timeout, and the run goes on from the epoch-1 checkpoint to the weights of an undisturbed run."""
+def test_blocks_lost_between_jobs_are_retried_from_the_checkpoint_at_once(sc, tmp_path, float64, caplog):
+    """Blocks gone as when their executor dies between jobs: trainer 1's weight block after the epoch-1
+    checkpoint (the next job's trainers read it), then trainer 1's optimizer-state block between the end of
+    epoch 2's job and the driver's checkpoint read. Each read fails within seconds, not the trainers' block
+    timeout, and the run goes on from the epoch-1 checkpoint to the weights of an undisturbed run."""
     import logging
     import time
 
@@ -569,33 +570,40 @@ def test_a_block_lost_after_a_job_is_retried_from_the_checkpoint_at_once(sc, tmp
     x = rng.normal(size=(256, 5))
     y = (x[:, 0] - x[:, 2] > 0).astype(np.int64)
     rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
+    plugin = sc._jvm.ember.jvm.BlockServicePlugin
 
     def run(folder, lose):
         ember.set_seed(0)
         model = ember.Sequential([Dense(8, activation="tanh", input_shape=(5,)), Dense(2, activation="softmax")])
         opt = optim.Optimizer(model, rdd, "sparse_categorical_crossentropy", optim.Adam(0.01), optim.MaxEpoch(3), 32)
         opt.set_checkpoint(str(folder), optim.EveryEpoch()).set_progress(0, quiet=True)
-        engine, lost, segment = opt.engine, [], opt.engine._segment
+        engine, lost, failed, segment, retry = opt.engine, {}, [], opt.engine._segment, opt._retry
 
-        def lose_a_block(loop, results, start, stop, job_seconds):
-            if lose and stop == 16 and not lost:
-                name = f"ember-{engine.run_id}-s-16-1"
-                sc._jvm.ember.jvm.BlockServicePlugin.driverRemove(name)
-                lost.append(time.perf_counter())
+        class LoseWeights:
+            def on_epoch_end(self, loop, epoch, logs):
+                if lose and epoch == 1:
+                    plugin.driverRemove(f"ember-{engine.run_id}-w-8-1")
+                    lost["w"] = time.perf_counter()
+
+        def lose_state(loop, results, start, stop, job_seconds):
+            if lose and stop == 16 and "s" not in lost:
+                plugin.driverRemove(f"ember-{engine.run_id}-s-16-1")
+                lost["s"] = time.perf_counter()
             return segment(loop, results, start, stop, job_seconds)
 
-        engine._segment = lose_a_block
-        failed_at = []
-        retry = opt._retry
-        opt._retry = lambda failure, start: (failed_at.append(time.perf_counter()), retry(failure, start))
+        opt.add_listener(LoseWeights())
+        engine._segment = lose_state
+        opt._retry = lambda failure, start: (failed.append((failure.kind, time.perf_counter())), retry(failure, start))
         opt.optimize()
-        return model, opt, lost, failed_at
+        return model, opt, lost, failed
 
     clean, _, _, _ = run(tmp_path / "clean", False)
     with caplog.at_level(logging.WARNING, logger="ember.optim"):
-        model, opt, lost, failed_at = run(tmp_path / "lost", True)
-    assert lost and opt._failures == 1 and opt.state["iteration"] == 24
-    assert failed_at[0] - lost[0] < 30, "the driver waited for a block that a finished job had stored"
-    assert "lost block" in caplog.text and "checkpoint-8.ember" in caplog.text, caplog.text
+        model, opt, lost, failed = run(tmp_path / "lost", True)
+    assert opt._failures == 2 and opt.state["iteration"] == 24, failed
+    assert failed[0][0] == "block timeout" and failed[1][0] == "lost block", failed
+    for (_, at), what in zip(failed, "ws"):
+        assert at - lost[what] < 30, f"a reader waited for block {what!r}, stored before it asked"
+    assert caplog.text.count("retrying from") == 2 and "checkpoint-8.ember" in caplog.text, caplog.text
     for a, b in zip(model.get_weights(), clean.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
