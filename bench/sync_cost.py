@@ -1,6 +1,7 @@
 """Synchronisation cost per iteration against parameter size and block count, with the bandwidth it implies.
 
     python bench/sync_cost.py [--master local[2]] [--sizes 1 5 25] [--blocks 1 4 16 64] [--iterations 10]
+                              [--job-iterations N]
     python bench/sync_cost.py --owner-only [--owner-sizes 25]      (table 3 alone, without Spark)
 
 Three tables, float32 parameters, one Spark application:
@@ -8,7 +9,9 @@ Three tables, float32 parameters, one Spark application:
 1. Training (DistriOptimizer, 2 trainers: one block per trainer). A Dense(n) + Dense(10) model with about
    the given number of parameters, batch 16 of random data; per iteration the median over the trainers'
    slowest of: synchronisation (weights in, gradient blocks out and in, the owner's update, weights out)
-   and compute. Each trainer moves 8 bytes per parameter per iteration (out: half the gradient to the
+   and compute. The iterations run as one Spark job (as an epoch or a checkpoint interval of real training
+   does; ``--job-iterations 4``: a job per 4 iterations, each starting its trainers and their mappings of
+   the block files anew). Each trainer moves 8 bytes per parameter per iteration (out: half the gradient to the
    other owner and its own weight block; in: the same from the other), so bandwidth = 8 P / sync time.
    "limit" is those bytes at this machine's memcpy bandwidth (measured here, one core): what moving
    them once would cost; "x limit" how far sync is from it. The last three columns take instead each
@@ -94,15 +97,16 @@ def dense_width(parameters):
     return int(round((-11 + np.sqrt(121 + 4 * parameters)) / 2))
 
 
-def training_row(sc, millions, iterations):
+def training_row(sc, millions, iterations, job_iterations=None):
     import ember
     from ember import optim
     from ember.layers import Dense
 
     n = dense_width(millions * 1e6)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, n)).astype(np.float32)
-    y = rng.integers(0, 10, 64)
+    rows = 16 * (job_iterations or iterations)  # one epoch per job: its iterations' batches of 16
+    x = rng.normal(size=(rows, n)).astype(np.float32)
+    y = rng.integers(0, 10, rows)
     data = sc.parallelize(list(zip(x, y)), 2).cache()
     data.count()
     ember.set_seed(0)
@@ -120,6 +124,7 @@ def training_row(sc, millions, iterations):
     data.unpersist()
     wall = [r["iteration_s"] * 1e3 for r in records]
     return {"table": "training", "parameters": params, "trainers": opt.trainers, "blocks": opt.trainers,
+            "iterations": iterations, "job_iterations": job_iterations or iterations,
             "sync_ms": sync * 1e3, "compute_ms": float(np.median([r["compute_s"] for r in records])) * 1e3,
             "iteration_ms": opt.timings["jobs_s"] / iterations * 1e3, "bytes_moved": moved,
             "MB_per_s": moved / sync / 1e6, "memcpy_GBps": gbps, "limit_ms": limit * 1e3, "x_limit": sync / limit,
@@ -224,13 +229,14 @@ def exchange_row(sc, millions, blocks, rounds):
 
 def print_tables(rows, gbps):
     print(f"\nmemcpy bandwidth (one core, 100 MB): {gbps:.2f} GB/s")
-    print("\n| parameters | sync ms/iteration | compute ms | MB/s (8 B/param) | memcpy GB/s | memcpy limit ms "
-          "| x limit | memcpy GB/s each, trainers at once | that limit ms | x that limit |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| parameters | iterations per job | sync ms/iteration | compute ms | MB/s (8 B/param) | memcpy GB/s "
+          "| memcpy limit ms | x limit | memcpy GB/s each, trainers at once | that limit ms | x that limit |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["table"] == "training":
-            print(f"| {r['parameters'] / 1e6:.2f}M | {r['sync_ms']:.1f} | {r['compute_ms']:.1f} | "
-                  f"{r['MB_per_s']:.0f} | {r['memcpy_GBps']:.2f} | {r['limit_ms']:.2f} | {r['x_limit']:.2f} | "
+            print(f"| {r['parameters'] / 1e6:.2f}M | {r['job_iterations']} | {r['sync_ms']:.1f} | "
+                  f"{r['compute_ms']:.1f} | {r['MB_per_s']:.0f} | {r['memcpy_GBps']:.2f} | {r['limit_ms']:.2f} | "
+                  f"{r['x_limit']:.2f} | "
                   f"{r['memcpy_GBps_all_trainers']:.2f} | {r['machine_limit_ms']:.2f} | {r['x_machine_limit']:.2f} |")
     print("\n| parameters | steady iteration ms (median / mean) | pull | push | reduce | update | job start-up s |")
     print("|---|---|---|---|---|---|---|")
@@ -265,6 +271,8 @@ def main():
     parser.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 64], help="blocks per task (table 2)")
     parser.add_argument("--exchange-sizes", type=float, nargs="*", default=[0.1, 1, 10])
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--job-iterations", type=int, default=None,
+                        help="iterations per Spark job in table 1 (default: all of them in one job)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--owner-sizes", type=float, nargs="*", default=[25], help="millions of parameters (table 3)")
     parser.add_argument("--owner-only", action="store_true", help="table 3 alone, without Spark")
@@ -283,7 +291,7 @@ def main():
     gbps = memcpy_gbps()
     rows = []
     for millions in args.sizes:
-        rows.append(training_row(sc, millions, args.iterations))
+        rows.append(training_row(sc, millions, args.iterations, args.job_iterations))
         print(json.dumps(rows[-1]), flush=True)
     for millions in args.exchange_sizes:
         for blocks in args.blocks:

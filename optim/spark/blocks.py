@@ -360,10 +360,15 @@ SHARED_DIR = "/dev/shm"  # where ember before 0.1 put its shared-memory files (s
 SHARED_MIN = 1 << 16  # smaller blocks go through the socket (as fast, one round trip less)
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _KEPT_MAPS = 32  # mappings of block files a client keeps (the service reuses at most 16 free files)
-# NOTE: puts of this size and more are written with pwrite, not copied into a writable mapping: a large block's
-# file is seldom one the client already maps, and mapping it anew costs the fallocate and page-table work of
-# every page (25M parameters on local[2], 50 MB blocks: push phase 29.7-30.4 ms with the mapping against
-# 21.3 ms with pwrite, bench/sync_cost.py); W1's 1 MB puts gain from the kept mapping (0.09-0.14 against 0.21-0.34 ms)
+# NOTE: a block file's length is its block's size rounded up to FILE_ROUND (the client allocates the put file so,
+# the service cuts only a longer tail): a file that held one block then fits the next block of about its size (a
+# gradient block carries 16 bytes more than a weight block), and a client that mapped the file before, to read or
+# write it, copies the next put into that mapping
+FILE_ROUND = 1 << 16
+# NOTE: a put of this size and more into a file the client has not mapped yet is written with pwrite: mapping a
+# large file anew costs the page-table work of every page, more than pwrite's own cost (50 MB into a tmpfs
+# file whose pages exist: kept mapping 5.5 ms, pwrite 9.7, new mapping with MAP_POPULATE + copy 11.7); W1's 1 MB
+# puts gain from mapping every file (0.09-0.14 against 0.21-0.34 ms)
 PWRITE_ABOVE = 8 << 20
 
 
@@ -525,8 +530,7 @@ class BlockClient(BlockStore):
         self._unflushed = False  # requests written to the stream's buffer, not sent yet (defer=True)
         self._put_used = False  # the service has taken the put file: open its replacement before writing
         self._get_map = None
-        self._block_maps = {}  # (device, inode) of a block file -> its mapping, least recent first
-        self._put_maps = {}  # (device, inode) of a file that was this client's put file -> a writable mapping
+        self._maps = {}  # (device, inode) of a block or put file -> this client's mapping of it, least recent first
         self._authenticate()
         if shared_memory is None:
             shared_memory = os.environ.get("EMBER_BLOCK_SHM", "1") != "0"
@@ -638,12 +642,12 @@ class BlockClient(BlockStore):
             fd = self._put_fd()
             try:
                 offset = 0
-                if size >= PWRITE_ABOVE:
+                dest = self._put_target(fd, size)
+                if dest is None:
                     for view in views:
                         _write_all(fd, view, offset)
                         offset += view.nbytes
                 else:
-                    dest = self._put_target(fd, size)
                     for view in views:
                         _copy_into(dest, view, offset)
                         offset += view.nbytes
@@ -659,28 +663,48 @@ class BlockClient(BlockStore):
         self._send(b"", wait, what, defer and not wait)
 
     def _put_target(self, fd, size):
-        """The first ``size`` bytes of the put file ``fd``, writable, through a mapping kept per file (the
-        service makes the put file from the file of a removed block: the same few files come back).
+        """The first ``size`` bytes of the put file ``fd``, writable, through the mapping this client keeps of
+        that file (the service makes the put file from the file of a removed block: the files come back), or
+        None for a large put into a file not mapped yet (written with pwrite: see PWRITE_ABOVE).
 
         NOTE: W1 (two 1.07 MB puts per iteration and trainer), perf on local[2]: pwrite into the put file
-        took 10.7% of a trainer's CPU (0.2 ms per put); a copy into a kept mapping is a memcpy. The file's
-        pages are allocated (``posix_fallocate``: an OSError when the memory is full, never a SIGBUS at a
-        write) before any is written through the mapping."""
+        took 10.7% of a trainer's CPU (0.2 ms per put); a copy into a kept mapping is a memcpy. Before any
+        page is written through a mapping, the file's pages up to ``size`` are allocated (``posix_fallocate``:
+        an OSError when the memory is full, never a SIGBUS at a write)."""
         st = os.fstat(fd)
-        if st.st_size < size:  # a new file (or shorter): every page allocated up to size; [0, st_size) already is
-            os.posix_fallocate(fd, 0, size)
-        key = (st.st_dev, st.st_ino)
-        kept = self._put_maps.pop(key, None)
-        if kept is None or len(kept) < size:
-            kept = mmap.mmap(fd, max(size, st.st_size), flags=mmap.MAP_SHARED | _POPULATE,
-                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._put_maps[key] = kept  # most recent last
-        while len(self._put_maps) > _KEPT_MAPS:
-            try:
-                self._put_maps.pop(next(iter(self._put_maps))).close()
-            except BufferError:  # still viewed (an exception's frame): unmapped when that view goes
-                pass
+        length = -(-size // FILE_ROUND) * FILE_ROUND
+        kept = self._kept_map(st, size)
+        if kept is None and size >= PWRITE_ABOVE:
+            if st.st_size < length:  # a hole: pwrite allocates [0, size), the rest stays unallocated
+                os.ftruncate(fd, length)
+            return None
+        if st.st_size < size:  # a new file (or shorter): every page allocated up to its rounded length
+            os.posix_fallocate(fd, 0, length)
+        if kept is None:
+            kept = self._keep_map(fd, os.fstat(fd))
         return memoryview(kept)
+
+    def _kept_map(self, st, size):
+        """This client's mapping of the file ``st`` (an ``os.stat_result``), when it has one of ``size`` bytes or
+        more (most recently used last). The mapping holds the file: its (device, inode) is not reused."""
+        key = (st.st_dev, st.st_ino)
+        kept = self._maps.pop(key, None)
+        if kept is not None and len(kept) >= size:
+            self._maps[key] = kept
+            return kept
+        return None
+
+    def _keep_map(self, fd, st):
+        """Map the file ``fd`` (all of it, readable and writable: the same mapping serves reading it as a block
+        and writing it when it comes back as the put file) and keep the mapping."""
+        kept = mmap.mmap(fd, st.st_size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self._maps[(st.st_dev, st.st_ino)] = kept
+        while len(self._maps) > _KEPT_MAPS:
+            try:
+                self._maps.pop(next(iter(self._maps))).close()
+            except BufferError:  # still viewed (a get_view's caller): unmapped when that view goes
+                pass
+        return kept
 
     def get(self, block_id, timeout=120.0):
         """The bytes of block ``block_id`` (a memoryview of its own copy), waiting up to ``timeout`` seconds for
@@ -749,19 +773,13 @@ class BlockClient(BlockStore):
         reused file has its pages mapped already."""
         if "/" in name or not name.startswith("shm-") or not name.endswith("-blk"):
             raise ConnectionError(f"ember block service named an unexpected block file {name!r}")
-        fd = os.open(os.path.join(self.service.folder, name), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(self.service.folder, name), os.O_RDWR | os.O_NOFOLLOW)
         try:
             st = os.fstat(fd)
             if st.st_size < size:
                 raise BlockCorruptError(f"ember block service announced {size} bytes in block file {name}, which "
                                         "holds fewer (cut short)")
-            key = (st.st_dev, st.st_ino)
-            kept = self._block_maps.pop(key, None)
-            if kept is None or len(kept) < size:
-                kept = mmap.mmap(fd, st.st_size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
-            self._block_maps[key] = kept  # most recent last
-            while len(self._block_maps) > _KEPT_MAPS:
-                self._block_maps.pop(next(iter(self._block_maps)))
+            kept = self._kept_map(st, size) or self._keep_map(fd, st)
             return memoryview(kept)[:size]
         finally:
             os.close(fd)
@@ -811,13 +829,13 @@ class BlockClient(BlockStore):
                 except FileNotFoundError:  # the service removed it when the connection closed
                     pass
             self.shared = None
-            for kept in [self._get_map, *self._block_maps.values(), *self._put_maps.values()]:
+            for kept in [self._get_map, *self._maps.values()]:
                 try:
                     if kept is not None:
                         kept.close()
                 except BufferError:  # a view from get_view is still alive: unmapped when it goes
                     pass
-            self._get_map, self._block_maps, self._put_maps = None, {}, {}
+            self._get_map, self._maps = None, {}
 
 
 class DriverBlocks(BlockStore):

@@ -561,8 +561,11 @@ public class BlockServicePlugin implements SparkPlugin {
             throw new IOException("shared-memory file " + put + " holds " + length + " bytes, fewer than the "
                 + size + " announced");
           }
-          if (length > size) {
-            channel.truncate(size);  // a longer file (an earlier, abandoned write) would pin its tail
+          long rounded = (size + FILE_ROUND - 1) / FILE_ROUND * FILE_ROUND;
+          if (length > rounded) {
+            // a longer file (a reused file of a larger block) would pin its tail; the length rounded up as the
+            // client rounds stays, so that the file fits the next block of about this size (blocks.py FILE_ROUND)
+            channel.truncate(rounded);
           }
           mapped = size == 0 ? ByteBuffer.allocate(0) : channel.map(FileChannel.MapMode.READ_ONLY, 0, size);
           Files.move(put, blockFile, StandardCopyOption.ATOMIC_MOVE);
@@ -855,6 +858,7 @@ public class BlockServicePlugin implements SparkPlugin {
     }
 
     static final int SHARED_MIN = 1 << 16;
+    static final long FILE_ROUND = 1 << 16;
 
     /** This connection's two new files, shm-{pid}-{random}-put and -get; null when they cannot be made. */
     private Shared createShared() {
