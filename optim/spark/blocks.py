@@ -335,6 +335,14 @@ def verified_payload(block_id, data):
         ...
         ember.optim.spark.blocks.BlockCorruptError: block 'run-w-0-1' is corrupt: ...
     """
+    payload, digest = _trailed_payload(block_id, data)
+    _check_digest(block_id, xxhash.xxh3_64_intdigest(payload, _id_seed(block_id)), digest, payload.nbytes)
+    return payload
+
+
+def _trailed_payload(block_id, data):
+    """The payload of the stored block ``data`` and the checksum its trailer records, after checking the
+    trailer's mark and size (``BlockCorruptError`` otherwise); the checksum itself is the caller's to check."""
     view = memoryview(data).cast("B")
     where = f"block {block_id!r} is corrupt: "
     if view.nbytes < TRAILER.size:
@@ -349,11 +357,32 @@ def verified_payload(block_id, data):
     if size != payload.nbytes:
         raise BlockCorruptError(f"{where}{payload.nbytes} payload bytes arrived, its trailer says {size} (half "
                                 "received or cut short)")
-    actual = xxhash.xxh3_64_intdigest(payload, _id_seed(block_id))
+    return payload, digest
+
+
+def _check_digest(block_id, actual, digest, size):
     if actual != digest:
-        raise BlockCorruptError(f"{where}checksum {actual:016x} of its {size} bytes, expected {digest:016x} "
-                                "(damaged in memory, in a file or on the wire, or stored under another id)")
-    return payload
+        raise BlockCorruptError(f"block {block_id!r} is corrupt: checksum {actual:016x} of its {size} bytes, expected "
+                                f"{digest:016x} (damaged in memory, in a file or on the wire, or stored under another "
+                                "id)")
+
+
+# NOTE: a large block is checksummed and copied a piece at a time, each piece copied while it is still in the cache
+# after its checksum: one pass over main memory instead of two (50 MB, one core: 7.6-8.0 ms against 8.7-9.0 for
+# the checksum then the copy; pieces of 256 KB and less cost more per piece out of a mapped file)
+COPY_PIECE = 1 << 20
+
+
+def _copy_hashing(dest, views, offset, seed):
+    """Copy ``views`` one after the other into ``dest`` from ``offset``; the XXH3-64 (``seed``) of what was copied."""
+    digest = xxhash.xxh3_64(seed=seed)
+    for view in views:
+        for at in range(0, view.nbytes, COPY_PIECE):
+            piece = view[at:at + COPY_PIECE]
+            digest.update(piece)
+            dest[offset:offset + piece.nbytes] = piece
+            offset += piece.nbytes
+    return digest.intdigest()
 
 
 SHARED_DIR = "/dev/shm"  # where ember before 0.1 put its shared-memory files (see remove_stale_shared_files)
@@ -634,29 +663,29 @@ class BlockClient(BlockStore):
 
     def put_parts(self, block_id, parts, wait=True, defer=False):
         views = _views(parts)
-        trailer = block_trailer(block_id, views)
-        views.append(memoryview(trailer))
-        size = sum(v.nbytes for v in views)
+        payload = sum(v.nbytes for v in views)
+        size = payload + TRAILER.size
         what = f"store {block_id!r}"
-        if self.shared is not None and size - len(trailer) >= SHARED_MIN:
+        if self.shared is not None and payload >= SHARED_MIN:
             fd = self._put_fd()
             try:
-                offset = 0
                 dest = self._put_target(fd, size)
                 if dest is None:
+                    views.append(memoryview(block_trailer(block_id, views)))
+                    offset = 0
                     for view in views:
                         _write_all(fd, view, offset)
                         offset += view.nbytes
-                else:
-                    for view in views:
-                        _copy_into(dest, view, offset)
-                        offset += view.nbytes
+                else:  # the checksum taken while copying (the trailer after the payload)
+                    digest = _copy_hashing(dest, views, 0, _id_seed(block_id))
+                    _copy_into(dest, memoryview(TRAILER.pack(TRAILER_MARK, payload, digest)), payload)
             except OSError:  # the shared memory is full: the socket it is
                 pass
             else:
                 self._put_used = True  # whatever the answer: the service has unlinked that file
                 self._send(b"F" + self._id(block_id) + struct.pack(">q", size), wait, what, defer and not wait)
                 return
+        views.append(memoryview(block_trailer(block_id, views)))
         self.stream.write(b"P" + self._id(block_id) + struct.pack(">q", size))
         for view in views:
             self.stream.write(view)
@@ -723,6 +752,15 @@ class BlockClient(BlockStore):
         connection's get file: valid until the next call on this client (``get`` returns a copy). Until
         then the block stays locked for reading: a removal of it (by any client) waits for that call, so
         do not wait for another client between the two (``get_into`` copies and unlocks at once)."""
+        data = self._stored(block_id, timeout)
+        try:
+            return verified_payload(block_id, data)
+        except BlockCorruptError:
+            self._unlock()  # nothing of it is used: nobody need wait for this client's next request
+            raise
+
+    def _stored(self, block_id, timeout):
+        """The stored bytes of block ``block_id`` (payload and trailer, not checked yet), as ``get_view``."""
         op = b"H" if self.shared is not None else b"G"
         self.stream.write(op + self._id(block_id) + struct.pack(">q", int(timeout * 1000)))
         self._send_now()
@@ -731,26 +769,29 @@ class BlockClient(BlockStore):
         if size < 0:
             raise BlockTimeout(f"block {block_id!r} did not appear within {timeout} s")
         if self.shared is None:
-            return verified_payload(block_id, self._read(size))
+            return self._read(size)
         where = self._read(1)
         if where == b"\x02":  # the block's own file, read-locked by the service until our next request
             (length,) = struct.unpack(">i", self._read(4))
             try:
-                return verified_payload(block_id, self._mapped_block_file(self._read(length).decode(), size))
+                return self._mapped_block_file(self._read(length).decode(), size)
             except (BlockCorruptError, ConnectionError, OSError):
-                self._unlock()  # nothing of it is used: nobody need wait for this client's next request
+                self._unlock()
                 raise
         if where == b"\x01":
-            return verified_payload(block_id, self._mapped_get_file(size))
-        return verified_payload(block_id, self._read(size))
+            return self._mapped_get_file(size)
+        return self._read(size)
 
     def get_into(self, block_id, out, timeout=120.0, defer_unlock=False):
+        """As ``BlockStore.get_into``; the checksum is taken while copying. NOTE: on a checksum that does not
+        match (``BlockCorruptError``), ``out`` holds the damaged bytes: nothing may use them."""
         dest = memoryview(out).cast("B")
-        data = self.get_view(block_id, timeout)
+        data = self._stored(block_id, timeout)
         try:
-            if dest.nbytes != data.nbytes:
-                raise ValueError(f"block {block_id!r} has {data.nbytes} bytes; its destination holds {dest.nbytes}")
-            dest[:] = data
+            payload, digest = _trailed_payload(block_id, data)
+            if dest.nbytes != payload.nbytes:
+                raise ValueError(f"block {block_id!r} has {payload.nbytes} bytes; its destination holds {dest.nbytes}")
+            _check_digest(block_id, _copy_hashing(dest, [payload], 0, _id_seed(block_id)), digest, payload.nbytes)
         finally:
             self._unlock(defer_unlock)
         return dest
