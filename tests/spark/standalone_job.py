@@ -1,8 +1,9 @@
 """Submitted by test_standalone.py with ``ember-submit --master spark://...`` to a real standalone cluster
 (two workers, one core each, spark.authenticate on). Checks that the block service of each executor
 uses Spark's own secret and refuses a wrong one, trains a float64 MLP once undisturbed, then again with
-one executor JVM killed (SIGKILL, by its pid) in the middle of the second epoch's job, and prints one
-JSON line: the run goes on from its newest checkpoint and must end with the same weights."""
+one executor JVM killed (SIGKILL, by its pid) in the middle of the second epoch's job and another just as the
+last epoch's job has ended, and prints one JSON line: each time the run goes on from its newest checkpoint,
+and it must end with the same weights."""
 import hashlib
 import json
 import logging
@@ -121,6 +122,28 @@ def train(rdd, folder, victim_after=None, app=None):
             os.kill(victims[-1], signal.SIGKILL)
             killed.append(victims[-1])
 
+    # after that kill, a second executor JVM killed just as the last epoch's job has ended, before the driver
+    # reads its blocks for the checkpoint: the read fails within seconds ("lost block"), not after the block
+    # timeout, and the run goes on from the newest checkpoint again
+    segment, retry = opt.engine._segment, opt._retry
+
+    def kill_at_job_end(loop, results, start, stop, job_seconds):
+        if victim_after is not None and stop == 375 and killed and len(killed) == 1:
+            victims = [pid for pid in sorted(executor_jvms(app)) if is_executor(pid) and pid not in killed]
+            if victims:
+                os.kill(victims[-1], signal.SIGKILL)
+                killed.append(victims[-1])
+                while is_executor(victims[-1]):
+                    time.sleep(0.01)
+                boundary.append(time.perf_counter())
+        return segment(loop, results, start, stop, job_seconds)
+
+    def timed_retry(failure, at):
+        retried.append(time.perf_counter())
+        return retry(failure, at)
+
+    retried, boundary = [], []
+    opt.engine._segment, opt._retry = kill_at_job_end, timed_retry
     thread = threading.Thread(target=killer, daemon=True)
     if victim_after is not None:
         thread.start()
@@ -131,7 +154,8 @@ def train(rdd, folder, victim_after=None, app=None):
         done.set()
         if victim_after is not None:
             thread.join(timeout=30)
-    return model, opt, time.perf_counter() - t, epoch_seconds, killed, saved
+    boundary_wait = retried[-1] - boundary[0] if boundary and retried and retried[-1] > boundary[0] else None
+    return model, opt, time.perf_counter() - t, epoch_seconds, killed, saved, boundary_wait
 
 
 class Recorded(logging.Handler):
@@ -165,12 +189,13 @@ def main(folder):
     x = rng.normal(size=(4000, 5))
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     rdd = sc.parallelize([(x[i], y[i]) for i in range(len(x))], 2)
-    clean, opt, seconds, epochs, _, _ = train(rdd, os.path.join(folder, "clean"))
+    clean, opt, seconds, epochs, _, _, _ = train(rdd, os.path.join(folder, "clean"))
     out.update(clean_seconds=seconds, clean_epoch_seconds=epochs, clean_iteration=opt.state["iteration"])
     before = sorted(executor_jvms(app))
-    model, opt, seconds, epochs, killed, saved = train(rdd, os.path.join(folder, "killed"), max(0.2, epochs[1] / 2),
-                                                       app)
-    out.update(killed=killed, checkpoint_at_kill=saved[0] if saved else None, executors_before=before,
+    model, opt, seconds, epochs, killed, saved, boundary_wait = train(rdd, os.path.join(folder, "killed"),
+                                                                      max(0.2, epochs[1] / 2), app)
+    out.update(killed=killed, boundary_wait_s=boundary_wait, checkpoint_at_kill=saved[0] if saved else None,
+               executors_before=before,
                executors_after=sorted(executor_jvms(app)),
                failures=opt._failures, iteration=opt.state["iteration"], seconds=seconds,
                max_weight_difference=max(float(np.max(np.abs(a - b)))
