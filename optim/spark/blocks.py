@@ -671,9 +671,8 @@ class BlockClient(BlockStore):
             try:
                 dest = self._put_target(fd, size)
                 if dest is None:
-                    views.append(memoryview(block_trailer(block_id, views)))
                     offset = 0
-                    for view in views:
+                    for view in [*views, memoryview(block_trailer(block_id, views))]:
                         _write_all(fd, view, offset)
                         offset += view.nbytes
                 else:  # the checksum taken while copying (the trailer after the payload)

@@ -284,7 +284,7 @@ def _block_file_checks(it):
     import stat
     import threading
 
-    from ember.optim.spark.blocks import BlockClient, BlockCorruptError, find_service
+    from ember.optim.spark.blocks import BlockClient, BlockCorruptError, BlockTimeout, find_service
 
     service = find_service()
     writer, reader = BlockClient(shared_memory=True), BlockClient(shared_memory=True)
@@ -369,6 +369,34 @@ def _block_file_checks(it):
         writer.remove(f"test-file-e{k}")
     writer._put_target = target
     out["large_puts_through_kept_mappings"] = all(intact) and sum(m is not None for m in mapped) >= 4
+    # the shared memory full while a large put is written (pwrite fails): the whole block goes through the socket
+    import ember.optim.spark.blocks as blocks_module
+
+    def full(fd, view, offset):
+        raise OSError(28, "No space left on device")
+
+    fresh, real = BlockClient(shared_memory=True), blocks_module._write_all
+    blocks_module._write_all = full
+    try:
+        fresh.put_parts("test-file-f", (head, large), wait=True)
+    finally:
+        blocks_module._write_all = real
+    whole = []
+    for client in (reader, fresh, fresh):  # the writer's next requests too: its stream carried nothing more
+        back = np.empty(large.size + 2)
+        try:
+            client.get_into("test-file-f", back, 10)
+            whole.append(bool(np.array_equal(back, np.concatenate([head, large]))))
+        except Exception as e:  # noqa: BLE001 - reported in the result
+            whole.append(repr(e))
+    fresh.remove("test-file-f")
+    try:
+        reader.get("test-file-f", 0.5)
+        whole.append("not removed")
+    except BlockTimeout:
+        pass
+    out["full_memory_puts_through_the_socket"] = whole == [True, True, True] or whole
+    fresh.close()
     writer.close()
     reader.close()
     yield out
@@ -379,7 +407,7 @@ def test_blocks_are_read_in_place_from_their_own_files(sc):
     assert out == {"parts_joined": True, "read_in_place": True, "one_private_file": True, "wrong_size": True,
                    "removal_waits_for_the_reader": True, "view_intact": True, "removed_after_its_next_request": True,
                    "damaged": True, "files_reused": True, "large_put_read_back": True,
-                   "large_puts_through_kept_mappings": True}, out
+                   "large_puts_through_kept_mappings": True, "full_memory_puts_through_the_socket": True}, out
 
 
 def _deferred_request_checks(it):
