@@ -7,7 +7,8 @@ for compute, through the real ``BlockClient`` and block service, and time every 
 
 Prints one JSON line per trainer: per phase, the median wall ms and its parts (ms per iteration, means):
 waiting on the service's answers (``wait``: the JVM's work, its wake-up, and the other trainer),
-checksums (XXH3), writes into the put file, opening files and mappings, the rest of the client's Python;
+checksums (XXH3), checksums taken while copying (``xxh3+copy``: into a kept mapping of the put file, or a
+block into the model), writes into the put file, opening files and mappings, the rest of the client's Python;
 and for the whole run the CPU seconds per iteration of this task's Python process and of the JVM's block
 service threads (``ember-block-connection``), read from /proc, and how many gets the service copied into the
 client's get file instead of naming the block's own file.
@@ -57,7 +58,7 @@ def task(settings):
         # as the trainer sends them: with deferred requests where this ember has them
         defer = {"defer": True} if "defer" in inspect.signature(client.put_parts).parameters else {}
         lazy = {"defer_unlock": True} if defer else {}
-        parts = {"wait": 0.0, "xxh3": 0.0, "write": 0.0, "open": 0.0, "getfile": 0.0}
+        parts = {"wait": 0.0, "xxh3": 0.0, "xxh3+copy": 0.0, "write": 0.0, "open": 0.0, "getfile": 0.0}
 
         def timed(key, fn):
             def wrapper(*a, **k):
@@ -69,6 +70,8 @@ def task(settings):
             return wrapper
 
         client._read = timed("wait", client._read)
+        if hasattr(blocks, "_copy_hashing"):  # checksum and copy in one pass (puts into a mapping, get_into)
+            blocks._copy_hashing = timed("xxh3+copy", blocks._copy_hashing)
         if hasattr(blocks, "_copy_into"):
             blocks._copy_into = timed("write", blocks._copy_into)
         else:
